@@ -1,0 +1,50 @@
+package mvds
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+)
+
+// MessageID is the 32-byte SHA-256 id of a Message (H1 in the remote log).
+type MessageID [32]byte
+
+// String returns the id in lower-case hex.
+func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
+
+// GroupID names an MVDS group (a synchronisation context). The reference uses
+// 32 bytes; any length is carried unchanged and hashed as is.
+type GroupID []byte
+
+// Message is an MVDS message.
+type Message struct {
+	GroupID   []byte
+	Timestamp int64
+	Body      []byte
+	// Metadata is carried when a payload had it (field 4 or 6004); it is not
+	// part of the id. Nil when absent.
+	Metadata *Metadata
+}
+
+// Metadata is the optional MVDS metadata of vacp2p/mvds and 4/MVDS-META.
+type Metadata struct {
+	Parents   [][]byte
+	Ephemeral bool
+}
+
+var idPrefix = []byte("MESSAGE_ID")
+
+// ID computes the message id: SHA-256 over "MESSAGE_ID", the group id, the
+// timestamp as 8 little-endian bytes and the body, without length prefixes.
+func (m Message) ID() MessageID {
+	var ts [8]byte
+	binary.LittleEndian.PutUint64(ts[:], uint64(m.Timestamp))
+	h := sha256.New()
+	h.Write(idPrefix)
+	h.Write(m.GroupID)
+	h.Write(ts[:])
+	h.Write(m.Body)
+	var id MessageID
+	h.Sum(id[:0])
+	return id
+}

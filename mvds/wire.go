@@ -1,0 +1,317 @@
+package mvds
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Numbering is the set of protobuf field numbers a payload uses.
+type Numbering int
+
+const (
+	// SpecNumbering is the 2/MVDS specification's numbering (Payload
+	// 5001..5004, Message 6001..6004), used by status-im/mvds. Encoders use it.
+	SpecNumbering Numbering = iota
+	// CompactNumbering is the 1..4 numbering of vacp2p/mvds v0.0.24 and later.
+	CompactNumbering
+)
+
+func (n Numbering) String() string {
+	if n == CompactNumbering {
+		return "compact (1..4)"
+	}
+	return "spec (5001..)"
+}
+
+// MaxWireSize bounds every decoded payload. A remote-log payload larger than
+// this is refused before any parsing.
+const MaxWireSize = 64 << 20
+
+// field numbers, indexed by Numbering.
+var (
+	msgGroup   = [2]protowire.Number{6001, 1}
+	msgTime    = [2]protowire.Number{6002, 2}
+	msgBody    = [2]protowire.Number{6003, 3}
+	msgMeta    = [2]protowire.Number{6004, 4}
+	payAcks    = [2]protowire.Number{5001, 1}
+	payOffers  = [2]protowire.Number{5002, 2}
+	payReqs    = [2]protowire.Number{5003, 3}
+	payMsgs    = [2]protowire.Number{5004, 4}
+	metaParent = protowire.Number(1)
+	metaEphem  = protowire.Number(2)
+)
+
+// Marshal encodes m with the specification's field numbers. Zero-valued
+// fields are omitted, as proto3 does.
+func (m Message) Marshal() []byte {
+	return m.appendWire(make([]byte, 0, m.wireSize()), SpecNumbering)
+}
+
+func (m *Message) wireSize() int {
+	n := 0
+	if len(m.GroupID) > 0 {
+		n += protowire.SizeTag(msgGroup[0]) + protowire.SizeBytes(len(m.GroupID))
+	}
+	if m.Timestamp != 0 {
+		n += protowire.SizeTag(msgTime[0]) + protowire.SizeVarint(uint64(m.Timestamp))
+	}
+	if len(m.Body) > 0 {
+		n += protowire.SizeTag(msgBody[0]) + protowire.SizeBytes(len(m.Body))
+	}
+	if m.Metadata != nil {
+		n += protowire.SizeTag(msgMeta[0]) + protowire.SizeBytes(len(m.Metadata.appendWire(nil)))
+	}
+	return n
+}
+
+func (m *Message) appendWire(b []byte, num Numbering) []byte {
+	if len(m.GroupID) > 0 {
+		b = protowire.AppendTag(b, msgGroup[num], protowire.BytesType)
+		b = protowire.AppendBytes(b, m.GroupID)
+	}
+	if m.Timestamp != 0 {
+		b = protowire.AppendTag(b, msgTime[num], protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(m.Timestamp))
+	}
+	if len(m.Body) > 0 {
+		b = protowire.AppendTag(b, msgBody[num], protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Body)
+	}
+	if m.Metadata != nil {
+		b = protowire.AppendTag(b, msgMeta[num], protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Metadata.appendWire(nil))
+	}
+	return b
+}
+
+func (md *Metadata) appendWire(b []byte) []byte {
+	for _, p := range md.Parents {
+		b = protowire.AppendTag(b, metaParent, protowire.BytesType)
+		b = protowire.AppendBytes(b, p)
+	}
+	if md.Ephemeral {
+		b = protowire.AppendTag(b, metaEphem, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	return b
+}
+
+// UnmarshalMessage decodes a wire-encoded Message in either numbering and
+// reports which one it used. It rejects unknown fields, repeated scalar
+// fields, wrong wire types, truncated input and a mix of numberings; every
+// error wraps ErrMalformed. The returned message does not alias b.
+func UnmarshalMessage(b []byte) (Message, Numbering, error) {
+	if len(b) > MaxWireSize {
+		return Message{}, 0, fmt.Errorf("%w: message is %d bytes, limit %d", ErrMalformed, len(b), MaxWireSize)
+	}
+	d := decoder{}
+	m, err := d.message(b)
+	return m, d.numbering(), err
+}
+
+// decoder tracks which numbering a payload uses, so a mix is rejected.
+type decoder struct {
+	seen bool
+	num  Numbering
+}
+
+func (d *decoder) numbering() Numbering { return d.num }
+
+// pick finds n in the per-numbering table; it returns -1 when n is neither.
+func (d *decoder) pick(n protowire.Number, tables ...[2]protowire.Number) (int, error) {
+	for i, t := range tables {
+		for num := range 2 {
+			if t[num] != n {
+				continue
+			}
+			if d.seen && d.num != Numbering(num) {
+				return -1, fmt.Errorf("%w: field %d uses the %s numbering but the payload started with the %s one", ErrMalformed, n, Numbering(num), d.num)
+			}
+			d.seen, d.num = true, Numbering(num)
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("%w: unknown field %d", ErrMalformed, n)
+}
+
+// fields walks b, calling f for each field with its raw value (bytes for
+// length-delimited fields, the varint for varint fields).
+func fields(b []byte, f func(n protowire.Number, t protowire.Type, v []byte, x uint64) error) error {
+	for len(b) > 0 {
+		n, t, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return fmt.Errorf("%w: bad tag: %v", ErrMalformed, protowire.ParseError(l))
+		}
+		b = b[l:]
+		var v []byte
+		var x uint64
+		switch t {
+		case protowire.BytesType:
+			v, l = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, l = protowire.ConsumeVarint(b)
+		default:
+			return fmt.Errorf("%w: field %d has unsupported wire type %d", ErrMalformed, n, t)
+		}
+		if l < 0 {
+			return fmt.Errorf("%w: field %d: %v", ErrMalformed, n, protowire.ParseError(l))
+		}
+		b = b[l:]
+		if err := f(n, t, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func wantType(n protowire.Number, got, want protowire.Type) error {
+	if got != want {
+		return fmt.Errorf("%w: field %d has wire type %d, want %d", ErrMalformed, n, got, want)
+	}
+	return nil
+}
+
+func (d *decoder) message(b []byte) (Message, error) {
+	var m Message
+	var have [4]bool
+	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
+		i, err := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
+		if err != nil {
+			return err
+		}
+		if have[i] {
+			return fmt.Errorf("%w: field %d appears twice", ErrMalformed, n)
+		}
+		have[i] = true
+		if i == 1 {
+			if err := wantType(n, t, protowire.VarintType); err != nil {
+				return err
+			}
+			m.Timestamp = int64(x)
+			return nil
+		}
+		if err := wantType(n, t, protowire.BytesType); err != nil {
+			return err
+		}
+		switch i {
+		case 0:
+			m.GroupID = append([]byte(nil), v...)
+		case 2:
+			m.Body = append([]byte(nil), v...)
+		case 3:
+			md, err := unmarshalMetadata(v)
+			if err != nil {
+				return err
+			}
+			m.Metadata = &md
+		}
+		return nil
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+func unmarshalMetadata(b []byte) (Metadata, error) {
+	var md Metadata
+	seenEphemeral := false
+	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
+		switch n {
+		case metaParent:
+			if err := wantType(n, t, protowire.BytesType); err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
+			md.Parents = append(md.Parents, append([]byte(nil), v...))
+		case metaEphem:
+			if err := wantType(n, t, protowire.VarintType); err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
+			if seenEphemeral {
+				return fmt.Errorf("%w: metadata: field %d appears twice", ErrMalformed, n)
+			}
+			seenEphemeral = true
+			if x > 1 {
+				return fmt.Errorf("%w: metadata: ephemeral is %d, want 0 or 1", ErrMalformed, x)
+			}
+			md.Ephemeral = x == 1
+		default:
+			return fmt.Errorf("%w: metadata: unknown field %d", ErrMalformed, n)
+		}
+		return nil
+	})
+	return md, err
+}
+
+// Payload is what MVDS peers exchange: acknowledgements, offers and requests
+// of message ids, and messages.
+type Payload struct {
+	Acks     [][]byte
+	Offers   [][]byte
+	Requests [][]byte
+	Messages []Message
+}
+
+// Marshal encodes p with the specification's field numbers.
+func (p *Payload) Marshal() []byte {
+	return p.MarshalNumbering(SpecNumbering)
+}
+
+// MarshalNumbering encodes p with the given numbering; use it only to talk to
+// peers of the vacp2p 1..4 lineage.
+func (p *Payload) MarshalNumbering(num Numbering) []byte {
+	var b []byte
+	for _, list := range []struct {
+		n   protowire.Number
+		ids [][]byte
+	}{{payAcks[num], p.Acks}, {payOffers[num], p.Offers}, {payReqs[num], p.Requests}} {
+		for _, id := range list.ids {
+			b = protowire.AppendTag(b, list.n, protowire.BytesType)
+			b = protowire.AppendBytes(b, id)
+		}
+	}
+	for i := range p.Messages {
+		b = protowire.AppendTag(b, payMsgs[num], protowire.BytesType)
+		b = protowire.AppendBytes(b, p.Messages[i].appendWire(nil, num))
+	}
+	return b
+}
+
+// UnmarshalPayload decodes a Payload in either numbering, under the same rules
+// as UnmarshalMessage; nested messages must use the payload's numbering.
+func UnmarshalPayload(b []byte) (Payload, Numbering, error) {
+	if len(b) > MaxWireSize {
+		return Payload{}, 0, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrMalformed, len(b), MaxWireSize)
+	}
+	var p Payload
+	d := decoder{}
+	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, _ uint64) error {
+		i, err := d.pick(n, payAcks, payOffers, payReqs, payMsgs)
+		if err != nil {
+			return err
+		}
+		if err := wantType(n, t, protowire.BytesType); err != nil {
+			return err
+		}
+		switch i {
+		case 0:
+			p.Acks = append(p.Acks, append([]byte(nil), v...))
+		case 1:
+			p.Offers = append(p.Offers, append([]byte(nil), v...))
+		case 2:
+			p.Requests = append(p.Requests, append([]byte(nil), v...))
+		case 3:
+			m, err := d.message(v)
+			if err != nil {
+				return fmt.Errorf("message %d: %w", len(p.Messages), err)
+			}
+			p.Messages = append(p.Messages, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return Payload{}, 0, err
+	}
+	return p, d.numbering(), nil
+}
