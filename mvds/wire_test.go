@@ -93,7 +93,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		"unknown field":    {0x28, 0x01}, // field 5, varint
 		"repeated scalar":  append(append([]byte{}, good...), 0x90, 0xf7, 0x02, 0x01),
 		"mixed numbering":  append(append([]byte{}, good...), 0x10, 0x01), // field 2 (compact timestamp)
-		"wrong wire type":  {0x95, 0xf7, 0x02, 0, 0, 0, 0}, // 6002 as fixed32
+		"wrong wire type":  {0x95, 0xf7, 0x02, 0, 0, 0, 0},                // 6002 as fixed32
 		"bad ephemeral":    {0xa2, 0xf7, 0x02, 0x02, 0x10, 0x05},
 		"bad tag":          {0x80},
 		"group length lie": {0x8a, 0xf7, 0x02, 0x7f, 0x01},

@@ -1,0 +1,175 @@
+package pager
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Policy decides how the log is cut into pages and which payloads are
+// carried inline. It is part of a writer's configuration.
+type Policy struct {
+	// PageEntries is the most entries a page holds (P).
+	PageEntries int `json:"page_entries"`
+	// PageBytes bounds the encoded size of a sealed page.
+	PageBytes int `json:"page_bytes"`
+	// InlineLimit is the largest payload a sealed page carries inline;
+	// larger ones become pointers (H2). -1 means no payload is inline.
+	InlineLimit int `json:"inline_limit"`
+	// HeadInlineLimit is the largest payload the head page carries inline,
+	// so fresh messages need no extra fetch. At least InlineLimit.
+	HeadInlineLimit int `json:"head_inline_limit"`
+	// Window is how many of the newest sealed pages the head lists (W).
+	Window int `json:"window"`
+}
+
+// Presets by name. "paged" is the default.
+var presets = map[string]Policy{
+	// Everything inline in big pages: backups on durable storage.
+	"full": {PageEntries: MaxEntries, PageBytes: MaxPageBytes, InlineLimit: MaxPageBytes, HeadInlineLimit: MaxPageBytes, Window: 16},
+	// Small messages inline in mid-sized pages, large ones by pointer.
+	"paged": {PageEntries: 1024, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 32},
+	// The spec's linked list: one entry per page, every payload a pointer.
+	"linked": {PageEntries: 1, PageBytes: 4 << 10, InlineLimit: -1, HeadInlineLimit: -1, Window: 0},
+}
+
+// DefaultPreset names the policy a new log uses.
+const DefaultPreset = "paged"
+
+// Preset returns the policy of a preset name.
+func Preset(name string) (Policy, error) {
+	p, ok := presets[name]
+	if !ok {
+		return Policy{}, fmt.Errorf("pager: unknown preset %q (want one of %v)", name, PresetNames())
+	}
+	return p, nil
+}
+
+// PresetNames lists the preset names, sorted.
+func PresetNames() []string {
+	var names []string
+	for n := range presets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Validate reports a policy that cannot produce valid pages.
+func (p Policy) Validate() error {
+	switch {
+	case p.PageEntries < 1 || p.PageEntries > MaxEntries:
+		return fmt.Errorf("pager: page entries %d, want 1..%d", p.PageEntries, MaxEntries)
+	case p.PageBytes < 4<<10 || p.PageBytes > MaxPageBytes:
+		return fmt.Errorf("pager: page bytes %d, want %d..%d", p.PageBytes, 4<<10, MaxPageBytes)
+	case p.InlineLimit < -1 || p.InlineLimit > MaxPageBytes:
+		return fmt.Errorf("pager: inline limit %d, want -1..%d", p.InlineLimit, MaxPageBytes)
+	case p.HeadInlineLimit < p.InlineLimit || p.HeadInlineLimit > MaxPageBytes:
+		return fmt.Errorf("pager: head inline limit %d, want %d..%d", p.HeadInlineLimit, p.InlineLimit, MaxPageBytes)
+	case p.Window < 0 || p.Window > MaxWindow:
+		return fmt.Errorf("pager: window %d, want 0..%d", p.Window, MaxWindow)
+	}
+	return nil
+}
+
+// InlineSealed reports whether a sealed page carries a payload of n bytes
+// inline. When it does not, the writer must store the payload as a block.
+// A payload is never inline when the entry alone would not fit in a page.
+func (p Policy) InlineSealed(n int) bool {
+	return n <= p.InlineLimit && n <= p.PageBytes-fixedHeadroom
+}
+
+// fixedHeadroom bounds everything in a page but its entries: 64 skip links
+// and the other fields.
+const fixedHeadroom = 8 << 10
+
+// Item is a log entry as the writer hands it to the pager. Ref is the
+// payload's CID (H2); it must be set when the sealed form points at it.
+type Item struct {
+	ID      [IDLen]byte
+	Payload []byte
+	Ref     cid.Cid
+}
+
+// Open is the page being filled: the newest page of the log. It is pure
+// bookkeeping; Seal and HeadPage turn it into a page to encode.
+type Open struct {
+	Number uint64
+	Start  uint64
+	Links  []Link
+	Items  []Item
+	size   int // bound on the sealed encoding of Items plus the fixed part
+}
+
+// NewOpen starts page number p at sequence s with its skip links.
+func NewOpen(p, s uint64, links []Link) *Open {
+	o := &Open{Number: p, Start: s, Links: links}
+	o.size = o.fixedSize()
+	return o
+}
+
+// fixedSize bounds the sealed encoding of everything but the entries.
+func (o *Open) fixedSize() int {
+	pg := Page{Number: o.Number, Start: o.Start, Links: o.Links, Entries: []Entry{{}}}
+	b := pg.appendCBOR(nil)
+	return len(b) - EntrySize(0, true) + 2 // the entry array head may grow by 2
+}
+
+// Fits reports whether the page can take an entry with a payload of n
+// bytes without going over the policy's limits in its sealed form.
+func (o *Open) Fits(p Policy, n int) bool {
+	if len(o.Items) == 0 {
+		return true
+	}
+	return len(o.Items) < p.PageEntries && o.size+EntrySize(n, p.InlineSealed(n)) <= p.PageBytes
+}
+
+// Add appends an item. Call Fits first; an item that does not fit in an
+// empty page is still added, and its page holds it alone.
+func (o *Open) Add(p Policy, it Item) {
+	o.Items = append(o.Items, it)
+	o.size += EntrySize(len(it.Payload), p.InlineSealed(len(it.Payload)))
+}
+
+// Seal returns the final, immutable form of the page.
+func (o *Open) Seal(p Policy) *Page {
+	pg := &Page{Number: o.Number, Start: o.Start, Links: o.Links, Entries: make([]Entry, len(o.Items))}
+	for i, it := range o.Items {
+		pg.Entries[i] = Entry{ID: it.ID}
+		if p.InlineSealed(len(it.Payload)) {
+			pg.Entries[i].Payload = it.Payload
+		} else {
+			pg.Entries[i].Ref = it.Ref
+		}
+	}
+	return pg
+}
+
+// HeadPage returns the head form of the page: the sealed form plus the
+// window and addresses, with payloads up to the head inline limit inline,
+// newest first, as long as the page stays under MaxPageBytes.
+func (o *Open) HeadPage(p Policy, window []Link, addrs []string) *Page {
+	pg := o.Seal(p)
+	pg.Head = true
+	pg.Window = window
+	if pg.Window == nil {
+		pg.Window = []Link{}
+	}
+	pg.Addrs = addrs
+	size := len(pg.appendCBOR(nil))
+	for i := len(pg.Entries) - 1; i >= 0; i-- {
+		e, it := &pg.Entries[i], &o.Items[i]
+		n := len(it.Payload)
+		if e.Inline() || n > p.HeadInlineLimit {
+			continue
+		}
+		grow := EntrySize(n, true) - EntrySize(0, false)
+		if size+grow > MaxPageBytes {
+			continue
+		}
+		size += grow
+		e.Payload, e.Ref = it.Payload, cid.Undef
+	}
+	return pg
+}
