@@ -49,8 +49,12 @@ func headSize(n uint64) int {
 	return 9
 }
 
-func appendBytes(b []byte, v []byte) []byte { return append(appendHead(b, majBytes, uint64(len(v))), v...) }
-func appendText(b []byte, v string) []byte  { return append(appendHead(b, majText, uint64(len(v))), v...) }
+func appendBytes(b []byte, v []byte) []byte {
+	return append(appendHead(b, majBytes, uint64(len(v))), v...)
+}
+func appendText(b []byte, v string) []byte {
+	return append(appendHead(b, majText, uint64(len(v))), v...)
+}
 
 // appendCID appends a DAG-CBOR link: tag 42 over the identity multibase
 // prefix 0x00 and the binary CID.

@@ -1,0 +1,14 @@
+package cas
+
+import "errors"
+
+var (
+	// ErrNotFound is returned by Get for a block the store does not have.
+	ErrNotFound = errors.New("block not found")
+	// ErrHashMismatch is returned when a block's bytes do not hash to its CID.
+	ErrHashMismatch = errors.New("block does not match its CID")
+	// ErrReadOnly is returned by Put on a store opened read-only.
+	ErrReadOnly = errors.New("store is read-only")
+	// ErrTooLarge is returned for a payload over the caller's limit.
+	ErrTooLarge = errors.New("payload too large")
+)

@@ -1,0 +1,68 @@
+package cas
+
+import (
+	"context"
+	"fmt"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// Getter reads one block. It is all a page walk or payload read needs.
+type Getter interface {
+	// Get returns the block's bytes, or an error wrapping ErrNotFound.
+	// The caller must not modify the returned slice.
+	Get(ctx context.Context, c cid.Cid) ([]byte, error)
+}
+
+// Store is a content-addressed block store.
+type Store interface {
+	Getter
+	// Has reports whether the store holds the block.
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+	// Put stores blocks; it is idempotent. A backend may send them in one
+	// request (a Kubo store sends one CAR). The store may keep the slices.
+	Put(ctx context.Context, blks []blocks.Block) error
+}
+
+// Deleter is the optional ability to remove a block. Deleting a missing
+// block is not an error.
+type Deleter interface {
+	Delete(ctx context.Context, c cid.Cid) error
+}
+
+// Verify wraps a Getter so that every block it returns is re-hashed and a
+// block whose bytes do not match its CID is an error wrapping
+// ErrHashMismatch, never data.
+func Verify(g Getter) Getter { return verifier{g} }
+
+type verifier struct{ g Getter }
+
+func (v verifier) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := v.g.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(c, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Check reports whether b hashes to c.
+func Check(c cid.Cid, b []byte) error {
+	got, err := c.Prefix().Sum(b)
+	if err != nil {
+		return fmt.Errorf("cas: hash block %s: %w", c, err)
+	}
+	if !got.Equals(c) {
+		return fmt.Errorf("cas: block %s: %w (its bytes hash to %s)", c, ErrHashMismatch, got)
+	}
+	return nil
+}
+
+// NewBlock pairs bytes with a CID the caller computed from them.
+func NewBlock(c cid.Cid, b []byte) blocks.Block {
+	blk, _ := blocks.NewBlockWithCid(b, c) // verifies only in debug builds
+	return blk
+}
