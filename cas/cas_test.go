@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	chunker "github.com/ipfs/boxo/chunker"
+	mdtest "github.com/ipfs/boxo/ipld/merkledag/test"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
-	mdtest "github.com/ipfs/boxo/ipld/merkledag/test"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
@@ -75,7 +75,6 @@ func importerCID(t *testing.T, payload []byte) cid.Cid {
 	}
 	return nd.Cid()
 }
-
 
 func TestPayloadCIDIsUnixFSAdd(t *testing.T) {
 	seed := rand.Uint64()

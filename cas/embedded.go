@@ -8,8 +8,8 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	leveldb "github.com/ipfs/go-ds-leveldb"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
