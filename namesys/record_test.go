@@ -1,0 +1,131 @@
+package namesys_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/boxo/path"
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"rlog/internal/testdata"
+	"rlog/namesys"
+	"rlog/pager"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// key derives a fixed Ed25519 key, so records are reproducible.
+func key(t testing.TB, seed byte) (crypto.PrivKey, ipns.Name) {
+	sk, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := namesys.NameOf(sk.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk, name
+}
+
+var (
+	head, _ = pager.PagePrefix.Sum([]byte("head"))
+	eol     = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	now     = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+)
+
+func TestRecordRoundTripAndGolden(t *testing.T) {
+	sk, name := key(t, 1)
+	raw, err := namesys.NewRecord(sk, head, 7, eol, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := namesys.Parse(name, raw, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Value.Equals(head) || rec.Sequence != 7 || rec.TTL != time.Minute || !rec.Validity.Equal(eol) {
+		t.Fatalf("parsed %+v", rec)
+	}
+	if *update {
+		text := fmt.Sprintf("# V2 record: key seed 32 x 0x01, value /ipfs/%s, seq 7, eol %s, ttl 1m\n# name | hex\n%s | %x\n", head, eol.Format(time.RFC3339), name, raw)
+		os.WriteFile(testdata.Path("ipns/record.txt"), []byte(text), 0o644)
+	}
+	row := testdata.Rows(t, "ipns/record.txt")[0]
+	if row[0] != name.String() || row[1] != hex.EncodeToString(raw) {
+		t.Fatalf("record encoding changed:\n got %s %x\nwant %s %s", name, raw, row[0], row[1])
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	sk, name := key(t, 1)
+	other, _ := key(t, 2)
+	good, _ := namesys.NewRecord(sk, head, 1, eol, time.Minute)
+	byOther, _ := namesys.NewRecord(other, head, 1, eol, time.Minute)
+	expired, _ := namesys.NewRecord(sk, head, 1, now.Add(-time.Hour), time.Minute)
+	sub, _ := path.Join(path.FromCid(head), "e")
+	ipnsValue, _ := ipns.NewRecord(sk, sub, 1, eol, time.Minute, ipns.WithV1Compatibility(false))
+	notIPFS, _ := ipns.MarshalRecord(ipnsValue)
+	tampered := append([]byte(nil), good...)
+	tampered[len(tampered)-3] ^= 1
+	cases := map[string]struct {
+		raw  []byte
+		want string
+	}{
+		"signed by another key": {byOther, "signature verification failed"},
+		"expired":               {expired, "expired"},
+		"value not /ipfs":       {notIPFS, "is not /ipfs/<CID>"},
+		"garbage":               {[]byte("not a record"), "invalid ipns record"},
+		"tampered":              {tampered, "invalid ipns record"},
+		"oversized":             {make([]byte, 20<<10), "limit"},
+	}
+	for what, tc := range cases {
+		_, err := namesys.Parse(name, tc.raw, now)
+		if !errors.Is(err, namesys.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want ErrInvalid containing %q", what, err, tc.want)
+		}
+	}
+}
+
+func TestDirPublishResolve(t *testing.T) {
+	sk, name := key(t, 1)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := namesys.Resolve(ctx, namesys.NewDir(dir, true), name, now); !errors.Is(err, namesys.ErrNotFound) {
+		t.Fatalf("resolve before publish: %v", err)
+	}
+	raw, _ := namesys.NewRecord(sk, head, 3, eol, time.Minute)
+	if err := namesys.NewDir(dir, true).Publish(ctx, name, raw); !errors.Is(err, namesys.ErrReadOnly) {
+		t.Fatalf("publish on read-only dir: %v", err)
+	}
+	if err := namesys.NewDir(dir, false).Publish(ctx, name, raw); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := namesys.Resolve(ctx, namesys.NewDir(dir, true), name, now)
+	if err != nil || rec.Sequence != 3 {
+		t.Fatalf("resolve: %+v %v", rec, err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	_, name := key(f, 1)
+	for _, row := range testdata.Rows(f, "ipns/record.txt") {
+		b, _ := hex.DecodeString(row[1])
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		rec, err := namesys.Parse(name, raw, now)
+		if err == nil && !rec.Value.Defined() {
+			t.Fatal("accepted a record without a value")
+		}
+	})
+}
