@@ -1,0 +1,23 @@
+package remotelog
+
+import "errors"
+
+var (
+	// ErrBehind: the published log holds entries the local log does not
+	// (the repo was restored from an old copy). Publishing would fork it.
+	ErrBehind = errors.New("local log is behind the published log")
+	// ErrDiverged: the published log and the local log differ at the same
+	// sequence number. Publishing would fork it.
+	ErrDiverged = errors.New("local log diverges from the published log")
+	// ErrFork: a reader's cursor no longer matches the log: the id at the
+	// cursor's sequence changed, or the log is shorter than the cursor.
+	ErrFork = errors.New("log was rewritten (fork)")
+	// ErrRollback: a record's sequence is lower than one already seen.
+	ErrRollback = errors.New("record rolled back")
+	// ErrInvalidLog wraps everything a reader refuses in a log's pages:
+	// wrong page numbers, sequence gaps or overlaps, ids that do not match
+	// their payloads.
+	ErrInvalidLog = errors.New("invalid log")
+	// ErrNoLog: the name has no published log yet.
+	ErrNoLog = errors.New("log not published")
+)

@@ -1,0 +1,455 @@
+package remotelog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
+
+	"rlog/cas"
+	"rlog/mvds"
+	"rlog/namesys"
+	"rlog/pager"
+)
+
+// Source is where a reader reads a log: blocks and records. Nothing it
+// returns is trusted: blocks are re-hashed, records verified.
+type Source interface {
+	cas.Getter
+	namesys.Resolver
+}
+
+// Cursor is how far a reader has read a log. The zero Cursor reads from the
+// start.
+type Cursor struct {
+	Seq       uint64         `json:"seq"`        // last sequence delivered
+	ID        mvds.MessageID `json:"id"`         // its message id
+	RecordSeq uint64         `json:"record_seq"` // highest record sequence seen
+}
+
+// Message is a verified message of a log.
+type Message struct {
+	Seq uint64
+	ID  mvds.MessageID
+	mvds.Message
+}
+
+// Stats reports the cost of a catch-up.
+type Stats struct {
+	Messages       uint64 // delivered
+	Rounds         int    // sequential rounds of fetches after the resolve
+	Pages          int    // page fetches
+	Payloads       int    // pointer payload fetches
+	BytesFetched   int64  // bytes of every block fetched
+	PayloadBytes   int64  // wire payload bytes delivered
+	Head           cid.Cid
+	RecordSequence uint64
+	LogLength      uint64
+}
+
+// ReadOptions tune a catch-up.
+type ReadOptions struct {
+	Now         func() time.Time
+	Concurrency int // parallel fetches; default 16
+	// MemoryBudget bounds the bytes of pages held between discovering
+	// them and delivering their messages; pages beyond it are fetched
+	// again when their turn comes. Default 16 MiB.
+	MemoryBudget int
+}
+
+func (o *ReadOptions) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 16 << 20
+	}
+}
+
+// CatchUp reads the messages of log name after cur from src and calls
+// deliver for each, in sequence order. It returns the cursor after the
+// last message delivered, also when it fails part way, so a caller that
+// saves it never sees a message twice or misses one. It verifies every
+// block, record, page and message id; a log whose message at cur.Seq is
+// no longer cur.ID fails with ErrFork before anything is delivered.
+func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
+	opts.defaults()
+	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
+	r.get = &counting{g: cas.Verify(src), n: &r.stats.BytesFetched}
+	err := r.run(ctx, name)
+	if err != nil {
+		err = fmt.Errorf("remotelog: read %s: %w", name, err)
+	}
+	return r.cur, r.stats, err
+}
+
+type counting struct {
+	g cas.Getter
+	n *int64
+}
+
+func (c *counting) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
+	b, err := c.g.Get(ctx, k)
+	atomic.AddInt64(c.n, int64(len(b)))
+	return b, err
+}
+
+type catchUp struct {
+	src     Source
+	get     cas.Getter
+	opts    ReadOptions
+	cur     Cursor
+	deliver func(Message) error
+	stats   Stats
+
+	head  *pager.Page
+	known map[uint64]pager.Link  // every page seen linked, by number
+	held  map[uint64]*pager.Page // fetched pages kept for delivery
+	done  map[uint64]bool        // fetched pages
+	kept  int                    // bytes held
+}
+
+func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
+	rec, err := namesys.Resolve(ctx, r.src, name, r.opts.Now())
+	if errors.Is(err, namesys.ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrNoLog, err)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Sequence < r.cur.RecordSeq {
+		return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
+	}
+	r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
+	r.stats.Rounds = 1
+	head, _, err := r.fetchPage(ctx, rec.Value, 0, 0, true)
+	if err != nil {
+		return err
+	}
+	r.head = head
+	r.stats.LogLength = head.Last()
+	if head.Last() < r.cur.Seq {
+		return fmt.Errorf("%w: the log has %d messages but this reader has read %d", ErrFork, head.Last(), r.cur.Seq)
+	}
+	if err := r.discover(ctx); err != nil {
+		return err
+	}
+	if err := r.stream(ctx); err != nil {
+		return err
+	}
+	r.cur.RecordSeq = rec.Sequence
+	return nil
+}
+
+// fetchPage fetches and checks one page: number p starting at s, or the
+// head when head is true (p and s unknown).
+func (r *catchUp) fetchPage(ctx context.Context, c cid.Cid, p, s uint64, head bool) (*pager.Page, int, error) {
+	b, err := r.get.Get(ctx, c)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch page %s: %w", c, err)
+	}
+	pg, err := pager.Decode(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("page %s: %w", c, err)
+	}
+	switch {
+	case head && !pg.Head:
+		return nil, 0, fmt.Errorf("%w: the record points at %s, a sealed page, not a head page", ErrInvalidLog, c)
+	case !head && pg.Head:
+		return nil, 0, fmt.Errorf("%w: page %d (%s) is in head form but is linked as sealed", ErrInvalidLog, p, c)
+	case !head && pg.Number != p:
+		return nil, 0, fmt.Errorf("%w: page %s says it is page %d but is linked as page %d", ErrInvalidLog, c, pg.Number, p)
+	case !head && pg.Start != s:
+		return nil, 0, fmt.Errorf("%w: page %d (%s) starts at sequence %d but is linked as starting at %d", ErrInvalidLog, p, c, pg.Start, s)
+	}
+	return pg, len(b), nil
+}
+
+// learn records the links of a fetched page, refusing contradictions.
+func (r *catchUp) learn(pg *pager.Page) error {
+	add := func(p uint64, l pager.Link) error {
+		if old, ok := r.known[p]; ok && old != l {
+			return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
+		}
+		r.known[p] = l
+		return nil
+	}
+	for j, l := range pg.Links {
+		if err := add(pager.LinkTarget(pg.Number, j), l); err != nil {
+			return err
+		}
+	}
+	for k, l := range pg.Window {
+		if err := add(pg.Number-1-uint64(k), l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// from is the first sequence the reader must see: the cursor's own entry,
+// to check it, or the first message.
+func (r *catchUp) from() uint64 { return max(r.cur.Seq, 1) }
+
+// start is page p's first sequence, if known.
+func (r *catchUp) start(p uint64) (uint64, bool) {
+	if p == r.head.Number {
+		return r.head.Start, true
+	}
+	l, ok := r.known[p]
+	return l.Start, ok
+}
+
+// discover fetches, round by round, every page holding sequences from
+// r.from() on. Each round fetches in parallel all pages known to be needed;
+// every fetched page reveals the pages 2^j before it, so the pages within
+// the head's window take one round and the others O(log) rounds.
+func (r *catchUp) discover(ctx context.Context) error {
+	h := r.head.Number
+	r.known = map[uint64]pager.Link{}
+	r.held = map[uint64]*pager.Page{h: r.head}
+	r.done = map[uint64]bool{h: true}
+	if err := r.learn(r.head); err != nil {
+		return err
+	}
+	lo := r.from()
+	for {
+		// q: the newest page known to start at or before lo.
+		q := h
+		for q > 0 {
+			if s, ok := r.start(q); ok && s <= lo {
+				break
+			}
+			q--
+		}
+		if s, _ := r.start(q); s > lo {
+			return fmt.Errorf("%w: no page holds sequence %d", ErrInvalidLog, lo)
+		}
+		var want []uint64
+		complete := true
+		for p := q; p < h; p++ {
+			if r.done[p] {
+				continue
+			}
+			complete = false
+			_, known := r.known[p]
+			_, nextKnown := r.start(p + 1)
+			// Page q holds lo only if the page after it is known to start
+			// later; otherwise a page between may hold it.
+			if known && (p > q || nextKnown) {
+				want = append(want, p)
+			}
+		}
+		if complete {
+			return nil
+		}
+		if len(want) == 0 {
+			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
+		}
+		r.stats.Rounds++
+		if err := r.fetchRound(ctx, want); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
+	type got struct {
+		p    uint64
+		pg   *pager.Page
+		size int
+		err  error
+	}
+	out := make(chan got, len(want))
+	sem := make(chan struct{}, r.opts.Concurrency)
+	for _, p := range want {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			l := r.known[p]
+			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
+			out <- got{p, pg, size, err}
+		}()
+	}
+	var errs []error
+	for range want {
+		g := <-out
+		if g.err != nil {
+			errs = append(errs, g.err)
+			continue
+		}
+		r.stats.Pages++
+		r.done[g.p] = true
+		if err := r.learn(g.pg); err != nil {
+			errs = append(errs, err)
+		}
+		if r.kept+g.size <= r.opts.MemoryBudget {
+			r.held[g.p] = g.pg
+			r.kept += g.size
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// payloadLimit bounds one message's wire payload.
+const payloadLimit = mvds.MaxWireSize
+
+type pending struct {
+	msg  Message
+	page uint64
+	wire []byte
+	ref  cid.Cid
+	done chan struct{}
+	err  error
+}
+
+// stream delivers messages in order. A producer walks the pages oldest
+// first, starting pointer payload fetches (bounded) as it goes; the
+// consumer waits for each in turn, verifies its id and delivers it.
+func (r *catchUp) stream(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *pending, 4*r.opts.Concurrency)
+	sem := make(chan struct{}, r.opts.Concurrency)
+	var wg sync.WaitGroup
+	var payloads, refetched atomic.Int64
+	var prodErr error
+	go func() {
+		defer close(queue)
+		prodErr = r.produce(ctx, queue, sem, &wg, &payloads, &refetched)
+	}()
+	lo := r.from()
+	var err error
+	for it := range queue {
+		if err != nil {
+			continue // drain
+		}
+		<-it.done
+		if err = it.err; err != nil {
+			cancel()
+			continue
+		}
+		if it.msg.Seq == r.cur.Seq && r.cur.Seq > 0 {
+			if it.msg.ID != r.cur.ID {
+				err = fmt.Errorf("%w: message %d is now %s, this reader read %s", ErrFork, it.msg.Seq, it.msg.ID, r.cur.ID)
+				cancel()
+			}
+			continue
+		}
+		if it.msg.Seq < lo {
+			continue
+		}
+		if err = r.deliver(it.msg); err != nil {
+			cancel()
+			continue
+		}
+		r.cur.Seq, r.cur.ID = it.msg.Seq, it.msg.ID
+		r.stats.Messages++
+		r.stats.PayloadBytes += int64(len(it.wire))
+	}
+	wg.Wait()
+	r.stats.Payloads = int(payloads.Load())
+	if payloads.Load() > 0 {
+		r.stats.Rounds++
+	}
+	if refetched.Load() > 0 {
+		r.stats.Rounds++
+		r.stats.Pages += int(refetched.Load())
+	}
+	if err != nil {
+		return err
+	}
+	return prodErr
+}
+
+func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
+	lo := r.from()
+	first := r.head.Number
+	for p := r.head.Number; p > 0; p-- {
+		if s, _ := r.start(p); s <= lo {
+			break
+		}
+		first = p - 1
+	}
+	for p := first; p <= r.head.Number; p++ {
+		pg := r.held[p]
+		if pg == nil {
+			l := r.known[p]
+			var err error
+			if pg, _, err = r.fetchPage(ctx, l.Cid, p, l.Start, false); err != nil {
+				return err
+			}
+			refetched.Add(1)
+		}
+		delete(r.held, p) // let it go once streamed
+		if p < r.head.Number {
+			next, _ := r.start(p + 1)
+			if pg.Last()+1 != next {
+				return fmt.Errorf("%w: page %d ends at sequence %d but page %d starts at %d", ErrInvalidLog, p, pg.Last(), p+1, next)
+			}
+		}
+		for i := range pg.Entries {
+			e := &pg.Entries[i]
+			seq := pg.Start + uint64(i)
+			if seq < lo {
+				continue
+			}
+			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
+			if e.Inline() {
+				it.wire = e.Payload
+				it.err = verifyMessage(it)
+				close(it.done)
+			} else {
+				it.ref = e.Ref
+				payloads.Add(1)
+				wg.Add(1)
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					wg.Done()
+					return ctx.Err()
+				}
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					defer close(it.done)
+					w, err := cas.ReadPayload(ctx, r.get, it.ref, payloadLimit)
+					if err != nil {
+						it.err = fmt.Errorf("message %d: %w", it.msg.Seq, err)
+						return
+					}
+					it.wire = w
+					it.err = verifyMessage(it)
+				}()
+			}
+			select {
+			case queue <- it:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// verifyMessage decodes a wire payload and checks it hashes to its id.
+func verifyMessage(it *pending) error {
+	m, _, err := mvds.UnmarshalMessage(it.wire)
+	if err != nil {
+		return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
+	}
+	if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
+		return fmt.Errorf("%w: message %d on page %d: id %s does not match its payload (which hashes to %s)", ErrInvalidLog, it.msg.Seq, it.page, it.msg.ID, id)
+	}
+	it.msg.Message = m
+	return nil
+}

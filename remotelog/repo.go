@@ -1,0 +1,269 @@
+package remotelog
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"rlog/cas"
+	"rlog/internal/atomicfile"
+	"rlog/namesys"
+	"rlog/pager"
+)
+
+// A repo is a directory holding one writer's log and a reader's cursors:
+//
+//	config.json  Config
+//	key          Ed25519 private key (libp2p protobuf), mode 0600
+//	blocks/      the embedded block store (LevelDB)
+//	log/         the journal of appended messages
+//	pages        index of sealed pages
+//	state.json   what was last published
+//	ipns/        signed records, one file per name
+//	cursors/     how far this repo has read other logs
+//	lock         held by the process that writes
+
+// Config is a repo's configuration.
+type Config struct {
+	Version  int          `json:"version"`
+	Preset   string       `json:"preset"`
+	Policy   pager.Policy `json:"policy"`
+	Lifetime Duration     `json:"lifetime"`
+	TTL      Duration     `json:"ttl"`
+	Addrs    []string     `json:"addrs,omitempty"`
+	Group    string       `json:"group"` // default group, hex
+}
+
+// Duration is a time.Duration written as text ("8760h0m0s").
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// DefaultConfig is the configuration of a new repo with a preset.
+func DefaultConfig(preset string) (Config, error) {
+	pol, err := pager.Preset(preset)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Version: 1, Preset: preset, Policy: pol, Lifetime: Duration(DefaultLifetime), TTL: Duration(DefaultTTL)}, nil
+}
+
+// Init creates a repo in dir with a new Ed25519 key and returns its name.
+// It refuses a directory that already holds a repo.
+func Init(dir string, cfg Config) (ipns.Name, error) {
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init %s: a repo already exists there", dir)
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init %s: %w", dir, err)
+	}
+	sk, pk, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init: %w", err)
+	}
+	name, err := namesys.NameOf(pk)
+	if err != nil {
+		return ipns.Name{}, err
+	}
+	if cfg.Group == "" {
+		g := sha256.Sum256(append([]byte("rlog default group "), name.RoutingKey()...))
+		cfg.Group = hex.EncodeToString(g[:])
+	}
+	keyBytes, err := crypto.MarshalPrivateKey(sk)
+	if err != nil {
+		return ipns.Name{}, err
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "log"), filepath.Join(dir, "ipns"), filepath.Join(dir, "cursors")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return ipns.Name{}, fmt.Errorf("remotelog: init: %w", err)
+		}
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "key"), keyBytes, 0o600); err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init: write key: %w", err)
+	}
+	cb, _ := json.MarshalIndent(cfg, "", "  ")
+	// config.json last: its presence marks a complete repo.
+	if err := atomicfile.Write(filepath.Join(dir, "config.json"), append(cb, '\n'), 0o644); err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init: write config: %w", err)
+	}
+	return name, nil
+}
+
+// ErrNoRepo: the directory holds no repo.
+var ErrNoRepo = errors.New("no rlog repo")
+
+// ErrLocked: another process writes to the repo.
+var ErrLocked = errors.New("repo is in use by another rlog process")
+
+// Repo is an open repo.
+type Repo struct {
+	Dir      string
+	Config   Config
+	key      crypto.PrivKey
+	name     ipns.Name
+	store    *cas.Embedded
+	names    *namesys.Dir
+	lock     *os.File
+	readOnly bool
+}
+
+// Open opens the repo in dir for writing: it takes the repo lock.
+func Open(dir string) (*Repo, error) { return open(dir, false) }
+
+// OpenReadOnly opens the repo in dir without writing anything to it (a
+// synced folder, a USB stick): a reader's source.
+func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
+
+func open(dir string, readOnly bool) (*Repo, error) {
+	cb, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remotelog: open %s: %w (create one with `rlog init`)", dir, ErrNoRepo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
+	}
+	r := &Repo{Dir: dir, readOnly: readOnly}
+	if err := json.Unmarshal(cb, &r.Config); err != nil {
+		return nil, fmt.Errorf("remotelog: open %s: config.json: %w", dir, err)
+	}
+	if r.Config.Version != 1 {
+		return nil, fmt.Errorf("remotelog: open %s: config version %d, this rlog knows 1", dir, r.Config.Version)
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, "key"))
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: open %s: read key: %w", dir, err)
+	}
+	if r.key, err = crypto.UnmarshalPrivateKey(kb); err != nil {
+		return nil, fmt.Errorf("remotelog: open %s: key: %w", dir, err)
+	}
+	if r.name, err = namesys.NameOf(r.key.GetPublic()); err != nil {
+		return nil, err
+	}
+	if !readOnly {
+		if r.lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	blocksDir := filepath.Join(dir, "blocks")
+	if _, err := os.Stat(blocksDir); readOnly && errors.Is(err, fs.ErrNotExist) {
+		// nothing published yet: an empty store
+	} else if r.store, err = cas.OpenEmbedded(blocksDir, readOnly); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
+	}
+	r.names = namesys.NewDir(filepath.Join(dir, "ipns"), readOnly)
+	return r, nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("remotelog: %s: %w", dir, ErrLocked)
+	}
+	return f, nil
+}
+
+// Name is the IPNS name of the repo's own log.
+func (r *Repo) Name() ipns.Name { return r.name }
+
+// Store is the repo's block store (nil for a read-only repo that has never
+// published).
+func (r *Repo) Store() cas.Store {
+	if r.store == nil {
+		return emptyStore{}
+	}
+	return r.store
+}
+
+// Names is the repo's record store.
+func (r *Repo) Names() *namesys.Dir { return r.names }
+
+// Get and Resolve make a Repo a Source.
+func (r *Repo) Get(ctx context.Context, c cid.Cid) ([]byte, error) { return r.Store().Get(ctx, c) }
+func (r *Repo) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	return r.names.Resolve(ctx, name)
+}
+
+// Writer opens the repo's own log for appending and publishing.
+func (r *Repo) Writer(now func() time.Time) (*Writer, error) {
+	if r.readOnly {
+		return nil, fmt.Errorf("remotelog: %s is open read-only", r.Dir)
+	}
+	return OpenWriter(WriterConfig{
+		Dir: r.Dir, Key: r.key, Store: r.store, Publisher: r.names, Resolver: r.names,
+		Policy: r.Config.Policy, Lifetime: time.Duration(r.Config.Lifetime), TTL: time.Duration(r.Config.TTL),
+		Addrs: r.Config.Addrs, Now: now,
+	})
+}
+
+// DefaultGroup is the group messages go to unless told otherwise.
+func (r *Repo) DefaultGroup() []byte {
+	g, _ := hex.DecodeString(r.Config.Group)
+	return g
+}
+
+func (r *Repo) cursorPath(name ipns.Name) string {
+	return filepath.Join(r.Dir, "cursors", name.String()+".json")
+}
+
+// Cursor is how far this repo has read log name.
+func (r *Repo) Cursor(name ipns.Name) (Cursor, error) {
+	var c Cursor
+	b, err := os.ReadFile(r.cursorPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("remotelog: read cursor: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("remotelog: read cursor %s: %w", r.cursorPath(name), err)
+	}
+	return c, nil
+}
+
+// SaveCursor durably records how far this repo has read log name.
+func (r *Repo) SaveCursor(name ipns.Name, c Cursor) error {
+	if err := os.MkdirAll(filepath.Join(r.Dir, "cursors"), 0o755); err != nil {
+		return fmt.Errorf("remotelog: save cursor: %w", err)
+	}
+	b, _ := json.Marshal(c)
+	if err := atomicfile.Write(r.cursorPath(name), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("remotelog: save cursor: %w", err)
+	}
+	return nil
+}
+
+// Close releases the store and the lock.
+func (r *Repo) Close() error {
+	var errs []error
+	if r.store != nil {
+		errs = append(errs, r.store.Close())
+	}
+	if r.lock != nil {
+		errs = append(errs, r.lock.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,411 @@
+package remotelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"rlog/cas"
+	"rlog/mvds"
+	"rlog/namesys"
+	"rlog/pager"
+	"rlog/remotelog/internal/journal"
+)
+
+// WriterConfig configures a Writer. Store, Publisher and Resolver are the
+// backends the log is published to; Resolver reads the published record
+// back for the fork check (usually the same backend as Publisher).
+type WriterConfig struct {
+	Dir       string // journal, page index and state
+	Key       crypto.PrivKey
+	Store     cas.Store
+	Publisher namesys.Publisher
+	Resolver  namesys.Resolver
+	Policy    pager.Policy
+	Lifetime  time.Duration // record end of life, from publish time
+	TTL       time.Duration // record cache hint
+	Addrs     []string      // multiaddrs written in the head page's "a"
+	Now       func() time.Time
+}
+
+// Defaults for records: a mostly-offline writer must not see its log
+// vanish, so records live a year; readers look again after a minute.
+const (
+	DefaultLifetime = 365 * 24 * time.Hour
+	DefaultTTL      = time.Minute
+)
+
+func (c *WriterConfig) validate() error {
+	switch {
+	case c.Key == nil || c.Store == nil || c.Publisher == nil || c.Resolver == nil:
+		return errors.New("key, store, publisher and resolver are required")
+	case c.Lifetime <= 0 || c.TTL < 0:
+		return fmt.Errorf("lifetime %s and ttl %s must be positive", c.Lifetime, c.TTL)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c.Policy.Validate()
+}
+
+// Writer appends messages to the durable local log and publishes it.
+// One process at a time may hold a Writer on a directory (the repo lock).
+type Writer struct {
+	cfg   WriterConfig
+	name  ipns.Name
+	log   *journal.Journal
+	pages *pageIndex
+	st    state
+
+	// duplicate rule: timestamps never decrease, and ids of the newest
+	// second are remembered so a repeat gets the next second.
+	lastTS  int64
+	run     map[mvds.MessageID]struct{}
+	runDone bool
+}
+
+// OpenWriter opens the local log in cfg.Dir.
+func OpenWriter(cfg WriterConfig) (*Writer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
+	name, err := namesys.NameOf(cfg.Key.GetPublic())
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
+	w := &Writer{cfg: cfg, name: name}
+	if w.log, err = journal.Open(filepath.Join(cfg.Dir, "log"), false); err != nil {
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
+	if w.st, err = loadState(w.statePath()); err != nil {
+		w.log.Close()
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
+	if w.pages, err = openPageIndex(filepath.Join(cfg.Dir, "pages"), w.st.Sealed, false); err != nil {
+		w.log.Close()
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
+	if n := w.log.Len(); n > 0 {
+		m, err := w.message(n)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("remotelog: open writer: %w", err)
+		}
+		w.lastTS = m.Timestamp
+	}
+	return w, nil
+}
+
+func (w *Writer) statePath() string { return filepath.Join(w.cfg.Dir, "state.json") }
+
+// Name is the log's IPNS name.
+func (w *Writer) Name() ipns.Name { return w.name }
+
+// Len is the number of messages in the local log.
+func (w *Writer) Len() uint64 { return w.log.Len() }
+
+// Published is the number of messages covered by the last publish.
+func (w *Writer) Published() uint64 { return w.st.Published }
+
+func (w *Writer) message(seq uint64) (mvds.Message, error) {
+	e, err := w.log.Get(seq)
+	if err != nil {
+		return mvds.Message{}, err
+	}
+	m, _, err := mvds.UnmarshalMessage(e.Payload)
+	if err != nil {
+		return mvds.Message{}, fmt.Errorf("local entry %d: %w", seq, err)
+	}
+	return m, nil
+}
+
+// Appended describes one appended message.
+type Appended struct {
+	Seq uint64
+	ID  mvds.MessageID
+	mvds.Message
+}
+
+// Append adds one message per body to group and returns once they are
+// durable on disk. Timestamps are Unix seconds, as the MVDS reference sets
+// them, and never decrease within a log. The same body appended twice to a
+// group within one second would get the same id; the writer then gives it
+// the next second, so no two entries of a log share an id.
+func (w *Writer) Append(ctx context.Context, group []byte, bodies [][]byte) ([]Appended, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("remotelog: append: %w", err)
+	}
+	now := w.cfg.Now().Unix()
+	out := make([]Appended, 0, len(bodies))
+	es := make([]journal.Entry, 0, len(bodies))
+	for _, body := range bodies {
+		m := mvds.Message{GroupID: group, Timestamp: max(now, w.lastTS), Body: body}
+		if m.Timestamp > w.lastTS {
+			w.lastTS, w.run, w.runDone = m.Timestamp, nil, true
+		}
+		if err := w.loadRun(); err != nil {
+			return nil, fmt.Errorf("remotelog: append: %w", err)
+		}
+		id := m.ID()
+		if _, dup := w.run[id]; dup {
+			m.Timestamp = w.lastTS + 1
+			w.lastTS, w.run = m.Timestamp, nil
+			id = m.ID()
+		}
+		if w.run == nil {
+			w.run = map[mvds.MessageID]struct{}{}
+		}
+		w.run[id] = struct{}{}
+		es = append(es, journal.Entry{ID: id, Payload: m.Marshal()})
+		out = append(out, Appended{ID: id, Message: m})
+	}
+	first, err := w.log.Append(es)
+	if err != nil {
+		w.run, w.runDone = nil, false // reload from disk next time
+		return nil, fmt.Errorf("remotelog: append: %w", err)
+	}
+	for i := range out {
+		out[i].Seq = first + uint64(i)
+	}
+	return out, nil
+}
+
+// loadRun reads the ids of the newest second from the log, once.
+func (w *Writer) loadRun() error {
+	if w.runDone {
+		return nil
+	}
+	w.run = map[mvds.MessageID]struct{}{}
+	for seq := w.log.Len(); seq > 0; seq-- {
+		m, err := w.message(seq)
+		if err != nil {
+			return err
+		}
+		if m.Timestamp != w.lastTS {
+			break
+		}
+		w.run[m.ID()] = struct{}{}
+	}
+	w.runDone = true
+	return nil
+}
+
+// Scan calls f for local messages from..to in order.
+func (w *Writer) Scan(from, to uint64, f func(seq uint64, id mvds.MessageID, m mvds.Message) error) error {
+	return w.log.Scan(from, to, func(seq uint64, e journal.Entry) error {
+		m, _, err := mvds.UnmarshalMessage(e.Payload)
+		if err != nil {
+			return fmt.Errorf("local entry %d: %w", seq, err)
+		}
+		return f(seq, e.ID, m)
+	})
+}
+
+// Close releases the log.
+func (w *Writer) Close() error {
+	return errors.Join(w.log.Close(), w.pages.close())
+}
+
+// PublishOptions tune one publish.
+type PublishOptions struct {
+	// Progress, when set, is called as entries are paginated.
+	Progress func(done, total uint64)
+}
+
+// PublishResult reports a publish.
+type PublishResult struct {
+	Name      ipns.Name
+	Head      cid.Cid
+	Messages  uint64 // in the published log
+	New       uint64 // published by this call
+	Pages     uint64
+	RecordSeq uint64
+	Blocks    int // blocks put
+	Bytes     int // bytes put
+}
+
+// flushBytes bounds the blocks a publish holds in memory before putting.
+const flushBytes = 16 << 20
+
+// Publish makes everything appended so far readable under the log's name:
+// it paginates new entries, puts every new block, saves its state, and only
+// then signs and publishes a record, so the name never points at a block
+// that is not stored. A publish interrupted anywhere is finished by the
+// next one. It refuses with ErrBehind or ErrDiverged rather than fork the
+// published log.
+func (w *Writer) Publish(ctx context.Context, opts PublishOptions) (PublishResult, error) {
+	res, err := w.publish(ctx, opts)
+	if err != nil {
+		w.pages.reset()
+		return res, fmt.Errorf("remotelog: publish %s: %w", w.name, err)
+	}
+	return res, nil
+}
+
+func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResult, error) {
+	res := PublishResult{Name: w.name}
+	remoteSeq, err := w.checkPublished(ctx)
+	if err != nil {
+		return res, err
+	}
+	n := w.log.Len()
+	if n == 0 {
+		return res, errors.New("the log is empty: append a message first")
+	}
+	pol := w.cfg.Policy
+	var pending []blocks.Block
+	pendingBytes := 0
+	put := func(blks ...blocks.Block) error {
+		for _, b := range blks {
+			pending = append(pending, b)
+			pendingBytes += len(b.RawData())
+			res.Blocks++
+			res.Bytes += len(b.RawData())
+		}
+		if pendingBytes < flushBytes {
+			return nil
+		}
+		err := w.cfg.Store.Put(ctx, pending)
+		pending, pendingBytes = nil, 0
+		return err
+	}
+
+	links, err := w.pages.links(w.st.Sealed)
+	if err != nil {
+		return res, err
+	}
+	open := pager.NewOpen(w.st.Sealed, w.st.OpenStart, links)
+	total := n - w.st.OpenStart + 1
+	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
+		it := pager.Item{ID: e.ID, Payload: e.Payload}
+		if !pol.InlineSealed(len(e.Payload)) {
+			c, blks, err := cas.PayloadBlocks(e.Payload)
+			if err != nil {
+				return err
+			}
+			it.Ref = c
+			if seq > w.st.Published {
+				if err := put(blks...); err != nil {
+					return err
+				}
+			}
+		}
+		if !open.Fits(pol, len(e.Payload)) {
+			b, c, err := pager.Encode(open.Seal(pol))
+			if err != nil {
+				return err
+			}
+			if err := put(cas.NewBlock(c, b)); err != nil {
+				return err
+			}
+			w.pages.add(pager.Link{Cid: c, Start: open.Start})
+			links, err := w.pages.links(open.Number + 1)
+			if err != nil {
+				return err
+			}
+			open = pager.NewOpen(open.Number+1, seq, links)
+		}
+		open.Add(pol, it)
+		if done := seq - w.st.OpenStart + 1; opts.Progress != nil && (done%1024 == 0 || seq == n) {
+			opts.Progress(done, total)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	window, err := w.pages.window(open.Number, pol.Window)
+	if err != nil {
+		return res, err
+	}
+	hb, head, err := pager.Encode(open.HeadPage(pol, window, w.cfg.Addrs))
+	if err != nil {
+		return res, err
+	}
+	if err := put(cas.NewBlock(head, hb)); err != nil {
+		return res, err
+	}
+	if len(pending) > 0 {
+		if err := w.cfg.Store.Put(ctx, pending); err != nil {
+			return res, err
+		}
+	}
+	if s, ok := w.cfg.Store.(interface{ Sync(context.Context) error }); ok {
+		if err := s.Sync(ctx); err != nil {
+			return res, err
+		}
+	}
+	if err := w.pages.flush(); err != nil {
+		return res, err
+	}
+	next := state{
+		Published: n,
+		Head:      head.String(),
+		RecordSeq: max(w.st.RecordSeq, remoteSeq) + 1,
+		Sealed:    w.pages.total(),
+		OpenStart: open.Start,
+	}
+	// The sequence number is durable before any record carries it.
+	if err := saveState(w.statePath(), next); err != nil {
+		return res, err
+	}
+	old := w.st
+	w.st = next
+	w.pages.commit()
+	now := w.cfg.Now()
+	raw, err := namesys.NewRecord(w.cfg.Key, head, next.RecordSeq, now.Add(w.cfg.Lifetime), w.cfg.TTL)
+	if err != nil {
+		return res, err
+	}
+	if err := w.cfg.Publisher.Publish(ctx, w.name, raw); err != nil {
+		return res, err
+	}
+	// The previous head's open form is referenced by nothing now.
+	if d, ok := w.cfg.Store.(cas.Deleter); ok && old.Head != "" && old.Head != next.Head {
+		if c, err := cid.Decode(old.Head); err == nil {
+			_ = d.Delete(ctx, c) // garbage left behind is harmless
+		}
+	}
+	res.Head, res.Messages, res.New = head, n, n-old.Published
+	res.Pages, res.RecordSeq = open.Number+1, next.RecordSeq
+	return res, nil
+}
+
+// checkPublished compares the published log with the local one and
+// returns the published record's sequence number (0 when unpublished).
+func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
+	rec, err := namesys.Resolve(ctx, w.cfg.Resolver, w.name, w.cfg.Now())
+	if errors.Is(err, namesys.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the published record: %w", err)
+	}
+	b, err := cas.Verify(w.cfg.Store).Get(ctx, rec.Value)
+	if err != nil {
+		return 0, fmt.Errorf("read the published head %s: %w", rec.Value, err)
+	}
+	pg, err := pager.Decode(b)
+	if err != nil {
+		return 0, fmt.Errorf("read the published head %s: %w", rec.Value, err)
+	}
+	remoteN := pg.Last()
+	if remoteN > w.log.Len() {
+		return 0, fmt.Errorf("%w: it has %d messages, the local log %d; run `rlog recover` to bring the published messages back into the local log, then publish", ErrBehind, remoteN, w.log.Len())
+	}
+	local, err := w.log.Get(remoteN)
+	if err != nil {
+		return 0, err
+	}
+	if local.ID != pg.Entries[len(pg.Entries)-1].ID {
+		return 0, fmt.Errorf("%w: message %d is %x there and %x here; run `rlog recover` to rebuild the local log on the published one (local messages it lacks are appended after it), then publish", ErrDiverged, remoteN, pg.Entries[len(pg.Entries)-1].ID[:8], local.ID[:8])
+	}
+	return rec.Sequence, nil
+}
