@@ -272,10 +272,10 @@ func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
 	out := make(chan got, len(want))
 	sem := make(chan struct{}, r.opts.Concurrency)
 	for _, p := range want {
+		l := r.known[p]
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			l := r.known[p]
 			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
 			out <- got{p, pg, size, err}
 		}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -81,6 +82,9 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, name: name}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
 	if w.log, err = journal.Open(filepath.Join(cfg.Dir, "log"), false); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
