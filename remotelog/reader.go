@@ -26,7 +26,8 @@ type Source interface {
 }
 
 // Cursor is how far a reader has read a log. The zero Cursor reads from the
-// start.
+// start. A cursor with a zero ID (a start chosen by hand) skips the fork
+// check at its own sequence.
 type Cursor struct {
 	Seq       uint64         `json:"seq"`        // last sequence delivered
 	ID        mvds.MessageID `json:"id"`         // its message id
@@ -35,8 +36,9 @@ type Cursor struct {
 
 // Message is a verified message of a log.
 type Message struct {
-	Seq uint64
-	ID  mvds.MessageID
+	Seq  uint64
+	ID   mvds.MessageID
+	Wire []byte // the wire payload as published
 	mvds.Message
 }
 
@@ -339,7 +341,7 @@ func (r *catchUp) stream(ctx context.Context) error {
 			continue
 		}
 		if it.msg.Seq == r.cur.Seq && r.cur.Seq > 0 {
-			if it.msg.ID != r.cur.ID {
+			if it.msg.ID != r.cur.ID && r.cur.ID != (mvds.MessageID{}) {
 				err = fmt.Errorf("%w: message %d is now %s, this reader read %s", ErrFork, it.msg.Seq, it.msg.ID, r.cur.ID)
 				cancel()
 			}
@@ -450,6 +452,6 @@ func verifyMessage(it *pending) error {
 	if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
 		return fmt.Errorf("%w: message %d on page %d: id %s does not match its payload (which hashes to %s)", ErrInvalidLog, it.msg.Seq, it.page, it.msg.ID, id)
 	}
-	it.msg.Message = m
+	it.msg.Message, it.msg.Wire = m, it.wire
 	return nil
 }

@@ -82,6 +82,9 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, name: name}
+	if err := finishRecover(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}

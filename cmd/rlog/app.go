@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+// app holds what every command shares: its streams and environment.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	repoFlag       string
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "rlog",
+		Short: "Publish a message log to IPFS and read others' logs while they are offline",
+		Long: `rlog keeps a durable local log of MVDS messages, publishes it as content-addressed
+pages with a signed IPNS name, and reads other logs by name, fetching only what is new.
+
+A repo (--repo, else $RLOG_PATH, else ~/.rlog) holds your key, your log, an embedded
+block store and how far you have read other logs. No daemon is needed.
+
+  rlog init                      create a repo and print your log's name
+  rlog append "hello"            append a message (durable when it returns)
+  rlog publish                   make appended messages readable under your name
+  rlog fetch NAME --from DIR     print what is new in log NAME, remember where you stopped
+  rlog demo                      see the whole job run in a temporary directory`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
+		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd())
+	return root
+}
+
+// repoDir is where the repo is: --repo, $RLOG_PATH, ~/.rlog.
+func (a *app) repoDir() (string, error) {
+	if a.repoFlag != "" {
+		return a.repoFlag, nil
+	}
+	if p := a.getenv("RLOG_PATH"); p != "" {
+		return p, nil
+	}
+	home := a.getenv("HOME")
+	if home == "" {
+		return "", usagef("no repo: give --repo or set $RLOG_PATH (and $HOME is not set)")
+	}
+	return filepath.Join(home, ".rlog"), nil
+}
+
+func (a *app) openRepo() (*remotelog.Repo, error) {
+	dir, err := a.repoDir()
+	if err != nil {
+		return nil, err
+	}
+	return remotelog.Open(dir)
+}
+
+func parseName(s string) (ipns.Name, error) {
+	n, err := ipns.NameFromString(strings.TrimPrefix(s, "/ipns/"))
+	if err != nil {
+		return ipns.Name{}, usagef("%q is not a log name (an IPNS name such as k51...): %v", s, err)
+	}
+	return n, nil
+}
+
+// msgJSON is one message as `fetch --json` and `log --json` print it.
+type msgJSON struct {
+	Seq       uint64 `json:"seq"`
+	ID        string `json:"id"`
+	Group     string `json:"group"`
+	Timestamp int64  `json:"timestamp"`
+	Body      []byte `json:"body"`
+	Text      string `json:"text,omitempty"`
+}
+
+func printMessage(w io.Writer, asJSON bool, seq uint64, id []byte, group []byte, ts int64, body []byte) error {
+	if asJSON {
+		m := msgJSON{Seq: seq, ID: hex.EncodeToString(id), Group: hex.EncodeToString(group), Timestamp: ts, Body: body}
+		if utf8.Valid(body) {
+			m.Text = string(body)
+		}
+		b, _ := json.Marshal(m)
+		_, err := fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	text := string(body)
+	if !utf8.Valid(body) {
+		text = "base64:" + base64.StdEncoding.EncodeToString(body)
+	}
+	_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", seq, hex.EncodeToString(id)[:16], time.Unix(ts, 0).UTC().Format(time.RFC3339), text)
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) appendCmd() *cobra.Command {
+	var groupHex, groupName, file string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "append [BODY...]",
+		Short: "Append messages to the local log; returns once they are on disk",
+		Long: `Append one message per argument, or one per line of standard input when there
+is none, or the whole of --file as one message. Prints the sequence number and id of
+each. The messages are durable when the command returns; run 'rlog publish' to make
+them readable.
+
+The group is the log's default group unless --group (hex) or --group-name (a text,
+hashed with SHA-256 to 32 bytes) names another.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if groupHex != "" && groupName != "" {
+				return usagef("give --group or --group-name, not both")
+			}
+			if file != "" && len(args) > 0 {
+				return usagef("give bodies as arguments or --file, not both")
+			}
+			var bodies [][]byte
+			switch {
+			case file != "":
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				bodies = [][]byte{b}
+			case len(args) > 0:
+				for _, s := range args {
+					bodies = append(bodies, []byte(s))
+				}
+			default:
+				sc := bufio.NewScanner(a.stdin)
+				sc.Buffer(make([]byte, 64<<10), 64<<20)
+				for sc.Scan() {
+					bodies = append(bodies, append([]byte(nil), sc.Bytes()...))
+				}
+				if err := sc.Err(); err != nil {
+					return fmt.Errorf("read standard input: %w", err)
+				}
+			}
+			if len(bodies) == 0 {
+				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			group := repo.DefaultGroup()
+			switch {
+			case groupHex != "":
+				if group, err = hex.DecodeString(groupHex); err != nil || len(group) == 0 {
+					return usagef("--group %q is not a hex group id", groupHex)
+				}
+			case groupName != "":
+				g := sha256.Sum256([]byte(groupName))
+				group = g[:]
+			}
+			w, err := repo.Writer(nil)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			out, err := w.Append(cmd.Context(), group, bodies)
+			if err != nil {
+				return err
+			}
+			for _, m := range out {
+				if asJSON {
+					b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": m.Timestamp})
+					fmt.Fprintf(a.stdout, "%s\n", b)
+				} else {
+					fmt.Fprintf(a.stdout, "%d\t%s\n", m.Seq, m.ID)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&groupHex, "group", "", "MVDS group id, hex")
+	f.StringVar(&groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
+	f.StringVar(&file, "file", "", "append this file's content as one message")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	return cmd
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+
+	"rlog/cas"
+)
+
+func (a *app) blockCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "block", Short: "Read raw blocks"}
+	var from string
+	get := &cobra.Command{
+		Use:   "get CID",
+		Short: "Write a raw block to standard output, after checking its hash",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cid.Decode(args[0])
+			if err != nil {
+				return usagef("%q is not a CID: %v", args[0], err)
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			src, release, err := a.source(from, repo)
+			if err != nil {
+				return err
+			}
+			defer release()
+			b, err := cas.Verify(src).Get(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(b)
+			return err
+		},
+	}
+	get.Flags().StringVar(&from, "from", "", fromHelp)
+	cmd.AddCommand(get)
+	return cmd
+}

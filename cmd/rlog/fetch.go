@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+func (a *app) fetchCmd() *cobra.Command {
+	var from string
+	var since uint64
+	var all, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "fetch NAME",
+		Short: "Print the messages of log NAME this repo has not seen yet",
+		Long: `Resolve log NAME, fetch only the pages and payloads this repo has not seen, verify
+every block hash, record signature, page number, sequence and message id, and print
+the new messages in order. The repo remembers how far it has read (its cursor), so a
+second run prints only what is new.
+
+--since SEQ prints from SEQ+1 on instead, --all from the first message. If the log
+was rewritten since the last fetch (the message at the cursor changed) rlog stops
+with a fork error and prints nothing from the new history.
+
+--json prints one object per line: seq, id (hex), group (hex), timestamp, body
+(base64) and text (the body, when it is valid UTF-8).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := parseName(args[0])
+			if err != nil {
+				return err
+			}
+			if all && cmd.Flags().Changed("since") {
+				return usagef("give --since or --all, not both")
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			src, release, err := a.source(from, repo)
+			if err != nil {
+				return err
+			}
+			defer release()
+			cur, err := repo.Cursor(name)
+			if err != nil {
+				return err
+			}
+			switch {
+			case all:
+				cur = remotelog.Cursor{RecordSeq: cur.RecordSeq}
+			case cmd.Flags().Changed("since"):
+				cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
+			}
+			next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
+				return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
+			})
+			// Save how far we got, also after a failure part way.
+			if next != cur || err == nil {
+				if serr := repo.SaveCursor(name, next); serr != nil {
+					return errors.Join(err, serr)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "%d new messages; log has %d; %d rounds of fetches, %d pages, %d payloads, %d bytes\n",
+				st.Messages, st.LogLength, st.Rounds, st.Pages, st.Payloads, st.BytesFetched)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", fromHelp)
+	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
+	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	return cmd
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"rlog/pager"
+	"rlog/remotelog"
+)
+
+func (a *app) initCmd() *cobra.Command {
+	var preset string
+	var pageEntries, pageBytes, inline, headInline, window int
+	var lifetime, ttl time.Duration
+	var addrs []string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a repo with a new key and print the log's name",
+		Long: `Create a repo with a new Ed25519 key (file mode 0600) and print the name of its
+log, the IPNS name readers use. Refuses to touch an existing repo.
+
+Pagination presets:
+  paged   (default) small messages inline in pages of up to 1024 entries / 256 KiB,
+          payloads over 4 KiB by pointer; the head lists the 32 newest pages
+  full    everything inline in 1 MiB pages: backups on durable storage
+  linked  one entry per page, every payload a pointer: the spec's linked list
+The other flags override single values of the preset.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := a.repoDir()
+			if err != nil {
+				return err
+			}
+			cfg, err := remotelog.DefaultConfig(preset)
+			if err != nil {
+				return usageError{err}
+			}
+			f := cmd.Flags()
+			for _, o := range []struct {
+				name string
+				dst  *int
+				val  int
+			}{{"page-entries", &cfg.Policy.PageEntries, pageEntries}, {"page-bytes", &cfg.Policy.PageBytes, pageBytes},
+				{"inline-limit", &cfg.Policy.InlineLimit, inline}, {"head-inline-limit", &cfg.Policy.HeadInlineLimit, headInline},
+				{"window", &cfg.Policy.Window, window}} {
+				if f.Changed(o.name) {
+					*o.dst = o.val
+				}
+			}
+			if f.Changed("inline-limit") && !f.Changed("head-inline-limit") {
+				cfg.Policy.HeadInlineLimit = max(cfg.Policy.HeadInlineLimit, cfg.Policy.InlineLimit)
+			}
+			if err := cfg.Policy.Validate(); err != nil {
+				return usageError{err}
+			}
+			cfg.Lifetime, cfg.TTL, cfg.Addrs = remotelog.Duration(lifetime), remotelog.Duration(ttl), addrs
+			name, err := remotelog.Init(dir, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "created repo %s (preset %s)\n", dir, preset)
+			fmt.Fprintln(a.stdout, name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&preset, "preset", pager.DefaultPreset, "pagination preset: full, paged or linked")
+	f.IntVar(&pageEntries, "page-entries", 0, "most entries per page (1..4096)")
+	f.IntVar(&pageBytes, "page-bytes", 0, "most bytes per sealed page (4096..1048576)")
+	f.IntVar(&inline, "inline-limit", 0, "largest payload inline in a sealed page (-1: none)")
+	f.IntVar(&headInline, "head-inline-limit", 0, "largest payload inline in the head page")
+	f.IntVar(&window, "window", 0, "newest sealed pages listed in the head page")
+	f.DurationVar(&lifetime, "lifetime", remotelog.DefaultLifetime, "how long a published record stays valid")
+	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
+	f.StringSliceVar(&addrs, "addr", nil, "multiaddr where the log's blocks can be reached, written in the head page (repeatable)")
+	return cmd
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/hex"
+
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+
+	"rlog/cas"
+	"rlog/mvds"
+	"rlog/pager"
+)
+
+type pageJSON struct {
+	V       int         `json:"v"`
+	P       uint64      `json:"p"`
+	S       uint64      `json:"s"`
+	Head    bool        `json:"head"`
+	Entries []entryJSON `json:"e"`
+	Links   [][2]any    `json:"l"`
+	Window  [][2]any    `json:"w,omitempty"`
+	Addrs   []string    `json:"a,omitempty"`
+	Bytes   int         `json:"bytes"`
+}
+
+type entryJSON struct {
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"i"`
+	Inline  []byte `json:"c,omitempty"`
+	Ref     string `json:"r,omitempty"`
+	Text    string `json:"text,omitempty"`
+	IDValid *bool  `json:"id_matches_payload,omitempty"`
+}
+
+func (a *app) inspectCmd() *cobra.Command {
+	var from string
+	cmd := &cobra.Command{
+		Use:   "inspect CID",
+		Short: "Print a page as JSON",
+		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
+v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
+and for inline payloads whether the id matches), skip links l and window w.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cid.Decode(args[0])
+			if err != nil {
+				return usagef("%q is not a CID: %v", args[0], err)
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			src, release, err := a.source(from, repo)
+			if err != nil {
+				return err
+			}
+			defer release()
+			b, err := cas.Verify(src).Get(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			pg, err := pager.Decode(b)
+			if err != nil {
+				return err
+			}
+			out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
+			if pg.Head {
+				out.Window = links(pg.Window)
+			}
+			for i, e := range pg.Entries {
+				ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
+				if e.Inline() {
+					ej.Inline = e.Payload
+					m, _, err := mvds.UnmarshalMessage(e.Payload)
+					ok := err == nil && m.ID() == e.ID
+					ej.IDValid = &ok
+					if ok {
+						ej.Text = string(m.Body)
+					}
+				} else {
+					ej.Ref = e.Ref.String()
+				}
+				out.Entries = append(out.Entries, ej)
+			}
+			return writeJSON(a.stdout, out)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", fromHelp)
+	return cmd
+}
+
+func links(ls []pager.Link) [][2]any {
+	out := [][2]any{}
+	for _, l := range ls {
+		out = append(out, [2]any{l.Cid.String(), l.Start})
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"rlog/mvds"
+)
+
+func (a *app) logCmd() *cobra.Command {
+	var since uint64
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "List the local log",
+		Long:  "List the messages of this repo's own log, published or not, oldest first.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			w, err := repo.Writer(nil)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if w.Len() <= since {
+				return nil
+			}
+			return w.Scan(since+1, w.Len(), func(seq uint64, id mvds.MessageID, m mvds.Message) error {
+				return printMessage(a.stdout, asJSON, seq, id[:], m.GroupID, m.Timestamp, m.Body)
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&since, "since", 0, "list messages after this sequence number")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	return cmd
+}

@@ -1,0 +1,75 @@
+// Command rlog publishes a node's message log to content-addressed storage
+// and reads other nodes' logs from it. Run `rlog --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"rlog/cas"
+	"rlog/namesys"
+	"rlog/pager"
+	"rlog/remotelog"
+)
+
+// Exit codes, decided here and nowhere else.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitConflict = 3 // fork, rollback, local log behind or diverged
+	exitInvalid  = 4 // data or record that failed verification
+	exitNotFound = 5 // no repo, no published log, no block
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	cmd := a.root()
+	cmd.SetArgs(args)
+	cmd.SetIn(stdin)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "rlog: %v\n", err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case errors.As(err, &u):
+		return exitUsage
+	case errors.Is(err, remotelog.ErrFork), errors.Is(err, remotelog.ErrRollback),
+		errors.Is(err, remotelog.ErrBehind), errors.Is(err, remotelog.ErrDiverged):
+		return exitConflict
+	case errors.Is(err, remotelog.ErrInvalidLog), errors.Is(err, namesys.ErrInvalid),
+		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, pager.ErrMalformed),
+		errors.Is(err, pager.ErrVersion), errors.Is(err, pager.ErrTooLarge):
+		return exitInvalid
+	case errors.Is(err, remotelog.ErrNoRepo), errors.Is(err, remotelog.ErrNoLog),
+		errors.Is(err, namesys.ErrNotFound), errors.Is(err, cas.ErrNotFound):
+		return exitNotFound
+	}
+	return exitError
+}
+
+// usageError marks a command line that is wrong, not a failure.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }

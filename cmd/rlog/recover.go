@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) recoverCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover",
+		Short: "Rebuild the local log on the published one after a restore",
+		Long: `When 'rlog publish' refuses because the published log is ahead of the local one
+or differs from it (the repo was restored from an old copy, or the key was used on
+another device), recover rebuilds the local log: first every published message, then
+every local message the published log lacks. Nothing is lost. Run 'rlog publish'
+afterwards.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			w, err := repo.Writer(nil)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			res, err := w.Recover(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "recovered %d published messages; kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
+				res.Published, res.Kept, res.Dropped)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,164 @@
+package remotelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
+
+	"rlog/internal/atomicfile"
+	"rlog/mvds"
+	"rlog/remotelog/internal/journal"
+)
+
+// RecoverResult reports a recovery.
+type RecoverResult struct {
+	Published uint64 // messages taken from the published log
+	Kept      uint64 // local messages it lacked, appended after them
+	Dropped   uint64 // local messages it already had
+}
+
+// Recover rebuilds the local log on the published one, the way out of
+// ErrBehind and ErrDiverged: the new local log is the published log, then
+// every local message the published log lacks (same id, new sequence
+// number). No message is lost. The next Publish paginates the rebuilt log
+// from the start and publishes it with a higher record sequence.
+func (w *Writer) Recover(ctx context.Context) (RecoverResult, error) {
+	res, err := w.recover(ctx)
+	if err != nil {
+		return res, fmt.Errorf("remotelog: recover %s: %w", w.name, err)
+	}
+	return res, nil
+}
+
+type writerSource struct{ *Writer }
+
+func (s writerSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.cfg.Store.Get(ctx, c)
+}
+
+func (s writerSource) Resolve(ctx context.Context, n ipns.Name) ([]byte, error) {
+	return s.cfg.Resolver.Resolve(ctx, n)
+}
+
+func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
+	var res RecoverResult
+	tmp := filepath.Join(w.cfg.Dir, "log.recover")
+	if err := os.RemoveAll(tmp); err != nil {
+		return res, err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return res, err
+	}
+	nj, err := journal.Open(tmp, false)
+	if err != nil {
+		return res, err
+	}
+	defer nj.Close()
+	seen := map[mvds.MessageID]struct{}{}
+	var batch []journal.Entry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := nj.Append(batch)
+		batch = batch[:0]
+		return err
+	}
+	_, st, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Now: w.cfg.Now}, func(m Message) error {
+		seen[m.ID] = struct{}{}
+		batch = append(batch, journal.Entry{ID: m.ID, Payload: m.Wire})
+		res.Published++
+		if len(batch) >= 4096 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("read the published log: %w", err)
+	}
+	err = w.log.Scan(1, w.log.Len(), func(_ uint64, e journal.Entry) error {
+		if _, ok := seen[e.ID]; ok {
+			res.Dropped++
+			return nil
+		}
+		res.Kept++
+		batch = append(batch, e)
+		if len(batch) >= 4096 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	if err := nj.Close(); err != nil {
+		return res, err
+	}
+	// Pagination restarts from the first message: the state first, so a
+	// crash before the swap leaves the old log with a state that still
+	// describes it (nothing paginated) and the refusal to publish stands.
+	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
+	if err := saveState(w.statePath(), next); err != nil {
+		return res, err
+	}
+	// From here on the rebuilt log is complete; a crash is finished by the
+	// next open.
+	if err := atomicfile.Write(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
+		return res, err
+	}
+	w.st = next
+	w.pages.n, w.pages.pending = 0, nil
+	if err := w.log.Close(); err != nil {
+		return res, err
+	}
+	if err := finishRecover(w.cfg.Dir); err != nil {
+		return res, err
+	}
+	if w.log, err = journal.Open(filepath.Join(w.cfg.Dir, "log"), false); err != nil {
+		return res, err
+	}
+	w.runDone, w.run = false, nil
+	if n := w.log.Len(); n > 0 {
+		m, err := w.message(n)
+		if err != nil {
+			return res, err
+		}
+		w.lastTS = m.Timestamp
+	}
+	return res, nil
+}
+
+// finishRecover completes a recovery whose rebuilt log is complete, and
+// drops one that is not.
+func finishRecover(dir string) error {
+	tmp := filepath.Join(dir, "log.recover")
+	if _, err := os.Stat(filepath.Join(tmp, "complete")); errors.Is(err, fs.ErrNotExist) {
+		return os.RemoveAll(tmp)
+	}
+	live, old := filepath.Join(dir, "log"), filepath.Join(dir, "log.old")
+	if _, err := os.Stat(live); err == nil {
+		if err := os.RemoveAll(old); err != nil {
+			return err
+		}
+		if err := os.Rename(live, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, live); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(live, "complete"))
+	return os.RemoveAll(old)
+}
