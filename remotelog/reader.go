@@ -179,6 +179,9 @@ func (r *catchUp) fetchPage(ctx context.Context, c cid.Cid, p, s uint64, head bo
 // learn records the links of a fetched page, refusing contradictions.
 func (r *catchUp) learn(pg *pager.Page) error {
 	add := func(p uint64, l pager.Link) error {
+		if p == 0 && l.Start != 1 {
+			return fmt.Errorf("%w: page 0 is linked as starting at sequence %d; a log starts at 1", ErrInvalidLog, l.Start)
+		}
 		if old, ok := r.known[p]; ok && old != l {
 			return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
 		}
