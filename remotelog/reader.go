@@ -61,7 +61,7 @@ type ReadOptions struct {
 	Concurrency int // parallel fetches; default 16
 	// MemoryBudget bounds the bytes of pages held between discovering
 	// them and delivering their messages; pages beyond it are fetched
-	// again when their turn comes. Default 16 MiB.
+	// again when their turn comes. Default 4 MiB.
 	MemoryBudget int
 }
 
@@ -73,7 +73,7 @@ func (o *ReadOptions) defaults() {
 		o.Concurrency = 16
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 16 << 20
+		o.MemoryBudget = 4 << 20
 	}
 }
 
@@ -274,15 +274,23 @@ func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
 		size int
 		err  error
 	}
-	out := make(chan got, len(want))
-	sem := make(chan struct{}, r.opts.Concurrency)
+	jobs := make(chan uint64, len(want))
 	for _, p := range want {
-		l := r.known[p]
+		jobs <- p
+	}
+	close(jobs)
+	links := make(map[uint64]pager.Link, len(want))
+	for _, p := range want {
+		links[p] = r.known[p]
+	}
+	out := make(chan got)
+	for range min(r.opts.Concurrency, len(want)) {
 		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
-			out <- got{p, pg, size, err}
+			for p := range jobs {
+				l := links[p]
+				pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
+				out <- got{p, pg, size, err}
+			}
 		}()
 	}
 	var errs []error

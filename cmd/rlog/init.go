@@ -22,8 +22,8 @@ func (a *app) initCmd() *cobra.Command {
 log, the IPNS name readers use. Refuses to touch an existing repo.
 
 Pagination presets:
-  paged   (default) small messages inline in pages of up to 1024 entries / 256 KiB,
-          payloads over 4 KiB by pointer; the head lists the 32 newest pages
+  paged   (default) small messages inline in pages of up to 256 entries / 256 KiB,
+          payloads over 4 KiB by pointer; the head lists the 64 newest pages
   full    everything inline in 1 MiB pages: backups on durable storage
   linked  one entry per page, every payload a pointer: the spec's linked list
 The other flags override single values of the preset.`,

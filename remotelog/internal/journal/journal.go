@@ -309,8 +309,12 @@ func (j *Journal) Get(seq uint64) (Entry, error) {
 	return e, nil
 }
 
+// scanChunk is how much of the journal Scan reads at once.
+const scanChunk = 4 << 20
+
 // Scan calls f for the entries from..to in order, stopping at f's first
-// error. The entry's slices belong to f.
+// error. It reads the journal in large chunks; an entry's payload aliases
+// a chunk that is never reused, so f may keep it.
 func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error {
 	if from < 1 || to > j.count || from > to {
 		if from == to+1 {
@@ -322,12 +326,35 @@ func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error
 	if err != nil {
 		return fmt.Errorf("journal: scan from %d: %w", from, err)
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(j.log, off, j.end-off), 1<<20)
+	var buf []byte // unparsed bytes of the current chunk
 	for seq := from; seq <= to; seq++ {
-		var body []byte
-		if _, err := readFrame(r, &body); err != nil {
-			return fmt.Errorf("journal: read %d: %w: %v", seq, ErrCorrupt, err)
+		if len(buf) < frameHead || len(buf) < frameHead+int(binary.LittleEndian.Uint32(buf)) {
+			// Read the next chunk, starting with what is left of this one.
+			need := frameHead
+			if len(buf) >= frameHead {
+				need += int(binary.LittleEndian.Uint32(buf))
+			}
+			n := min(max(scanChunk, need), int(j.end-off)+len(buf))
+			next := make([]byte, n)
+			copy(next, buf)
+			if _, err := j.log.ReadAt(next[len(buf):], off); err != nil {
+				return fmt.Errorf("journal: read %d: %w", seq, err)
+			}
+			off += int64(n - len(buf))
+			buf = next
 		}
+		if len(buf) < frameHead {
+			return fmt.Errorf("journal: read %d: %w: truncated record", seq, ErrCorrupt)
+		}
+		l := int(binary.LittleEndian.Uint32(buf))
+		if l < 32 || l > MaxRecord || len(buf) < frameHead+l {
+			return fmt.Errorf("journal: read %d: %w: bad record length %d", seq, ErrCorrupt, l)
+		}
+		body := buf[frameHead : frameHead+l : frameHead+l]
+		if crc32.Checksum(body, crcT) != binary.LittleEndian.Uint32(buf[4:]) {
+			return fmt.Errorf("journal: read %d: %w: checksum mismatch", seq, ErrCorrupt)
+		}
+		buf = buf[frameHead+l:]
 		var e Entry
 		copy(e.ID[:], body)
 		e.Payload = body[32:]

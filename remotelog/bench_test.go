@@ -1,0 +1,199 @@
+package remotelog_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"rlog/pager"
+	"rlog/remotelog"
+)
+
+// BenchmarkAppendPublish: append and publish 100,000 messages of 256 B in
+// batches of 1,000 (append, then publish, per batch) on the embedded store,
+// the repo a user gets from `rlog init`.
+func BenchmarkAppendPublish(b *testing.B) {
+	const total, batch = 100_000, 1000
+	body := make([]byte, 256)
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		cfg, _ := remotelog.DefaultConfig("paged")
+		if _, err := remotelog.Init(dir, cfg); err != nil {
+			b.Fatal(err)
+		}
+		repo, err := remotelog.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err := repo.Writer(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies := make([][]byte, batch)
+		for i := range bodies {
+			bodies[i] = body
+		}
+		ctx := context.Background()
+		b.StartTimer()
+		for range total / batch {
+			if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		w.Close()
+		repo.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// logOf builds a published log of n messages of size bytes in memory.
+var logs sync.Map
+
+func logOf(b *testing.B, preset string, n, size int) *world {
+	key := fmt.Sprint(preset, n, size)
+	if w, ok := logs.Load(key); ok {
+		return w.(*world)
+	}
+	pol, _ := pager.Preset(preset)
+	w := newWorld(b, pol)
+	for i := 0; i < n; i += 10_000 {
+		w.appendN(b, i, min(10_000, n-i), size)
+	}
+	w.publish(b)
+	logs.Store(key, w)
+	return w
+}
+
+// BenchmarkCatchUp: a reader k messages behind in a log of 100,000
+// messages of 256 B. Reports rounds of sequential fetches, bytes fetched
+// per message and the share of bytes fetched beyond the wire payloads.
+func BenchmarkCatchUp(b *testing.B) {
+	for _, preset := range []string{"paged", "full"} {
+		for _, k := range []int{100, 10_000} {
+			b.Run(fmt.Sprintf("%s/missing=%d", preset, k), func(b *testing.B) {
+				w := logOf(b, preset, 100_000, 256)
+				var all []remotelog.Message
+				remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(m remotelog.Message) error {
+					if m.Seq == uint64(100_000-k) {
+						all = append(all, m)
+					}
+					return nil
+				})
+				cur := remotelog.Cursor{Seq: all[0].Seq, ID: all[0].ID}
+				var st remotelog.Stats
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					_, st, err = remotelog.CatchUp(context.Background(), w, w.w.Name(), cur, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+					if err != nil || st.Messages != uint64(k) {
+						b.Fatalf("%d messages, %v", st.Messages, err)
+					}
+				}
+				b.ReportMetric(float64(st.Rounds), "rounds")
+				b.ReportMetric(float64(st.BytesFetched)/float64(k), "B/msg")
+				b.ReportMetric(100*float64(st.BytesFetched-st.PayloadBytes)/float64(st.PayloadBytes), "%overhead")
+			})
+		}
+	}
+}
+
+// BenchmarkPointerEntry reports what one pointer entry costs in a page.
+func BenchmarkPointerEntry(b *testing.B) {
+	w := logOf(b, "linked", 2000, 256)
+	pol, _ := pager.Preset("paged")
+	_ = pol
+	var st remotelog.Stats
+	for b.Loop() {
+		_, st, _ = remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+	}
+	b.ReportMetric(float64(pager.EntrySize(0, false)), "B/pointer-entry")
+	b.ReportMetric(float64(st.Rounds), "rounds")
+}
+
+// BenchmarkCatchUpMillion: a reader catches up 1,000,000 messages of 256 B
+// from a repo on disk (as `rlog fetch --from DIR` does); the heap, sampled
+// while it runs, must stay bounded.
+func BenchmarkCatchUpMillion(b *testing.B) {
+	const total = 1_000_000
+	dir := b.TempDir()
+	cfg, _ := remotelog.DefaultConfig("paged")
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		b.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := repo.Writer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 10_000)
+	for i := range bodies {
+		bodies[i] = make([]byte, 256)
+	}
+	ctx := context.Background()
+	for range total / len(bodies) {
+		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	name := w.Name()
+	w.Close()
+	repo.Close()
+	src, err := remotelog.OpenSource(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	var peak atomic.Uint64
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	for b.Loop() {
+		runtime.GC()
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					if h := heapNow(sample); h > peak.Load() {
+						peak.Store(h)
+					}
+				}
+			}
+		}()
+		_, st, err := remotelog.CatchUp(ctx, src, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+		close(done)
+		<-stopped
+		if err != nil || st.Messages != total {
+			b.Fatalf("%d messages, %v", st.Messages, err)
+		}
+		b.ReportMetric(float64(st.Rounds), "rounds")
+	}
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func heapNow(s []metrics.Sample) uint64 {
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
