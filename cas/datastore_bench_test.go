@@ -3,8 +3,8 @@ package cas_test
 import (
 	"context"
 	"encoding/binary"
-	"math/rand/v2"
 	"io/fs"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 

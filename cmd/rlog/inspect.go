@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/hex"
+	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
@@ -34,12 +36,13 @@ type entryJSON struct {
 
 func (a *app) inspectCmd() *cobra.Command {
 	var from string
+	var diag bool
 	cmd := &cobra.Command{
 		Use:   "inspect CID",
 		Short: "Print a page as JSON",
 		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
-and for inline payloads whether the id matches), skip links l and window w.`,
+and for inline payloads whether the id matches), skip links l and window w.\n--diag prints the block in CBOR diagnostic notation.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cid.Decode(args[0])
@@ -62,6 +65,18 @@ and for inline payloads whether the id matches), skip links l and window w.`,
 			}
 			pg, err := pager.Decode(b)
 			if err != nil {
+				return err
+			}
+			if diag {
+				dm, err := cbor.DiagOptions{ByteStringEncoding: cbor.ByteStringBase16Encoding}.DiagMode()
+				if err != nil {
+					return err
+				}
+				d, err := dm.Diagnose(b)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(a.stdout, d)
 				return err
 			}
 			out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
@@ -87,6 +102,7 @@ and for inline payloads whether the id matches), skip links l and window w.`,
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
+	cmd.Flags().BoolVar(&diag, "diag", false, "print the block in CBOR diagnostic notation instead")
 	return cmd
 }
 
