@@ -46,7 +46,7 @@ type Message struct {
 type Stats struct {
 	Messages       uint64 // delivered
 	Rounds         int    // sequential rounds of fetches after the resolve
-	Pages          int    // page fetches
+	Pages          int    // page fetches, the head included
 	Payloads       int    // pointer payload fetches
 	BytesFetched   int64  // bytes of every block fetched
 	PayloadBytes   int64  // wire payload bytes delivered
@@ -132,7 +132,7 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
 	}
 	r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
-	r.stats.Rounds = 1
+	r.stats.Rounds, r.stats.Pages = 1, 1
 	head, _, err := r.fetchPage(ctx, rec.Value, 0, 0, true)
 	if err != nil {
 		return err

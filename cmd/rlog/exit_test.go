@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// rlogIn runs rlog in-process with $RLOG_PATH set to repo.
+func rlogIn(t *testing.T, repo string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := func(k string) string {
+		if k == "RLOG_PATH" {
+			return repo
+		}
+		return ""
+	}
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb, env)
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	w, r := filepath.Join(t.TempDir(), "w"), filepath.Join(t.TempDir(), "r")
+	if code, _, errs := rlogIn(t, w, "", "fetch", "k51"); code != exitUsage {
+		t.Errorf("bad name: exit %d (%s)", code, errs)
+	}
+	if code, _, errs := rlogIn(t, w, "", "append", "x"); code != exitNotFound || !strings.Contains(errs, "rlog init") {
+		t.Errorf("no repo: exit %d (%s)", code, errs)
+	}
+	_, name, _ := rlogIn(t, w, "", "init")
+	name = strings.TrimSpace(name)
+	rlogIn(t, r, "", "init")
+	if code, _, errs := rlogIn(t, r, "", "fetch", name, "--from", w); code != exitNotFound || !strings.Contains(errs, "log not published") {
+		t.Errorf("unpublished log: exit %d (%s)", code, errs)
+	}
+	if code, _, errs := rlogIn(t, w, "", "publish"); code != exitError || !strings.Contains(errs, "the log is empty") {
+		t.Errorf("empty publish: exit %d (%s)", code, errs)
+	}
+	if code, out, _ := rlogIn(t, w, "a\nb\n", "append"); code != exitOK || strings.Count(out, "\n") != 2 {
+		t.Errorf("append from stdin: exit %d, %q", code, out)
+	}
+	if code, _, errs := rlogIn(t, w, "", "publish"); code != exitOK {
+		t.Fatalf("publish: %s", errs)
+	}
+	if code, _, errs := rlogIn(t, w, "", "fetch", "--since", "1", "--all", name); code != exitUsage {
+		t.Errorf("--since with --all: exit %d (%s)", code, errs)
+	}
+	if code, out, _ := rlogIn(t, r, "", "fetch", name, "--from", w); code != exitOK || !strings.Contains(out, "\ta\n") {
+		t.Errorf("fetch: exit %d, %q", code, out)
+	}
+	if code, _, errs := rlogIn(t, w, "", "inspect", "bafkqaaa"); code != exitNotFound {
+		t.Errorf("inspect of a missing block: exit %d (%s)", code, errs)
+	}
+}
