@@ -22,19 +22,7 @@ func BenchmarkAppendPublish(b *testing.B) {
 	body := make([]byte, 256)
 	for b.Loop() {
 		b.StopTimer()
-		dir := b.TempDir()
-		cfg, _ := remotelog.DefaultConfig("paged")
-		if _, err := remotelog.Init(dir, cfg); err != nil {
-			b.Fatal(err)
-		}
-		repo, err := remotelog.Open(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w, err := repo.Writer(nil)
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, repo, w := newRepoWriter(b)
 		bodies := make([][]byte, batch)
 		for i := range bodies {
 			bodies[i] = body
@@ -55,6 +43,24 @@ func BenchmarkAppendPublish(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// newRepoWriter makes a repo with the default preset and opens its writer.
+func newRepoWriter(b *testing.B) (string, *remotelog.Repo, *remotelog.Writer) {
+	dir := b.TempDir()
+	cfg, _ := remotelog.DefaultConfig("paged")
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		b.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := repo.Writer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dir, repo, w
 }
 
 // logOf builds a published log of n messages of size bytes in memory.
@@ -111,8 +117,6 @@ func BenchmarkCatchUp(b *testing.B) {
 // BenchmarkPointerEntry reports what one pointer entry costs in a page.
 func BenchmarkPointerEntry(b *testing.B) {
 	w := logOf(b, "linked", 2000, 256)
-	pol, _ := pager.Preset("paged")
-	_ = pol
 	var st remotelog.Stats
 	for b.Loop() {
 		_, st, _ = remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
@@ -127,19 +131,7 @@ func BenchmarkPointerEntry(b *testing.B) {
 func BenchmarkCatchUpMillion(b *testing.B) {
 	const total = 1_000_000
 	logs.Clear() // logs cached by other benchmarks would raise the GC goal
-	dir := b.TempDir()
-	cfg, _ := remotelog.DefaultConfig("paged")
-	if _, err := remotelog.Init(dir, cfg); err != nil {
-		b.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := repo.Writer(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	dir, repo, w := newRepoWriter(b)
 	bodies := make([][]byte, 10_000)
 	for i := range bodies {
 		bodies[i] = make([]byte, 256)

@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"rlog/cas"
+	"rlog/remotelog"
 )
 
 func (a *app) blockCmd() *cobra.Command {
@@ -19,22 +20,14 @@ func (a *app) blockCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%q is not a CID: %v", args[0], err)
 			}
-			repo, err := a.openRepo()
-			if err != nil {
+			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+				b, err := cas.Verify(src).Get(cmd.Context(), c)
+				if err != nil {
+					return err
+				}
+				_, err = a.stdout.Write(b)
 				return err
-			}
-			defer repo.Close()
-			src, release, err := a.source(from, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			b, err := cas.Verify(src).Get(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			_, err = a.stdout.Write(b)
-			return err
+			})
 		},
 	}
 	get.Flags().StringVar(&from, "from", "", fromHelp)

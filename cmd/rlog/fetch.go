@@ -36,41 +36,33 @@ with a fork error and prints nothing from the new history.
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			src, release, err := a.source(from, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			cur, err := repo.Cursor(name)
-			if err != nil {
-				return err
-			}
-			switch {
-			case all:
-				cur = remotelog.Cursor{RecordSeq: cur.RecordSeq}
-			case cmd.Flags().Changed("since"):
-				cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
-			}
-			next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
-				return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
-			})
-			// Save how far we got, also after a failure part way.
-			if next != cur || err == nil {
-				if serr := repo.SaveCursor(name, next); serr != nil {
-					return errors.Join(err, serr)
+			return a.withSource(from, func(repo *remotelog.Repo, src remotelog.Source) error {
+				cur, err := repo.Cursor(name)
+				if err != nil {
+					return err
 				}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "%d new messages; log has %d; %d rounds of fetches, %d pages, %d payloads, %d bytes\n",
-				st.Messages, st.LogLength, st.Rounds, st.Pages, st.Payloads, st.BytesFetched)
-			return nil
+				switch {
+				case all:
+					cur = remotelog.Cursor{RecordSeq: cur.RecordSeq}
+				case cmd.Flags().Changed("since"):
+					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
+				}
+				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
+					return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
+				})
+				// Save how far we got, also after a failure part way.
+				if next != cur || err == nil {
+					if serr := repo.SaveCursor(name, next); serr != nil {
+						return errors.Join(err, serr)
+					}
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "%d new messages; log has %d; %d rounds of fetches, %d pages, %d payloads, %d bytes\n",
+					st.Messages, st.LogLength, st.Rounds, st.Pages, st.Payloads, st.BytesFetched)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -11,6 +11,7 @@ import (
 	"rlog/cas"
 	"rlog/mvds"
 	"rlog/pager"
+	"rlog/remotelog"
 )
 
 type pageJSON struct {
@@ -49,56 +50,48 @@ and for inline payloads whether the id matches), skip links l and window w.\n--d
 			if err != nil {
 				return usagef("%q is not a CID: %v", args[0], err)
 			}
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			src, release, err := a.source(from, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			b, err := cas.Verify(src).Get(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			pg, err := pager.Decode(b)
-			if err != nil {
-				return err
-			}
-			if diag {
-				dm, err := cbor.DiagOptions{ByteStringEncoding: cbor.ByteStringBase16Encoding}.DiagMode()
+			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+				b, err := cas.Verify(src).Get(cmd.Context(), c)
 				if err != nil {
 					return err
 				}
-				d, err := dm.Diagnose(b)
+				pg, err := pager.Decode(b)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(a.stdout, d)
-				return err
-			}
-			out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
-			if pg.Head {
-				out.Window = links(pg.Window)
-			}
-			for i, e := range pg.Entries {
-				ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
-				if e.Inline() {
-					ej.Inline = e.Payload
-					m, _, err := mvds.UnmarshalMessage(e.Payload)
-					ok := err == nil && m.ID() == e.ID
-					ej.IDValid = &ok
-					if ok {
-						ej.Text = string(m.Body)
+				if diag {
+					dm, err := cbor.DiagOptions{ByteStringEncoding: cbor.ByteStringBase16Encoding}.DiagMode()
+					if err != nil {
+						return err
 					}
-				} else {
-					ej.Ref = e.Ref.String()
+					d, err := dm.Diagnose(b)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(a.stdout, d)
+					return err
 				}
-				out.Entries = append(out.Entries, ej)
-			}
-			return writeJSON(a.stdout, out)
+				out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
+				if pg.Head {
+					out.Window = links(pg.Window)
+				}
+				for i, e := range pg.Entries {
+					ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
+					if e.Inline() {
+						ej.Inline = e.Payload
+						m, _, err := mvds.UnmarshalMessage(e.Payload)
+						ok := err == nil && m.ID() == e.ID
+						ej.IDValid = &ok
+						if ok {
+							ej.Text = string(m.Body)
+						}
+					} else {
+						ej.Ref = e.Ref.String()
+					}
+					out.Entries = append(out.Entries, ej)
+				}
+				return writeJSON(a.stdout, out)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"rlog/mvds"
+	"rlog/remotelog"
 )
 
 func (a *app) logCmd() *cobra.Command {
@@ -15,21 +16,13 @@ func (a *app) logCmd() *cobra.Command {
 		Long:  "List the messages of this repo's own log, published or not, oldest first.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			w, err := repo.Writer(nil)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			if w.Len() <= since {
-				return nil
-			}
-			return w.Scan(since+1, w.Len(), func(seq uint64, id mvds.MessageID, m mvds.Message) error {
-				return printMessage(a.stdout, asJSON, seq, id[:], m.GroupID, m.Timestamp, m.Body)
+			return a.withWriter(func(_ *remotelog.Repo, w *remotelog.Writer) error {
+				if w.Len() <= since {
+					return nil
+				}
+				return w.Scan(since+1, w.Len(), func(seq uint64, id mvds.MessageID, m mvds.Message) error {
+					return printMessage(a.stdout, asJSON, seq, id[:], m.GroupID, m.Timestamp, m.Body)
+				})
 			})
 		},
 	}

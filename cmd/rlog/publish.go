@@ -28,31 +28,23 @@ log lacks, or differs from it (a repo restored from an old copy), rlog refuses a
 tells you to run 'rlog recover'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			w, err := repo.Writer(nil)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			bar := a.progress("publishing")
-			res, err := w.Publish(cmd.Context(), remotelog.PublishOptions{Progress: bar.update})
-			bar.finish()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, map[string]any{
-					"name": res.Name.String(), "head": res.Head.String(), "messages": res.Messages,
-					"new": res.New, "pages": res.Pages, "record_seq": res.RecordSeq, "blocks": res.Blocks, "bytes": res.Bytes,
-				})
-			}
-			fmt.Fprintf(a.stdout, "name      %s\nhead      %s\nmessages  %d (%d new)\npages     %d\nrecord    sequence %d\n",
-				res.Name, res.Head, res.Messages, res.New, res.Pages, res.RecordSeq)
-			return nil
+			return a.withWriter(func(_ *remotelog.Repo, w *remotelog.Writer) error {
+				bar := a.progress("publishing")
+				res, err := w.Publish(cmd.Context(), remotelog.PublishOptions{Progress: bar.update})
+				bar.finish()
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, map[string]any{
+						"name": res.Name.String(), "head": res.Head.String(), "messages": res.Messages,
+						"new": res.New, "pages": res.Pages, "record_seq": res.RecordSeq, "blocks": res.Blocks, "bytes": res.Bytes,
+					})
+				}
+				fmt.Fprintf(a.stdout, "name      %s\nhead      %s\nmessages  %d (%d new)\npages     %d\nrecord    sequence %d\n",
+					res.Name, res.Head, res.Messages, res.New, res.Pages, res.RecordSeq)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"rlog/remotelog"
 )
 
 func (a *app) recoverCmd() *cobra.Command {
@@ -17,23 +18,15 @@ every local message the published log lacks. Nothing is lost. Run 'rlog publish'
 afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			w, err := repo.Writer(nil)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			res, err := w.Recover(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "recovered %d published messages; kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
-				res.Published, res.Kept, res.Dropped)
-			return nil
+			return a.withWriter(func(_ *remotelog.Repo, w *remotelog.Writer) error {
+				res, err := w.Recover(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "recovered %d published messages; kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
+					res.Published, res.Kept, res.Dropped)
+				return nil
+			})
 		},
 	}
 }

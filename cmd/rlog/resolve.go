@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"rlog/namesys"
+	"rlog/remotelog"
 )
 
 func (a *app) resolveCmd() *cobra.Command {
@@ -23,29 +24,21 @@ validity, and print its value (the head page), sequence number, end of validity 
 			if err != nil {
 				return err
 			}
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			src, release, err := a.source(from, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			rec, err := namesys.Resolve(cmd.Context(), src, name, time.Now())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, map[string]any{
-					"name": name.String(), "value": "/ipfs/" + rec.Value.String(), "sequence": rec.Sequence,
-					"validity": rec.Validity.UTC().Format(time.RFC3339), "ttl": rec.TTL.String(), "verified": true,
-				})
-			}
-			fmt.Fprintf(a.stdout, "name      %s\nvalue     /ipfs/%s\nsequence  %d\nvalid to  %s\nttl       %s\nverified  signature by the name's key, not expired\n",
-				name, rec.Value, rec.Sequence, rec.Validity.UTC().Format(time.RFC3339), rec.TTL)
-			return nil
+			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+				rec, err := namesys.Resolve(cmd.Context(), src, name, time.Now())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, map[string]any{
+						"name": name.String(), "value": "/ipfs/" + rec.Value.String(), "sequence": rec.Sequence,
+						"validity": rec.Validity.UTC().Format(time.RFC3339), "ttl": rec.TTL.String(), "verified": true,
+					})
+				}
+				fmt.Fprintf(a.stdout, "name      %s\nvalue     /ipfs/%s\nsequence  %d\nvalid to  %s\nttl       %s\nverified  signature by the name's key, not expired\n",
+					name, rec.Value, rec.Sequence, rec.Validity.UTC().Format(time.RFC3339), rec.TTL)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
