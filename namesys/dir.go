@@ -32,7 +32,10 @@ func (d *Dir) Publish(_ context.Context, name ipns.Name, raw []byte) error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
-	if err := atomicfile.Write(d.file(name), raw, 0o644); err != nil {
+	// Atomic, but the rename need not be durable: a writer saves its state
+	// (with the record's sequence) first, so a record lost in a crash is
+	// made again by its next publish, and the older one is still valid.
+	if err := atomicfile.Replace(d.file(name), raw, 0o644); err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
 	return nil

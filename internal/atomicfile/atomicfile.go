@@ -9,8 +9,19 @@ import (
 	"path/filepath"
 )
 
-// Write replaces path with data.
+// Write replaces path with data, durably: when it returns, a crash leaves
+// the new content.
 func Write(path string, data []byte, perm os.FileMode) error {
+	if err := Replace(path, data, perm); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// Replace replaces path with data atomically but does not wait for the
+// rename to be durable: after an operating-system crash either content may
+// be there, never a torn one.
+func Replace(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -33,10 +44,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
+	return os.Rename(tmp, path)
 }
 
 // SyncDir makes the directory's entries (new, renamed files) durable.
