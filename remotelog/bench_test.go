@@ -56,7 +56,7 @@ func newRepoWriter(b *testing.B) (string, *remotelog.Repo, *remotelog.Writer) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := repo.Writer(nil)
+	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func BenchmarkCatchUpMillion(b *testing.B) {
 	name := w.Name()
 	w.Close()
 	repo.Close()
-	src, err := remotelog.OpenSource(dir)
+	src, err := remotelog.OpenSource(context.Background(), dir)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func crashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	w, err := repo.Writer(nil)
+	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		fail(err)
 	}
@@ -148,7 +148,7 @@ func checkAfterCrash(t *testing.T, dir string, acked, published uint64) {
 		t.Fatalf("repo does not open after a kill: %v", err)
 	}
 	defer repo.Close()
-	w, err := repo.Writer(nil)
+	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatalf("writer does not open after a kill: %v", err)
 	}

@@ -29,9 +29,10 @@ type Source interface {
 // start. A cursor with a zero ID (a start chosen by hand) skips the fork
 // check at its own sequence.
 type Cursor struct {
-	Seq       uint64         `json:"seq"`        // last sequence delivered
-	ID        mvds.MessageID `json:"id"`         // its message id
-	RecordSeq uint64         `json:"record_seq"` // highest record sequence seen
+	Seq       uint64         `json:"seq"`              // last sequence delivered
+	ID        mvds.MessageID `json:"id"`               // its message id
+	RecordSeq uint64         `json:"record_seq"`       // highest record sequence seen
+	Pinned    string         `json:"pinned,omitempty"` // head this repo's daemon pins (rlog pin)
 }
 
 // Message is a verified message of a log.
@@ -63,6 +64,10 @@ type ReadOptions struct {
 	// them and delivering their messages; pages beyond it are fetched
 	// again when their turn comes. Default 4 MiB.
 	MemoryBudget int
+	// Head, when defined, is the head page to read from instead of the
+	// name's record: a head the caller vouches for (a backup's root). No
+	// record is resolved or verified then.
+	Head cid.Cid
 }
 
 func (o *ReadOptions) defaults() {
@@ -121,19 +126,22 @@ type catchUp struct {
 }
 
 func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
-	rec, err := namesys.Resolve(ctx, r.src, name, r.opts.Now())
-	if errors.Is(err, namesys.ErrNotFound) {
-		return fmt.Errorf("%w: %w", ErrNoLog, err)
+	r.stats.Head, r.stats.RecordSequence = r.opts.Head, r.cur.RecordSeq
+	if !r.opts.Head.Defined() {
+		rec, err := namesys.Resolve(ctx, r.src, name, r.opts.Now())
+		if errors.Is(err, namesys.ErrNotFound) {
+			return fmt.Errorf("%w: %w", ErrNoLog, err)
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Sequence < r.cur.RecordSeq {
+			return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
+		}
+		r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
 	}
-	if err != nil {
-		return err
-	}
-	if rec.Sequence < r.cur.RecordSeq {
-		return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
-	}
-	r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
 	r.stats.Rounds, r.stats.Pages = 1, 1
-	head, _, err := r.fetchPage(ctx, rec.Value, 0, 0, true)
+	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
 	if err != nil {
 		return err
 	}
@@ -148,7 +156,7 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 	if err := r.stream(ctx); err != nil {
 		return err
 	}
-	r.cur.RecordSeq = rec.Sequence
+	r.cur.RecordSeq = r.stats.RecordSequence
 	return nil
 }
 

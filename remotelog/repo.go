@@ -45,6 +45,19 @@ type Config struct {
 	TTL      Duration     `json:"ttl"`
 	Addrs    []string     `json:"addrs,omitempty"`
 	Group    string       `json:"group"` // default group, hex
+	// Backend is where the log is published: "" (the embedded store) or
+	// "kubo" (a Kubo daemon, at KuboAPI or found by the caller).
+	Backend string `json:"backend,omitempty"`
+	KuboAPI string `json:"kubo_api,omitempty"`
+}
+
+// Backend is where a writer publishes: blocks and records.
+type Backend struct {
+	Store cas.Store
+	Names interface {
+		namesys.Publisher
+		namesys.Resolver
+	}
 }
 
 // Duration is a time.Duration written as text ("8760h0m0s").
@@ -206,13 +219,17 @@ func (r *Repo) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 	return r.names.Resolve(ctx, name)
 }
 
-// Writer opens the repo's own log for appending and publishing.
-func (r *Repo) Writer(now func() time.Time) (*Writer, error) {
+// Writer opens the repo's own log for appending and publishing to b, or to
+// the embedded store when b is nil.
+func (r *Repo) Writer(b *Backend, now func() time.Time) (*Writer, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("remotelog: %s is open read-only", r.Dir)
 	}
+	if b == nil {
+		b = &Backend{Store: r.store, Names: r.names}
+	}
 	return OpenWriter(WriterConfig{
-		Dir: r.Dir, Key: r.key, Store: r.store, Publisher: r.names, Resolver: r.names,
+		Dir: r.Dir, Key: r.key, Store: b.Store, Publisher: b.Names, Resolver: b.Names,
 		Policy: r.Config.Policy, Lifetime: time.Duration(r.Config.Lifetime), TTL: time.Duration(r.Config.TTL),
 		Addrs: r.Config.Addrs, Now: now,
 	})

@@ -1,12 +1,18 @@
 package remotelog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ipfs/boxo/ipns"
+
+	"rlog/cas"
+	"rlog/namesys"
 )
 
 // SourceCloser is a Source to release after use.
@@ -19,13 +25,14 @@ type SourceCloser interface {
 type opener struct {
 	scheme string // prefix before ':' that selects it, or "" for paths
 	help   string
-	open   func(arg string) (SourceCloser, error)
+	open   func(ctx context.Context, arg string) (SourceCloser, error)
 }
 
 // sources is the registry of where a reader can read. Later backends
 // (Kubo, gateways, CAR files) register here; it is the one way to build one.
 var sources = []opener{
 	{scheme: "repo", help: "repo:DIR or a directory: another rlog repo on this machine, read-only", open: openRepoSource},
+	{scheme: "kubo", help: "kubo:MULTIADDR: a Kubo daemon's RPC API, e.g. kubo:/ip4/127.0.0.1/tcp/5001", open: OpenKubo},
 }
 
 // SourceHelp lists the accepted source forms, one per line.
@@ -38,23 +45,23 @@ func SourceHelp() string {
 }
 
 // OpenSource opens a reader's source from a URL-like argument.
-func OpenSource(arg string) (SourceCloser, error) {
+func OpenSource(ctx context.Context, arg string) (SourceCloser, error) {
 	if arg == "" {
 		return nil, errors.New("remotelog: empty source")
 	}
 	scheme, rest, hasScheme := strings.Cut(arg, ":")
 	for _, o := range sources {
 		if hasScheme && scheme == o.scheme {
-			return o.open(rest)
+			return o.open(ctx, rest)
 		}
 	}
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
-		return openRepoSource(arg)
+		return openRepoSource(ctx, arg)
 	}
 	return nil, fmt.Errorf("remotelog: source %q: not a directory and no known scheme; sources are:\n%s", arg, SourceHelp())
 }
 
-func openRepoSource(dir string) (SourceCloser, error) {
+func openRepoSource(_ context.Context, dir string) (SourceCloser, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -64,4 +71,32 @@ func openRepoSource(dir string) (SourceCloser, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// KuboBackend is a Kubo daemon as blocks, names and source.
+type KuboBackend struct {
+	*cas.Kubo
+	Names *namesys.Kubo
+}
+
+func (k *KuboBackend) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	return k.Names.Resolve(ctx, name)
+}
+
+// Backend is the daemon as a writer's backend.
+func (k *KuboBackend) Backend() *Backend { return &Backend{Store: k.Kubo, Names: k.Names} }
+
+// Close releases idle connections.
+func (k *KuboBackend) Close() error { return nil }
+
+// OpenKubo connects to the Kubo daemon whose RPC API is at addr.
+func OpenKubo(ctx context.Context, addr string) (SourceCloser, error) {
+	if addr == "" {
+		return nil, errors.New("remotelog: kubo source needs the daemon's API multiaddr, e.g. kubo:/ip4/127.0.0.1/tcp/5001")
+	}
+	k, err := cas.DialKubo(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &KuboBackend{Kubo: k, Names: &namesys.Kubo{API: k.API, Addr: k.Addr}}, nil
 }

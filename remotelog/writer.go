@@ -349,6 +349,13 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			return res, err
 		}
 	}
+	// A store that pins (Kubo) moves its pin from the old head to the new.
+	if p, ok := w.cfg.Store.(pinner); ok {
+		old, _ := cid.Decode(w.st.Head)
+		if err := p.Pin(ctx, old, head); err != nil {
+			return res, err
+		}
+	}
 	if err := w.pages.flush(); err != nil {
 		return res, err
 	}
@@ -383,6 +390,12 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	res.Head, res.Messages, res.New = head, n, n-old.Published
 	res.Pages, res.RecordSeq = open.Number+1, next.RecordSeq
 	return res, nil
+}
+
+// pinner is the optional ability of a store to keep exactly the DAG under
+// the current head.
+type pinner interface {
+	Pin(ctx context.Context, old, head cid.Cid) error
 }
 
 // checkPublished compares the published log with the local one and

@@ -23,6 +23,7 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	repoFlag       string
+	apiFlag        string
 }
 
 func (a *app) root() *cobra.Command {
@@ -44,9 +45,10 @@ block store and how far you have read other logs. No daemon is needed.
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
+	root.PersistentFlags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): publish to and read through this daemon")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
-		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd())
+		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd())
 	return root
 }
 

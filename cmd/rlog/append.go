@@ -71,7 +71,7 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				g := sha256.Sum256([]byte(groupName))
 				group = g[:]
 			}
-			w, err := repo.Writer(nil)
+			w, err := repo.Writer(nil, nil) // appending touches only the local log
 			if err != nil {
 				return err
 			}

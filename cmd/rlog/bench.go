@@ -95,7 +95,7 @@ func runBench(ctx context.Context, preset string, messages, size, batch int) (be
 	if err != nil {
 		return res, err
 	}
-	w, err := repo.Writer(nil)
+	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		repo.Close()
 		return res, err
@@ -117,7 +117,7 @@ func runBench(ctx context.Context, preset string, messages, size, batch int) (be
 	res.WriteMsgsPerS = float64(messages) / res.WriteSeconds
 	w.Close()
 	repo.Close()
-	src, err := remotelog.OpenSource(dir)
+	src, err := remotelog.OpenSource(ctx, dir)
 	if err != nil {
 		return res, err
 	}

@@ -20,7 +20,7 @@ func (a *app) blockCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%q is not a CID: %v", args[0], err)
 			}
-			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+			return a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
 				b, err := cas.Verify(src).Get(cmd.Context(), c)
 				if err != nil {
 					return err

@@ -86,7 +86,7 @@ func demoWrite(ctx context.Context, dir string, from, n int) (remotelog.PublishR
 		return remotelog.PublishResult{}, err
 	}
 	defer repo.Close()
-	w, err := repo.Writer(nil)
+	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		return remotelog.PublishResult{}, err
 	}
@@ -107,7 +107,7 @@ func demoRead(ctx context.Context, dir, from string, name ipns.Name) (int, remot
 		return 0, remotelog.Stats{}, err
 	}
 	defer repo.Close()
-	src, err := remotelog.OpenSource(from)
+	src, err := remotelog.OpenSource(ctx, from)
 	if err != nil {
 		return 0, remotelog.Stats{}, err
 	}

@@ -36,7 +36,7 @@ with a fork error and prints nothing from the new history.
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
-			return a.withSource(from, func(repo *remotelog.Repo, src remotelog.Source) error {
+			return a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
 				cur, err := repo.Cursor(name)
 				if err != nil {
 					return err

@@ -15,6 +15,7 @@ func (a *app) initCmd() *cobra.Command {
 	var pageEntries, pageBytes, inline, headInline, window int
 	var lifetime, ttl time.Duration
 	var addrs []string
+	var kubo bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repo with a new key and print the log's name",
@@ -26,7 +27,12 @@ Pagination presets:
           payloads over 4 KiB by pointer; the head lists the 64 newest pages
   full    everything inline in 1 MiB pages: backups on durable storage
   linked  one entry per page, every payload a pointer: the spec's linked list
-The other flags override single values of the preset.`,
+The other flags override single values of the preset.
+
+With --kubo the repo publishes to a Kubo daemon instead of its embedded store, and
+fetch reads through it: the daemon at --api, else the one whose api file is in
+$IPFS_PATH (default ~/.ipfs), found each time. The key stays in this repo: rlog signs
+records itself and hands Kubo only signed records.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.repoDir()
@@ -56,6 +62,9 @@ The other flags override single values of the preset.`,
 				return usageError{err}
 			}
 			cfg.Lifetime, cfg.TTL, cfg.Addrs = remotelog.Duration(lifetime), remotelog.Duration(ttl), addrs
+			if kubo {
+				cfg.Backend, cfg.KuboAPI = "kubo", a.apiFlag
+			}
 			name, err := remotelog.Init(dir, cfg)
 			if err != nil {
 				return err
@@ -74,6 +83,7 @@ The other flags override single values of the preset.`,
 	f.IntVar(&window, "window", 0, "newest sealed pages listed in the head page")
 	f.DurationVar(&lifetime, "lifetime", remotelog.DefaultLifetime, "how long a published record stays valid")
 	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
+	f.BoolVar(&kubo, "kubo", false, "publish to a Kubo daemon: the one at --api, else the one running from $IPFS_PATH (default ~/.ipfs)")
 	f.StringSliceVar(&addrs, "addr", nil, "multiaddr where the log's blocks can be reached, written in the head page (repeatable)")
 	return cmd
 }

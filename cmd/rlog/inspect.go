@@ -50,7 +50,7 @@ and for inline payloads whether the id matches), skip links l and window w.\n--d
 			if err != nil {
 				return usagef("%q is not a CID: %v", args[0], err)
 			}
-			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+			return a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
 				b, err := cas.Verify(src).Get(cmd.Context(), c)
 				if err != nil {
 					return err

@@ -16,7 +16,7 @@ func (a *app) logCmd() *cobra.Command {
 		Long:  "List the messages of this repo's own log, published or not, oldest first.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withWriter(func(_ *remotelog.Repo, w *remotelog.Writer) error {
+			return a.withWriter(cmd.Context(), false, func(_ *remotelog.Repo, w *remotelog.Writer) error {
 				if w.Len() <= since {
 					return nil
 				}

@@ -18,7 +18,7 @@ every local message the published log lacks. Nothing is lost. Run 'rlog publish'
 afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withWriter(func(_ *remotelog.Repo, w *remotelog.Writer) error {
+			return a.withWriter(cmd.Context(), true, func(_ *remotelog.Repo, w *remotelog.Writer) error {
 				res, err := w.Recover(cmd.Context())
 				if err != nil {
 					return err

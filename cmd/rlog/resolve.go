@@ -24,7 +24,7 @@ validity, and print its value (the head page), sequence number, end of validity 
 			if err != nil {
 				return err
 			}
-			return a.withSource(from, func(_ *remotelog.Repo, src remotelog.Source) error {
+			return a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
 				rec, err := namesys.Resolve(cmd.Context(), src, name, time.Now())
 				if err != nil {
 					return err

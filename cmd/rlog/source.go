@@ -1,16 +1,78 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
 	"rlog/remotelog"
 )
 
-// source opens --from, or the local repo when from is empty. The returned
-// release func closes what was opened (never the local repo itself).
-func (a *app) source(from string, local *remotelog.Repo) (remotelog.Source, func(), error) {
-	if from == "" {
-		return local, func() {}, nil
+// kuboAPI is the Kubo API multiaddr to use, or "" for none: --api, else the
+// repo's kubo_api, else, for a repo set to use Kubo, the daemon found from
+// $IPFS_PATH/api (default ~/.ipfs/api).
+func (a *app) kuboAPI(repo *remotelog.Repo) (string, error) {
+	if a.apiFlag != "" {
+		return a.apiFlag, nil
 	}
-	src, err := remotelog.OpenSource(from)
+	if repo == nil || repo.Config.Backend != "kubo" {
+		return "", nil
+	}
+	if repo.Config.KuboAPI != "" {
+		return repo.Config.KuboAPI, nil
+	}
+	return a.localKuboAPI()
+}
+
+// localKuboAPI reads the API address a running daemon wrote in its repo.
+func (a *app) localKuboAPI() (string, error) {
+	ipfsPath := a.getenv("IPFS_PATH")
+	if ipfsPath == "" {
+		ipfsPath = filepath.Join(a.getenv("HOME"), ".ipfs")
+	}
+	b, err := os.ReadFile(filepath.Join(ipfsPath, "api"))
+	if err != nil {
+		return "", usagef("this repo publishes to Kubo but no daemon is running: %s has no api file (start `ipfs daemon`, or give --api MULTIADDR)", ipfsPath)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// backend is where the repo publishes: its Kubo daemon, or nil for the
+// embedded store. release closes what was opened.
+func (a *app) backend(ctx context.Context, repo *remotelog.Repo) (*remotelog.Backend, func(), error) {
+	api, err := a.kuboAPI(repo)
+	if err != nil || api == "" {
+		return nil, func() {}, err
+	}
+	k, err := remotelog.OpenKubo(ctx, api)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k.(*remotelog.KuboBackend).Backend(), func() { k.Close() }, nil
+}
+
+// source opens --from, else the repo's Kubo daemon when it has one, else
+// the local repo itself. release closes what was opened.
+func (a *app) source(ctx context.Context, from string, local *remotelog.Repo) (remotelog.Source, func(), error) {
+	if from == "kubo:" { // the local daemon
+		api, err := a.localKuboAPI()
+		if err != nil {
+			return nil, nil, err
+		}
+		from += api
+	}
+	if from == "" {
+		api, err := a.kuboAPI(local)
+		if err != nil {
+			return nil, nil, err
+		}
+		if api == "" {
+			return local, func() {}, nil
+		}
+		from = "kubo:" + api
+	}
+	src, err := remotelog.OpenSource(ctx, from)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -18,13 +80,23 @@ func (a *app) source(from string, local *remotelog.Repo) (remotelog.Source, func
 }
 
 // withWriter opens the repo and its writer for f, and closes both after.
-func (a *app) withWriter(f func(repo *remotelog.Repo, w *remotelog.Writer) error) error {
+// With publishing, the writer is on the repo's backend (Kubo when set);
+// without, it touches only the local log.
+func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remotelog.Repo, w *remotelog.Writer) error) error {
 	repo, err := a.openRepo()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	w, err := repo.Writer(nil)
+	var b *remotelog.Backend
+	if publishing {
+		var release func()
+		if b, release, err = a.backend(ctx, repo); err != nil {
+			return err
+		}
+		defer release()
+	}
+	w, err := repo.Writer(b, nil)
 	if err != nil {
 		return err
 	}
@@ -32,15 +104,15 @@ func (a *app) withWriter(f func(repo *remotelog.Repo, w *remotelog.Writer) error
 	return f(repo, w)
 }
 
-// withSource opens the repo and the source named by from (the repo itself
-// when empty) for f, and closes both after.
-func (a *app) withSource(from string, f func(repo *remotelog.Repo, src remotelog.Source) error) error {
+// withSource opens the repo and the source named by from for f, and
+// closes both after.
+func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelog.Repo, src remotelog.Source) error) error {
 	repo, err := a.openRepo()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	src, release, err := a.source(from, repo)
+	src, release, err := a.source(ctx, from, repo)
 	if err != nil {
 		return err
 	}
@@ -48,4 +120,4 @@ func (a *app) withSource(from string, f func(repo *remotelog.Repo, src remotelog
 	return f(repo, src)
 }
 
-const fromHelp = "where to read: a directory holding another rlog repo (e.g. a synced folder); default: this repo"
+const fromHelp = "where to read: a directory holding another rlog repo, or kubo:MULTIADDR (kubo: alone for the local daemon); default: this repo's backend"
