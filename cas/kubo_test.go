@@ -17,6 +17,9 @@ import (
 // (.ci/run); without one, the Kubo tests skip.
 func kuboAPI(t *testing.T) string {
 	api := os.Getenv("RLOG_KUBO_API")
+	if api == "" && os.Getenv("CI") == "true" {
+		t.Fatal("RLOG_KUBO_API is not set in CI: .ci/run starts the daemon the Kubo tests need")
+	}
 	if api == "" {
 		t.Skip("RLOG_KUBO_API is not set: no Kubo daemon to test against (see README, Kubo tests)")
 	}

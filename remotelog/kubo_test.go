@@ -34,11 +34,14 @@ import (
 // started by the test setup (.ci/run), RLOG_KUBO_IPFS the ipfs binary, and
 // RLOG_KUBO_A_API / RLOG_KUBO_B_API two online nodes connected to each
 // other. Without them the tests skip.
-func kuboEnv(t *testing.T, names ...string) []string {
+func kuboEnv(t testing.TB, names ...string) []string {
 	t.Helper()
 	var out []string
 	for _, n := range names {
 		v := os.Getenv(n)
+		if v == "" && os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set in CI: .ci/run starts the daemons the Kubo tests need", n)
+		}
 		if v == "" {
 			t.Skipf("%s is not set: no Kubo daemon to test against (see README, Kubo tests)", n)
 		}
@@ -47,7 +50,7 @@ func kuboEnv(t *testing.T, names ...string) []string {
 	return out
 }
 
-func kuboBackend(t *testing.T, api string) *remotelog.KuboBackend {
+func kuboBackend(t testing.TB, api string) *remotelog.KuboBackend {
 	t.Helper()
 	src, err := remotelog.OpenKubo(context.Background(), api)
 	if err != nil {
@@ -72,7 +75,13 @@ func ipfs(t *testing.T, api string, stdin []byte, args ...string) []byte {
 }
 
 // kuboWriter opens a writer with a fresh key publishing to k.
-func kuboWriter(t *testing.T, k *remotelog.KuboBackend, pol pager.Policy) *remotelog.Writer {
+func kuboWriter(t testing.TB, k *remotelog.KuboBackend, pol pager.Policy) *remotelog.Writer {
+	return kuboWriterOn(t, k.Kubo, k, pol)
+}
+
+// kuboWriterOn opens a writer with a fresh key putting blocks into st and
+// records into k's daemon.
+func kuboWriterOn(t testing.TB, st cas.Store, k *remotelog.KuboBackend, pol pager.Policy) *remotelog.Writer {
 	t.Helper()
 	_, sk, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -80,7 +89,7 @@ func kuboWriter(t *testing.T, k *remotelog.KuboBackend, pol pager.Policy) *remot
 	}
 	key, _ := crypto.UnmarshalEd25519PrivateKey(sk)
 	w, err := remotelog.OpenWriter(remotelog.WriterConfig{
-		Dir: t.TempDir(), Key: key, Store: k.Kubo, Publisher: k.Names, Resolver: k.Names,
+		Dir: t.TempDir(), Key: key, Store: st, Publisher: k.Names, Resolver: k.Names,
 		Policy: pol, Lifetime: remotelog.DefaultLifetime, TTL: time.Minute,
 	})
 	if err != nil {
