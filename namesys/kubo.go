@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -67,31 +66,7 @@ func (k *Kubo) gatewayGet(ctx context.Context, name ipns.Name) ([]byte, error) {
 			return nil, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gw+"/ipns/"+name.String()+"?format=ipns-record", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/vnd.ipfs.ipns-record")
-	hc := k.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(ipns.MaxRecordSize)+1))
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusInternalServerError && bytes.Contains(b, []byte("not found")):
-		return nil, ErrNotFound
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("gateway %s: %s: %s", gw, resp.Status, bytes.TrimSpace(b))
-	}
-	return b, nil
+	return (&Gateway{URL: gw, HTTP: k.HTTP}).Resolve(ctx, name)
 }
 
 // findGateway reads the daemon's gateway address from its config.

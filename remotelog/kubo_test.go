@@ -140,6 +140,18 @@ func TestKuboInterop(t *testing.T) {
 		t.Fatalf("read through kubo: %d messages, %v", len(got), err)
 	}
 
+	// Kubo's gateway serves the same log to a trustless-gateway reader.
+	gwURL := kuboEnv(t, "RLOG_KUBO_GW")[0]
+	gw, err := remotelog.OpenSource(ctx, gwURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	got, _, err = readAll(t, gw, w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{})
+	if err != nil || len(got) != 42 || !bytes.Equal(got[41].Body, mib5) {
+		t.Fatalf("read through kubo's gateway %s: %d messages, %v", gwURL, len(got), err)
+	}
+
 	// ipfs dag get shows the page fields.
 	var head map[string]any
 	if err := json.Unmarshal(ipfs(t, api, nil, "dag", "get", res1.Head.String()), &head); err != nil {

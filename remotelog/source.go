@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,15 +32,23 @@ type opener struct {
 // sources is the registry of where a reader can read. Later backends
 // (Kubo, gateways, CAR files) register here; it is the one way to build one.
 var sources = []opener{
-	{scheme: "repo", help: "repo:DIR or a directory: another rlog repo on this machine, read-only", open: openRepoSource},
-	{scheme: "kubo", help: "kubo:MULTIADDR: a Kubo daemon's RPC API, e.g. kubo:/ip4/127.0.0.1/tcp/5001", open: OpenKubo},
+	{scheme: "repo", help: "repo:DIR or a directory: another rlog repo on this machine, read-only", open: func(ctx context.Context, arg string) (SourceCloser, error) {
+		return openRepoSource(ctx, strings.TrimPrefix(arg, "repo:"))
+	}},
+	{scheme: "kubo", help: "kubo:MULTIADDR: a Kubo daemon's RPC API, e.g. kubo:/ip4/127.0.0.1/tcp/5001", open: func(ctx context.Context, arg string) (SourceCloser, error) {
+		return OpenKubo(ctx, strings.TrimPrefix(arg, "kubo:"))
+	}},
+	{scheme: "http", help: "http://HOST[:PORT] or https://HOST: an IPFS trustless gateway (Kubo's, `rlog serve`, a public one)", open: openGateway},
+	{scheme: "https", open: openGateway},
 }
 
 // SourceHelp lists the accepted source forms, one per line.
 func SourceHelp() string {
 	var b strings.Builder
 	for _, o := range sources {
-		fmt.Fprintf(&b, "  %s\n", o.help)
+		if o.help != "" {
+			fmt.Fprintf(&b, "  %s\n", o.help)
+		}
 	}
 	return b.String()
 }
@@ -49,10 +58,10 @@ func OpenSource(ctx context.Context, arg string) (SourceCloser, error) {
 	if arg == "" {
 		return nil, errors.New("remotelog: empty source")
 	}
-	scheme, rest, hasScheme := strings.Cut(arg, ":")
+	scheme, _, hasScheme := strings.Cut(arg, ":")
 	for _, o := range sources {
 		if hasScheme && scheme == o.scheme {
-			return o.open(ctx, rest)
+			return o.open(ctx, arg)
 		}
 	}
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
@@ -99,4 +108,28 @@ func OpenKubo(ctx context.Context, addr string) (SourceCloser, error) {
 		return nil, err
 	}
 	return &KuboBackend{Kubo: k, Names: &namesys.Kubo{API: k.API, Addr: k.Addr}}, nil
+}
+
+// GatewaySource reads a log from a trustless gateway: blocks with
+// ?format=raw, records with ?format=ipns-record, all verified by the reader.
+type GatewaySource struct {
+	*cas.Gateway
+	Names *namesys.Gateway
+}
+
+func (g *GatewaySource) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	return g.Names.Resolve(ctx, name)
+}
+
+func (g *GatewaySource) Close() error {
+	g.HTTP.CloseIdleConnections()
+	return nil
+}
+
+func openGateway(_ context.Context, url string) (SourceCloser, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	hc := &http.Client{Transport: tr}
+	url = strings.TrimRight(url, "/")
+	return &GatewaySource{Gateway: &cas.Gateway{URL: url, HTTP: hc}, Names: &namesys.Gateway{URL: url, HTTP: hc}}, nil
 }

@@ -120,4 +120,4 @@ func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelo
 	return f(repo, src)
 }
 
-const fromHelp = "where to read: a directory holding another rlog repo, or kubo:MULTIADDR (kubo: alone for the local daemon); default: this repo's backend"
+const fromHelp = "where to read: a directory holding another rlog repo, kubo:MULTIADDR (kubo: alone for the local daemon), or a gateway http(s)://HOST[:PORT]; default: this repo's backend"
