@@ -7,7 +7,9 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
+	carbs "github.com/ipld/go-car/v2/blockstore"
 )
 
 // ImportCAR reads a CAR file (v1 or v2), verifying every block's hash, and
@@ -44,3 +46,42 @@ func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error
 	}
 	return br.Roots, n, nil
 }
+
+// CARFile is a read-only Store over a CAR file (v1 or v2), indexed when
+// opened. Its blocks are not trusted: readers wrap it in Verify.
+type CARFile struct {
+	path string
+	ro   *carbs.ReadOnly
+}
+
+// OpenCAR opens a CAR file as a read-only store.
+func OpenCAR(path string) (*CARFile, error) {
+	ro, err := carbs.OpenReadOnly(path)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
+	}
+	return &CARFile{path: path, ro: ro}, nil
+}
+
+// Roots are the file's roots.
+func (f *CARFile) Roots() ([]cid.Cid, error) { return f.ro.Roots() }
+
+func (f *CARFile) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := f.ro.Get(ctx, c)
+	if err != nil {
+		if ipld.IsNotFound(err) {
+			return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, ErrNotFound)
+		}
+		return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, err)
+	}
+	return b.RawData(), nil
+}
+
+func (f *CARFile) Has(ctx context.Context, c cid.Cid) (bool, error) { return f.ro.Has(ctx, c) }
+
+func (f *CARFile) Put(context.Context, []blocks.Block) error {
+	return fmt.Errorf("cas: car %s: put: %w", f.path, ErrReadOnly)
+}
+
+// Close releases the file.
+func (f *CARFile) Close() error { return f.ro.Close() }

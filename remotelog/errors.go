@@ -1,6 +1,9 @@
 package remotelog
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrBehind: the published log holds entries the local log does not
@@ -21,3 +24,8 @@ var (
 	// ErrNoLog: the name has no published log yet.
 	ErrNoLog = errors.New("log not published")
 )
+
+// errorsf wraps sentinel with a formatted detail.
+func errorsf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

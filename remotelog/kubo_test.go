@@ -218,6 +218,16 @@ func TestKuboInterop(t *testing.T) {
 	if err != nil || len(got) != 43 || !bytes.Equal(got[41].Body, mib5) || string(got[42].Body) != "more" {
 		t.Fatalf("read the exported CAR: %d messages, %v", len(got), err)
 	}
+
+	// An rlog backup is a CAR Kubo imports as it is.
+	var backup bytes.Buffer
+	if _, err := remotelog.Backup(ctx, k, w.Name(), &backup, time.Now, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := ipfs(t, api, backup.Bytes(), "dag", "import", "--pin-roots=false", "--stats")
+	if !strings.Contains(string(out), "Imported") && !strings.Contains(string(out), "Block") {
+		t.Fatalf("ipfs dag import of a backup: %s", out)
+	}
 }
 
 // storeSource reads blocks from a store and has no records.

@@ -1,0 +1,230 @@
+package remotelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+
+	"rlog/cas"
+	"rlog/namesys"
+	"rlog/pager"
+)
+
+// A backup is a CARv1 file holding every block of a log (pages and
+// payloads). Its first root is the head page; its second root is a
+// manifest, a DAG-CBOR map {"name": text, "record": bytes, "rlog-backup": 1},
+// holding the log's name and the signed record that pointed at the head.
+
+type manifest struct {
+	Name    string `cbor:"name"`
+	Record  []byte `cbor:"record"`
+	Version int    `cbor:"rlog-backup"`
+}
+
+var manifestEnc, _ = cbor.CanonicalEncOptions().EncMode()
+
+// BackupResult reports a backup.
+type BackupResult struct {
+	Head     cid.Cid
+	Messages uint64
+	Blocks   int
+	Bytes    int64
+}
+
+// Backup writes log name, read and verified from src, to out as a CAR.
+// progress, when set, is called with messages read so far and the total.
+func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now func() time.Time, progress func(done, total uint64)) (BackupResult, error) {
+	var res BackupResult
+	rec, err := namesys.Resolve(ctx, src, name, now())
+	if err != nil {
+		return res, fmt.Errorf("remotelog: backup %s: %w", name, err)
+	}
+	mb, err := manifestEnc.Marshal(manifest{Name: name.String(), Record: rec.Raw, Version: 1})
+	if err != nil {
+		return res, err
+	}
+	mc, err := pager.PagePrefix.Sum(mb)
+	if err != nil {
+		return res, err
+	}
+	w, err := storage.NewWritable(out, []cid.Cid{rec.Value, mc}, carv2.WriteAsCarV1(true))
+	if err != nil {
+		return res, fmt.Errorf("remotelog: backup %s: %w", name, err)
+	}
+	tee := &teeSource{src: src, put: func(c cid.Cid, b []byte) error {
+		res.Blocks++
+		res.Bytes += int64(len(b))
+		return w.Put(ctx, c.KeyString(), b)
+	}}
+	if err := tee.put(mc, mb); err != nil {
+		return res, err
+	}
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now}, func(m Message) error {
+		if progress != nil && (m.Seq%4096 == 0) {
+			progress(m.Seq, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("remotelog: backup %s: %w", name, err)
+	}
+	if err := errors.Join(tee.err, w.Finalize()); err != nil {
+		return res, fmt.Errorf("remotelog: backup %s: write: %w", name, err)
+	}
+	res.Head, res.Messages = rec.Value, st.Messages
+	return res, nil
+}
+
+// teeSource hands every block it reads, once verified, to put, once.
+type teeSource struct {
+	src  Source
+	mu   sync.Mutex
+	seen map[cid.Cid]struct{}
+	put  func(c cid.Cid, b []byte) error
+	err  error
+}
+
+func (t *teeSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := cas.Verify(t.src).Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen == nil {
+		t.seen = map[cid.Cid]struct{}{}
+	}
+	if _, ok := t.seen[c]; !ok && t.err == nil {
+		t.seen[c] = struct{}{}
+		t.err = t.put(c, b)
+	}
+	return b, t.err
+}
+
+func (t *teeSource) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	return t.src.Resolve(ctx, name)
+}
+
+// RestoreResult reports a restore.
+type RestoreResult struct {
+	Name        ipns.Name
+	Head        cid.Cid
+	Blocks      int
+	Messages    uint64
+	RecordSeq   uint64
+	RecordSaved bool // false when the repo already had the same or a newer record
+}
+
+// Restore imports a backup into a store and a name store: it verifies every
+// block hash while importing, the record against the name in the manifest,
+// and the whole log from the head, and keeps the record only if it is newer
+// than the one already there. It never touches a writer's local log, so
+// restoring into the writer's own repo cannot fork the published log.
+func Restore(ctx context.Context, r io.Reader, store cas.Store, names interface {
+	namesys.Publisher
+	namesys.Resolver
+}, now func() time.Time) (RestoreResult, error) {
+	var res RestoreResult
+	roots, n, err := cas.ImportCAR(ctx, store, r)
+	res.Blocks = n
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: %w", err)
+	}
+	if len(roots) != 2 {
+		return res, fmt.Errorf("remotelog: restore: %w: %d roots, an rlog backup has 2 (head, manifest)", ErrInvalidLog, len(roots))
+	}
+	mb, err := store.Get(ctx, roots[1])
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: manifest: %w", err)
+	}
+	var m manifest
+	if err := cbor.Unmarshal(mb, &m); err != nil || m.Version != 1 {
+		return res, fmt.Errorf("remotelog: restore: %w: not an rlog backup manifest (%v)", ErrInvalidLog, err)
+	}
+	name, err := ipns.NameFromString(m.Name)
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: manifest name: %w", err)
+	}
+	rec, err := namesys.Parse(name, m.Record, now())
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: %w", err)
+	}
+	if !rec.Value.Equals(roots[0]) {
+		return res, fmt.Errorf("remotelog: restore: %w: the record points at %s, the backup's head is %s", ErrInvalidLog, rec.Value, roots[0])
+	}
+	src := struct {
+		cas.Getter
+		namesys.Resolver
+	}{store, names}
+	_, st, err := CatchUp(ctx, src, name, Cursor{}, ReadOptions{Head: roots[0], Now: now}, func(Message) error { return nil })
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
+	}
+	res.Name, res.Head, res.Messages, res.RecordSeq = name, roots[0], st.Messages, rec.Sequence
+	cur, err := namesys.Resolve(ctx, names, name, now())
+	if err == nil && cur.Sequence >= rec.Sequence {
+		return res, nil // the repo's record is as new or newer: keep it
+	}
+	if err := names.Publish(ctx, name, m.Record); err != nil {
+		return res, fmt.Errorf("remotelog: restore: save record: %w", err)
+	}
+	res.RecordSaved = true
+	return res, nil
+}
+
+// CARSource reads a backup file: its blocks, and its manifest's record for
+// its own name.
+type CARSource struct {
+	*cas.CARFile
+	name   ipns.Name
+	record []byte
+	Head   cid.Cid
+}
+
+// OpenCARSource opens a backup file written by Backup as a source.
+func OpenCARSource(_ context.Context, path string) (SourceCloser, error) {
+	f, err := cas.OpenCAR(path)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := f.Roots()
+	if err != nil || len(roots) != 2 {
+		f.Close()
+		return nil, fmt.Errorf("remotelog: %s: %w: not an rlog backup (want 2 roots: head, manifest; %v)", path, ErrInvalidLog, err)
+	}
+	mb, err := cas.Verify(f).Get(context.Background(), roots[1])
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("remotelog: %s: manifest: %w", path, err)
+	}
+	var m manifest
+	if err := cbor.Unmarshal(mb, &m); err != nil || m.Version != 1 {
+		f.Close()
+		return nil, fmt.Errorf("remotelog: %s: %w: not an rlog backup manifest (%v)", path, ErrInvalidLog, err)
+	}
+	name, err := ipns.NameFromString(m.Name)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("remotelog: %s: manifest name: %w", path, err)
+	}
+	return &CARSource{CARFile: f, name: name, record: m.Record, Head: roots[0]}, nil
+}
+
+// Name is the log the backup holds.
+func (c *CARSource) Name() ipns.Name { return c.name }
+
+func (c *CARSource) Resolve(_ context.Context, name ipns.Name) ([]byte, error) {
+	if name != c.name {
+		return nil, fmt.Errorf("remotelog: backup of %s has no record for %s: %w", c.name, name, namesys.ErrNotFound)
+	}
+	return c.record, nil
+}
