@@ -98,3 +98,6 @@ func (e *Embedded) Close() error {
 	}
 	return nil
 }
+
+// Blockstore is the boxo blockstore under the store, for serving it.
+func (e *Embedded) Blockstore() blockstore.Blockstore { return e.bs }

@@ -120,6 +120,31 @@ func Init(dir string, cfg Config) (ipns.Name, error) {
 	return name, nil
 }
 
+// LoadConfig reads the configuration of the repo in dir.
+func LoadConfig(dir string) (Config, error) {
+	var cfg Config
+	cb, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, fmt.Errorf("remotelog: open %s: %w (create one with `rlog init`)", dir, ErrNoRepo)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("remotelog: open %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return cfg, fmt.Errorf("remotelog: open %s: config.json: %w", dir, err)
+	}
+	if cfg.Version != 1 {
+		return cfg, fmt.Errorf("remotelog: open %s: config version %d, this rlog knows 1", dir, cfg.Version)
+	}
+	return cfg, nil
+}
+
+// DefaultGroup is the group messages go to unless told otherwise.
+func (c Config) DefaultGroup() []byte {
+	g, _ := hex.DecodeString(c.Group)
+	return g
+}
+
 // ErrNoRepo: the directory holds no repo.
 var ErrNoRepo = errors.New("no rlog repo")
 
@@ -146,20 +171,11 @@ func Open(dir string) (*Repo, error) { return open(dir, false) }
 func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
 
 func open(dir string, readOnly bool) (*Repo, error) {
-	cb, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("remotelog: open %s: %w (create one with `rlog init`)", dir, ErrNoRepo)
-	}
+	cfg, err := LoadConfig(dir)
 	if err != nil {
-		return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
+		return nil, err
 	}
-	r := &Repo{Dir: dir, readOnly: readOnly}
-	if err := json.Unmarshal(cb, &r.Config); err != nil {
-		return nil, fmt.Errorf("remotelog: open %s: config.json: %w", dir, err)
-	}
-	if r.Config.Version != 1 {
-		return nil, fmt.Errorf("remotelog: open %s: config version %d, this rlog knows 1", dir, r.Config.Version)
-	}
+	r := &Repo{Dir: dir, Config: cfg, readOnly: readOnly}
 	kb, err := os.ReadFile(filepath.Join(dir, "key"))
 	if err != nil {
 		return nil, fmt.Errorf("remotelog: open %s: read key: %w", dir, err)
@@ -236,10 +252,7 @@ func (r *Repo) Writer(b *Backend, now func() time.Time) (*Writer, error) {
 }
 
 // DefaultGroup is the group messages go to unless told otherwise.
-func (r *Repo) DefaultGroup() []byte {
-	g, _ := hex.DecodeString(r.Config.Group)
-	return g
-}
+func (r *Repo) DefaultGroup() []byte { return r.Config.DefaultGroup() }
 
 func (r *Repo) cursorPath(name ipns.Name) string {
 	return filepath.Join(r.Dir, "cursors", name.String()+".json")

@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
 )
 
 func (a *app) appendCmd() *cobra.Command {
@@ -56,14 +58,10 @@ hashed with SHA-256 to 32 bytes) names another.`,
 			if len(bodies) == 0 {
 				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
 			}
-			repo, err := a.openRepo()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			group := repo.DefaultGroup()
+			var group []byte
 			switch {
 			case groupHex != "":
+				var err error
 				if group, err = hex.DecodeString(groupHex); err != nil || len(group) == 0 {
 					return usagef("--group %q is not a hex group id", groupHex)
 				}
@@ -71,24 +69,25 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				g := sha256.Sum256([]byte(groupName))
 				group = g[:]
 			}
-			w, err := repo.Writer(nil, nil) // appending touches only the local log
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			out, err := w.Append(cmd.Context(), group, bodies)
-			if err != nil {
-				return err
-			}
-			for _, m := range out {
-				if asJSON {
-					b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": m.Timestamp})
-					fmt.Fprintf(a.stdout, "%s\n", b)
-				} else {
-					fmt.Fprintf(a.stdout, "%d\t%s\n", m.Seq, m.ID)
+			// Appending touches only the local log, not the backend.
+			return a.withLogWriter(cmd.Context(), false, func(cfg remotelog.Config, w logWriter) error {
+				if group == nil {
+					group = cfg.DefaultGroup()
 				}
-			}
-			return nil
+				out, err := w.Append(cmd.Context(), group, bodies)
+				if err != nil {
+					return err
+				}
+				for _, m := range out {
+					if asJSON {
+						b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": m.Timestamp})
+						fmt.Fprintf(a.stdout, "%s\n", b)
+					} else {
+						fmt.Fprintf(a.stdout, "%d\t%s\n", m.Seq, m.ID)
+					}
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

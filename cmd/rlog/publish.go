@@ -28,7 +28,7 @@ log lacks, or differs from it (a repo restored from an old copy), rlog refuses a
 tells you to run 'rlog recover'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withWriter(cmd.Context(), true, func(_ *remotelog.Repo, w *remotelog.Writer) error {
+			return a.withLogWriter(cmd.Context(), true, func(_ remotelog.Config, w logWriter) error {
 				bar := a.progress("publishing")
 				res, err := w.Publish(cmd.Context(), remotelog.PublishOptions{Progress: bar.update})
 				bar.finish()

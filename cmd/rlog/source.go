@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,35 @@ func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remo
 	}
 	defer w.Close()
 	return f(repo, w)
+}
+
+// logWriter is what append and publish need: the repo's own writer, or,
+// while another process (rlog serve) owns the repo, that owner.
+type logWriter interface {
+	Append(ctx context.Context, group []byte, bodies [][]byte) ([]remotelog.Appended, error)
+	Publish(ctx context.Context, opts remotelog.PublishOptions) (remotelog.PublishResult, error)
+}
+
+// withLogWriter runs f with the repo's writer, or through the process that
+// owns the repo when one does.
+func (a *app) withLogWriter(ctx context.Context, publishing bool, f func(cfg remotelog.Config, w logWriter) error) error {
+	err := a.withWriter(ctx, publishing, func(repo *remotelog.Repo, w *remotelog.Writer) error { return f(repo.Config, w) })
+	if !errors.Is(err, remotelog.ErrLocked) {
+		return err
+	}
+	dir, derr := a.repoDir()
+	if derr != nil {
+		return err
+	}
+	owner, derr := remotelog.DialControl(dir)
+	if derr != nil {
+		return err // locked by a process that takes no requests
+	}
+	cfg, cerr := remotelog.LoadConfig(dir)
+	if cerr != nil {
+		return cerr
+	}
+	return f(cfg, owner)
 }
 
 // withSource opens the repo and the source named by from for f, and

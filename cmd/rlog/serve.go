@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve this repo as a trustless IPFS gateway, with pushed head events",
+		Long: `Serve the repo's embedded store as an IPFS trustless gateway: raw blocks
+(?format=raw), CAR responses (?format=car, dag-scope), and IPNS records
+(?format=ipns-record), with the gateway conventions' caching headers (immutable for
+/ipfs/, the record's TTL for /ipns/). Any IPFS tool that reads a trustless gateway reads
+the log; 'rlog fetch NAME --from http://HOST:PORT' and 'rlog follow' do too.
+/rlog/v1/events streams new heads as server-sent events, so followers hear of a publish
+at once.
+
+While it runs, serve owns the repo: 'rlog append' and 'rlog publish' in the same repo
+go through it (over a socket in the repo), and their publishes reach followers at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			if repo.Config.Backend == "kubo" {
+				return usagef("this repo publishes to Kubo: its daemon's gateway serves the log")
+			}
+			w, err := repo.Writer(nil, nil)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			srv := remotelog.NewServer(repo, w, nil)
+			gw, err := srv.Gateway()
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("serve: listen on %s: %w", listen, err)
+			}
+			sock := remotelog.ControlSocket(repo.Dir)
+			os.Remove(sock) // a stale socket: we hold the repo lock
+			cl, err := net.Listen("unix", sock)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("serve: control socket: %w", err)
+			}
+			defer os.Remove(sock)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			public := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+			control := &http.Server{Handler: srv.Control()}
+			errc := make(chan error, 2)
+			go func() { errc <- public.Serve(ln) }()
+			go func() { errc <- control.Serve(cl) }()
+			fmt.Fprintf(a.stdout, "serving %s at http://%s\n", repo.Name(), ln.Addr())
+			select {
+			case <-ctx.Done():
+			case err = <-errc:
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			public.Shutdown(sctx)
+			control.Shutdown(sctx)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
+	return cmd
+}

@@ -1,0 +1,216 @@
+package remotelog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/gateway"
+	"github.com/ipfs/boxo/ipns"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"rlog/namesys"
+)
+
+// Server serves a repo it owns. Its Gateway is a trustless IPFS gateway
+// (raw blocks, CAR responses with dag-scope, IPNS records, with the caching
+// headers of the gateway conventions: immutable for /ipfs/, the record's
+// TTL for /ipns/) plus /rlog/v1/events, a server-sent event stream of new
+// heads. Its Control handler (served on a unix socket in the repo) lets
+// other rlog processes append and publish through the owner.
+type Server struct {
+	repo *Repo
+	w    *Writer
+	now  func() time.Time
+
+	mu   sync.Mutex // serialises appends and publishes
+	subs subscribers
+}
+
+// NewServer serves repo with its writer w (both owned by the caller).
+func NewServer(repo *Repo, w *Writer, now func() time.Time) *Server {
+	if now == nil {
+		now = time.Now
+	}
+	return &Server{repo: repo, w: w, now: now}
+}
+
+// Gateway is the public handler: trustless gateway and event stream.
+func (s *Server) Gateway() (http.Handler, error) {
+	emb, ok := s.repo.Store().(interface{ Blockstore() blockstore.Blockstore })
+	if !ok {
+		return nil, errors.New("remotelog: serve: the repo has no embedded store yet (publish once first)")
+	}
+	bs := blockservice.New(emb.Blockstore(), nil)
+	backend, err := gateway.NewBlocksBackend(bs, gateway.WithValueStore(recordStore{s.repo.Names()}))
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: serve: %w", err)
+	}
+	gw := gateway.NewHandler(gateway.Config{DeserializedResponses: false}, backend)
+	mux := http.NewServeMux()
+	mux.Handle("/ipfs/", gw)
+	mux.Handle("/ipns/", gw)
+	mux.HandleFunc("GET /rlog/v1/events", s.events)
+	return mux, nil
+}
+
+// recordStore serves the repo's records to the gateway.
+type recordStore struct{ names namesys.Resolver }
+
+func (r recordStore) GetValue(ctx context.Context, key string, _ ...routing.Option) ([]byte, error) {
+	name, err := ipns.NameFromRoutingKey([]byte(key))
+	if err != nil {
+		return nil, routing.ErrNotSupported
+	}
+	raw, err := r.names.Resolve(ctx, name)
+	if errors.Is(err, namesys.ErrNotFound) {
+		return nil, routing.ErrNotFound
+	}
+	return raw, err
+}
+
+func (r recordStore) SearchValue(ctx context.Context, key string, _ ...routing.Option) (<-chan []byte, error) {
+	v, err := r.GetValue(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan []byte, 1)
+	ch <- v
+	close(ch)
+	return ch, nil
+}
+
+func (r recordStore) PutValue(context.Context, string, []byte, ...routing.Option) error {
+	return routing.ErrNotSupported
+}
+
+// HeadEvent is what the event stream sends after each publish.
+type HeadEvent struct {
+	Name      string `json:"name"`
+	Head      string `json:"head"`
+	Messages  uint64 `json:"messages"`
+	RecordSeq uint64 `json:"record_seq"`
+}
+
+type subscribers struct {
+	mu   sync.Mutex
+	next int
+	subs map[int]chan HeadEvent
+}
+
+func (ss *subscribers) add() (int, chan HeadEvent) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.subs == nil {
+		ss.subs = map[int]chan HeadEvent{}
+	}
+	ss.next++
+	ch := make(chan HeadEvent, 16)
+	ss.subs[ss.next] = ch
+	return ss.next, ch
+}
+
+func (ss *subscribers) remove(id int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.subs, id)
+}
+
+// send delivers ev to every subscriber; a subscriber too slow to take it
+// misses it and catches up on the next one (events only say "look again").
+func (ss *subscribers) send(ev HeadEvent) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ch := range ss.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// events streams head events as server-sent events; ?name= filters.
+func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
+	fl, ok := rw.(http.Flusher)
+	if !ok {
+		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	want := r.URL.Query().Get("name")
+	id, ch := s.subs.add()
+	defer s.subs.remove(id)
+	rw.Header().Set("Content-Type", "text/event-stream")
+	rw.Header().Set("Cache-Control", "no-cache")
+	fmt.Fprint(rw, ": rlog head events\n\n")
+	fl.Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev := <-ch:
+			if want != "" && want != ev.Name {
+				continue
+			}
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(rw, "event: head\ndata: %s\n\n", b)
+			fl.Flush()
+		}
+	}
+}
+
+// Control is the local handler other rlog processes use while this one
+// owns the repo: POST /append with {"group": hex, "bodies": [base64]}, POST
+// /publish. Both answer JSON.
+func (s *Server) Control() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /append", func(rw http.ResponseWriter, r *http.Request) {
+		var req AppendRequest
+		if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<30)).Decode(&req); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		out, err := s.w.Append(r.Context(), req.Group, req.Bodies)
+		s.mu.Unlock()
+		reply(rw, out, err)
+	})
+	mux.HandleFunc("POST /publish", func(rw http.ResponseWriter, r *http.Request) {
+		res, err := s.Publish(r.Context())
+		reply(rw, res, err)
+	})
+	return mux
+}
+
+// AppendRequest is the body of a control append.
+type AppendRequest struct {
+	Group  []byte   `json:"group"`
+	Bodies [][]byte `json:"bodies"`
+}
+
+func reply(rw http.ResponseWriter, v any, err error) {
+	rw.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		rw.WriteHeader(http.StatusConflict)
+		json.NewEncoder(rw).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	json.NewEncoder(rw).Encode(v)
+}
+
+// Publish publishes through the owner and pushes the new head to
+// subscribers.
+func (s *Server) Publish(ctx context.Context) (PublishResult, error) {
+	s.mu.Lock()
+	res, err := s.w.Publish(ctx, PublishOptions{})
+	s.mu.Unlock()
+	if err == nil {
+		s.subs.send(HeadEvent{Name: res.Name.String(), Head: res.Head.String(), Messages: res.Messages, RecordSeq: res.RecordSeq})
+	}
+	return res, err
+}

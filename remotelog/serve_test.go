@@ -1,0 +1,166 @@
+package remotelog_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	carv2 "github.com/ipld/go-car/v2"
+
+	"rlog/remotelog"
+)
+
+// servedRepo is a repo with a published log, served by a Server on a real
+// HTTP server on 127.0.0.1.
+func servedRepo(t *testing.T) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
+	cfg, _ := remotelog.DefaultConfig("paged")
+	cfg.Policy.PageEntries = 8
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	srv := remotelog.NewServer(repo, w, nil)
+	h, err := srv.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return repo, w, srv, hs
+}
+
+func TestServeIsATrustlessGateway(t *testing.T) {
+	repo, w, srv, hs := servedRepo(t)
+	ctx := context.Background()
+	var bodies [][]byte
+	for i := range 30 {
+		bodies = append(bodies, body(i))
+	}
+	w.Append(ctx, repo.DefaultGroup(), bodies)
+	res, err := srv.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := remotelog.OpenSource(ctx, hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got, _, err := readAll(t, src, w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{})
+	if err != nil || len(got) != 30 {
+		t.Fatalf("read through rlog serve: %d messages, %v", len(got), err)
+	}
+	get := func(path string, header ...string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		for i := 0; i < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	// Immutable blocks, the record with its TTL.
+	if cc := get("/ipfs/"+res.Head.String()+"?format=raw").Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+		t.Errorf("raw block Cache-Control %q", cc)
+	}
+	if cc := get("/ipns/"+w.Name().String()+"?format=ipns-record").Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=60") {
+		t.Errorf("record Cache-Control %q (TTL is one minute)", cc)
+	}
+	// CAR responses: the head alone, or the whole log.
+	for scope, want := range map[string]int{"block": 1, "all": int(res.Pages)} {
+		resp := get("/ipfs/"+res.Head.String()+"?format=car&dag-scope="+scope, "Accept", "application/vnd.ipld.car")
+		br, err := carv2.NewBlockReader(resp.Body)
+		if err != nil {
+			t.Fatalf("dag-scope=%s: %v", scope, err)
+		}
+		n := 0
+		for {
+			if _, err := br.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		if n != want {
+			t.Errorf("dag-scope=%s: %d blocks, want %d", scope, n, want)
+		}
+	}
+}
+
+func TestServePushesHeads(t *testing.T) {
+	repo, w, srv, hs := servedRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/rlog/v1/events?name="+w.Name().String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Scan() // the stream's opening comment: subscribed
+	w.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("pushed")})
+	res, err := srv.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ev remotelog.HeadEvent
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Head != res.Head.String() || ev.Messages != 1 || ev.RecordSeq != res.RecordSeq {
+				t.Fatalf("event %+v, published %+v", ev, res)
+			}
+			return
+		}
+	}
+	t.Fatalf("stream ended without an event: %v", sc.Err())
+}
+
+func TestControlAppendsThroughTheOwner(t *testing.T) {
+	repo, _, srv, _ := servedRepo(t)
+	sock := remotelog.ControlSocket(repo.Dir)
+	hs := httptest.NewUnstartedServer(srv.Control())
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Listener = ln
+	hs.Start()
+	defer hs.Close()
+	owner, err := remotelog.DialControl(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	out, err := owner.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("via"), []byte("owner")})
+	if err != nil || len(out) != 2 || out[1].Seq != 2 || !bytes.Equal(out[1].Body, []byte("owner")) {
+		t.Fatalf("append through the owner: %+v %v", out, err)
+	}
+	res, err := owner.Publish(ctx, remotelog.PublishOptions{})
+	if err != nil || res.Messages != 2 || !res.Head.Defined() {
+		t.Fatalf("publish through the owner: %+v %v", res, err)
+	}
+}
