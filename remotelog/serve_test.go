@@ -81,10 +81,10 @@ func TestServeIsATrustlessGateway(t *testing.T) {
 		return resp
 	}
 	// Immutable blocks, the record with its TTL.
-	if cc := get("/ipfs/"+res.Head.String()+"?format=raw").Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+	if cc := get("/ipfs/" + res.Head.String() + "?format=raw").Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 		t.Errorf("raw block Cache-Control %q", cc)
 	}
-	if cc := get("/ipns/"+w.Name().String()+"?format=ipns-record").Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=60") {
+	if cc := get("/ipns/" + w.Name().String() + "?format=ipns-record").Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=60") {
 		t.Errorf("record Cache-Control %q (TTL is one minute)", cc)
 	}
 	// CAR responses: the head alone, or the whole log.
