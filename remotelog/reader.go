@@ -68,6 +68,9 @@ type ReadOptions struct {
 	// name's record: a head the caller vouches for (a backup's root). No
 	// record is resolved or verified then.
 	Head cid.Cid
+	// OnHead, when set, is told the log's length once the head is read,
+	// before any message is delivered.
+	OnHead func(length uint64)
 }
 
 func (o *ReadOptions) defaults() {
@@ -147,6 +150,9 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 	}
 	r.head = head
 	r.stats.LogLength = head.Last()
+	if r.opts.OnHead != nil {
+		r.opts.OnHead(head.Last())
+	}
 	if head.Last() < r.cur.Seq {
 		return fmt.Errorf("%w: the log has %d messages but this reader has read %d", ErrFork, head.Last(), r.cur.Seq)
 	}

@@ -254,14 +254,26 @@ func (r *Repo) Writer(b *Backend, now func() time.Time) (*Writer, error) {
 // DefaultGroup is the group messages go to unless told otherwise.
 func (r *Repo) DefaultGroup() []byte { return r.Config.DefaultGroup() }
 
-func (r *Repo) cursorPath(name ipns.Name) string {
-	return filepath.Join(r.Dir, "cursors", name.String()+".json")
-}
-
 // Cursor is how far this repo has read log name.
-func (r *Repo) Cursor(name ipns.Name) (Cursor, error) {
+func (r *Repo) Cursor(name ipns.Name) (Cursor, error) { return Cursors(r.Dir).Get(name) }
+
+// SaveCursor durably records how far this repo has read log name.
+func (r *Repo) SaveCursor(name ipns.Name, c Cursor) error { return Cursors(r.Dir).Save(name, c) }
+
+// CursorStore keeps a repo's cursors, one file per log, each replaced
+// atomically. It takes no lock: a follower using it never keeps other rlog
+// commands out of the repo.
+type CursorStore struct{ dir string }
+
+// Cursors is the cursor store of the repo in dir.
+func Cursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors")} }
+
+func (s CursorStore) path(name ipns.Name) string { return filepath.Join(s.dir, name.String()+".json") }
+
+// Get is how far the repo has read log name; the zero Cursor if never.
+func (s CursorStore) Get(name ipns.Name) (Cursor, error) {
 	var c Cursor
-	b, err := os.ReadFile(r.cursorPath(name))
+	b, err := os.ReadFile(s.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
@@ -269,18 +281,18 @@ func (r *Repo) Cursor(name ipns.Name) (Cursor, error) {
 		return c, fmt.Errorf("remotelog: read cursor: %w", err)
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("remotelog: read cursor %s: %w", r.cursorPath(name), err)
+		return c, fmt.Errorf("remotelog: read cursor %s: %w", s.path(name), err)
 	}
 	return c, nil
 }
 
-// SaveCursor durably records how far this repo has read log name.
-func (r *Repo) SaveCursor(name ipns.Name, c Cursor) error {
-	if err := os.MkdirAll(filepath.Join(r.Dir, "cursors"), 0o755); err != nil {
+// Save durably records c for log name.
+func (s CursorStore) Save(name ipns.Name, c Cursor) error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("remotelog: save cursor: %w", err)
 	}
 	b, _ := json.Marshal(c)
-	if err := atomicfile.Write(r.cursorPath(name), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(s.path(name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("remotelog: save cursor: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"testing"
 
@@ -21,8 +22,15 @@ func TestMain(m *testing.M) {
 // directory, with rlog as a real process.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:  "testdata/script",
+		Cmds: bgCmds,
 		Setup: func(e *testscript.Env) error {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			e.Setenv("PORT", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+			l.Close()
 			e.Setenv("RLOG_KUBO_API", os.Getenv("RLOG_KUBO_API"))
 			e.Setenv("RLOG_KUBO_IPFS_PATH", os.Getenv("RLOG_KUBO_IPFS_PATH"))
 			return nil

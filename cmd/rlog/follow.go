@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+func (a *app) followCmd() *cobra.Command {
+	var from string
+	var asJSON bool
+	var minInterval, maxInterval time.Duration
+	cmd := &cobra.Command{
+		Use:   "follow NAME --from SOURCE",
+		Short: "Keep printing new messages of log NAME as they are published",
+		Long: `A read-only subscription: print what this repo has not seen of log NAME, then keep
+printing new messages as they are published, saving the cursor after each batch, so a
+restarted follower resumes where it stopped and prints nothing twice.
+
+When the source is 'rlog serve', its head events push each publish to the follower at
+once. Other sources are polled: every --min-interval at first, backing off to
+--max-interval while nothing changes. When the source goes away the follower says so and
+keeps trying on the same schedule. On start it says how far behind it is. It stops on
+Ctrl-C, or with an error when the log was rewritten (fork). It takes no lock: other
+commands can use the repo meanwhile.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := parseName(args[0])
+			if err != nil {
+				return err
+			}
+			dir, err := a.repoDir()
+			if err != nil {
+				return err
+			}
+			cfg, err := remotelog.LoadConfig(dir)
+			if err != nil {
+				return err
+			}
+			if from == "" {
+				if cfg.Backend != "kubo" && a.apiFlag == "" {
+					return usagef("give --from SOURCE: a gateway (e.g. http://127.0.0.1:8080 from 'rlog serve'), a repo folder, or kubo:")
+				}
+				api := a.apiFlag
+				if api == "" {
+					if api = cfg.KuboAPI; api == "" {
+						if api, err = a.localKuboAPI(); err != nil {
+							return err
+						}
+					}
+				}
+				from = "kubo:" + api
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			src, err := remotelog.OpenSource(ctx, from)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cursors := remotelog.Cursors(dir)
+			cur, err := cursors.Get(name)
+			if err != nil {
+				return err
+			}
+			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
+				MinInterval: minInterval, MaxInterval: maxInterval,
+				Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
+				Status: func(s remotelog.FollowStatus) {
+					switch {
+					case s.Err != nil:
+						fmt.Fprintf(a.stderr, "source unavailable: %v; trying again in %s\n", s.Err, s.Wait)
+					case s.Behind > 0:
+						fmt.Fprintf(a.stderr, "catching up: %d messages behind\n", s.Behind)
+					}
+				},
+			}, func(m remotelog.Message) error {
+				return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
+			})
+			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", fromHelp)
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
+	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
+	return cmd
+}

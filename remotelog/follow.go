@@ -1,0 +1,164 @@
+package remotelog
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+)
+
+// Subscriber is the optional ability of a source to push: the returned
+// channel receives a value whenever the log may have changed, and is closed
+// when the subscription ends (the source went away).
+type Subscriber interface {
+	Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, error)
+}
+
+// FollowOptions tune Follow. The zero value polls every second, backing off
+// to a minute while nothing changes.
+type FollowOptions struct {
+	Read ReadOptions
+	// MinInterval and MaxInterval bound the polling interval: it starts at
+	// MinInterval, doubles each time nothing changed, and returns to
+	// MinInterval when something did.
+	MinInterval, MaxInterval time.Duration
+	// After waits; time.After by default. Tests inject their own.
+	After func(d time.Duration) <-chan time.Time
+	// Status, when set, hears what the follower does.
+	Status func(s FollowStatus)
+	// Save, when set, is called with the cursor after every catch-up that
+	// delivered something, and after one that failed part way.
+	Save func(Cursor) error
+}
+
+// FollowStatus is one report of a follower.
+type FollowStatus struct {
+	Behind  uint64        // messages to catch up, when catching up starts
+	Caught  uint64        // messages delivered by the last catch-up
+	Err     error         // the source failed; the follower keeps going
+	Wait    time.Duration // time until the next look, when polling
+	Pushing bool          // the source pushes changes
+}
+
+// NextInterval is the polling backoff: after a change, min; otherwise
+// double, at most max.
+func NextInterval(cur, min, max time.Duration, changed bool) time.Duration {
+	if changed || cur < min {
+		return min
+	}
+	return minDur(2*cur, max)
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// Follow keeps reading log name from src after cur until ctx ends or the
+// log is found rewritten: it catches up, then waits for the source's push
+// (when it has one) or the polling interval, and catches up again. Source
+// failures are reported through Status and retried on the same schedule;
+// a fork stops it with ErrFork. Each message is delivered once.
+func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts FollowOptions, deliver func(Message) error) (Cursor, error) {
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = time.Second
+	}
+	if opts.MaxInterval < opts.MinInterval {
+		opts.MaxInterval = max(time.Minute, opts.MinInterval)
+	}
+	if opts.After == nil {
+		opts.After = time.After
+	}
+	status := opts.Status
+	if status == nil {
+		status = func(FollowStatus) {}
+	}
+	var push <-chan struct{}
+	interval := time.Duration(0)
+	for {
+		if push == nil {
+			if s, ok := src.(Subscriber); ok {
+				if ch, err := s.Subscribe(ctx, name); err == nil {
+					push = ch
+				}
+			}
+		}
+		read := opts.Read
+		read.OnHead = func(length uint64) {
+			if length > cur.Seq {
+				status(FollowStatus{Behind: length - cur.Seq, Pushing: push != nil})
+			}
+		}
+		next, st, err := CatchUp(ctx, src, name, cur, read, deliver)
+		delivered := next.Seq != cur.Seq
+		cur = next
+		if (delivered || err != nil) && opts.Save != nil {
+			if serr := opts.Save(cur); serr != nil {
+				return cur, serr
+			}
+		}
+		if ctx.Err() != nil {
+			return cur, ctx.Err()
+		}
+		if errors.Is(err, ErrFork) {
+			return cur, err
+		}
+		interval = NextInterval(interval, opts.MinInterval, opts.MaxInterval, delivered)
+		if err != nil {
+			status(FollowStatus{Err: err, Wait: interval})
+		} else if st.Messages > 0 {
+			status(FollowStatus{Caught: st.Messages, Pushing: push != nil})
+		}
+		select {
+		case <-ctx.Done():
+			return cur, ctx.Err()
+		case _, ok := <-push:
+			if !ok {
+				push = nil // the source went away: poll, and subscribe again
+			}
+		case <-opts.After(interval):
+		}
+	}
+}
+
+// Subscribe listens to the head events of an `rlog serve` gateway. A
+// gateway without them (any other) answers an error, and the caller polls.
+func (g *GatewaySource) Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, error) {
+	u := strings.TrimRight(g.URL, "/") + "/rlog/v1/events?name=" + url.QueryEscape(name.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := g.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body.Close()
+		return nil, fmt.Errorf("remotelog: %s has no head events (%s)", g.URL, resp.Status)
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "event: head") {
+				select {
+				case ch <- struct{}{}:
+				default: // one pending signal is enough
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
