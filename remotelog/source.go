@@ -134,7 +134,11 @@ func (g *GatewaySource) Close() error {
 func openGateway(_ context.Context, url string) (SourceCloser, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	hc := &http.Client{Transport: tr}
+	return GatewaySourceWith(url, &http.Client{Transport: tr}), nil
+}
+
+// GatewaySourceWith reads from the gateway at url with the given client.
+func GatewaySourceWith(url string, hc *http.Client) *GatewaySource {
 	url = strings.TrimRight(url, "/")
-	return &GatewaySource{Gateway: &cas.Gateway{URL: url, HTTP: hc}, Names: &namesys.Gateway{URL: url, HTTP: hc}}, nil
+	return &GatewaySource{Gateway: &cas.Gateway{URL: url, HTTP: hc}, Names: &namesys.Gateway{URL: url, HTTP: hc}}
 }
