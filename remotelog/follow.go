@@ -35,6 +35,9 @@ type FollowOptions struct {
 	// Save, when set, is called with the cursor after every catch-up that
 	// delivered something, and after one that failed part way.
 	Save func(Cursor) error
+	// Caught, when set, is called after every catch-up that succeeded; an
+	// error from it ends Follow.
+	Caught func(Stats) error
 }
 
 // FollowStatus is one report of a follower.
@@ -110,6 +113,11 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 		}
 		if errors.Is(err, ErrFork) {
 			return cur, err
+		}
+		if err == nil && opts.Caught != nil {
+			if cerr := opts.Caught(st); cerr != nil {
+				return cur, cerr
+			}
 		}
 		interval = NextInterval(interval, opts.MinInterval, opts.MaxInterval, delivered)
 		if err != nil {

@@ -71,6 +71,9 @@ type ReadOptions struct {
 	// OnHead, when set, is told the log's length once the head is read,
 	// before any message is delivered.
 	OnHead func(length uint64)
+	// OnRecord, when set, is given the verified record before its log is
+	// read.
+	OnRecord func(rec *namesys.Record)
 }
 
 func (o *ReadOptions) defaults() {
@@ -142,6 +145,9 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 			return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
 		}
 		r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
+		if r.opts.OnRecord != nil {
+			r.opts.OnRecord(rec)
+		}
 	}
 	r.stats.Rounds, r.stats.Pages = 1, 1
 	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)

@@ -268,6 +268,10 @@ type CursorStore struct{ dir string }
 // Cursors is the cursor store of the repo in dir.
 func Cursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors")} }
 
+// KeepCursors is where `rlog keep` keeps its own cursors, apart from the
+// ones fetch and follow use.
+func KeepCursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors", "keep")} }
+
 func (s CursorStore) path(name ipns.Name) string { return filepath.Join(s.dir, name.String()+".json") }
 
 // Get is how far the repo has read log name; the zero Cursor if never.

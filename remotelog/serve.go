@@ -203,6 +203,10 @@ func reply(rw http.ResponseWriter, v any, err error) {
 	json.NewEncoder(rw).Encode(v)
 }
 
+// Announce pushes a head event to subscribers (a keeper announces the
+// logs it keeps).
+func (s *Server) Announce(ev HeadEvent) { s.subs.send(ev) }
+
 // Publish publishes through the owner and pushes the new head to
 // subscribers.
 func (s *Server) Publish(ctx context.Context) (PublishResult, error) {

@@ -34,7 +34,7 @@ func bgKey(ts *testscript.TestScript, name string) string { return ts.Getenv("WO
 
 func bgEnv(ts *testscript.TestScript) []string {
 	env := os.Environ()
-	for _, k := range []string{"PATH", "HOME", "WORK", "TMPDIR", "RLOG_PATH", "RLOG_KUBO_API", "IPFS_PATH", "PORT"} {
+	for _, k := range []string{"PATH", "HOME", "WORK", "TMPDIR", "RLOG_PATH", "RLOG_KUBO_API", "IPFS_PATH", "PORT", "PORT2"} {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
 	return env

@@ -30,7 +30,13 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			e.Setenv("PORT", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+			l2, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			e.Setenv("PORT2", fmt.Sprint(l2.Addr().(*net.TCPAddr).Port))
 			l.Close()
+			l2.Close()
 			e.Setenv("RLOG_KUBO_API", os.Getenv("RLOG_KUBO_API"))
 			e.Setenv("RLOG_KUBO_IPFS_PATH", os.Getenv("RLOG_KUBO_IPFS_PATH"))
 			return nil
