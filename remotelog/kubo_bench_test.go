@@ -125,3 +125,21 @@ func BenchmarkKuboCatchUp(b *testing.B) {
 	b.ReportMetric(float64(st.Rounds), "rounds")
 	b.ReportMetric(float64(st.Pages), "pages")
 }
+
+// BenchmarkKuboGatewayCatchUp: a reader catches up 10,000 messages through
+// Kubo's own gateway (?format=raw and ?format=ipns-record).
+func BenchmarkKuboGatewayCatchUp(b *testing.B) {
+	env := kuboEnv(b, "RLOG_KUBO_API", "RLOG_KUBO_GW")
+	k := kuboBackend(b, env[0])
+	pol, _ := pager.Preset("paged")
+	w := kuboWriterOn(b, k.Kubo, k, pol)
+	bodies := make([][]byte, 10_000)
+	for i := range bodies {
+		bodies[i] = []byte(fmt.Sprintf("%0256d", i))
+	}
+	w.Append(context.Background(), group, bodies)
+	if _, err := w.Publish(context.Background(), remotelog.PublishOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	benchCatchUpFrom(b, env[1], w.Name(), 0)
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
+
 	"rlog/remotelog"
 )
 
@@ -145,4 +147,41 @@ func servedRepoB(b *testing.B) (*remotelog.Repo, *remotelog.Writer, *remotelog.S
 	hs := httptest.NewServer(h)
 	b.Cleanup(hs.Close)
 	return repo, w, srv, hs
+}
+
+// BenchmarkCatchUpServe: a reader 10,000 messages behind in a log of
+// 100,000 catches up through `rlog serve` over loopback HTTP.
+func BenchmarkCatchUpServe(b *testing.B) {
+	repo, w, srv, hs := servedRepoB(b)
+	ctx := context.Background()
+	bodies := make([][]byte, 10_000)
+	for i := range bodies {
+		bodies[i] = make([]byte, 256)
+	}
+	for range 10 {
+		w.Append(ctx, repo.DefaultGroup(), bodies)
+	}
+	if _, err := srv.Publish(ctx); err != nil {
+		b.Fatal(err)
+	}
+	benchCatchUpFrom(b, hs.URL, w.Name(), 90_000)
+}
+
+// benchCatchUpFrom catches up from sequence from through the gateway at url.
+func benchCatchUpFrom(b *testing.B, url string, name ipns.Name, from uint64) {
+	ctx := context.Background()
+	src, err := remotelog.OpenSource(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	var st remotelog.Stats
+	for b.Loop() {
+		_, st, err = remotelog.CatchUp(ctx, src, name, remotelog.Cursor{Seq: from}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(st.Messages), "messages")
+	b.ReportMetric(float64(st.Rounds), "rounds")
 }
