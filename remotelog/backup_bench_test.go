@@ -17,23 +17,8 @@ import (
 // verified, the whole log checked) into an empty embedded store.
 func BenchmarkBackupRestoreMillion(b *testing.B) {
 	const total = 1_000_000
-	dir, repo, w := newRepoWriter(b)
-	bodies := make([][]byte, 10_000)
-	for i := range bodies {
-		bodies[i] = make([]byte, 256)
-	}
+	dir, name := logOnDisk(b, total)
 	ctx := context.Background()
-	for range total / len(bodies) {
-		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	name := w.Name()
-	w.Close()
-	repo.Close()
 	src, err := remotelog.OpenSource(ctx, dir)
 	if err != nil {
 		b.Fatal(err)

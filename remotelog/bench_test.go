@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
+
 	"rlog/pager"
 	"rlog/remotelog"
 )
@@ -61,6 +63,28 @@ func newRepoWriter(b *testing.B) (string, *remotelog.Repo, *remotelog.Writer) {
 		b.Fatal(err)
 	}
 	return dir, repo, w
+}
+
+// logOnDisk writes and publishes a log of total messages of 256 B in a
+// repo on disk, and returns the repo's directory and the log's name.
+func logOnDisk(b *testing.B, total int) (string, ipns.Name) {
+	dir, repo, w := newRepoWriter(b)
+	defer repo.Close()
+	defer w.Close()
+	bodies := make([][]byte, 10_000)
+	for i := range bodies {
+		bodies[i] = make([]byte, 256)
+	}
+	ctx := context.Background()
+	for range total / len(bodies) {
+		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return dir, w.Name()
 }
 
 // logOf builds a published log of n messages of size bytes in memory.
@@ -131,23 +155,8 @@ func BenchmarkPointerEntry(b *testing.B) {
 func BenchmarkCatchUpMillion(b *testing.B) {
 	const total = 1_000_000
 	logs.Clear() // logs cached by other benchmarks would raise the GC goal
-	dir, repo, w := newRepoWriter(b)
-	bodies := make([][]byte, 10_000)
-	for i := range bodies {
-		bodies[i] = make([]byte, 256)
-	}
+	dir, name := logOnDisk(b, total)
 	ctx := context.Background()
-	for range total / len(bodies) {
-		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	name := w.Name()
-	w.Close()
-	repo.Close()
 	src, err := remotelog.OpenSource(context.Background(), dir)
 	if err != nil {
 		b.Fatal(err)

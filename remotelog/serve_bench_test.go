@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -18,7 +17,7 @@ import (
 // BenchmarkPushLatency: from a publish returning (through `rlog serve`'s
 // owner) to a follower on the server's event stream holding the message.
 func BenchmarkPushLatency(b *testing.B) {
-	repo, w, srv, hs := servedRepoB(b)
+	repo, w, srv, hs := servedRepoWith(b, 256)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("start")})
@@ -69,7 +68,7 @@ func (t *timed) RoundTrip(r *http.Request) (*http.Response, error) {
 // latency; every reader must get exactly its 10,000 messages.
 func BenchmarkServeLoad(b *testing.B) {
 	const readers, total, behind = 1000, 100_000, 10_000
-	repo, w, srv, hs := servedRepoB(b)
+	repo, w, srv, hs := servedRepoWith(b, 256)
 	ctx := context.Background()
 	bodies := make([][]byte, 10_000)
 	for i := range bodies {
@@ -123,36 +122,11 @@ func BenchmarkServeLoad(b *testing.B) {
 	}
 }
 
-func servedRepoB(b *testing.B) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
-	dir := b.TempDir()
-	cfg, _ := remotelog.DefaultConfig("paged")
-	if _, err := remotelog.Init(dir+"/repo", cfg); err != nil {
-		b.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir + "/repo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { repo.Close() })
-	w, err := repo.Writer(nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { w.Close() })
-	srv := remotelog.NewServer(repo, w, nil)
-	h, err := srv.Gateway()
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	b.Cleanup(hs.Close)
-	return repo, w, srv, hs
-}
 
 // BenchmarkCatchUpServe: a reader 10,000 messages behind in a log of
 // 100,000 catches up through `rlog serve` over loopback HTTP.
 func BenchmarkCatchUpServe(b *testing.B) {
-	repo, w, srv, hs := servedRepoB(b)
+	repo, w, srv, hs := servedRepoWith(b, 256)
 	ctx := context.Background()
 	bodies := make([][]byte, 10_000)
 	for i := range bodies {

@@ -19,11 +19,16 @@ import (
 
 // servedRepo is a repo with a published log, served by a Server on a real
 // HTTP server on 127.0.0.1.
-func servedRepo(t *testing.T) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
+func servedRepo(t testing.TB) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
+	return servedRepoWith(t, 8)
+}
+
+// servedRepoWith is servedRepo with pages of at most pageEntries entries.
+func servedRepoWith(t testing.TB, pageEntries int) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo")
 	cfg, _ := remotelog.DefaultConfig("paged")
-	cfg.Policy.PageEntries = 8
+	cfg.Policy.PageEntries = pageEntries
 	if _, err := remotelog.Init(dir, cfg); err != nil {
 		t.Fatal(err)
 	}

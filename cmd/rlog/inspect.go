@@ -5,13 +5,10 @@ import (
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
-	"rlog/cas"
 	"rlog/mvds"
 	"rlog/pager"
-	"rlog/remotelog"
 )
 
 type pageJSON struct {
@@ -43,55 +40,50 @@ func (a *app) inspectCmd() *cobra.Command {
 		Short: "Print a page as JSON",
 		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
-and for inline payloads whether the id matches), skip links l and window w.\n--diag prints the block in CBOR diagnostic notation.`,
+and for inline payloads whether the id matches), skip links l and window w.
+--diag prints the block in CBOR diagnostic notation.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cid.Decode(args[0])
+			b, err := a.getBlock(cmd.Context(), from, args[0])
 			if err != nil {
-				return usagef("%q is not a CID: %v", args[0], err)
+				return err
 			}
-			return a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
-				b, err := cas.Verify(src).Get(cmd.Context(), c)
+			pg, err := pager.Decode(b)
+			if err != nil {
+				return err
+			}
+			if diag {
+				dm, err := cbor.DiagOptions{ByteStringEncoding: cbor.ByteStringBase16Encoding}.DiagMode()
 				if err != nil {
 					return err
 				}
-				pg, err := pager.Decode(b)
+				d, err := dm.Diagnose(b)
 				if err != nil {
 					return err
 				}
-				if diag {
-					dm, err := cbor.DiagOptions{ByteStringEncoding: cbor.ByteStringBase16Encoding}.DiagMode()
-					if err != nil {
-						return err
+				_, err = fmt.Fprintln(a.stdout, d)
+				return err
+			}
+			out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
+			if pg.Head {
+				out.Window = links(pg.Window)
+			}
+			for i, e := range pg.Entries {
+				ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
+				if e.Inline() {
+					ej.Inline = e.Payload
+					m, _, err := mvds.UnmarshalMessage(e.Payload)
+					ok := err == nil && m.ID() == e.ID
+					ej.IDValid = &ok
+					if ok {
+						ej.Text = string(m.Body)
 					}
-					d, err := dm.Diagnose(b)
-					if err != nil {
-						return err
-					}
-					_, err = fmt.Fprintln(a.stdout, d)
-					return err
+				} else {
+					ej.Ref = e.Ref.String()
 				}
-				out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
-				if pg.Head {
-					out.Window = links(pg.Window)
-				}
-				for i, e := range pg.Entries {
-					ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
-					if e.Inline() {
-						ej.Inline = e.Payload
-						m, _, err := mvds.UnmarshalMessage(e.Payload)
-						ok := err == nil && m.ID() == e.ID
-						ej.IDValid = &ok
-						if ok {
-							ej.Text = string(m.Body)
-						}
-					} else {
-						ej.Ref = e.Ref.String()
-					}
-					out.Entries = append(out.Entries, ej)
-				}
-				return writeJSON(a.stdout, out)
-			})
+				out.Entries = append(out.Entries, ej)
+			}
+			return writeJSON(a.stdout, out)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
