@@ -1,0 +1,356 @@
+package mvds
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// PeerID names a peer: opaque bytes (a libp2p peer id, a public key).
+type PeerID string
+
+// Mode is how a node syncs a message: batch sends MESSAGE at once;
+// interactive sends OFFER, and MESSAGE only when the peer REQUESTs it.
+type Mode int
+
+const (
+	Batch Mode = iota
+	Interactive
+)
+
+func (m Mode) String() string {
+	if m == Interactive {
+		return "interactive"
+	}
+	return "batch"
+}
+
+// RecordType is what a node owes a peer for one message.
+type RecordType int
+
+const (
+	RecordMessage RecordType = iota
+	RecordOffer
+	RecordRequest
+)
+
+func (t RecordType) String() string {
+	return [...]string{"MESSAGE", "OFFER", "REQUEST"}[t]
+}
+
+// Record is one retransmission record: what is owed, to whom, how often it
+// was sent and when it is due again.
+type Record struct {
+	Type      RecordType
+	Peer      PeerID
+	ID        MessageID
+	Group     string // the group, as a string of its bytes
+	SendCount int
+	SendEpoch int64
+}
+
+// Backoff is the retransmission schedule, a pure function of the send
+// count: after the n-th send of a record the next is due Gap(n) epochs
+// later.
+type Backoff struct {
+	// Patience is how many sends go out one epoch apart before backing off.
+	Patience int
+	// Max bounds the gap, in epochs.
+	Max int64
+}
+
+// DefaultBackoff retransmits each epoch for 8 sends, then doubles the gap
+// up to 64 epochs.
+var DefaultBackoff = Backoff{Patience: 8, Max: 64}
+
+// Gap is the wait after the n-th send (n >= 1).
+func (b Backoff) Gap(n int) int64 {
+	if n <= b.Patience {
+		return 1
+	}
+	shift := min(n-b.Patience, 62)
+	return min(int64(1)<<shift, max(b.Max, 1))
+}
+
+// Config configures a Node.
+type Config struct {
+	ID      PeerID
+	Mode    Mode // for messages this node sends or relays, unless told otherwise
+	Backoff Backoff
+	// MaxSends drops a record after this many sends: a peer silent that
+	// long is not kept forever (its messages are still in the remote log).
+	// Zero means 50.
+	MaxSends int
+}
+
+// Node is the MVDS protocol as a pure state machine, in the style of
+// etcd raft's RawNode: no clock, no goroutines, no I/O. Inputs: Send (a
+// message to sync), Step (a payload from a peer), Tick (an epoch passes),
+// Have (a message that came another way, such as the remote log). Output:
+// Ready, what to send, deliver and persist; Advance once handled.
+type Node struct {
+	cfg   Config
+	epoch int64
+	peers map[string]map[PeerID]bool // group -> peers
+	store map[MessageID]Message      // every message this node has
+	recs  map[recKey]*Record
+	acks  map[PeerID][]MessageID // ACKs to send
+	ready Ready
+	// Dropped counts records given up after MaxSends.
+	Dropped int
+}
+
+type recKey struct {
+	peer PeerID
+	id   MessageID
+	typ  RecordType
+}
+
+// Ready is what the node asks its runner to do, in order: persist State,
+// send Payloads, hand Deliver to the application.
+type Ready struct {
+	Payloads map[PeerID]Payload
+	Deliver  []Message
+}
+
+// Empty reports nothing to do.
+func (r *Ready) Empty() bool { return len(r.Payloads) == 0 && len(r.Deliver) == 0 }
+
+// NewNode returns a node at epoch 0 with no peers.
+func NewNode(cfg Config) *Node {
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxSends <= 0 {
+		cfg.MaxSends = 50
+	}
+	return &Node{cfg: cfg, peers: map[string]map[PeerID]bool{}, store: map[MessageID]Message{},
+		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}}
+}
+
+// Epoch is the node's current epoch.
+func (n *Node) Epoch() int64 { return n.epoch }
+
+// AddPeer makes peer a member of group. Messages of the group the node
+// already has are offered or sent to it.
+func (n *Node) AddPeer(group []byte, peer PeerID) {
+	g := string(group)
+	if n.peers[g] == nil {
+		n.peers[g] = map[PeerID]bool{}
+	}
+	if n.peers[g][peer] || peer == n.cfg.ID {
+		return
+	}
+	n.peers[g][peer] = true
+	for id, m := range n.store {
+		if string(m.GroupID) == g {
+			n.owe(peer, id, g, n.cfg.Mode)
+		}
+	}
+}
+
+// RemovePeer drops peer from group and every record owed to it there.
+func (n *Node) RemovePeer(group []byte, peer PeerID) {
+	delete(n.peers[string(group)], peer)
+	for k, r := range n.recs {
+		if k.peer == peer && r.Group == string(group) {
+			delete(n.recs, k)
+		}
+	}
+}
+
+// Peers lists the peers of group, sorted.
+func (n *Node) Peers(group []byte) []PeerID {
+	return slices.Sorted(maps.Keys(n.peers[string(group)]))
+}
+
+// owe records that peer is owed message id in the given mode.
+func (n *Node) owe(peer PeerID, id MessageID, group string, mode Mode) {
+	typ := RecordMessage
+	if mode == Interactive {
+		typ = RecordOffer
+	}
+	k := recKey{peer, id, typ}
+	if _, ok := n.recs[k]; !ok {
+		n.recs[k] = &Record{Type: typ, Peer: peer, ID: id, Group: group, SendEpoch: n.epoch}
+	}
+}
+
+// Send syncs m to the members of its group with the node's mode. The
+// application already has m: it is not delivered back.
+func (n *Node) Send(m Message) MessageID { return n.SendMode(m, n.cfg.Mode) }
+
+// SendMode is Send with a mode for this message.
+func (n *Node) SendMode(m Message, mode Mode) MessageID {
+	id := m.ID()
+	if _, ok := n.store[id]; ok {
+		return id
+	}
+	n.store[id] = m
+	for p := range n.peers[string(m.GroupID)] {
+		n.owe(p, id, string(m.GroupID), mode)
+	}
+	return id
+}
+
+// Have tells the node about a message that reached the application another
+// way (the remote log): it is not delivered again, it is acknowledged when
+// a peer offers or sends it, and the node shares it like its own.
+func (n *Node) Have(m Message) {
+	n.SendMode(m, n.cfg.Mode)
+}
+
+// Step handles a payload received from peer. Ids of other lengths than 32
+// are malformed and ignored as a whole; nothing changes then.
+func (n *Node) Step(from PeerID, p Payload) error {
+	for _, list := range [][][]byte{p.Acks, p.Offers, p.Requests} {
+		for _, id := range list {
+			if len(id) != 32 {
+				return fmt.Errorf("mvds: payload from %s: %w: id of %d bytes", from, ErrMalformed, len(id))
+			}
+		}
+	}
+	for _, raw := range p.Acks {
+		id := MessageID(raw)
+		delete(n.recs, recKey{from, id, RecordMessage})
+		delete(n.recs, recKey{from, id, RecordOffer})
+	}
+	for _, raw := range p.Offers {
+		id := MessageID(raw)
+		if _, ok := n.store[id]; ok {
+			// Already have it (maybe from the remote log): acknowledge, so
+			// the peer stops offering.
+			n.acks[from] = append(n.acks[from], id)
+			continue
+		}
+		k := recKey{from, id, RecordRequest}
+		if _, ok := n.recs[k]; !ok {
+			n.recs[k] = &Record{Type: RecordRequest, Peer: from, ID: id, SendEpoch: n.epoch}
+		}
+	}
+	for _, raw := range p.Requests {
+		id := MessageID(raw)
+		m, ok := n.store[id]
+		if !ok {
+			continue
+		}
+		delete(n.recs, recKey{from, id, RecordOffer})
+		k := recKey{from, id, RecordMessage}
+		if _, ok := n.recs[k]; !ok {
+			n.recs[k] = &Record{Type: RecordMessage, Peer: from, ID: id, Group: string(m.GroupID), SendEpoch: n.epoch}
+		}
+	}
+	for _, m := range p.Messages {
+		id := m.ID()
+		// Every copy is acknowledged, so a lost ACK never makes the sender
+		// retransmit forever.
+		n.acks[from] = append(n.acks[from], id)
+		delete(n.recs, recKey{from, id, RecordRequest})
+		if _, ok := n.store[id]; ok {
+			continue // a duplicate: delivered once already
+		}
+		n.store[id] = m
+		n.ready.Deliver = append(n.ready.Deliver, m)
+		// Share with the group's other members.
+		for p := range n.peers[string(m.GroupID)] {
+			if p != from {
+				n.owe(p, id, string(m.GroupID), n.cfg.Mode)
+			}
+		}
+	}
+	return nil
+}
+
+// Tick advances the epoch and puts every due record into the payload of
+// its peer: at most one payload per peer per epoch, with pending ACKs.
+func (n *Node) Tick() {
+	n.epoch++
+	out := n.ready.Payloads
+	if out == nil {
+		out = map[PeerID]Payload{}
+	}
+	// Due records in a fixed order, so runs are reproducible.
+	var due []recKey
+	for k, r := range n.recs {
+		if r.SendEpoch <= n.epoch {
+			due = append(due, k)
+		}
+	}
+	slices.SortFunc(due, func(a, b recKey) int {
+		if c := cmpStr(string(a.peer), string(b.peer)); c != 0 {
+			return c
+		}
+		if a.typ != b.typ {
+			return int(a.typ) - int(b.typ)
+		}
+		return cmpStr(string(a.id[:]), string(b.id[:]))
+	})
+	for _, k := range due {
+		r := n.recs[k]
+		if r.SendCount >= n.cfg.MaxSends {
+			delete(n.recs, k) // silent too long: let it go
+			n.Dropped++
+			continue
+		}
+		p := out[r.Peer]
+		switch r.Type {
+		case RecordMessage:
+			p.Messages = append(p.Messages, n.store[r.ID])
+		case RecordOffer:
+			p.Offers = append(p.Offers, r.ID[:])
+		case RecordRequest:
+			p.Requests = append(p.Requests, r.ID[:])
+		}
+		out[r.Peer] = p
+		r.SendCount++
+		r.SendEpoch = n.epoch + n.cfg.Backoff.Gap(r.SendCount)
+	}
+	for peer, ids := range n.acks {
+		p := out[peer]
+		for _, id := range ids {
+			p.Acks = append(p.Acks, id[:])
+		}
+		out[peer] = p
+	}
+	clear(n.acks)
+	if len(out) > 0 {
+		n.ready.Payloads = out
+	}
+}
+
+// Ready returns what to do now. Call Advance after handling it.
+func (n *Node) Ready() Ready { return n.ready }
+
+// Advance acknowledges that the last Ready was handled.
+func (n *Node) Advance() { n.ready = Ready{} }
+
+// Records lists the retransmission records, sorted by peer, type and id.
+func (n *Node) Records() []Record {
+	out := make([]Record, 0, len(n.recs))
+	for _, r := range n.recs {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b Record) int {
+		if a.Peer != b.Peer {
+			return cmpStr(string(a.Peer), string(b.Peer))
+		}
+		if a.Type != b.Type {
+			return int(a.Type) - int(b.Type)
+		}
+		return cmpStr(string(a.ID[:]), string(b.ID[:]))
+	})
+	return out
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Has reports whether the node has message id.
+func (n *Node) Has(id MessageID) bool { _, ok := n.store[id]; return ok }
