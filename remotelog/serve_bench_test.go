@@ -122,7 +122,6 @@ func BenchmarkServeLoad(b *testing.B) {
 	}
 }
 
-
 // BenchmarkCatchUpServe: a reader 10,000 messages behind in a log of
 // 100,000 catches up through `rlog serve` over loopback HTTP.
 func BenchmarkCatchUpServe(b *testing.B) {
