@@ -44,7 +44,7 @@ type Record struct {
 	Type      RecordType
 	Peer      PeerID
 	ID        MessageID
-	Group     string // the group, as a string of its bytes
+	Group     []byte
 	SendCount int
 	SendEpoch int64
 }
@@ -153,7 +153,7 @@ func (n *Node) AddPeer(group []byte, peer PeerID) {
 func (n *Node) RemovePeer(group []byte, peer PeerID) {
 	delete(n.peers[string(group)], peer)
 	for k, r := range n.recs {
-		if k.peer == peer && r.Group == string(group) {
+		if k.peer == peer && string(r.Group) == string(group) {
 			delete(n.recs, k)
 		}
 	}
@@ -172,7 +172,7 @@ func (n *Node) owe(peer PeerID, id MessageID, group string, mode Mode) {
 	}
 	k := recKey{peer, id, typ}
 	if _, ok := n.recs[k]; !ok {
-		n.recs[k] = &Record{Type: typ, Peer: peer, ID: id, Group: group, SendEpoch: n.epoch}
+		n.recs[k] = &Record{Type: typ, Peer: peer, ID: id, Group: []byte(group), SendEpoch: n.epoch}
 	}
 }
 
@@ -237,7 +237,7 @@ func (n *Node) Step(from PeerID, p Payload) error {
 		delete(n.recs, recKey{from, id, RecordOffer})
 		k := recKey{from, id, RecordMessage}
 		if _, ok := n.recs[k]; !ok {
-			n.recs[k] = &Record{Type: RecordMessage, Peer: from, ID: id, Group: string(m.GroupID), SendEpoch: n.epoch}
+			n.recs[k] = &Record{Type: RecordMessage, Peer: from, ID: id, Group: m.GroupID, SendEpoch: n.epoch}
 		}
 	}
 	for _, m := range p.Messages {
