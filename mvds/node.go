@@ -96,6 +96,7 @@ type Node struct {
 	recs  map[recKey]*Record
 	acks  map[PeerID][]MessageID // ACKs to send
 	ready Ready
+	opts  map[PeerID]PeerOptions
 	// Dropped counts records given up after MaxSends.
 	Dropped int
 }
@@ -125,7 +126,26 @@ func NewNode(cfg Config) *Node {
 		cfg.MaxSends = 50
 	}
 	return &Node{cfg: cfg, peers: map[string]map[PeerID]bool{}, store: map[MessageID]Message{},
-		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}}
+		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}, opts: map[PeerID]PeerOptions{}}
+}
+
+// PeerOptions tune how a node syncs with one peer.
+type PeerOptions struct {
+	// Paused holds everything owed to the peer (records keep their due
+	// epochs, ACKs wait) until it is resumed.
+	Paused bool
+	// Interval syncs with the peer only every Interval epochs (0 or 1:
+	// every epoch).
+	Interval int64
+}
+
+// SetPeer sets how the node syncs with peer.
+func (n *Node) SetPeer(peer PeerID, o PeerOptions) { n.opts[peer] = o }
+
+// serves reports whether peer gets a payload this epoch.
+func (n *Node) serves(peer PeerID) bool {
+	o := n.opts[peer]
+	return !o.Paused && (o.Interval <= 1 || n.epoch%o.Interval == 0)
 }
 
 // Epoch is the node's current epoch.
@@ -272,7 +292,7 @@ func (n *Node) Tick() {
 	// Due records in a fixed order, so runs are reproducible.
 	var due []recKey
 	for k, r := range n.recs {
-		if r.SendEpoch <= n.epoch {
+		if r.SendEpoch <= n.epoch && n.serves(k.peer) {
 			due = append(due, k)
 		}
 	}
@@ -306,13 +326,16 @@ func (n *Node) Tick() {
 		r.SendEpoch = n.epoch + n.cfg.Backoff.Gap(r.SendCount)
 	}
 	for peer, ids := range n.acks {
+		if !n.serves(peer) {
+			continue
+		}
 		p := out[peer]
 		for _, id := range ids {
 			p.Acks = append(p.Acks, id[:])
 		}
 		out[peer] = p
+		delete(n.acks, peer)
 	}
-	clear(n.acks)
 	if len(out) > 0 {
 		n.ready.Payloads = out
 	}
