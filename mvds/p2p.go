@@ -159,3 +159,9 @@ func (t *P2P) Close() error {
 	t.mu.Unlock()
 	return errors.Join(t.Host.Close())
 }
+
+// Connected reports whether the host has a connection to peer.
+func (t *P2P) Connected(p PeerID) bool {
+	pid, err := peer.Decode(string(p))
+	return err == nil && t.Host.Network().Connectedness(pid) == network.Connected
+}

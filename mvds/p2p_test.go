@@ -69,8 +69,12 @@ func TestP2PRunners(t *testing.T) {
 	}
 	a, b := mk(ha, hb), mk(hb, ha)
 	for i := range n {
-		a.run.Do(func(nd *mvds.Node) { nd.Send(mvds.Message{GroupID: grp, Timestamp: int64(i), Body: []byte(fmt.Sprint("from a ", i))}) })
-		b.run.Do(func(nd *mvds.Node) { nd.Send(mvds.Message{GroupID: grp, Timestamp: int64(i), Body: []byte(fmt.Sprint("from b ", i))}) })
+		a.run.Do(func(nd *mvds.Node) {
+			nd.Send(mvds.Message{GroupID: grp, Timestamp: int64(i), Body: []byte(fmt.Sprint("from a ", i))})
+		})
+		b.run.Do(func(nd *mvds.Node) {
+			nd.Send(mvds.Message{GroupID: grp, Timestamp: int64(i), Body: []byte(fmt.Sprint("from b ", i))})
+		})
 	}
 	settled := func() bool {
 		for _, s := range []*side{a, b} {

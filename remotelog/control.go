@@ -75,3 +75,20 @@ func (c *ControlClient) Publish(ctx context.Context, _ PublishOptions) (PublishR
 	err := c.call(ctx, "/publish", struct{}{}, &res)
 	return res, err
 }
+
+// Status fetches the owner's status (rlog sync) into out.
+func (c *ControlClient) Status(ctx context.Context, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://rlog/status", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("remotelog: the repo's owner at %s: %w", c.sock, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("remotelog: the repo's owner has no status (%s): is `rlog sync` running?", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

@@ -145,6 +145,23 @@ func (c Config) DefaultGroup() []byte {
 	return g
 }
 
+// ReadName reads the name of the repo in dir from its key alone, without
+// opening (or waiting for) its store.
+func ReadName(dir string) (ipns.Name, error) {
+	if _, err := LoadConfig(dir); err != nil {
+		return ipns.Name{}, err
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, "key"))
+	if err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: read key: %w", err)
+	}
+	sk, err := crypto.UnmarshalPrivateKey(kb)
+	if err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: key: %w", err)
+	}
+	return namesys.NameOf(sk.GetPublic())
+}
+
 // ErrNoRepo: the directory holds no repo.
 var ErrNoRepo = errors.New("no rlog repo")
 
@@ -213,6 +230,10 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Key is the repo's private key: it signs the log's records and is the
+// node's libp2p identity in MVDS sync.
+func (r *Repo) Key() crypto.PrivKey { return r.key }
 
 // Name is the IPNS name of the repo's own log.
 func (r *Repo) Name() ipns.Name { return r.name }

@@ -31,6 +31,12 @@ type Server struct {
 
 	mu   sync.Mutex // serialises appends and publishes
 	subs subscribers
+
+	// OnAppend, when set, hears every append made through Control (MVDS
+	// sync sends them to peers).
+	OnAppend func([]Appended)
+	// Status, when set, answers GET /status on Control.
+	Status func() any
 }
 
 // NewServer serves repo with its writer w (both owned by the caller).
@@ -178,7 +184,17 @@ func (s *Server) Control() http.Handler {
 		s.mu.Lock()
 		out, err := s.w.Append(r.Context(), req.Group, req.Bodies)
 		s.mu.Unlock()
+		if err == nil && s.OnAppend != nil {
+			s.OnAppend(out)
+		}
 		reply(rw, out, err)
+	})
+	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
+		if s.Status == nil {
+			http.Error(rw, "no status here", http.StatusNotFound)
+			return
+		}
+		reply(rw, s.Status(), nil)
 	})
 	mux.HandleFunc("POST /publish", func(rw http.ResponseWriter, r *http.Request) {
 		res, err := s.Publish(r.Context())

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,18 +62,25 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		p.cmd.Dir = ts.Getenv("WORK")
 		stdout, err := p.cmd.StdoutPipe()
 		ts.Check(err)
-		p.cmd.Stderr = &lockedWriter{mu: &p.mu, b: &p.stderr}
+		stderr, err := p.cmd.StderrPipe()
+		ts.Check(err)
 		ts.Check(p.cmd.Start())
-		go func() {
-			defer close(p.lines)
-			sc := bufio.NewScanner(stdout)
+		// Lines of both streams reach bg-expect; each is kept apart for bg-stop.
+		var wg sync.WaitGroup
+		scan := func(r io.Reader, into *strings.Builder) {
+			defer wg.Done()
+			sc := bufio.NewScanner(r)
 			for sc.Scan() {
 				p.mu.Lock()
-				p.out.WriteString(sc.Text() + "\n")
+				into.WriteString(sc.Text() + "\n")
 				p.mu.Unlock()
 				p.lines <- sc.Text()
 			}
-		}()
+		}
+		wg.Add(2)
+		go scan(stdout, &p.out)
+		go scan(stderr, &p.stderr)
+		go func() { wg.Wait(); close(p.lines) }()
 		bgProcs.Store(bgKey(ts, args[0]), p)
 		ts.Defer(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
 	},
@@ -102,6 +111,55 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 				defer p.mu.Unlock()
 				ts.Fatalf("%s printed no line matching %q in 30 s; stdout:\n%s\nstderr:\n%s", args[0], args[1], p.out.String(), p.stderr.String())
 			}
+		}
+	},
+	"bg-count": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 3 {
+			ts.Fatalf("usage: bg-count NAME REGEXP N")
+		}
+		v, ok := bgProcs.Load(bgKey(ts, args[0]))
+		if !ok {
+			ts.Fatalf("no background process %s", args[0])
+		}
+		p := v.(*bgProc)
+		re := regexp.MustCompile(args[1])
+		want, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		seen := map[string]bool{}
+		deadline := time.After(60 * time.Second)
+		for len(seen) < want {
+			select {
+			case line, open := <-p.lines:
+				if !open {
+					ts.Fatalf("%s exited after %d of %d lines matching %q", args[0], len(seen), want, args[1])
+				}
+				if !re.MatchString(line) {
+					continue
+				}
+				if seen[line] {
+					ts.Fatalf("%s printed %q twice", args[0], line)
+				}
+				seen[line] = true
+			case <-deadline:
+				ts.Fatalf("%s printed %d of %d lines matching %q in 60 s", args[0], len(seen), want, args[1])
+			}
+		}
+	},
+	"count": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: count REGEXP N (in the last command's stdout)")
+		}
+		re := regexp.MustCompile(args[0])
+		want, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		n := 0
+		for _, l := range strings.Split(ts.ReadFile("stdout"), "\n") {
+			if re.MatchString(l) {
+				n++
+			}
+		}
+		if n != want {
+			ts.Fatalf("%d lines match %q, want %d", n, args[0], want)
 		}
 	},
 	"bg-stop": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"rlog/internal/atomicfile"
+	"rlog/mvds"
+	"rlog/remotelog"
+)
+
+// syncStatus is what `rlog sync status` prints.
+type syncStatus struct {
+	ID      string         `json:"id"`
+	Addrs   []string       `json:"addrs"`
+	Group   string         `json:"group"`
+	Epoch   int64          `json:"epoch"`
+	Peers   []peerStatus   `json:"peers"`
+	Records []mvds.Record  `json:"records,omitempty"`
+	Pending map[string]int `json:"pending_records_per_peer"`
+}
+
+type peerStatus struct {
+	ID        string `json:"id"`
+	Connected bool   `json:"connected"`
+}
+
+func (a *app) syncCmd() *cobra.Command {
+	var listen, groupHex, groupName, mode string
+	var peers []string
+	var asJSON bool
+	var epoch time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync --listen MULTIADDR [--peer MULTIADDR/p2p/ID ...]",
+		Short: "Sync messages directly with peers that are online now (MVDS)",
+		Long: `Run an MVDS node on libp2p (protocol /rlog/mvds/1.0.0). Its identity is this repo's
+key, so its peer id names the same key as its log. It sends every message of the group
+in the local log to its peers, and everything appended while it runs ('rlog append' in
+this repo goes through it), retransmitting until each peer acknowledges; it prints what
+peers send (--json: the lines of 'rlog fetch --json'), each message once, also across
+restarts: its state is kept in the repo. Peers that already have a message (from the
+remote log) acknowledge it, so it is not sent again.
+
+'rlog sync status' (in the same repo, while it runs) shows its peers and what is still
+owed to each. 'rlog id' prints the peer id to give to --peer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m := mvds.Batch
+			switch mode {
+			case "batch":
+			case "interactive":
+				m = mvds.Interactive
+			default:
+				return usagef("--mode %q: want batch or interactive", mode)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			group := repo.DefaultGroup()
+			switch {
+			case groupHex != "":
+				if group, err = hex.DecodeString(groupHex); err != nil || len(group) == 0 {
+					return usagef("--group %q is not a hex group id", groupHex)
+				}
+			case groupName != "":
+				g := sha256.Sum256([]byte(groupName))
+				group = g[:]
+			}
+			b, release, err := a.backend(ctx, repo)
+			if err != nil {
+				return err
+			}
+			defer release()
+			w, err := repo.Writer(b, nil)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			host, err := mvds.NewP2P(repo.Key(), listen)
+			if err != nil {
+				return err
+			}
+			defer host.Close()
+
+			// The node, restored from the repo when it ran before.
+			statePath := filepath.Join(repo.Dir, "mvds", hex.EncodeToString(group)+".json")
+			cfg := mvds.Config{ID: host.ID(), Mode: m}
+			node := mvds.NewNode(cfg)
+			if raw, err := os.ReadFile(statePath); err == nil {
+				var st mvds.State
+				if err := json.Unmarshal(raw, &st); err != nil {
+					return fmt.Errorf("sync: state %s: %w", statePath, err)
+				}
+				if node, err = mvds.RestoreNode(cfg, st); err != nil {
+					return err
+				}
+			}
+			if err := os.MkdirAll(filepath.Dir(statePath), 0o755); err != nil {
+				return err
+			}
+			// Every message of the group in the local log is offered to peers.
+			if w.Len() > 0 {
+				if err := w.Scan(1, w.Len(), func(_ uint64, _ mvds.MessageID, msg mvds.Message) error {
+					if string(msg.GroupID) == string(group) {
+						node.Send(msg)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			var outMu sync.Mutex
+			runner := mvds.NewRunner(mvds.RunnerConfig{
+				Node: node, Transport: host, Epoch: epoch,
+				Save: func(st mvds.State) error {
+					b, err := json.Marshal(st)
+					if err != nil {
+						return err
+					}
+					return atomicfile.Write(statePath, b, 0o644)
+				},
+				Deliver: func(msg mvds.Message) {
+					outMu.Lock()
+					defer outMu.Unlock()
+					id := msg.ID()
+					printMessage(a.stdout, asJSON, 0, id[:], msg.GroupID, msg.Timestamp, msg.Body)
+				},
+			})
+			var peerIDs []mvds.PeerID
+			for _, addr := range peers {
+				pid, err := host.Connect(ctx, addr)
+				if pid == "" {
+					return usageError{err}
+				}
+				if err != nil {
+					fmt.Fprintf(a.stderr, "peer %s not reachable yet (%v); MVDS retries\n", addr, err)
+				}
+				peerIDs = append(peerIDs, pid)
+				runner.Do(func(n *mvds.Node) { n.AddPeer(group, pid) })
+			}
+
+			// Own the repo: appends from other rlog processes come here.
+			srv := remotelog.NewServer(repo, w, nil)
+			srv.OnAppend = func(out []remotelog.Appended) {
+				runner.Do(func(n *mvds.Node) {
+					for _, ap := range out {
+						if string(ap.GroupID) == string(group) {
+							n.Send(ap.Message)
+						}
+					}
+				})
+			}
+			srv.Status = func() any {
+				st := syncStatus{ID: string(host.ID()), Addrs: host.Addrs(), Group: hex.EncodeToString(group), Pending: map[string]int{}}
+				runner.Do(func(n *mvds.Node) {
+					st.Epoch = n.Epoch()
+					st.Records = n.Records()
+					for _, p := range n.Peers(group) {
+						st.Peers = append(st.Peers, peerStatus{ID: string(p), Connected: host.Connected(p)})
+						st.Pending[string(p)] = 0
+					}
+					for _, r := range st.Records {
+						st.Pending[string(r.Peer)]++
+					}
+				})
+				return st
+			}
+			sock := remotelog.ControlSocket(repo.Dir)
+			os.Remove(sock)
+			cl, err := net.Listen("unix", sock)
+			if err != nil {
+				return fmt.Errorf("sync: control socket: %w", err)
+			}
+			defer os.Remove(sock)
+			control := &http.Server{Handler: srv.Control()}
+			go control.Serve(cl)
+			defer control.Close()
+			for _, addr := range host.Addrs() {
+				fmt.Fprintf(a.stderr, "listening on %s\n", addr)
+			}
+			fmt.Fprintf(a.stderr, "syncing group %s with %d peers, %s mode\n", hex.EncodeToString(group)[:16], len(peerIDs), mode)
+			err = runner.Run(ctx, host.Incoming())
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "/ip4/127.0.0.1/tcp/0", "libp2p listen multiaddr")
+	f.StringSliceVar(&peers, "peer", nil, "a peer's multiaddr ending in /p2p/ID (repeatable)")
+	f.StringVar(&groupHex, "group", "", "MVDS group id, hex (default: the repo's group)")
+	f.StringVar(&groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
+	f.StringVar(&mode, "mode", "batch", "batch or interactive")
+	f.BoolVar(&asJSON, "json", false, "print received messages as JSON lines")
+	f.DurationVar(&epoch, "epoch", 500*time.Millisecond, "length of an epoch")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the peers of the running sync node and what is owed to each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := a.repoDir()
+			if err != nil {
+				return err
+			}
+			owner, err := remotelog.DialControl(dir)
+			if err != nil {
+				return fmt.Errorf("no `rlog sync` runs in %s: %w", dir, err)
+			}
+			var st syncStatus
+			if err := owner.Status(cmd.Context(), &st); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, st)
+			}
+			fmt.Fprintf(a.stdout, "node      %s\ngroup     %s\nepoch     %d\n", st.ID, st.Group, st.Epoch)
+			for _, p := range st.Peers {
+				fmt.Fprintf(a.stdout, "peer      %s connected=%v pending=%d\n", p.ID, p.Connected, st.Pending[p.ID])
+			}
+			return nil
+		},
+	}
+	status.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	cmd.AddCommand(status)
+	return cmd
+}
+
+func (a *app) idCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "id",
+		Short: "Print this repo's libp2p peer id (for --peer /ip4/.../p2p/ID)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := a.repoDir()
+			if err != nil {
+				return err
+			}
+			name, err := remotelog.ReadName(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, name.Peer())
+			return nil
+		},
+	}
+}
