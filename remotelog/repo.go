@@ -289,6 +289,10 @@ type CursorStore struct{ dir string }
 // Cursors is the cursor store of the repo in dir.
 func Cursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors")} }
 
+// SyncCursors is where `rlog sync --from` keeps how far it has read its
+// peers' logs.
+func SyncCursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors", "sync")} }
+
 // KeepCursors is where `rlog keep` keeps its own cursors, apart from the
 // ones fetch and follow use.
 func KeepCursors(dir string) CursorStore { return CursorStore{filepath.Join(dir, "cursors", "keep")} }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"rlog/internal/atomicfile"
@@ -40,9 +42,11 @@ type peerStatus struct {
 }
 
 func (a *app) syncCmd() *cobra.Command {
-	var listen, groupHex, groupName, mode string
+	var listen, groupHex, groupName, mode, from string
+	var logEvery time.Duration
 	var peers []string
 	var asJSON bool
+	var wait time.Duration
 	var epoch time.Duration
 	cmd := &cobra.Command{
 		Use:   "sync --listen MULTIADDR [--peer MULTIADDR/p2p/ID ...]",
@@ -197,6 +201,14 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				fmt.Fprintf(a.stderr, "listening on %s\n", addr)
 			}
 			fmt.Fprintf(a.stderr, "syncing group %s with %d peers, %s mode\n", hex.EncodeToString(group)[:16], len(peerIDs), mode)
+			if from != "" {
+				go a.readPeerLogs(ctx, from, repo.Dir, group, peerIDs, runner, logEvery, func(msg mvds.Message) {
+					outMu.Lock()
+					defer outMu.Unlock()
+					id := msg.ID()
+					printMessage(a.stdout, asJSON, 0, id[:], msg.GroupID, msg.Timestamp, msg.Body)
+				})
+			}
 			err = runner.Run(ctx, host.Incoming())
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -212,6 +224,8 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 	f.StringVar(&mode, "mode", "batch", "batch or interactive")
 	f.BoolVar(&asJSON, "json", false, "print received messages as JSON lines")
 	f.DurationVar(&epoch, "epoch", 500*time.Millisecond, "length of an epoch")
+	f.StringVar(&from, "from", "", "also read the peers' remote logs from here (a peer's id names its log), so messages already read are acknowledged, not delivered again")
+	f.DurationVar(&logEvery, "log-interval", 10*time.Second, "how often to read the peers' remote logs (with --from)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the peers of the running sync node and what is owed to each",
@@ -226,8 +240,22 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				return fmt.Errorf("no `rlog sync` runs in %s: %w", dir, err)
 			}
 			var st syncStatus
-			if err := owner.Status(cmd.Context(), &st); err != nil {
-				return err
+			deadline := time.Now().Add(wait)
+			for {
+				if err := owner.Status(cmd.Context(), &st); err != nil {
+					return err
+				}
+				if wait == 0 || len(st.Records) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("still %d records owed to peers after %s", len(st.Records), wait)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
 			if asJSON {
 				return writeJSON(a.stdout, st)
@@ -240,6 +268,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	status.Flags().DurationVar(&wait, "wait", 0, "wait up to this long until every peer has acknowledged everything")
 	cmd.AddCommand(status)
 	return cmd
 }
@@ -261,5 +290,56 @@ func (a *app) idCmd() *cobra.Command {
 			fmt.Fprintln(a.stdout, name.Peer())
 			return nil
 		},
+	}
+}
+
+// readPeerLogs reads each peer's remote log (a sync peer's id is the key of
+// its log) from src now and every interval: messages of the group the node
+// does not have are delivered, once, and become known to the node, which
+// then acknowledges them when the peer sends or offers them.
+func (a *app) readPeerLogs(ctx context.Context, from, dir string, group []byte, peers []mvds.PeerID, runner *mvds.Runner, every time.Duration, deliver func(mvds.Message)) {
+	src, err := remotelog.OpenSource(ctx, from)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "remote logs: %v\n", err)
+		return
+	}
+	defer src.Close()
+	cursors := remotelog.SyncCursors(dir)
+	for {
+		for _, p := range peers {
+			pid, err := peer.Decode(string(p))
+			if err != nil {
+				continue
+			}
+			name := ipns.NameFromPeer(pid)
+			cur, _ := cursors.Get(name)
+			next, _, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
+				if string(m.GroupID) != string(group) {
+					return nil
+				}
+				fresh := false
+				runner.Do(func(n *mvds.Node) {
+					if !n.Has(m.ID) {
+						n.Have(m.Message)
+						fresh = true
+					}
+				})
+				if fresh {
+					deliver(m.Message)
+				}
+				return nil
+			})
+			if next != cur {
+				cursors.Save(name, next)
+			}
+			if err != nil && !errors.Is(err, remotelog.ErrNoLog) && ctx.Err() == nil {
+				fmt.Fprintf(a.stderr, "remote log of %s: %v\n", p, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
 	}
 }
