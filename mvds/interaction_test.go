@@ -128,6 +128,20 @@ func (s *script) nodeArg(a string) int {
 	return n - 1
 }
 
+// nodesArg is the nodes named in args, or all of them.
+func (s *script) nodesArg(args []string) []int {
+	var idx []int
+	for _, a := range args {
+		idx = append(idx, s.nodeArg(a))
+	}
+	if len(idx) == 0 {
+		for i := range s.nodes {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
 func peer(i int) mvds.PeerID { return mvds.PeerID(strconv.Itoa(i + 1)) }
 
 func (s *script) run(cmd string) string {
@@ -192,16 +206,7 @@ func (s *script) run(cmd string) string {
 		s.got[i][m.ID()]++
 		return fmt.Sprintf("%d sends %s", i+1, args[1])
 	case "tick":
-		idx := []int{}
-		for _, a := range args {
-			idx = append(idx, s.nodeArg(a))
-		}
-		if len(idx) == 0 {
-			for i := range s.nodes {
-				idx = append(idx, i)
-			}
-		}
-		for _, i := range idx {
+		for _, i := range s.nodesArg(args) {
 			nd := s.nodes[i]
 			nd.Tick()
 			rd := nd.Ready()
@@ -251,16 +256,7 @@ func (s *script) run(cmd string) string {
 		}
 		return fmt.Sprintf("stable after %d epochs", epochs)
 	case "state":
-		idx := []int{}
-		for _, a := range args {
-			idx = append(idx, s.nodeArg(a))
-		}
-		if len(idx) == 0 {
-			for i := range s.nodes {
-				idx = append(idx, i)
-			}
-		}
-		for _, i := range idx {
+		for _, i := range s.nodesArg(args) {
 			nd := s.nodes[i]
 			var have []string
 			for id, n := range s.got[i] {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -27,9 +25,6 @@ them readable.
 The group is the log's default group unless --group (hex) or --group-name (a text,
 hashed with SHA-256 to 32 bytes) names another.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if groupHex != "" && groupName != "" {
-				return usagef("give --group or --group-name, not both")
-			}
 			if file != "" && len(args) > 0 {
 				return usagef("give bodies as arguments or --file, not both")
 			}
@@ -58,16 +53,9 @@ hashed with SHA-256 to 32 bytes) names another.`,
 			if len(bodies) == 0 {
 				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
 			}
-			var group []byte
-			switch {
-			case groupHex != "":
-				var err error
-				if group, err = hex.DecodeString(groupHex); err != nil || len(group) == 0 {
-					return usagef("--group %q is not a hex group id", groupHex)
-				}
-			case groupName != "":
-				g := sha256.Sum256([]byte(groupName))
-				group = g[:]
+			group, err := parseGroup(groupHex, groupName, nil)
+			if err != nil {
+				return err
 			}
 			// Appending touches only the local log, not the backend.
 			return a.withLogWriter(cmd.Context(), false, func(cfg remotelog.Config, w logWriter) error {

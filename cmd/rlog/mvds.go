@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -27,13 +29,9 @@ twice (must be 0) and records left (must be 0). Run r uses seed --seed + r, so a
 reproduced exactly by its seed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m := mvds.Batch
-			switch mode {
-			case "batch":
-			case "interactive":
-				m = mvds.Interactive
-			default:
-				return usagef("--mode %q: want batch or interactive", mode)
+			m, err := parseMode(mode)
+			if err != nil {
+				return err
 			}
 			results, sum, err := mvds.Simulate(mvds.SimConfig{Mode: m, Nodes: nodes, Messages: messages, Runs: runs, Seed: seed,
 				Net: mvds.NetConfig{Loss: loss, Duplicate: dup, MaxDelay: delay, Reorder: reorder}})
@@ -70,4 +68,33 @@ reproduced exactly by its seed.`,
 	f.BoolVar(&asJSON, "json", false, "one JSON object per run, then the summary")
 	cmd.AddCommand(sim)
 	return cmd
+}
+
+// parseMode reads a --mode flag.
+func parseMode(s string) (mvds.Mode, error) {
+	switch s {
+	case "batch":
+		return mvds.Batch, nil
+	case "interactive":
+		return mvds.Interactive, nil
+	}
+	return 0, usagef("--mode %q: want batch or interactive", s)
+}
+
+// parseGroup reads --group (hex) and --group-name (hashed); dflt when neither.
+func parseGroup(groupHex, groupName string, dflt []byte) ([]byte, error) {
+	switch {
+	case groupHex != "" && groupName != "":
+		return nil, usagef("give --group or --group-name, not both")
+	case groupHex != "":
+		g, err := hex.DecodeString(groupHex)
+		if err != nil || len(g) == 0 {
+			return nil, usagef("--group %q is not a hex group id", groupHex)
+		}
+		return g, nil
+	case groupName != "":
+		g := sha256.Sum256([]byte(groupName))
+		return g[:], nil
+	}
+	return dflt, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -63,13 +62,9 @@ remote log) acknowledge it, so it is not sent again.
 owed to each. 'rlog id' prints the peer id to give to --peer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m := mvds.Batch
-			switch mode {
-			case "batch":
-			case "interactive":
-				m = mvds.Interactive
-			default:
-				return usagef("--mode %q: want batch or interactive", mode)
+			m, err := parseMode(mode)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -78,15 +73,9 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				return err
 			}
 			defer repo.Close()
-			group := repo.DefaultGroup()
-			switch {
-			case groupHex != "":
-				if group, err = hex.DecodeString(groupHex); err != nil || len(group) == 0 {
-					return usagef("--group %q is not a hex group id", groupHex)
-				}
-			case groupName != "":
-				g := sha256.Sum256([]byte(groupName))
-				group = g[:]
+			group, err := parseGroup(groupHex, groupName, repo.DefaultGroup())
+			if err != nil {
+				return err
 			}
 			b, release, err := a.backend(ctx, repo)
 			if err != nil {
