@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,7 +211,7 @@ func (s *script) run(cmd string) string {
 			nd := s.nodes[i]
 			nd.Tick()
 			rd := nd.Ready()
-			peers := slices.Sorted(mapKeys(rd.Payloads))
+			peers := slices.Sorted(maps.Keys(rd.Payloads))
 			for _, p := range peers {
 				j, _ := strconv.Atoi(string(p))
 				s.inflight = append(s.inflight, flight{i, j - 1, rd.Payloads[p]})
@@ -311,14 +312,4 @@ func (s *script) deliver(fl flight) []string {
 		line += "; delivers " + strings.Join(names, " ")
 	}
 	return []string{line}
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -2,6 +2,7 @@ package mvds
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -116,7 +117,7 @@ func simulateRun(cfg SimConfig, run int) (RunResult, error) {
 		for i, n := range nodes {
 			n.Tick()
 			rd := n.Ready()
-			for _, to := range slices.Sorted(mapsKeys(rd.Payloads)) {
+			for _, to := range slices.Sorted(maps.Keys(rd.Payloads)) {
 				net.Send(epoch, ids[i], to, rd.Payloads[to])
 			}
 			n.Advance()
@@ -134,9 +135,7 @@ func simulateRun(cfg SimConfig, run int) (RunResult, error) {
 				}
 				delivered[idx][id] = true
 			}
-			rd := n.Ready()
-			rd.Deliver = nil
-			n.ready = rd
+			n.Advance()
 			return nil
 		})
 		if err != nil {
@@ -161,16 +160,6 @@ func simulateRun(cfg SimConfig, run int) (RunResult, error) {
 	res.Payloads, res.Bytes = net.Payloads, net.Bytes
 	res.Complete = res.EpochsDelivered >= 0 && res.EpochsAcked >= 0 && res.RecordsDropped == 0
 	return res, nil
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func summarize(rs []RunResult) Summary {

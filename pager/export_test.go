@@ -1,4 +1,4 @@
 package pager
 
-// encodeUnchecked encodes without validation, for tests that need invalid pages.
+// EncodeUnchecked encodes without validation, for tests that need invalid pages.
 func EncodeUnchecked(pg *Page) []byte { return pg.appendCBOR(nil) }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,16 +48,17 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		if neg || len(args) < 2 {
 			ts.Fatalf("usage: bg NAME PROG ARGS...")
 		}
-		prog, err := exec.LookPath(args[1])
-		if p := ts.Getenv("PATH"); err != nil || p != "" {
-			for _, dir := range strings.Split(p, string(os.PathListSeparator)) {
-				if st, e := os.Stat(dir + "/" + args[1]); e == nil && !st.IsDir() {
-					prog, err = dir+"/"+args[1], nil
-					break
-				}
+		// The script's PATH, where testscript put its rlog.
+		prog := ""
+		for _, dir := range strings.Split(ts.Getenv("PATH"), string(os.PathListSeparator)) {
+			if st, err := os.Stat(filepath.Join(dir, args[1])); err == nil && !st.IsDir() {
+				prog = filepath.Join(dir, args[1])
+				break
 			}
 		}
-		ts.Check(err)
+		if prog == "" {
+			ts.Fatalf("bg: %s not found in the script's PATH", args[1])
+		}
 		p := &bgProc{cmd: exec.Command(prog, args[2:]...), lines: make(chan string, 1024)}
 		p.cmd.Env = bgEnv(ts)
 		p.cmd.Dir = ts.Getenv("WORK")
