@@ -7,13 +7,21 @@
 //
 // Record i (0-based) holds the entry of sequence number i+1:
 //
-//	journal: "RLOGJNL1" then per record: u32le n | u32le crc32c(body) | body[n]
-//	body:    id[32] | wire payload
+//	journal: "RLOGJNL1" or "RLOGJNL2", then per record:
+//	         u32le n | u32le crc32c(body) | body[n & 0x7fffffff]
+//	body:    id[32] | wire payload                         (n's top bit clear)
+//	         id[32] | u64le size | i64le timestamp | cid   (top bit set: a ref)
 //	index:   u64le offset of each record
+//
+// A ref record is a large message whose wire payload is stored once, as a
+// UnixFS file in the block store, before the record is written. A journal
+// gets the "RLOGJNL2" header before its first ref record, so that a build
+// that does not know refs refuses the journal rather than truncate it.
 package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,17 +29,28 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/ipfs/go-cid"
 )
 
-// Entry is one message of the log: its id and wire payload.
+// Entry is one message of the log: its id and either its wire payload or,
+// for a large message, the CID of the payload stored as a file (Ref), its
+// size and the message's timestamp.
 type Entry struct {
-	ID      [32]byte
-	Payload []byte
+	ID        [32]byte
+	Payload   []byte
+	Ref       cid.Cid
+	Size      uint64 // of the wire payload; set for a ref
+	Timestamp int64  // set for a ref
 }
 
+// IsRef reports whether the entry holds a reference, not the payload.
+func (e Entry) IsRef() bool { return e.Ref.Defined() }
+
 var (
-	magic = []byte("RLOGJNL1")
-	crcT  = crc32.MakeTable(crc32.Castagnoli)
+	magic   = []byte("RLOGJNL1")
+	magicV2 = []byte("RLOGJNL2")
+	crcT    = crc32.MakeTable(crc32.Castagnoli)
 	// ErrCorrupt is returned for damage that is not a torn tail.
 	ErrCorrupt = errors.New("journal is corrupt")
 )
@@ -40,7 +59,20 @@ const (
 	frameHead = 8
 	// MaxRecord bounds one record; larger lengths are damage.
 	MaxRecord = 64<<20 + 32
+	refBit    = 1 << 31
+	// MaxRef bounds the body of a ref record (id, size, timestamp, CID).
+	MaxRef = 32 + 16 + 128
 )
+
+// frameLen is the length of a record's body, read from its length field; it
+// returns false for a length no Append writes.
+func frameLen(field uint32) (int, bool) {
+	l := int(field &^ refBit)
+	if field&refBit != 0 {
+		return l, l > 32+16 && l <= MaxRef
+	}
+	return l, l >= 32 && l <= MaxRecord
+}
 
 // Journal is an open local log. It is not safe for concurrent appends; the
 // repo's lock gives one writer.
@@ -50,6 +82,7 @@ type Journal struct {
 	count    uint64 // records
 	end      int64  // offset after the last record
 	readOnly bool
+	v2       bool // the header allows ref records
 }
 
 // Open opens the journal in dir, creating it when writable and missing.
@@ -101,9 +134,10 @@ func (j *Journal) recover() error {
 		size = int64(len(magic))
 	}
 	head := make([]byte, len(magic))
-	if _, err := j.log.ReadAt(head, 0); err != nil || string(head) != string(magic) {
+	if _, err := j.log.ReadAt(head, 0); err != nil || (!bytes.Equal(head, magic) && !bytes.Equal(head, magicV2)) {
 		return fmt.Errorf("%w: not a journal (bad header)", ErrCorrupt)
 	}
+	j.v2 = bytes.Equal(head, magicV2)
 	ist, err := j.idx.Stat()
 	if err != nil {
 		return err
@@ -173,11 +207,11 @@ func (j *Journal) checkTail(from, size int64) error {
 		return err
 	}
 	for i := 1; i+frameHead <= len(buf); i++ {
-		l := binary.LittleEndian.Uint32(buf[i:])
-		if l < 32 || int64(i)+frameHead+int64(l) > int64(len(buf)) {
+		l, ok := frameLen(binary.LittleEndian.Uint32(buf[i:]))
+		if !ok || i+frameHead+l > len(buf) {
 			continue
 		}
-		body := buf[i+frameHead : i+frameHead+int(l)]
+		body := buf[i+frameHead : i+frameHead+l]
 		if crc32.Checksum(body, crcT) == binary.LittleEndian.Uint32(buf[i+4:]) {
 			return fmt.Errorf("%w: damaged record at offset %d followed by a valid one", ErrCorrupt, from)
 		}
@@ -193,13 +227,13 @@ func (j *Journal) offset(seq uint64) (int64, error) {
 	return int64(binary.LittleEndian.Uint64(b[:])), nil
 }
 
-func (j *Journal) readFrameLen(off, size int64) (uint32, error) {
+func (j *Journal) readFrameLen(off, size int64) (int, error) {
 	var h [frameHead]byte
 	if _, err := j.log.ReadAt(h[:], off); err != nil {
 		return 0, err
 	}
-	l := binary.LittleEndian.Uint32(h[:])
-	if l < 32 || l > MaxRecord || off+frameHead+int64(l) > size {
+	l, ok := frameLen(binary.LittleEndian.Uint32(h[:]))
+	if !ok || off+frameHead+int64(l) > size {
 		return 0, errTorn
 	}
 	body := make([]byte, l)
@@ -214,13 +248,13 @@ func (j *Journal) readFrameLen(off, size int64) (uint32, error) {
 
 // readFrame reads one record; it returns errTorn or an EOF error for an
 // incomplete or damaged record. body, when not nil, receives the body.
-func readFrame(r *bufio.Reader, body *[]byte) (uint32, error) {
+func readFrame(r *bufio.Reader, body *[]byte) (int, error) {
 	var h [frameHead]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, err
 	}
-	l := binary.LittleEndian.Uint32(h[:])
-	if l < 32 || l > MaxRecord {
+	l, ok := frameLen(binary.LittleEndian.Uint32(h[:]))
+	if !ok {
 		return 0, errTorn
 	}
 	b := make([]byte, l)
@@ -239,28 +273,82 @@ func readFrame(r *bufio.Reader, body *[]byte) (uint32, error) {
 // Len is the number of entries: the sequence number of the newest.
 func (j *Journal) Len() uint64 { return j.count }
 
+// appendFrame appends e's record to b.
+func appendFrame(b []byte, e Entry) ([]byte, error) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = append(b, e.ID[:]...)
+	field := uint32(0)
+	if e.IsRef() {
+		b = binary.LittleEndian.AppendUint64(b, e.Size)
+		b = binary.LittleEndian.AppendUint64(b, uint64(e.Timestamp))
+		b = append(b, e.Ref.Bytes()...)
+		field = refBit
+	} else {
+		b = append(b, e.Payload...)
+	}
+	l := len(b) - start - frameHead
+	if e.IsRef() && l > MaxRef {
+		return nil, fmt.Errorf("ref of %d bytes over the limit %d", l, MaxRef)
+	}
+	if !e.IsRef() && l > MaxRecord {
+		return nil, fmt.Errorf("payload of %d bytes over the limit %d", len(e.Payload), MaxRecord-32)
+	}
+	binary.LittleEndian.PutUint32(b[start:], field|uint32(l))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHead:], crcT))
+	return b, nil
+}
+
+// decodeFrame checks a record whose header is h and whose body is body,
+// and returns its entry; the payload aliases body.
+func decodeFrame(h, body []byte) (Entry, error) {
+	if crc32.Checksum(body, crcT) != binary.LittleEndian.Uint32(h[4:]) {
+		return Entry{}, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	var e Entry
+	copy(e.ID[:], body)
+	if binary.LittleEndian.Uint32(h)&refBit == 0 {
+		e.Payload = body[32:]
+		return e, nil
+	}
+	e.Size = binary.LittleEndian.Uint64(body[32:])
+	e.Timestamp = int64(binary.LittleEndian.Uint64(body[40:]))
+	n, c, err := cid.CidFromBytes(body[48:])
+	if err != nil || n != len(body)-48 {
+		return Entry{}, fmt.Errorf("%w: bad ref (%v)", ErrCorrupt, err)
+	}
+	e.Ref = c
+	return e, nil
+}
+
 // Append writes entries and returns once they are durable. It returns the
-// sequence number of the first.
+// sequence number of the first. Nothing is written when an entry is
+// refused.
 func (j *Journal) Append(es []Entry) (uint64, error) {
 	if j.readOnly {
 		return 0, fmt.Errorf("journal: append: read-only")
 	}
 	first := j.count + 1
 	var frames, offs []byte
-	off := j.end
+	refs := false
 	for _, e := range es {
-		l := 32 + len(e.Payload)
-		if l > MaxRecord {
-			return 0, fmt.Errorf("journal: append: payload of %d bytes over the limit %d", len(e.Payload), MaxRecord-32)
+		offs = binary.LittleEndian.AppendUint64(offs, uint64(j.end)+uint64(len(frames)))
+		var err error
+		if frames, err = appendFrame(frames, e); err != nil {
+			return 0, fmt.Errorf("journal: append: %w", err)
 		}
-		start := len(frames)
-		frames = binary.LittleEndian.AppendUint32(frames, uint32(l))
-		frames = append(frames, 0, 0, 0, 0)
-		frames = append(frames, e.ID[:]...)
-		frames = append(frames, e.Payload...)
-		binary.LittleEndian.PutUint32(frames[start+4:], crc32.Checksum(frames[start+frameHead:], crcT))
-		offs = binary.LittleEndian.AppendUint64(offs, uint64(off))
-		off += int64(frameHead + l)
+		refs = refs || e.IsRef()
+	}
+	if refs && !j.v2 {
+		// Before the first ref: a build that does not know refs must refuse
+		// this journal, not take the ref for a torn tail and drop it.
+		if _, err := j.log.WriteAt(magicV2, 0); err != nil {
+			return 0, fmt.Errorf("journal: append: %w", err)
+		}
+		if err := j.log.Sync(); err != nil {
+			return 0, fmt.Errorf("journal: append: sync: %w", err)
+		}
+		j.v2 = true
 	}
 	if _, err := j.log.WriteAt(frames, j.end); err != nil {
 		return 0, fmt.Errorf("journal: append: %w", err)
@@ -274,7 +362,7 @@ func (j *Journal) Append(es []Entry) (uint64, error) {
 	if err := j.idx.Sync(); err != nil {
 		return 0, fmt.Errorf("journal: append: sync index: %w", err)
 	}
-	j.end = off
+	j.end += int64(len(frames))
 	j.count += uint64(len(es))
 	return first, nil
 }
@@ -292,24 +380,23 @@ func (j *Journal) Get(seq uint64) (Entry, error) {
 	if _, err := j.log.ReadAt(h[:], off); err != nil {
 		return Entry{}, fmt.Errorf("journal: get %d: %w", seq, err)
 	}
-	l := binary.LittleEndian.Uint32(h[:])
-	if l < 32 || off+frameHead+int64(l) > j.end {
+	l, ok := frameLen(binary.LittleEndian.Uint32(h[:]))
+	if !ok || off+frameHead+int64(l) > j.end {
 		return Entry{}, fmt.Errorf("journal: get %d: %w: bad record length %d", seq, ErrCorrupt, l)
 	}
 	body := make([]byte, l)
 	if _, err := j.log.ReadAt(body, off+frameHead); err != nil {
 		return Entry{}, fmt.Errorf("journal: get %d: %w", seq, err)
 	}
-	if crc32.Checksum(body, crcT) != binary.LittleEndian.Uint32(h[4:]) {
-		return Entry{}, fmt.Errorf("journal: get %d: %w: checksum mismatch", seq, ErrCorrupt)
+	e, err := decodeFrame(h[:], body)
+	if err != nil {
+		return Entry{}, fmt.Errorf("journal: get %d: %w", seq, err)
 	}
-	var e Entry
-	copy(e.ID[:], body)
-	e.Payload = body[32:]
 	return e, nil
 }
 
-// scanChunk is how much of the journal Scan reads at once.
+// scanChunk is how much of the journal Scan reads at once; a record larger
+// than that is read whole.
 const scanChunk = 4 << 20
 
 // Scan calls f for the entries from..to in order, stopping at f's first
@@ -327,37 +414,43 @@ func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error
 		return fmt.Errorf("journal: scan from %d: %w", from, err)
 	}
 	var buf []byte // unparsed bytes of the current chunk
+	// fill makes buf hold at least need bytes, or all that is left.
+	fill := func(need int) error {
+		if len(buf) >= need {
+			return nil
+		}
+		n := min(max(scanChunk, need), int(j.end-off)+len(buf))
+		next := make([]byte, n)
+		copy(next, buf)
+		if _, err := j.log.ReadAt(next[len(buf):], off); err != nil {
+			return err
+		}
+		off += int64(n - len(buf))
+		buf = next
+		return nil
+	}
 	for seq := from; seq <= to; seq++ {
-		if len(buf) < frameHead || len(buf) < frameHead+int(binary.LittleEndian.Uint32(buf)) {
-			// Read the next chunk, starting with what is left of this one.
-			need := frameHead
-			if len(buf) >= frameHead {
-				need += int(binary.LittleEndian.Uint32(buf))
-			}
-			n := min(max(scanChunk, need), int(j.end-off)+len(buf))
-			next := make([]byte, n)
-			copy(next, buf)
-			if _, err := j.log.ReadAt(next[len(buf):], off); err != nil {
-				return fmt.Errorf("journal: read %d: %w", seq, err)
-			}
-			off += int64(n - len(buf))
-			buf = next
+		if err := fill(frameHead); err != nil {
+			return fmt.Errorf("journal: read %d: %w", seq, err)
 		}
 		if len(buf) < frameHead {
 			return fmt.Errorf("journal: read %d: %w: truncated record", seq, ErrCorrupt)
 		}
-		l := int(binary.LittleEndian.Uint32(buf))
-		if l < 32 || l > MaxRecord || len(buf) < frameHead+l {
+		l, ok := frameLen(binary.LittleEndian.Uint32(buf))
+		if !ok {
 			return fmt.Errorf("journal: read %d: %w: bad record length %d", seq, ErrCorrupt, l)
 		}
-		body := buf[frameHead : frameHead+l : frameHead+l]
-		if crc32.Checksum(body, crcT) != binary.LittleEndian.Uint32(buf[4:]) {
-			return fmt.Errorf("journal: read %d: %w: checksum mismatch", seq, ErrCorrupt)
+		if err := fill(frameHead + l); err != nil {
+			return fmt.Errorf("journal: read %d: %w", seq, err)
+		}
+		if len(buf) < frameHead+l {
+			return fmt.Errorf("journal: read %d: %w: truncated record", seq, ErrCorrupt)
+		}
+		e, err := decodeFrame(buf[:frameHead], buf[frameHead:frameHead+l:frameHead+l])
+		if err != nil {
+			return fmt.Errorf("journal: read %d: %w", seq, err)
 		}
 		buf = buf[frameHead+l:]
-		var e Entry
-		copy(e.ID[:], body)
-		e.Payload = body[32:]
 		if err := f(seq, e); err != nil {
 			return err
 		}

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 )
 
 func entry(i int) Entry {
@@ -140,5 +143,132 @@ func TestDamageInTheMiddleIsAnError(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(dir, "journal"))
 	if !bytes.Equal(after, full) {
 		t.Fatal("a corrupt journal was modified")
+	}
+}
+
+// Records larger than Scan's read chunk, at the sizes a user hits first:
+// 4 MiB - 1, 4 MiB, 4 MiB + 1 and the largest record, between small ones.
+func TestScanRecordsAroundTheChunkSize(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Entry
+	for i, n := range []int{10, scanChunk - 1, scanChunk, 20, scanChunk + 1, MaxRecord - 32, 30} {
+		p := bytes.Repeat([]byte{byte(i + 1)}, n)
+		want = append(want, Entry{ID: sha256.Sum256(p), Payload: p})
+	}
+	for _, e := range want { // one append each: Scan must cross every boundary
+		if _, err := j.Append([]Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scanAll := func(j *Journal) {
+		t.Helper()
+		for from := uint64(1); from <= j.Len(); from++ {
+			got := 0
+			err := j.Scan(from, j.Len(), func(seq uint64, e Entry) error {
+				w := want[seq-1]
+				if e.ID != w.ID || !bytes.Equal(e.Payload, w.Payload) {
+					return fmt.Errorf("entry %d differs", seq)
+				}
+				got++
+				return nil
+			})
+			if err != nil || got != int(j.Len()-from+1) {
+				t.Fatalf("scan from %d: %d entries, %v", from, got, err)
+			}
+		}
+	}
+	scanAll(j)
+	j.Close()
+	if j, err = Open(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	scanAll(j)
+}
+
+func TestOverLimitAppendWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	appendN(t, j, 0, 3)
+	big := make([]byte, MaxRecord-31)
+	if _, err := j.Append([]Entry{entry(3), {Payload: big}}); err == nil {
+		t.Fatal("a payload over the limit was taken")
+	}
+	checkAll(t, j, 3)
+}
+
+func refEntry(i int) Entry {
+	id := sha256.Sum256([]byte(fmt.Sprint("ref ", i)))
+	c, _ := cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256}.Sum(id[:])
+	return Entry{ID: id, Ref: c, Size: 5<<30 + uint64(i), Timestamp: 1_700_000_000 + int64(i)}
+}
+
+func TestRefRecords(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 0, 2)
+	if _, err := j.Append([]Entry{refEntry(0), entry(2), refEntry(1)}); err != nil {
+		t.Fatal(err)
+	}
+	head := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b[:8])
+	}
+	if h := head(); h != "RLOGJNL2" {
+		t.Fatalf("header %q after a ref, want RLOGJNL2", h)
+	}
+	j.Close()
+	if j, err = Open(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	want := []Entry{entry(0), entry(1), refEntry(0), entry(2), refEntry(1)}
+	check := func(seq uint64, e Entry) error {
+		w := want[seq-1]
+		if e.ID != w.ID || !bytes.Equal(e.Payload, w.Payload) || !e.Ref.Equals(w.Ref) || e.Size != w.Size || e.Timestamp != w.Timestamp {
+			return fmt.Errorf("entry %d: %+v, want %+v", seq, e, w)
+		}
+		return nil
+	}
+	if err := j.Scan(1, 5, check); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		e, err := j.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := check(seq, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A journal without refs keeps the header every build reads.
+func TestNoRefKeepsV1Header(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 0, 3)
+	j.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "journal"))
+	if string(b[:8]) != "RLOGJNL1" {
+		t.Fatalf("header %q", b[:8])
 	}
 }
