@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	mdtest "github.com/ipfs/boxo/ipld/merkledag/test"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
@@ -125,5 +127,61 @@ func TestVerifyRejectsTamperedBlocks(t *testing.T) {
 	_, err := cas.ReadPayload(context.Background(), cas.Verify(s), c, 1<<20)
 	if !errors.Is(err, cas.ErrHashMismatch) {
 		t.Fatalf("tampered leaf: got %v, want ErrHashMismatch", err)
+	}
+}
+
+// batchStore records the largest batch it was given.
+type batchStore struct {
+	*cas.Memory
+	largest int
+}
+
+func (b *batchStore) Put(ctx context.Context, blks []blocks.Block) error {
+	n := 0
+	for _, bl := range blks {
+		n += len(bl.RawData())
+	}
+	b.largest = max(b.largest, n)
+	return b.Memory.Put(ctx, blks)
+}
+
+// A streamed import stores exactly the file PayloadBlocks describes, in
+// bounded batches, and OpenPayload streams it back.
+func TestImportPayloadStreams(t *testing.T) {
+	ctx := context.Background()
+	// 0, one chunk, one chunk + 1, and past one level of links (174 chunks).
+	for _, n := range []int{1, cas.ChunkSize, cas.ChunkSize + 1, 180 * cas.ChunkSize} {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i * 7 / 5)
+		}
+		want, wantBlocks, err := cas.PayloadBlocks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &batchStore{Memory: cas.NewMemory()}
+		got, err := cas.ImportPayload(ctx, s, bytes.NewReader(p))
+		if err != nil || !got.Equals(want) {
+			t.Fatalf("%d bytes: import %s, %v; want %s", n, got, err, want)
+		}
+		for _, b := range wantBlocks {
+			if ok, _ := s.Has(ctx, b.Cid()); !ok {
+				t.Fatalf("%d bytes: block %s not stored", n, b.Cid())
+			}
+		}
+		if s.largest > 17<<20 {
+			t.Fatalf("%d bytes: a batch of %d bytes", n, s.largest)
+		}
+		r, size, err := cas.OpenPayload(ctx, cas.Verify(s), got, uint64(n))
+		if err != nil || size != uint64(n) {
+			t.Fatalf("open: %d %v", size, err)
+		}
+		back, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(back, p) {
+			t.Fatalf("%d bytes: read back %d bytes, %v", n, len(back), err)
+		}
+		if _, _, err := cas.OpenPayload(ctx, s, got, uint64(n-1)); !errors.Is(err, cas.ErrTooLarge) {
+			t.Fatalf("limit %d: %v, want ErrTooLarge", n-1, err)
+		}
 	}
 }

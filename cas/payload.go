@@ -42,34 +42,79 @@ func PayloadBlocks(payload []byte) (cid.Cid, []blocks.Block, error) {
 
 func importPayload(payload []byte) (cid.Cid, []blocks.Block, error) {
 	col := &collector{}
+	c, err := layout(bytes.NewReader(payload), col)
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("cas: import payload: %w", err)
+	}
+	return c, col.blocks, nil
+}
+
+// layout cuts r into a UnixFS file (CIDv1, raw leaves, SHA2-256, 256 KiB
+// chunks, balanced layout) whose blocks go to ds.
+func layout(r io.Reader, ds ipld.DAGService) (cid.Cid, error) {
 	params := helpers.DagBuilderParams{
 		Maxlinks:   helpers.DefaultLinksPerBlock,
 		RawLeaves:  true,
 		CidBuilder: cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256},
-		Dagserv:    col,
+		Dagserv:    ds,
 	}
-	db, err := params.New(chunker.NewSizeSplitter(bytes.NewReader(payload), ChunkSize))
+	db, err := params.New(chunker.NewSizeSplitter(r, ChunkSize))
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("cas: import payload: %w", err)
+		return cid.Undef, err
 	}
 	root, err := balanced.Layout(db)
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("cas: import payload: %w", err)
+		return cid.Undef, err
 	}
-	return root.Cid(), col.blocks, nil
+	return root.Cid(), nil
 }
 
-// collector is the write side of an ipld.DAGService that keeps blocks.
-type collector struct{ blocks []blocks.Block }
+// importBatch bounds the bytes ImportPayload holds before putting them.
+const importBatch = 16 << 20
+
+// ImportPayload stores the payload read from r in s as PayloadBlocks
+// would, in batches, so that memory stays bounded whatever its size. It
+// returns H2.
+func ImportPayload(ctx context.Context, s Store, r io.Reader) (cid.Cid, error) {
+	col := &collector{flush: func(blks []blocks.Block) error { return s.Put(ctx, blks) }}
+	c, err := layout(r, col)
+	if err == nil {
+		err = col.put()
+	}
+	if err != nil {
+		return cid.Undef, fmt.Errorf("cas: import payload: %w", err)
+	}
+	return c, nil
+}
+
+// collector is the write side of an ipld.DAGService that keeps blocks or,
+// with flush set, hands them on in batches.
+type collector struct {
+	blocks []blocks.Block
+	size   int
+	flush  func([]blocks.Block) error
+}
 
 func (c *collector) Add(_ context.Context, n ipld.Node) error {
 	c.blocks = append(c.blocks, n)
+	c.size += len(n.RawData())
+	if c.flush != nil && c.size >= importBatch {
+		return c.put()
+	}
 	return nil
+}
+
+func (c *collector) put() error {
+	err := c.flush(c.blocks)
+	c.blocks, c.size = nil, 0
+	return err
 }
 
 func (c *collector) AddMany(ctx context.Context, ns []ipld.Node) error {
 	for _, n := range ns {
-		c.blocks = append(c.blocks, n)
+		if err := c.Add(ctx, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -91,40 +136,77 @@ func (c *collector) RemoveMany(context.Context, []cid.Cid) error { return nil }
 // hashes (see Verify). A payload over limit bytes is refused with
 // ErrTooLarge before it is assembled.
 func ReadPayload(ctx context.Context, g Getter, c cid.Cid, limit int) ([]byte, error) {
+	r, size, err := OpenPayload(ctx, g, c, uint64(limit))
+	if err != nil {
+		return nil, err
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := io.Copy(buf, r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// OpenPayload opens the payload H2 names in g, which should verify hashes
+// (see Verify), for reading as a stream, and returns its size. A payload
+// over limit bytes is refused with ErrTooLarge. The reader returns an
+// error, never short data, when the file holds fewer or more bytes than
+// its root says.
+func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.Reader, uint64, error) {
+	tooLarge := func(n uint64) error {
+		return fmt.Errorf("cas: read payload %s: %w: %d bytes, limit %d", c, ErrTooLarge, n, limit)
+	}
 	switch c.Prefix().Codec {
 	case cid.Raw:
 		b, err := g.Get(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("cas: read payload %s: %w", c, err)
+			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
 		}
-		if len(b) > limit {
-			return nil, fmt.Errorf("cas: read payload %s: %w: %d bytes, limit %d", c, ErrTooLarge, len(b), limit)
+		if uint64(len(b)) > limit {
+			return nil, 0, tooLarge(uint64(len(b)))
 		}
-		return b, nil
+		return bytes.NewReader(b), uint64(len(b)), nil
 	case cid.DagProtobuf:
 		ng := nodeGetter{g}
 		root, err := ng.Get(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("cas: read payload %s: %w", c, err)
+			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
 		}
 		r, err := unixfsio.NewDagReader(ctx, root, ng)
 		if err != nil {
-			return nil, fmt.Errorf("cas: read payload %s: %w", c, err)
+			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
 		}
-		if r.Size() > uint64(limit) {
-			return nil, fmt.Errorf("cas: read payload %s: %w: %d bytes, limit %d", c, ErrTooLarge, r.Size(), limit)
+		if r.Size() > limit {
+			return nil, 0, tooLarge(r.Size())
 		}
-		out := make([]byte, 0, r.Size())
-		buf := bytes.NewBuffer(out)
-		if _, err := io.Copy(buf, io.LimitReader(r, int64(limit)+1)); err != nil {
-			return nil, fmt.Errorf("cas: read payload %s: %w", c, err)
-		}
-		if buf.Len() != int(r.Size()) {
-			return nil, fmt.Errorf("cas: read payload %s: file is %d bytes but says %d", c, buf.Len(), r.Size())
-		}
-		return buf.Bytes(), nil
+		return &exactReader{r: r, c: c, size: r.Size()}, r.Size(), nil
 	}
-	return nil, fmt.Errorf("cas: read payload %s: codec %#x is neither raw nor dag-pb", c, c.Prefix().Codec)
+	return nil, 0, fmt.Errorf("cas: read payload %s: codec %#x is neither raw nor dag-pb", c, c.Prefix().Codec)
+}
+
+// exactReader reads a file that must hold exactly size bytes.
+type exactReader struct {
+	r    io.Reader
+	c    cid.Cid
+	size uint64
+	read uint64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if uint64(len(p)) > e.size-e.read+1 {
+		p = p[:e.size-e.read+1] // one byte more shows a file that is too long
+	}
+	n, err := e.r.Read(p)
+	e.read += uint64(n)
+	switch {
+	case e.read > e.size:
+		return 0, fmt.Errorf("cas: read payload %s: file holds more than the %d bytes it says", e.c, e.size)
+	case err == io.EOF && e.read < e.size:
+		return n, fmt.Errorf("cas: read payload %s: file is %d bytes but says %d", e.c, e.read, e.size)
+	case err != nil && err != io.EOF:
+		return n, fmt.Errorf("cas: read payload %s: %w", e.c, err)
+	}
+	return n, err
 }
 
 // nodeGetter decodes the UnixFS blocks a payload file is made of.

@@ -1,8 +1,6 @@
 package mvds
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 )
 
@@ -37,12 +35,7 @@ var idPrefix = []byte("MESSAGE_ID")
 // ID computes the message id: SHA-256 over "MESSAGE_ID", the group id, the
 // timestamp as 8 little-endian bytes and the body, without length prefixes.
 func (m Message) ID() MessageID {
-	var ts [8]byte
-	binary.LittleEndian.PutUint64(ts[:], uint64(m.Timestamp))
-	h := sha256.New()
-	h.Write(idPrefix)
-	h.Write(m.GroupID)
-	h.Write(ts[:])
+	h := IDHash(m.GroupID, m.Timestamp)
 	h.Write(m.Body)
 	var id MessageID
 	h.Sum(id[:0])

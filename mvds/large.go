@@ -1,0 +1,126 @@
+package mvds
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// A large message is one whose body is streamed rather than held in memory
+// (a remote log carries bodies of gigabytes). Its wire payload is the same
+// protobuf Message with the body as its last field, so it reads as an
+// ordinary payload to any protobuf decoder that can hold it.
+
+// maxHeadField bounds the group id and metadata of a streamed message.
+const maxHeadField = 64 << 10
+
+// IDHash returns a hash that, once fed a message's body, sums to the id of
+// the message of group and timestamp ts (see Message.ID).
+func IDHash(group []byte, ts int64) hash.Hash {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(ts))
+	h := sha256.New()
+	h.Write(idPrefix)
+	h.Write(group)
+	h.Write(b[:])
+	return h
+}
+
+// WireHead is the wire payload of m (spec numbering) up to its body, for a
+// body of bodyLen bytes: the payload is WireHead followed by the body.
+// m.Body is ignored; the metadata, if any, precedes the body.
+func WireHead(m Message, bodyLen uint64) []byte {
+	var b []byte
+	if len(m.GroupID) > 0 {
+		b = protowire.AppendTag(b, msgGroup[SpecNumbering], protowire.BytesType)
+		b = protowire.AppendBytes(b, m.GroupID)
+	}
+	if m.Timestamp != 0 {
+		b = protowire.AppendTag(b, msgTime[SpecNumbering], protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(m.Timestamp))
+	}
+	if m.Metadata != nil {
+		b = protowire.AppendTag(b, msgMeta[SpecNumbering], protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Metadata.appendWire(nil))
+	}
+	b = protowire.AppendTag(b, msgBody[SpecNumbering], protowire.BytesType)
+	return protowire.AppendVarint(b, bodyLen)
+}
+
+// ReadWireHead reads the wire payload of a streamed message from r, size
+// bytes in all, up to its body, which must be its last field. It returns
+// the message without its body and the body's length: the body is the
+// rest of r. Errors wrap ErrMalformed.
+func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
+	var m Message
+	var have [4]bool
+	d := decoder{}
+	read := uint64(0)
+	varint := func() (uint64, error) {
+		x, err := binary.ReadUvarint(r)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		read += uint64(protowire.SizeVarint(x))
+		return x, nil
+	}
+	for read < size {
+		tag, err := varint()
+		if err != nil {
+			return Message{}, 0, err
+		}
+		n, t := protowire.Number(tag>>3), protowire.Type(tag&7)
+		i, err := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
+		if err != nil {
+			return Message{}, 0, err
+		}
+		if have[i] {
+			return Message{}, 0, fmt.Errorf("%w: field %d appears twice", ErrMalformed, n)
+		}
+		have[i] = true
+		want := protowire.BytesType
+		if i == 1 {
+			want = protowire.VarintType
+		}
+		if err := wantType(n, t, want); err != nil {
+			return Message{}, 0, err
+		}
+		x, err := varint()
+		if err != nil {
+			return Message{}, 0, err
+		}
+		switch i {
+		case 1:
+			m.Timestamp = int64(x)
+			continue
+		case 2:
+			if read+x != size {
+				return Message{}, 0, fmt.Errorf("%w: a streamed message must end with its body (body of %d bytes at offset %d of %d)", ErrMalformed, x, read, size)
+			}
+			return m, x, nil
+		}
+		if x > maxHeadField {
+			return Message{}, 0, fmt.Errorf("%w: field %d of %d bytes, limit %d", ErrMalformed, n, x, maxHeadField)
+		}
+		v := make([]byte, x)
+		if _, err := io.ReadFull(r, v); err != nil {
+			return Message{}, 0, fmt.Errorf("%w: field %d: %v", ErrMalformed, n, err)
+		}
+		read += x
+		if i == 0 {
+			m.GroupID = v
+			continue
+		}
+		md, err := unmarshalMetadata(v)
+		if err != nil {
+			return Message{}, 0, err
+		}
+		m.Metadata = &md
+	}
+	return Message{}, 0, fmt.Errorf("%w: a streamed message has no body", ErrMalformed)
+}
