@@ -90,6 +90,17 @@ type Item struct {
 	ID      [IDLen]byte
 	Payload []byte
 	Ref     cid.Cid
+	// Size is the payload's size when Payload is not held (a large payload
+	// already stored as the file Ref); zero means len(Payload).
+	Size uint64
+}
+
+// PayloadSize is the size of the item's payload.
+func (it Item) PayloadSize() int {
+	if it.Payload == nil && it.Size > 0 {
+		return int(min(it.Size, 1<<40))
+	}
+	return len(it.Payload)
 }
 
 // Open is the page being filled: the newest page of the log. It is pure
@@ -129,7 +140,8 @@ func (o *Open) Fits(p Policy, n int) bool {
 // empty page is still added, and its page holds it alone.
 func (o *Open) Add(p Policy, it Item) {
 	o.Items = append(o.Items, it)
-	o.size += EntrySize(len(it.Payload), p.InlineSealed(len(it.Payload)))
+	n := it.PayloadSize()
+	o.size += EntrySize(n, p.InlineSealed(n))
 }
 
 // Seal returns the final, immutable form of the page.
@@ -137,7 +149,7 @@ func (o *Open) Seal(p Policy) *Page {
 	pg := &Page{Number: o.Number, Start: o.Start, Links: o.Links, Entries: make([]Entry, len(o.Items))}
 	for i, it := range o.Items {
 		pg.Entries[i] = Entry{ID: it.ID}
-		if p.InlineSealed(len(it.Payload)) {
+		if p.InlineSealed(it.PayloadSize()) {
 			pg.Entries[i].Payload = it.Payload
 		} else {
 			pg.Entries[i].Ref = it.Ref
@@ -160,7 +172,7 @@ func (o *Open) HeadPage(p Policy, window []Link, addrs []string) *Page {
 	size := len(pg.appendCBOR(nil))
 	for i := len(pg.Entries) - 1; i >= 0; i-- {
 		e, it := &pg.Entries[i], &o.Items[i]
-		n := len(it.Payload)
+		n := it.PayloadSize()
 		if e.Inline() || n > p.HeadInlineLimit {
 			continue
 		}

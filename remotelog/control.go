@@ -69,6 +69,17 @@ func (c *ControlClient) Append(ctx context.Context, group []byte, bodies [][]byt
 	return out, err
 }
 
+// AppendFile appends the file at path through the owner, which reads it.
+func (c *ControlClient) AppendFile(ctx context.Context, group []byte, path string) (Appended, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Appended{}, err
+	}
+	var out Appended
+	err = c.call(ctx, "/append", AppendRequest{Group: group, File: abs}, &out)
+	return out, err
+}
+
 // Publish publishes through the owner.
 func (c *ControlClient) Publish(ctx context.Context, _ PublishOptions) (PublishResult, error) {
 	var res PublishResult

@@ -21,6 +21,8 @@ var (
 	// wrong page numbers, sequence gaps or overlaps, ids that do not match
 	// their payloads.
 	ErrInvalidLog = errors.New("invalid log")
+	// ErrTooLarge: a message is over MaxBody.
+	ErrTooLarge = errors.New("message too large")
 	// ErrNoLog: the name has no published log yet.
 	ErrNoLog = errors.New("log not published")
 )

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +37,23 @@ type Cursor struct {
 	Pinned    string         `json:"pinned,omitempty"` // head this repo's daemon pins (rlog pin)
 }
 
-// Message is a verified message of a log.
+// Message is a verified message of a log. A large message (see
+// LargeMessage) is not held in memory: Body and Wire are nil, Ref names its
+// payload file and, when a reader delivers it, BodyFile is a file holding
+// its verified body, removed once the delivery returns unless the receiver
+// has moved it.
 type Message struct {
-	Seq  uint64
-	ID   mvds.MessageID
-	Wire []byte // the wire payload as published
+	Seq      uint64
+	ID       mvds.MessageID
+	Wire     []byte // the wire payload as published
+	BodySize uint64
+	Ref      cid.Cid // the payload file (H2) of a large message
+	BodyFile string
 	mvds.Message
 }
+
+// IsLarge reports whether the message's body is not held in memory.
+func (m Message) IsLarge() bool { return m.Ref.Defined() && m.Wire == nil }
 
 // Stats reports the cost of a catch-up.
 type Stats struct {
@@ -71,6 +83,9 @@ type ReadOptions struct {
 	// OnHead, when set, is told the log's length once the head is read,
 	// before any message is delivered.
 	OnHead func(length uint64)
+	// SpoolDir is where the bodies of large messages are written for
+	// delivery (see Message). Default: the system's temporary directory.
+	SpoolDir string
 	// OnRecord, when set, is given the verified record before its log is
 	// read.
 	OnRecord func(rec *namesys.Record)
@@ -333,12 +348,10 @@ func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
 	return errors.Join(errs...)
 }
 
-// payloadLimit bounds one message's wire payload.
-const payloadLimit = mvds.MaxWireSize
-
 type pending struct {
 	msg  Message
 	page uint64
+	size int64 // of the wire payload
 	wire []byte
 	ref  cid.Cid
 	done chan struct{}
@@ -363,31 +376,15 @@ func (r *catchUp) stream(ctx context.Context) error {
 	lo := r.from()
 	var err error
 	for it := range queue {
-		if err != nil {
-			continue // drain
-		}
 		<-it.done
-		if err = it.err; err != nil {
-			cancel()
-			continue
-		}
-		if it.msg.Seq == r.cur.Seq && r.cur.Seq > 0 {
-			if it.msg.ID != r.cur.ID && r.cur.ID != (mvds.MessageID{}) {
-				err = fmt.Errorf("%w: message %d is now %s, this reader read %s", ErrFork, it.msg.Seq, it.msg.ID, r.cur.ID)
+		if err == nil {
+			if err = r.take(it, lo); err != nil {
 				cancel()
 			}
-			continue
 		}
-		if it.msg.Seq < lo {
-			continue
+		if it.msg.BodyFile != "" {
+			os.Remove(it.msg.BodyFile) // unless the receiver moved it
 		}
-		if err = r.deliver(it.msg); err != nil {
-			cancel()
-			continue
-		}
-		r.cur.Seq, r.cur.ID = it.msg.Seq, it.msg.ID
-		r.stats.Messages++
-		r.stats.PayloadBytes += int64(len(it.wire))
 	}
 	wg.Wait()
 	r.stats.Payloads = int(payloads.Load())
@@ -455,13 +452,7 @@ func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan s
 					defer wg.Done()
 					defer func() { <-sem }()
 					defer close(it.done)
-					w, err := cas.ReadPayload(ctx, r.get, it.ref, payloadLimit)
-					if err != nil {
-						it.err = fmt.Errorf("message %d: %w", it.msg.Seq, err)
-						return
-					}
-					it.wire = w
-					it.err = verifyMessage(it)
+					it.err = r.readPointer(ctx, it)
 				}()
 			}
 			select {
@@ -474,6 +465,51 @@ func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan s
 	return nil
 }
 
+// take checks a fetched message against the cursor and delivers it.
+func (r *catchUp) take(it *pending, lo uint64) error {
+	if it.err != nil {
+		return it.err
+	}
+	if it.msg.Seq == r.cur.Seq && r.cur.Seq > 0 {
+		if it.msg.ID != r.cur.ID && r.cur.ID != (mvds.MessageID{}) {
+			return fmt.Errorf("%w: message %d is now %s, this reader read %s", ErrFork, it.msg.Seq, it.msg.ID, r.cur.ID)
+		}
+		return nil
+	}
+	if it.msg.Seq < lo {
+		return nil
+	}
+	if err := r.deliver(it.msg); err != nil {
+		return err
+	}
+	r.cur.Seq, r.cur.ID = it.msg.Seq, it.msg.ID
+	r.stats.Messages++
+	r.stats.PayloadBytes += it.size
+	return nil
+}
+
+// readPointer reads the payload of a pointer entry and verifies it: into
+// memory, or for a large message into a file.
+func (r *catchUp) readPointer(ctx context.Context, it *pending) error {
+	rd, size, err := cas.OpenPayload(ctx, r.get, it.ref, MaxBody+maxWireHead)
+	if err != nil {
+		return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+	}
+	if size <= LargeMessage {
+		if it.wire, err = io.ReadAll(rd); err != nil {
+			return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+		}
+		return verifyMessage(it)
+	}
+	m, n, path, err := spool(rd, size, it.msg.ID, r.opts.SpoolDir)
+	if err != nil {
+		return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
+	}
+	it.msg.Message, it.msg.Ref, it.msg.BodySize, it.msg.BodyFile = m, it.ref, n, path
+	it.size = int64(size)
+	return nil
+}
+
 // verifyMessage decodes a wire payload and checks it hashes to its id.
 func verifyMessage(it *pending) error {
 	m, _, err := mvds.UnmarshalMessage(it.wire)
@@ -483,6 +519,7 @@ func verifyMessage(it *pending) error {
 	if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
 		return fmt.Errorf("%w: message %d on page %d: id %s does not match its payload (which hashes to %s)", ErrInvalidLog, it.msg.Seq, it.page, it.msg.ID, id)
 	}
-	it.msg.Message, it.msg.Wire = m, it.wire
+	it.msg.Message, it.msg.Wire, it.msg.BodySize = m, it.wire, uint64(len(m.Body))
+	it.size = int64(len(it.wire))
 	return nil
 }

@@ -72,7 +72,21 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	}
 	_, st, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Now: w.cfg.Now}, func(m Message) error {
 		seen[m.ID] = struct{}{}
-		batch = append(batch, journal.Entry{ID: m.ID, Payload: m.Wire})
+		e := journal.Entry{ID: m.ID, Payload: m.Wire}
+		if m.IsLarge() {
+			// Stored again in the local store, where the local log's
+			// large payloads live.
+			f, err := os.Open(m.BodyFile)
+			if err != nil {
+				return err
+			}
+			e, err = importLarge(ctx, w.cfg.Local, m.Message, f, m.BodySize)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("message %d: %w", m.Seq, err)
+			}
+		}
+		batch = append(batch, e)
 		res.Published++
 		if len(batch) >= 4096 {
 			return flush()
@@ -127,14 +141,7 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 		return res, err
 	}
 	w.runDone, w.run = false, nil
-	if n := w.log.Len(); n > 0 {
-		m, err := w.message(n)
-		if err != nil {
-			return res, err
-		}
-		w.lastTS = m.Timestamp
-	}
-	return res, nil
+	return res, w.loadLastTS()
 }
 
 // finishRecover completes a recovery whose rebuilt log is complete, and

@@ -100,22 +100,6 @@ func TestRoundsWithinBounds(t *testing.T) {
 	}
 }
 
-func TestLargePayloadByPointer(t *testing.T) {
-	w := newWorld(t, small(t))
-	big := bytes.Repeat([]byte("0123456789"), 512<<10) // 5 MiB
-	if _, err := w.w.Append(context.Background(), group, [][]byte{[]byte("small"), big, []byte("after")}); err != nil {
-		t.Fatal(err)
-	}
-	w.publish(t)
-	got, _, st, err := read(t, w, w, remotelog.Cursor{})
-	if err != nil || len(got) != 3 || !bytes.Equal(got[1].Body, big) {
-		t.Fatalf("got %d messages, %v", len(got), err)
-	}
-	if st.Payloads != 1 {
-		t.Fatalf("%d payload fetches, want 1", st.Payloads)
-	}
-}
-
 func TestDuplicateBodiesGetDistinctIDs(t *testing.T) {
 	w := newWorld(t, small(t))
 	ctx := context.Background()

@@ -266,7 +266,7 @@ func (r *Repo) Writer(b *Backend, now func() time.Time) (*Writer, error) {
 		b = &Backend{Store: r.store, Names: r.names}
 	}
 	return OpenWriter(WriterConfig{
-		Dir: r.Dir, Key: r.key, Store: b.Store, Publisher: b.Names, Resolver: b.Names,
+		Dir: r.Dir, Key: r.key, Store: b.Store, Local: r.store, Publisher: b.Names, Resolver: b.Names,
 		Policy: r.Config.Policy, Lifetime: time.Duration(r.Config.Lifetime), TTL: time.Duration(r.Config.TTL),
 		Addrs: r.Config.Addrs, Now: now,
 	})

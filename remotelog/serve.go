@@ -171,7 +171,8 @@ func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 }
 
 // Control is the local handler other rlog processes use while this one
-// owns the repo: POST /append with {"group": hex, "bodies": [base64]}, POST
+// owns the repo: POST /append with {"group": base64, "bodies": [base64]}
+// or {"group": base64, "file": "/abs/path"}, POST
 // /publish. Both answer JSON.
 func (s *Server) Control() http.Handler {
 	mux := http.NewServeMux()
@@ -182,8 +183,16 @@ func (s *Server) Control() http.Handler {
 			return
 		}
 		s.mu.Lock()
+		defer s.mu.Unlock()
+		if req.File != "" {
+			a, err := s.w.AppendFile(r.Context(), req.Group, req.File)
+			if err == nil && s.OnAppend != nil {
+				s.OnAppend([]Appended{a})
+			}
+			reply(rw, a, err)
+			return
+		}
 		out, err := s.w.Append(r.Context(), req.Group, req.Bodies)
-		s.mu.Unlock()
 		if err == nil && s.OnAppend != nil {
 			s.OnAppend(out)
 		}
@@ -203,10 +212,12 @@ func (s *Server) Control() http.Handler {
 	return mux
 }
 
-// AppendRequest is the body of a control append.
+// AppendRequest is the body of a control append: bodies, or one file the
+// owner reads (an absolute path).
 type AppendRequest struct {
 	Group  []byte   `json:"group"`
-	Bodies [][]byte `json:"bodies"`
+	Bodies [][]byte `json:"bodies,omitempty"`
+	File   string   `json:"file,omitempty"`
 }
 
 func reply(rw http.ResponseWriter, v any, err error) {

@@ -1,9 +1,12 @@
 package remotelog
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,9 +27,13 @@ import (
 // backends the log is published to; Resolver reads the published record
 // back for the fork check (usually the same backend as Publisher).
 type WriterConfig struct {
-	Dir       string // journal, page index and state
-	Key       crypto.PrivKey
-	Store     cas.Store
+	Dir   string // journal, page index and state
+	Key   crypto.PrivKey
+	Store cas.Store
+	// Local is where large payloads are stored when they are appended: the
+	// repo's own block store. Publish copies them to Store when they
+	// differ. Default: Store.
+	Local     cas.Store
 	Publisher namesys.Publisher
 	Resolver  namesys.Resolver
 	Policy    pager.Policy
@@ -52,6 +59,9 @@ func (c *WriterConfig) validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Local == nil {
+		c.Local = c.Store
 	}
 	return c.Policy.Validate()
 }
@@ -99,15 +109,24 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		w.log.Close()
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
-	if n := w.log.Len(); n > 0 {
-		m, err := w.message(n)
-		if err != nil {
-			w.Close()
-			return nil, fmt.Errorf("remotelog: open writer: %w", err)
-		}
-		w.lastTS = m.Timestamp
+	if err := w.loadLastTS(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	return w, nil
+}
+
+// loadLastTS reads the newest message's timestamp from the log.
+func (w *Writer) loadLastTS() error {
+	w.lastTS = 0
+	if n := w.log.Len(); n > 0 {
+		ts, _, err := w.stamp(n)
+		if err != nil {
+			return err
+		}
+		w.lastTS = ts
+	}
+	return nil
 }
 
 func (w *Writer) statePath() string { return filepath.Join(w.cfg.Dir, "state.json") }
@@ -121,58 +140,85 @@ func (w *Writer) Len() uint64 { return w.log.Len() }
 // Published is the number of messages covered by the last publish.
 func (w *Writer) Published() uint64 { return w.st.Published }
 
-func (w *Writer) message(seq uint64) (mvds.Message, error) {
+// stamp reads the timestamp and id of local message seq.
+func (w *Writer) stamp(seq uint64) (int64, mvds.MessageID, error) {
 	e, err := w.log.Get(seq)
 	if err != nil {
-		return mvds.Message{}, err
+		return 0, mvds.MessageID{}, err
+	}
+	if e.IsRef() {
+		return e.Timestamp, e.ID, nil
 	}
 	m, _, err := mvds.UnmarshalMessage(e.Payload)
 	if err != nil {
-		return mvds.Message{}, fmt.Errorf("local entry %d: %w", seq, err)
+		return 0, mvds.MessageID{}, fmt.Errorf("local entry %d: %w", seq, err)
 	}
-	return m, nil
+	return m.Timestamp, e.ID, nil
 }
 
-// Appended describes one appended message.
+// Appended describes one appended message. The body of a large message is
+// not held: Body is nil and BodySize says how long it is.
 type Appended struct {
-	Seq uint64
-	ID  mvds.MessageID
+	Seq      uint64
+	ID       mvds.MessageID
+	BodySize uint64
 	mvds.Message
 }
 
+// IsLarge reports whether the message's body is not held (see LargeMessage).
+func (a Appended) IsLarge() bool { return a.Body == nil && a.BodySize > 0 }
+
 // Append adds one message per body to group and returns once they are
-// durable on disk. Timestamps are Unix seconds, as the MVDS reference sets
-// them, and never decrease within a log. The same body appended twice to a
-// group within one second would get the same id; the writer then gives it
-// the next second, so no two entries of a log share an id.
+// durable on disk: all of them, or none. Timestamps are Unix seconds, as
+// the MVDS reference sets them, and never decrease within a log. The same
+// body appended twice to a group within one second would get the same id;
+// the writer then gives it the next second, so no two entries of a log
+// share an id. A body whose message is large (see LargeMessage) is stored
+// in the block store first.
 func (w *Writer) Append(ctx context.Context, group []byte, bodies [][]byte) ([]Appended, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("remotelog: append: %w", err)
-	}
-	now := w.cfg.Now().Unix()
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
 	for _, body := range bodies {
-		m := mvds.Message{GroupID: group, Timestamp: max(now, w.lastTS), Body: body}
-		if m.Timestamp > w.lastTS {
-			w.lastTS, w.run, w.runDone = m.Timestamp, nil, true
-		}
-		if err := w.loadRun(); err != nil {
+		e, a, err := w.entry(ctx, group, bytes.NewReader(body), uint64(len(body)))
+		if err != nil {
 			return nil, fmt.Errorf("remotelog: append: %w", err)
 		}
-		id := m.ID()
-		if _, dup := w.run[id]; dup {
-			m.Timestamp = w.lastTS + 1
-			w.lastTS, w.run = m.Timestamp, nil
-			id = m.ID()
+		if !e.IsRef() {
+			a.Body = body
 		}
-		if w.run == nil {
-			w.run = map[mvds.MessageID]struct{}{}
-		}
-		w.run[id] = struct{}{}
-		es = append(es, journal.Entry{ID: id, Payload: m.Marshal()})
-		out = append(out, Appended{ID: id, Message: m})
+		es, out = append(es, e), append(out, a)
 	}
+	return w.commit(es, out)
+}
+
+// AppendFile adds one message whose body is the content of the file at
+// path, streamed: a large body is never held in memory. It returns once the
+// message is durable.
+func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (Appended, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Appended{}, fmt.Errorf("remotelog: append: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Appended{}, fmt.Errorf("remotelog: append: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return Appended{}, fmt.Errorf("remotelog: append: %s is not a regular file", path)
+	}
+	e, a, err := w.entry(ctx, group, f, uint64(st.Size()))
+	if err != nil {
+		return Appended{}, fmt.Errorf("remotelog: append %s: %w", path, err)
+	}
+	out, err := w.commit([]journal.Entry{e}, []Appended{a})
+	if err != nil {
+		return Appended{}, err
+	}
+	return out[0], nil
+}
+
+func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) {
 	first, err := w.log.Append(es)
 	if err != nil {
 		w.run, w.runDone = nil, false // reload from disk next time
@@ -184,6 +230,88 @@ func (w *Writer) Append(ctx context.Context, group []byte, bodies [][]byte) ([]A
 	return out, nil
 }
 
+// entry makes the journal entry of one message of group whose body is the
+// size bytes of r, applying the duplicate rule. A large message's payload
+// is stored in the local block store; a small one is read into memory.
+func (w *Writer) entry(ctx context.Context, group []byte, r io.ReadSeeker, size uint64) (journal.Entry, Appended, error) {
+	if err := ctx.Err(); err != nil {
+		return journal.Entry{}, Appended{}, err
+	}
+	if size > MaxBody {
+		return journal.Entry{}, Appended{}, fmt.Errorf("%w: a body of %d bytes is over the limit of %d", ErrTooLarge, size, uint64(MaxBody))
+	}
+	m := mvds.Message{GroupID: group, Timestamp: max(w.cfg.Now().Unix(), w.lastTS)}
+	if m.Timestamp > w.lastTS {
+		w.lastTS, w.run, w.runDone = m.Timestamp, nil, true
+	}
+	if err := w.loadRun(); err != nil {
+		return journal.Entry{}, Appended{}, err
+	}
+	large := uint64(len(mvds.WireHead(m, size)))+size > LargeMessage
+	var body []byte
+	if !large {
+		body = make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return journal.Entry{}, Appended{}, fmt.Errorf("read the body: %w", err)
+		}
+	}
+	var e journal.Entry
+	for {
+		if large {
+			if _, err := r.Seek(0, io.SeekStart); err != nil {
+				return journal.Entry{}, Appended{}, fmt.Errorf("read the body: %w", err)
+			}
+			var err error
+			if e, err = importLarge(ctx, w.cfg.Local, m, r, size); err != nil {
+				return journal.Entry{}, Appended{}, err
+			}
+		} else {
+			m.Body = body
+			e = journal.Entry{ID: m.ID(), Payload: m.Marshal()}
+		}
+		if _, dup := w.run[e.ID]; !dup {
+			break
+		}
+		m.Timestamp = w.lastTS + 1
+		w.lastTS, w.run = m.Timestamp, nil
+	}
+	if w.run == nil {
+		w.run = map[mvds.MessageID]struct{}{}
+	}
+	w.run[e.ID] = struct{}{}
+	m.Body = nil
+	return e, Appended{ID: e.ID, BodySize: size, Message: m}, nil
+}
+
+// importLarge stores the payload of m, whose body is the size bytes of r,
+// as a file in s, and returns its journal entry.
+func importLarge(ctx context.Context, s cas.Store, m mvds.Message, r io.Reader, size uint64) (journal.Entry, error) {
+	head := mvds.WireHead(m, size)
+	h := mvds.IDHash(m.GroupID, m.Timestamp)
+	body := &countingReader{r: io.TeeReader(io.LimitReader(r, int64(size)+1), h)}
+	ref, err := cas.ImportPayload(ctx, s, io.MultiReader(bytes.NewReader(head), body))
+	if err != nil {
+		return journal.Entry{}, err
+	}
+	if body.n != size {
+		return journal.Entry{}, fmt.Errorf("the body was to be %d bytes but %d were read (did the file change?)", size, body.n)
+	}
+	e := journal.Entry{Ref: ref, Size: uint64(len(head)) + size, Timestamp: m.Timestamp}
+	h.Sum(e.ID[:0])
+	return e, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n uint64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += uint64(n)
+	return n, err
+}
+
 // loadRun reads the ids of the newest second from the log, once.
 func (w *Writer) loadRun() error {
 	if w.runDone {
@@ -191,28 +319,55 @@ func (w *Writer) loadRun() error {
 	}
 	w.run = map[mvds.MessageID]struct{}{}
 	for seq := w.log.Len(); seq > 0; seq-- {
-		m, err := w.message(seq)
+		ts, id, err := w.stamp(seq)
 		if err != nil {
 			return err
 		}
-		if m.Timestamp != w.lastTS {
+		if ts != w.lastTS {
 			break
 		}
-		w.run[m.ID()] = struct{}{}
+		w.run[id] = struct{}{}
 	}
 	w.runDone = true
 	return nil
 }
 
-// Scan calls f for local messages from..to in order.
-func (w *Writer) Scan(from, to uint64, f func(seq uint64, id mvds.MessageID, m mvds.Message) error) error {
+// Scan calls f for local messages from..to in order. A large message comes
+// without its body and wire payload: its Ref names the payload file in the
+// local block store (see OpenBody).
+func (w *Writer) Scan(from, to uint64, f func(m Message) error) error {
 	return w.log.Scan(from, to, func(seq uint64, e journal.Entry) error {
+		if e.IsRef() {
+			m, size, err := w.largeHead(context.Background(), e)
+			if err != nil {
+				return fmt.Errorf("local entry %d: %w", seq, err)
+			}
+			return f(Message{Seq: seq, ID: e.ID, Ref: e.Ref, BodySize: size, Message: m})
+		}
 		m, _, err := mvds.UnmarshalMessage(e.Payload)
 		if err != nil {
 			return fmt.Errorf("local entry %d: %w", seq, err)
 		}
-		return f(seq, e.ID, m)
+		return f(Message{Seq: seq, ID: e.ID, Wire: e.Payload, BodySize: uint64(len(m.Body)), Message: m})
 	})
+}
+
+// largeHead reads a large local message's group, timestamp and metadata.
+func (w *Writer) largeHead(ctx context.Context, e journal.Entry) (mvds.Message, uint64, error) {
+	r, size, err := cas.OpenPayload(ctx, w.cfg.Local, e.Ref, e.Size)
+	if err != nil {
+		return mvds.Message{}, 0, err
+	}
+	return mvds.ReadWireHead(bufio.NewReaderSize(r, 4096), size)
+}
+
+// OpenBody streams the body of local message m, as Scan gave it.
+func (w *Writer) OpenBody(ctx context.Context, m Message) (io.Reader, error) {
+	if !m.Ref.Defined() {
+		return bytes.NewReader(m.Body), nil
+	}
+	r, _, _, err := openBody(ctx, cas.Verify(w.cfg.Local), m.Ref, m.BodySize+maxWireHead)
+	return r, err
 }
 
 // Close releases the log.
@@ -291,8 +446,14 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	open := pager.NewOpen(w.st.Sealed, w.st.OpenStart, links)
 	total := n - w.st.OpenStart + 1
 	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
-		it := pager.Item{ID: e.ID, Payload: e.Payload}
-		if !pol.InlineSealed(len(e.Payload)) {
+		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
+		if e.IsRef() {
+			if seq > w.st.Published && w.cfg.Local != w.cfg.Store {
+				if err := copyPayload(ctx, w.cfg.Store, w.cfg.Local, e.Ref, e.Size); err != nil {
+					return fmt.Errorf("message %d: %w", seq, err)
+				}
+			}
+		} else if !pol.InlineSealed(len(e.Payload)) {
 			c, blks, err := cas.PayloadBlocks(e.Payload)
 			if err != nil {
 				return err
@@ -304,7 +465,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 				}
 			}
 		}
-		if !open.Fits(pol, len(e.Payload)) {
+		if !open.Fits(pol, it.PayloadSize()) {
 			b, c, err := pager.Encode(open.Seal(pol))
 			if err != nil {
 				return err

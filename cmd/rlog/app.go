@@ -1,15 +1,11 @@
 package main
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
@@ -81,34 +77,6 @@ func parseName(s string) (ipns.Name, error) {
 		return ipns.Name{}, usagef("%q is not a log name (an IPNS name such as k51...): %v", s, err)
 	}
 	return n, nil
-}
-
-// msgJSON is one message as `fetch --json` and `log --json` print it.
-type msgJSON struct {
-	Seq       uint64 `json:"seq"`
-	ID        string `json:"id"`
-	Group     string `json:"group"`
-	Timestamp int64  `json:"timestamp"`
-	Body      []byte `json:"body"`
-	Text      string `json:"text,omitempty"`
-}
-
-func printMessage(w io.Writer, asJSON bool, seq uint64, id []byte, group []byte, ts int64, body []byte) error {
-	if asJSON {
-		m := msgJSON{Seq: seq, ID: hex.EncodeToString(id), Group: hex.EncodeToString(group), Timestamp: ts, Body: body}
-		if utf8.Valid(body) {
-			m.Text = string(body)
-		}
-		b, _ := json.Marshal(m)
-		_, err := fmt.Fprintf(w, "%s\n", b)
-		return err
-	}
-	text := string(body)
-	if !utf8.Valid(body) {
-		text = "base64:" + base64.StdEncoding.EncodeToString(body)
-	}
-	_, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", seq, hex.EncodeToString(id)[:16], time.Unix(ts, 0).UTC().Format(time.RFC3339), text)
-	return err
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -19,11 +20,19 @@ func (a *app) appendCmd() *cobra.Command {
 		Short: "Append messages to the local log; returns once they are on disk",
 		Long: `Append one message per argument, or one per line of standard input when there
 is none, or the whole of --file as one message. Prints the sequence number and id of
-each. The messages are durable when the command returns; run 'rlog publish' to make
-them readable.
+each. The messages are durable when the command returns (all of them, or none, with
+an error); run 'rlog publish' to make them readable.
+
+A message body may be up to 4 GiB with --file, which streams the file: a large body
+(over 1 MiB) is stored once, in the repo's block store, never held in memory. A line of
+standard input may be up to 64 MiB. Readers save large bodies with 'fetch --out DIR'.
 
 The group is the log's default group unless --group (hex) or --group-name (a text,
 hashed with SHA-256 to 32 bytes) names another.`,
+		Example: `  rlog append "hello" "world"
+  printf 'one\ntwo\n' | rlog append
+  rlog append --file photo.jpg
+  rlog append --group-name room "hi room"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" && len(args) > 0 {
 				return usagef("give bodies as arguments or --file, not both")
@@ -31,11 +40,9 @@ hashed with SHA-256 to 32 bytes) names another.`,
 			var bodies [][]byte
 			switch {
 			case file != "":
-				b, err := os.ReadFile(file)
-				if err != nil {
+				if _, err := os.Stat(file); err != nil {
 					return err
 				}
-				bodies = [][]byte{b}
 			case len(args) > 0:
 				for _, s := range args {
 					bodies = append(bodies, []byte(s))
@@ -46,11 +53,13 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				for sc.Scan() {
 					bodies = append(bodies, append([]byte(nil), sc.Bytes()...))
 				}
-				if err := sc.Err(); err != nil {
-					return fmt.Errorf("read standard input: %w", err)
+				if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+					return fmt.Errorf("read standard input: line %d is over 64 MiB: append a large body with --file (nothing was appended)", len(bodies)+1)
+				} else if err != nil {
+					return fmt.Errorf("read standard input: %w (nothing was appended)", err)
 				}
 			}
-			if len(bodies) == 0 {
+			if len(bodies) == 0 && file == "" {
 				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
 			}
 			group, err := parseGroup(groupHex, groupName, nil)
@@ -62,8 +71,14 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				if group == nil {
 					group = cfg.DefaultGroup()
 				}
-				out, err := w.Append(cmd.Context(), group, bodies)
-				if err != nil {
+				var out []remotelog.Appended
+				if file != "" {
+					m, err := w.AppendFile(cmd.Context(), group, file)
+					if err != nil {
+						return err
+					}
+					out = append(out, m)
+				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
 					return err
 				}
 				for _, m := range out {

@@ -13,6 +13,7 @@ func (a *app) fetchCmd() *cobra.Command {
 	var from string
 	var since uint64
 	var all, asJSON bool
+	var outDir string
 	cmd := &cobra.Command{
 		Use:   "fetch NAME",
 		Short: "Print the messages of log NAME this repo has not seen yet",
@@ -25,8 +26,14 @@ second run prints only what is new.
 was rewritten since the last fetch (the message at the cursor changed) rlog stops
 with a fork error and prints nothing from the new history.
 
---json prints one object per line: seq, id (hex), group (hex), timestamp, body
-(base64) and text (the body, when it is valid UTF-8).`,
+Each message is one line: sequence, id (first 16 hex digits), time, body. A text body
+is shown as it is, or as a quoted Go string when it has line breaks or other control
+characters (or starts with a quote or "base64:"); any other body as base64:... .
+--out DIR saves each body to a file DIR/SEQ-ID instead and shows file:PATH; it is
+needed for large messages (over 1 MiB), whose bodies are never held in memory.
+
+--json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
+body (base64) with text (the body, when it is valid UTF-8), or file with --out.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -47,9 +54,8 @@ with a fork error and prints nothing from the new history.
 				case cmd.Flags().Changed("since"):
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
 				}
-				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
-					return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
-				})
+				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
+				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{SpoolDir: outDir}, out.print)
 				// Save how far we got, also after a failure part way.
 				if next != cur || err == nil {
 					if serr := repo.SaveCursor(name, next); serr != nil {
@@ -70,5 +76,6 @@ with a fork error and prints nothing from the new history.
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.StringVar(&outDir, "out", "", outHelp)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 func (a *app) followCmd() *cobra.Command {
 	var from string
 	var asJSON bool
+	var outDir string
 	var minInterval, maxInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "follow NAME --from SOURCE",
@@ -70,7 +71,9 @@ commands can use the repo meanwhile.`,
 			if err != nil {
 				return err
 			}
+			out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
 			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
+				Read:        remotelog.ReadOptions{SpoolDir: outDir},
 				MinInterval: minInterval, MaxInterval: maxInterval,
 				Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
 				Status: func(s remotelog.FollowStatus) {
@@ -81,9 +84,7 @@ commands can use the repo meanwhile.`,
 						fmt.Fprintf(a.stderr, "catching up: %d messages behind\n", s.Behind)
 					}
 				},
-			}, func(m remotelog.Message) error {
-				return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
-			})
+			}, out.print)
 			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
 				return nil
 			}
@@ -93,6 +94,7 @@ commands can use the repo meanwhile.`,
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", fromHelp)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.StringVar(&outDir, "out", "", outHelp)
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
 	return cmd

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 
-	"rlog/mvds"
 	"rlog/remotelog"
 )
 
 func (a *app) logCmd() *cobra.Command {
 	var since uint64
 	var asJSON bool
+	var outDir string
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "List the local log",
@@ -20,13 +22,15 @@ func (a *app) logCmd() *cobra.Command {
 				if w.Len() <= since {
 					return nil
 				}
-				return w.Scan(since+1, w.Len(), func(seq uint64, id mvds.MessageID, m mvds.Message) error {
-					return printMessage(a.stdout, asJSON, seq, id[:], m.GroupID, m.Timestamp, m.Body)
-				})
+				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.Reader, error) {
+					return w.OpenBody(cmd.Context(), m)
+				}}
+				return w.Scan(since+1, w.Len(), out.print)
 			})
 		},
 	}
 	cmd.Flags().Uint64Var(&since, "since", 0, "list messages after this sequence number")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	cmd.Flags().StringVar(&outDir, "out", "", outHelp)
 	return cmd
 }

@@ -109,6 +109,7 @@ func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remo
 // while another process (rlog serve) owns the repo, that owner.
 type logWriter interface {
 	Append(ctx context.Context, group []byte, bodies [][]byte) ([]remotelog.Appended, error)
+	AppendFile(ctx context.Context, group []byte, path string) (remotelog.Appended, error)
 	Publish(ctx context.Context, opts remotelog.PublishOptions) (remotelog.PublishResult, error)
 }
 

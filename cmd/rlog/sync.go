@@ -111,9 +111,10 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			}
 			// Every message of the group in the local log is offered to peers.
 			if w.Len() > 0 {
-				if err := w.Scan(1, w.Len(), func(_ uint64, _ mvds.MessageID, msg mvds.Message) error {
-					if string(msg.GroupID) == string(group) {
-						node.Send(msg)
+				if err := w.Scan(1, w.Len(), func(m remotelog.Message) error {
+					// A large message is too large for MVDS: peers read it from the log.
+					if string(m.GroupID) == string(group) && !m.IsLarge() {
+						node.Send(m.Message)
 					}
 					return nil
 				}); err != nil {
@@ -121,6 +122,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				}
 			}
 			var outMu sync.Mutex
+			out := &printer{w: a.stdout, asJSON: asJSON}
 			runner := mvds.NewRunner(mvds.RunnerConfig{
 				Node: node, Transport: host, Epoch: epoch,
 				Save: func(st mvds.State) error {
@@ -133,8 +135,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				Deliver: func(msg mvds.Message) {
 					outMu.Lock()
 					defer outMu.Unlock()
-					id := msg.ID()
-					printMessage(a.stdout, asJSON, 0, id[:], msg.GroupID, msg.Timestamp, msg.Body)
+					out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
 				},
 			})
 			var peerIDs []mvds.PeerID
@@ -155,7 +156,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			srv.OnAppend = func(out []remotelog.Appended) {
 				runner.Do(func(n *mvds.Node) {
 					for _, ap := range out {
-						if string(ap.GroupID) == string(group) {
+						if string(ap.GroupID) == string(group) && !ap.IsLarge() {
 							n.Send(ap.Message)
 						}
 					}
@@ -194,8 +195,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				go a.readPeerLogs(ctx, from, repo.Dir, group, peerIDs, runner, logEvery, func(msg mvds.Message) {
 					outMu.Lock()
 					defer outMu.Unlock()
-					id := msg.ID()
-					printMessage(a.stdout, asJSON, 0, id[:], msg.GroupID, msg.Timestamp, msg.Body)
+					out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
 				})
 			}
 			err = runner.Run(ctx, host.Incoming())
@@ -231,6 +231,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			var st syncStatus
 			deadline := time.Now().Add(wait)
 			for {
+				st = syncStatus{} // each poll from scratch: absent fields are empty now
 				if err := owner.Status(cmd.Context(), &st); err != nil {
 					return err
 				}
@@ -303,7 +304,9 @@ func (a *app) readPeerLogs(ctx context.Context, from, dir string, group []byte, 
 			name := ipns.NameFromPeer(pid)
 			cur, _ := cursors.Get(name)
 			next, _, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
-				if string(m.GroupID) != string(group) {
+				// A large message cannot travel over MVDS: it is read from
+				// the log only.
+				if string(m.GroupID) != string(group) || m.IsLarge() {
 					return nil
 				}
 				fresh := false

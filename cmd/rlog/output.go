@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"rlog/internal/atomicfile"
+	"rlog/remotelog"
+)
+
+// msgJSON is one message as `fetch --json`, `follow --json` and `log
+// --json` print it.
+type msgJSON struct {
+	Seq       uint64 `json:"seq"`
+	ID        string `json:"id"`
+	Group     string `json:"group"`
+	Timestamp int64  `json:"timestamp"`
+	Size      uint64 `json:"size"`
+	Body      []byte `json:"body,omitempty"`
+	Text      string `json:"text,omitempty"`
+	File      string `json:"file,omitempty"`
+}
+
+// printer prints messages, one line each. With outDir set, every body is
+// saved to a file there instead and the line names the file; without it,
+// a large message is an error, since its body is not printed.
+type printer struct {
+	w      io.Writer
+	asJSON bool
+	outDir string
+	// open streams the body of a large message that comes without a file
+	// (the local log's).
+	open func(m remotelog.Message) (io.Reader, error)
+}
+
+const outHelp = "save each message's body to a file in this directory (SEQ-ID) and print its path instead of the body; needed for large messages"
+
+func (p *printer) print(m remotelog.Message) error {
+	var file string
+	if p.outDir != "" {
+		var err error
+		if file, err = p.save(m); err != nil {
+			return fmt.Errorf("save message %d: %w", m.Seq, err)
+		}
+	} else if m.IsLarge() {
+		return fmt.Errorf("message %d has a body of %d bytes, too large to print: give --out DIR to save bodies as files", m.Seq, m.BodySize)
+	}
+	if p.asJSON {
+		j := msgJSON{Seq: m.Seq, ID: hex.EncodeToString(m.ID[:]), Group: hex.EncodeToString(m.GroupID), Timestamp: m.Timestamp, Size: m.BodySize, File: file}
+		if file == "" {
+			j.Body = m.Body
+			if utf8.Valid(m.Body) {
+				j.Text = string(m.Body)
+			}
+		}
+		b, _ := json.Marshal(j)
+		_, err := fmt.Fprintf(p.w, "%s\n", b)
+		return err
+	}
+	shown := "file:" + file
+	if file == "" {
+		shown = bodyText(m.Body)
+	}
+	_, err := fmt.Fprintf(p.w, "%d\t%s\t%s\t%s\n", m.Seq, hex.EncodeToString(m.ID[:])[:16], time.Unix(m.Timestamp, 0).UTC().Format(time.RFC3339), shown)
+	return err
+}
+
+// bodyText shows a body on one line: text as it is, text that would not
+// read back as itself (a line break, a tab, a leading quote or "base64:")
+// quoted as a Go string, anything else as "base64:" and its base64.
+func bodyText(body []byte) string {
+	if !utf8.Valid(body) {
+		return "base64:" + base64.StdEncoding.EncodeToString(body)
+	}
+	s := string(body)
+	if strings.HasPrefix(s, "base64:") || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// save writes m's body to its file in outDir and returns the path.
+func (p *printer) save(m remotelog.Message) (string, error) {
+	path := filepath.Join(p.outDir, fmt.Sprintf("%d-%s", m.Seq, hex.EncodeToString(m.ID[:])[:16]))
+	switch {
+	case m.BodyFile != "":
+		// A verified file the reader spooled into outDir: keep it.
+		return path, os.Rename(m.BodyFile, path)
+	case m.IsLarge():
+		r, err := p.open(m)
+		if err != nil {
+			return "", err
+		}
+		f, err := os.CreateTemp(p.outDir, ".rlog-body-*")
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(f, r)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+		return path, err
+	}
+	return path, atomicfile.Write(path, m.Body, 0o644)
+}
