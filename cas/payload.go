@@ -70,7 +70,7 @@ func layout(r io.Reader, ds ipld.DAGService) (cid.Cid, error) {
 }
 
 // importBatch bounds the bytes ImportPayload holds before putting them.
-const importBatch = 16 << 20
+const importBatch = 4 << 20
 
 // ImportPayload stores the payload read from r in s as PayloadBlocks
 // would, in batches, so that memory stays bounded whatever its size. It

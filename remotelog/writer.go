@@ -296,9 +296,22 @@ func importLarge(ctx context.Context, s cas.Store, m mvds.Message, r io.Reader, 
 	if body.n != size {
 		return journal.Entry{}, fmt.Errorf("the body was to be %d bytes but %d were read (did the file change?)", size, body.n)
 	}
+	// The journal is fsynced when the entry is appended; the blocks it
+	// names must be durable before.
+	if err := syncStore(ctx, s); err != nil {
+		return journal.Entry{}, err
+	}
 	e := journal.Entry{Ref: ref, Size: uint64(len(head)) + size, Timestamp: m.Timestamp}
 	h.Sum(e.ID[:0])
 	return e, nil
+}
+
+// syncStore makes every Put so far durable, in a store that buffers them.
+func syncStore(ctx context.Context, s cas.Store) error {
+	if s, ok := s.(interface{ Sync(context.Context) error }); ok {
+		return s.Sync(ctx)
+	}
+	return nil
 }
 
 type countingReader struct {
@@ -505,10 +518,8 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			return res, err
 		}
 	}
-	if s, ok := w.cfg.Store.(interface{ Sync(context.Context) error }); ok {
-		if err := s.Sync(ctx); err != nil {
-			return res, err
-		}
+	if err := syncStore(ctx, w.cfg.Store); err != nil {
+		return res, err
 	}
 	// A store that pins (Kubo) moves its pin from the old head to the new.
 	if p, ok := w.cfg.Store.(pinner); ok {

@@ -39,7 +39,8 @@ type printer struct {
 	asJSON bool
 	outDir string
 	// open streams the body of a large message that comes without a file
-	// (the local log's).
+	// (the local log's). Without outDir, such a message is listed with its
+	// size, not its body: nothing is lost, the body stays where it is.
 	open func(m remotelog.Message) (io.Reader, error)
 }
 
@@ -52,7 +53,7 @@ func (p *printer) print(m remotelog.Message) error {
 		if file, err = p.save(m); err != nil {
 			return fmt.Errorf("save message %d: %w", m.Seq, err)
 		}
-	} else if m.IsLarge() {
+	} else if m.IsLarge() && p.open == nil {
 		return fmt.Errorf("message %d has a body of %d bytes, too large to print: give --out DIR to save bodies as files", m.Seq, m.BodySize)
 	}
 	if p.asJSON {
@@ -68,7 +69,10 @@ func (p *printer) print(m remotelog.Message) error {
 		return err
 	}
 	shown := "file:" + file
-	if file == "" {
+	switch {
+	case m.IsLarge() && file == "":
+		shown = fmt.Sprintf("large:%d bytes (--out DIR saves it)", m.BodySize)
+	case file == "":
 		shown = bodyText(m.Body)
 	}
 	_, err := fmt.Fprintf(p.w, "%d\t%s\t%s\t%s\n", m.Seq, hex.EncodeToString(m.ID[:])[:16], time.Unix(m.Timestamp, 0).UTC().Format(time.RFC3339), shown)
@@ -76,14 +80,20 @@ func (p *printer) print(m remotelog.Message) error {
 }
 
 // bodyText shows a body on one line: text as it is, text that would not
-// read back as itself (a line break, a tab, a leading quote or "base64:")
-// quoted as a Go string, anything else as "base64:" and its base64.
+// read back as itself (a line break, a tab, a leading quote, or a leading
+// "base64:", "file:" or "large:", which mark other forms) quoted as a Go
+// string, anything else as "base64:" and its base64.
 func bodyText(body []byte) string {
 	if !utf8.Valid(body) {
 		return "base64:" + base64.StdEncoding.EncodeToString(body)
 	}
 	s := string(body)
-	if strings.HasPrefix(s, "base64:") || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, unicode.IsControl) {
+	for _, mark := range []string{"base64:", "file:", "large:", `"`} {
+		if strings.HasPrefix(s, mark) {
+			return strconv.Quote(s)
+		}
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
 		return strconv.Quote(s)
 	}
 	return s
