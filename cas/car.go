@@ -2,8 +2,10 @@ package cas
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -51,16 +53,24 @@ func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error
 // opened. Its blocks are not trusted: readers wrap it in Verify.
 type CARFile struct {
 	path string
+	f    *os.File
 	ro   *carbs.ReadOnly
 }
 
-// OpenCAR opens a CAR file as a read-only store.
+// OpenCAR opens a CAR file as a read-only store. It reads the file with
+// ordinary reads rather than mapping it, so a large backup does not count
+// against the process's memory.
 func OpenCAR(path string) (*CARFile, error) {
-	ro, err := carbs.OpenReadOnly(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
-	return &CARFile{path: path, ro: ro}, nil
+	ro, err := carbs.NewReadOnly(f, nil)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
+	}
+	return &CARFile{path: path, f: f, ro: ro}, nil
 }
 
 // Roots are the file's roots.
@@ -84,4 +94,4 @@ func (f *CARFile) Put(context.Context, []blocks.Block) error {
 }
 
 // Close releases the file.
-func (f *CARFile) Close() error { return f.ro.Close() }
+func (f *CARFile) Close() error { return errors.Join(f.ro.Close(), f.f.Close()) }

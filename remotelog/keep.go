@@ -81,13 +81,16 @@ type keeper struct {
 	kept    func(*namesys.Record)
 	mu      sync.Mutex
 	pending []blocks.Block
-	seen    *namesys.Record // the record of the catch-up under way
-	held    *namesys.Record // the newest record stored in the target
+	// bytes in pending: a large message's blocks must not pile up
+	pendingBytes int
+	seen         *namesys.Record // the record of the catch-up under way
+	held         *namesys.Record // the newest record stored in the target
 }
 
 func (k *keeper) hold(c cid.Cid, b []byte) error {
 	k.pending = append(k.pending, cas.NewBlock(c, b)) // called under the tee's lock
-	if len(k.pending) >= 4096 {
+	k.pendingBytes += len(b)
+	if len(k.pending) >= 4096 || k.pendingBytes >= 16<<20 {
 		return k.flush(context.Background())
 	}
 	return nil
@@ -98,7 +101,7 @@ func (k *keeper) flush(ctx context.Context) error {
 		return nil
 	}
 	err := k.target.Store.Put(ctx, k.pending)
-	k.pending = nil
+	k.pending, k.pendingBytes = nil, 0
 	if err != nil {
 		return fmt.Errorf("remotelog: keep: store blocks: %w", err)
 	}

@@ -42,8 +42,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond == "kubo" {
+			switch cond {
+			case "kubo":
 				return os.Getenv("RLOG_KUBO_API") != "" && os.Getenv("RLOG_KUBO_IPFS_PATH") != "", nil
+			case "large":
+				return os.Getenv("RLOG_LARGE_TESTS") != "", nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
