@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
 
+	"rlog/pager"
 	"rlog/remotelog"
 )
 
@@ -69,6 +71,25 @@ func (a *app) openRepo() (*remotelog.Repo, error) {
 		return nil, err
 	}
 	return remotelog.Open(dir)
+}
+
+// openOrInitRepo opens the repo, creating it first (default preset, a new
+// key) when there is none: restore and keep fill a new folder.
+func (a *app) openOrInitRepo() (*remotelog.Repo, error) {
+	repo, err := a.openRepo()
+	if !errors.Is(err, remotelog.ErrNoRepo) {
+		return repo, err
+	}
+	dir, _ := a.repoDir()
+	cfg, err := remotelog.DefaultConfig(pager.DefaultPreset)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.stderr, "created repo %s\n", dir)
+	return a.openRepo()
 }
 
 func parseName(s string) (ipns.Name, error) {
