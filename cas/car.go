@@ -36,7 +36,7 @@ func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error
 		batch = append(batch, b)
 		size += len(b.RawData())
 		n++
-		if size >= 16<<20 {
+		if size >= PutBatch {
 			if err := s.Put(ctx, batch); err != nil {
 				return nil, n, err
 			}

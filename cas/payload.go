@@ -69,9 +69,6 @@ func layout(r io.Reader, ds ipld.DAGService) (cid.Cid, error) {
 	return root.Cid(), nil
 }
 
-// importBatch bounds the bytes ImportPayload holds before putting them.
-const importBatch = 4 << 20
-
 // ImportPayload stores the payload read from r in s as PayloadBlocks
 // would, in batches, so that memory stays bounded whatever its size. It
 // returns H2.
@@ -98,7 +95,7 @@ type collector struct {
 func (c *collector) Add(_ context.Context, n ipld.Node) error {
 	c.blocks = append(c.blocks, n)
 	c.size += len(n.RawData())
-	if c.flush != nil && c.size >= importBatch {
+	if c.flush != nil && c.size >= PutBatch {
 		return c.put()
 	}
 	return nil

@@ -25,6 +25,11 @@ type Store interface {
 	Put(ctx context.Context, blks []blocks.Block) error
 }
 
+// PutBatch is how many bytes of blocks a streaming import (a payload file,
+// a CAR, a kept log) collects before one Put: memory stays bounded by it,
+// whatever the size of what is imported.
+const PutBatch = 4 << 20
+
 // Deleter is the optional ability to remove a block. Deleting a missing
 // block is not an error.
 type Deleter interface {

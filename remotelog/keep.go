@@ -90,7 +90,7 @@ type keeper struct {
 func (k *keeper) hold(c cid.Cid, b []byte) error {
 	k.pending = append(k.pending, cas.NewBlock(c, b)) // called under the tee's lock
 	k.pendingBytes += len(b)
-	if len(k.pending) >= 4096 || k.pendingBytes >= 16<<20 {
+	if len(k.pending) >= 4096 || k.pendingBytes >= cas.PutBatch {
 		return k.flush(context.Background())
 	}
 	return nil
