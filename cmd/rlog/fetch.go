@@ -43,9 +43,9 @@ with a fork error and prints nothing from the new history.
 				}
 				switch {
 				case all:
-					cur = remotelog.Cursor{RecordSeq: cur.RecordSeq}
+					cur = remotelog.Cursor{RecordSeq: cur.RecordSeq, Head: cur.Head}
 				case cmd.Flags().Changed("since"):
-					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
+					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
 					return printMessage(a.stdout, asJSON, m.Seq, m.ID[:], m.GroupID, m.Timestamp, m.Body)
