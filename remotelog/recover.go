@@ -13,6 +13,7 @@ import (
 
 	"rlog/internal/atomicfile"
 	"rlog/mvds"
+	"rlog/namesys"
 	"rlog/remotelog/internal/journal"
 )
 
@@ -21,12 +22,19 @@ type RecoverResult struct {
 	Published uint64 // messages taken from the published log
 	Kept      uint64 // local messages it lacked, appended after them
 	Dropped   uint64 // local messages it already had
+	// Fork is the head of the other log of a fork (a record with the
+	// published sequence and another head, kept by the name store), when
+	// there was one; Merged counts its messages the published log lacked,
+	// appended after them.
+	Fork   cid.Cid
+	Merged uint64
 }
 
 // Recover rebuilds the local log on the published one, the way out of
-// ErrBehind and ErrDiverged: the new local log is the published log, then
-// every local message the published log lacks (same id, new sequence
-// number). No message is lost. The next Publish paginates the rebuilt log
+// ErrBehind, ErrDiverged and ErrFork: the new local log is the published
+// log, then every message of the fork's other log it lacks (when the name
+// store keeps one, namesys.ForkResolver), then every local message still
+// missing (same id, new sequence number). No message is lost. The next Publish paginates the rebuilt log
 // from the start and publishes it with a higher record sequence.
 func (w *Writer) Recover(ctx context.Context) (RecoverResult, error) {
 	res, err := w.recover(ctx)
@@ -82,6 +90,32 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("read the published log: %w", err)
 	}
+	// The other log of a fork the name store keeps: its messages the
+	// published log lacks come next.
+	other, err := w.unmergedFork(ctx, &namesys.Record{Name: w.name, Sequence: st.RecordSequence, Value: st.Head})
+	if err != nil {
+		return res, err
+	}
+	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
+	if other != nil {
+		_, _, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Head: other.Value, Now: w.cfg.Now}, func(m Message) error {
+			if _, ok := seen[m.ID]; ok {
+				return nil
+			}
+			seen[m.ID] = struct{}{}
+			batch = append(batch, journal.Entry{ID: m.ID, Payload: m.Wire})
+			res.Merged++
+			if len(batch) >= 4096 {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("read the other log of the fork (%s): %w", other.Value, err)
+		}
+		res.Fork = other.Value
+		next.RecordSeq, next.Merged = max(next.RecordSeq, other.Sequence), other.Value.String()
+	}
 	err = w.log.Scan(1, w.log.Len(), func(_ uint64, e journal.Entry) error {
 		if _, ok := seen[e.ID]; ok {
 			res.Dropped++
@@ -106,7 +140,6 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	// Pagination restarts from the first message: the state first, so a
 	// crash before the swap leaves the old log with a state that still
 	// describes it (nothing paginated) and the refusal to publish stands.
-	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
 	if err := saveState(w.statePath(), next); err != nil {
 		return res, err
 	}
