@@ -22,8 +22,9 @@ the new messages in order. The repo remembers how far it has read (its cursor), 
 second run prints only what is new.
 
 --since SEQ prints from SEQ+1 on instead, --all from the first message. If the log
-was rewritten since the last fetch (the message at the cursor changed) rlog stops
-with a fork error and prints nothing from the new history.
+was rewritten since the last fetch (the message at the cursor changed, or a record
+with the sequence of the one read points at another head) rlog stops with a fork error
+(exit 3) and prints nothing from the new history.
 
 --json prints one object per line: seq, id (hex), group (hex), timestamp, body
 (base64) and text (the body, when it is valid UTF-8).`,
