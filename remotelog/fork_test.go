@@ -3,6 +3,7 @@ package remotelog_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -124,9 +125,42 @@ func TestRecordForkReader(t *testing.T) {
 	if next != cur {
 		t.Fatalf("the cursor moved: %+v, was %+v", next, cur)
 	}
-	// A cursor of an older rlog (no head) still gets the message check.
-	old := cur
-	old.Head = ""
+	// A follower stops at once, its cursor unchanged.
+	saved := cur
+	next, err = remotelog.Follow(ctx, b.repo, b.w.Name(), cur, remotelog.FollowOptions{
+		Read:  remotelog.ReadOptions{Now: b.now},
+		After: func(time.Duration) <-chan time.Time { return nil },
+		Save:  func(c remotelog.Cursor) error { saved = c; return nil },
+	}, func(m remotelog.Message) error {
+		t.Errorf("follower delivered %q from the other log", m.Body)
+		return nil
+	})
+	wantFork(t, "follower", err, ha, hb)
+	if next != cur || saved != cur {
+		t.Fatalf("the follower's cursor moved: %+v, saved %+v, was %+v", next, saved, cur)
+	}
+	// A cursor file of an older rlog (no head) still reads, and still gets
+	// the message check.
+	repoDir := t.TempDir()
+	store := remotelog.Cursors(repoDir)
+	if err := store.Save(a.w.Name(), cur); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(repoDir, "cursors", a.w.Name().String()+".json")
+	var fields map[string]any
+	raw, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(raw, &fields) != nil {
+		t.Fatalf("read cursor file: %v %s", err, raw)
+	}
+	delete(fields, "head")
+	raw, _ = json.Marshal(fields)
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old, err := store.Get(a.w.Name())
+	if err != nil || old.Head != "" || old.Seq != cur.Seq || old.RecordSeq != cur.RecordSeq {
+		t.Fatalf("old cursor file: %+v %v", old, err)
+	}
 	if _, _, err := remotelog.CatchUp(ctx, b.repo, b.w.Name(), old, remotelog.ReadOptions{Now: b.now}, func(remotelog.Message) error { return nil }); !errors.Is(err, remotelog.ErrFork) {
 		t.Fatalf("cursor without head: got %v, want ErrFork", err)
 	}
