@@ -34,8 +34,9 @@ type RecoverResult struct {
 // ErrBehind, ErrDiverged and ErrFork: the new local log is the published
 // log, then every message of the fork's other log it lacks (when the name
 // store keeps one, namesys.ForkResolver), then every local message still
-// missing (same id, new sequence number). No message is lost. The next Publish paginates the rebuilt log
-// from the start and publishes it with a higher record sequence.
+// missing (same id, new sequence number). No message is lost. The next
+// Publish paginates the rebuilt log from the start and publishes it with a
+// higher record sequence, which supersedes both records of a fork.
 func (w *Writer) Recover(ctx context.Context) (RecoverResult, error) {
 	res, err := w.recover(ctx)
 	if err != nil {
