@@ -11,4 +11,10 @@ var (
 	ErrInvalid = errors.New("invalid ipns record")
 	// ErrReadOnly is returned by Publish on a read-only backend.
 	ErrReadOnly = errors.New("name store is read-only")
+	// ErrFork: two valid records of one name carry the same sequence
+	// number and different values. Only the name's key signs records, so
+	// it signed two histories (one key on two devices); neither is picked.
+	ErrFork = errors.New("log forked")
+	// ErrRollback: a record's sequence is lower than one already held.
+	ErrRollback = errors.New("record rolled back")
 )

@@ -62,6 +62,20 @@ func NewRecord(sk crypto.PrivKey, head cid.Cid, seq uint64, eol time.Time, ttl t
 // V2 signature by the name's key, the end of life and a value of the form
 // /ipfs/<CID>. Every refusal wraps ErrInvalid.
 func Parse(name ipns.Name, raw []byte, now time.Time) (*Record, error) {
+	rec, err := verify(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	if now.After(rec.Validity) {
+		return nil, fmt.Errorf("namesys: record for %s: %w: expired at %s", name, ErrInvalid, rec.Validity.UTC().Format(time.RFC3339))
+	}
+	return rec, nil
+}
+
+// verify is Parse without its end-of-life check at a caller's time, for
+// stores that have no clock (boxo itself refuses records expired by the
+// wall clock).
+func verify(name ipns.Name, raw []byte) (*Record, error) {
 	if len(raw) > ipns.MaxRecordSize {
 		return nil, fmt.Errorf("namesys: record for %s: %w: %d bytes, limit %d", name, ErrInvalid, len(raw), ipns.MaxRecordSize)
 	}
@@ -75,9 +89,6 @@ func Parse(name ipns.Name, raw []byte, now time.Time) (*Record, error) {
 	eol, err := rec.Validity()
 	if err != nil {
 		return nil, fmt.Errorf("namesys: record for %s: %w: %w", name, ErrInvalid, err)
-	}
-	if now.After(eol) {
-		return nil, fmt.Errorf("namesys: record for %s: %w: expired at %s", name, ErrInvalid, eol.UTC().Format(time.RFC3339))
 	}
 	seq, err := rec.Sequence()
 	if err != nil {
@@ -105,4 +116,34 @@ func Resolve(ctx context.Context, r Resolver, name ipns.Name, now time.Time) (*R
 		return nil, err
 	}
 	return Parse(name, raw, now)
+}
+
+// Compare compares got, a verified record of a name met somewhere, with
+// held, the verified record already held for it (nil when none; a zero
+// Value means its value is unknown). It returns nil when got is newer
+// (higher sequence) or the same record (same sequence and value, so taking
+// it again is harmless); an error wrapping ErrRollback when got is older;
+// and one wrapping ErrFork, naming both values, when both carry one
+// sequence and different values. Callers never replace held with got
+// unless it returns nil, and never pick either side of a fork.
+func Compare(held, got *Record) error {
+	switch {
+	case held == nil || got.Sequence > held.Sequence:
+		return nil
+	case got.Sequence < held.Sequence:
+		return fmt.Errorf("%w: record sequence %d is lower than %d, held before", ErrRollback, got.Sequence, held.Sequence)
+	case !held.Value.Defined() || held.Value.Equals(got.Value):
+		return nil
+	}
+	return fmt.Errorf("%w: two records of %s carry sequence %d: the one held points at %s, the other at %s",
+		ErrFork, got.Name, got.Sequence, held.Value, got.Value)
+}
+
+// ForkResolver is the optional ability of a name store to keep the proof of
+// a fork it refused: the other record, beside the one it holds, until a
+// newer record supersedes both. Dir has it.
+type ForkResolver interface {
+	// ResolveFork returns the marshalled other record of a fork of name,
+	// unverified, or an error wrapping ErrNotFound when there is none.
+	ResolveFork(ctx context.Context, name ipns.Name) ([]byte, error)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/boxo/path"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"rlog/internal/testdata"
@@ -113,6 +114,104 @@ func TestDirPublishResolve(t *testing.T) {
 	rec, err := namesys.Resolve(ctx, namesys.NewDir(dir, true), name, now)
 	if err != nil || rec.Sequence != 3 {
 		t.Fatalf("resolve: %+v %v", rec, err)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	sk, name := key(t, 1)
+	other, _ := pager.PagePrefix.Sum([]byte("other head"))
+	rec := func(seq uint64, value cid.Cid) *namesys.Record {
+		raw, err := namesys.NewRecord(sk, value, seq, eol, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := namesys.Parse(name, raw, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cases := []struct {
+		what      string
+		held, got *namesys.Record
+		want      error
+	}{
+		{"nothing held", nil, rec(2, head), nil},
+		{"newer", rec(2, head), rec(3, other), nil},
+		{"the same record", rec(2, head), rec(2, head), nil},
+		{"held value unknown", &namesys.Record{Name: name, Sequence: 2}, rec(2, other), nil},
+		{"older", rec(2, head), rec(1, head), namesys.ErrRollback},
+		{"one sequence, two values", rec(2, head), rec(2, other), namesys.ErrFork},
+	}
+	for _, tc := range cases {
+		err := namesys.Compare(tc.held, tc.got)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.what, err, tc.want)
+		}
+		if errors.Is(err, namesys.ErrFork) && (!strings.Contains(err.Error(), head.String()) || !strings.Contains(err.Error(), other.String())) {
+			t.Errorf("%s: %v does not name both heads", tc.what, err)
+		}
+	}
+}
+
+// A Dir never replaces its record with an older one or a fork of it; it
+// keeps a fork's other record as proof until a newer record supersedes both.
+func TestDirKeepsForks(t *testing.T) {
+	sk, name := key(t, 1)
+	other, _ := pager.PagePrefix.Sum([]byte("other head"))
+	ctx := context.Background()
+	d := namesys.NewDir(t.TempDir(), false)
+	mk := func(seq uint64, value cid.Cid) []byte {
+		raw, err := namesys.NewRecord(sk, value, seq, eol, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	held := func() *namesys.Record {
+		t.Helper()
+		rec, err := namesys.Resolve(ctx, d, name, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	if err := d.Publish(ctx, name, mk(2, head)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Publish(ctx, name, mk(2, head)); err != nil {
+		t.Fatalf("the same record again: %v", err)
+	}
+	if err := d.Publish(ctx, name, mk(1, other)); !errors.Is(err, namesys.ErrRollback) {
+		t.Fatalf("older record: got %v, want ErrRollback", err)
+	}
+	if _, err := d.ResolveFork(ctx, name); !errors.Is(err, namesys.ErrNotFound) {
+		t.Fatalf("fork before any: %v", err)
+	}
+	if err := d.Publish(ctx, name, mk(2, other)); !errors.Is(err, namesys.ErrFork) {
+		t.Fatalf("forking record: got %v, want ErrFork", err)
+	}
+	if rec := held(); rec.Sequence != 2 || !rec.Value.Equals(head) {
+		t.Fatalf("the held record changed: %d %s", rec.Sequence, rec.Value)
+	}
+	raw, err := d.ResolveFork(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fork, err := namesys.Parse(name, raw, now); err != nil || !fork.Value.Equals(other) || fork.Sequence != 2 {
+		t.Fatalf("fork proof: %+v %v", fork, err)
+	}
+	if err := d.Publish(ctx, name, []byte("not a record")); !errors.Is(err, namesys.ErrInvalid) {
+		t.Fatalf("invalid record: got %v, want ErrInvalid", err)
+	}
+	if err := d.Publish(ctx, name, mk(3, other)); err != nil {
+		t.Fatal(err)
+	}
+	if rec := held(); rec.Sequence != 3 {
+		t.Fatalf("newer record not taken: %d", rec.Sequence)
+	}
+	if _, err := d.ResolveFork(ctx, name); !errors.Is(err, namesys.ErrNotFound) {
+		t.Fatalf("fork after a newer record: %v", err)
 	}
 }
 

@@ -127,8 +127,12 @@ type RestoreResult struct {
 // Restore imports a backup into a store and a name store: it verifies every
 // block hash while importing, the record against the name in the manifest,
 // and the whole log from the head, and keeps the record only if it is newer
-// than the one already there. It never touches a writer's local log, so
-// restoring into the writer's own repo cannot fork the published log.
+// than the one already there. A record with the same sequence as that one
+// and another head proves a fork: Restore keeps the repo's record and fails
+// with ErrFork (the blocks stay imported; a namesys.Dir keeps the backup's
+// record as the fork's proof, which `rlog recover` merges). It never
+// touches a writer's local log, so restoring into the writer's own repo
+// cannot fork the published log.
 func Restore(ctx context.Context, r io.Reader, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
@@ -170,9 +174,20 @@ func Restore(ctx context.Context, r io.Reader, store cas.Store, names interface 
 		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
 	}
 	res.Name, res.Head, res.Messages, res.RecordSeq = name, roots[0], st.Messages, rec.Sequence
-	cur, err := namesys.Resolve(ctx, names, name, now())
-	if err == nil && cur.Sequence >= rec.Sequence {
-		return res, nil // the repo's record is as new or newer: keep it
+	held, err := namesys.Resolve(ctx, names, name, now())
+	if err != nil {
+		held = nil // none, or none valid: take the backup's
+	}
+	switch err := namesys.Compare(held, rec); {
+	case errors.Is(err, ErrFork):
+		// A store that keeps forks (namesys.Dir) refuses the record but
+		// keeps it beside its own, for `rlog recover` to merge.
+		if _, ok := names.(namesys.ForkResolver); ok {
+			_ = names.Publish(ctx, name, m.Record)
+		}
+		return res, fmt.Errorf("remotelog: restore: %w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", err)
+	case err != nil, held != nil && held.Sequence == rec.Sequence:
+		return res, nil // the repo's record is newer or the same: keep it
 	}
 	if err := names.Publish(ctx, name, m.Record); err != nil {
 		return res, fmt.Errorf("remotelog: restore: save record: %w", err)

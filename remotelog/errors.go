@@ -3,6 +3,8 @@ package remotelog
 import (
 	"errors"
 	"fmt"
+
+	"rlog/namesys"
 )
 
 var (
@@ -12,11 +14,14 @@ var (
 	// ErrDiverged: the published log and the local log differ at the same
 	// sequence number. Publishing would fork it.
 	ErrDiverged = errors.New("local log diverges from the published log")
-	// ErrFork: a reader's cursor no longer matches the log: the id at the
-	// cursor's sequence changed, or the log is shorter than the cursor.
-	ErrFork = errors.New("log was rewritten (fork)")
-	// ErrRollback: a record's sequence is lower than one already seen.
-	ErrRollback = errors.New("record rolled back")
+	// ErrFork: two valid records of the log carry one sequence number and
+	// different heads (its key signed two histories), or a reader's cursor
+	// no longer matches the log (the id at the cursor's sequence changed,
+	// or the log is shorter than the cursor). It is namesys.ErrFork.
+	ErrFork = namesys.ErrFork
+	// ErrRollback: a record's sequence is lower than one already seen. It
+	// is namesys.ErrRollback.
+	ErrRollback = namesys.ErrRollback
 	// ErrInvalidLog wraps everything a reader refuses in a log's pages:
 	// wrong page numbers, sequence gaps or overlaps, ids that do not match
 	// their payloads.

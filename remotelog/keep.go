@@ -2,6 +2,7 @@ package remotelog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -36,7 +37,9 @@ type KeepOptions struct {
 // every block of it into target (pinning the head where the store pins),
 // then the newest signed record, and puts that record again every
 // Republish. It cannot sign: it keeps what the writer signed. Blocks are
-// stored before the record that points at them. It runs until ctx ends.
+// stored before the record that points at them. It runs until ctx ends, or
+// fails with ErrFork when it meets a record with the sequence of the one
+// it keeps and another head; it never replaces the one it keeps with it.
 func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target KeepTarget, opts KeepOptions) (Cursor, error) {
 	if opts.Republish <= 0 {
 		opts.Republish = 12 * time.Hour
@@ -116,8 +119,14 @@ func (k *keeper) commit(ctx context.Context) error {
 		return err
 	}
 	rec := k.seen
-	if rec == nil || k.held != nil && rec.Sequence <= k.held.Sequence {
+	if rec == nil {
 		return nil
+	}
+	switch err := namesys.Compare(k.held, rec); {
+	case errors.Is(err, ErrFork):
+		return fmt.Errorf("remotelog: keep: %w (the one held is kept): one key published two logs; the writer ends it with a newer record (`rlog recover`, then `rlog publish`, on one device)", err)
+	case err != nil, k.held != nil && rec.Sequence == k.held.Sequence:
+		return nil // older, or the record already held
 	}
 	if p, ok := k.target.Store.(pinner); ok {
 		var old cid.Cid

@@ -29,12 +29,24 @@ type Source interface {
 
 // Cursor is how far a reader has read a log. The zero Cursor reads from the
 // start. A cursor with a zero ID (a start chosen by hand) skips the fork
-// check at its own sequence.
+// check at its own sequence; one with an empty Head (written by an older
+// rlog) skips the record fork check at RecordSeq.
 type Cursor struct {
 	Seq       uint64         `json:"seq"`              // last sequence delivered
 	ID        mvds.MessageID `json:"id"`               // its message id
 	RecordSeq uint64         `json:"record_seq"`       // highest record sequence seen
+	Head      string         `json:"head,omitempty"`   // the head of that record, when known
 	Pinned    string         `json:"pinned,omitempty"` // head this repo's daemon pins (rlog pin)
+}
+
+// Record is the record the cursor last accepted, its value unknown when
+// Head is empty, for namesys.Compare; nil for a cursor that has seen none.
+func (c Cursor) Record(name ipns.Name) *namesys.Record {
+	if c.RecordSeq == 0 && c.Head == "" {
+		return nil
+	}
+	head, _ := cid.Decode(c.Head)
+	return &namesys.Record{Name: name, Sequence: c.RecordSeq, Value: head}
 }
 
 // Message is a verified message of a log. A large message (see
@@ -138,6 +150,7 @@ type catchUp struct {
 	cur     Cursor
 	deliver func(Message) error
 	stats   Stats
+	rec     *namesys.Record // the record read, if any
 
 	head  *pager.Page
 	known map[uint64]pager.Link  // every page seen linked, by number
@@ -156,10 +169,13 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		if err != nil {
 			return err
 		}
-		if rec.Sequence < r.cur.RecordSeq {
-			return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", ErrRollback, rec.Sequence, r.cur.RecordSeq)
+		if err := namesys.Compare(r.cur.Record(name), rec); errors.Is(err, ErrFork) {
+			return fmt.Errorf("%w (this reader read the one held and reads nothing of the other): the writer's key published two logs; a newer record from the writer ends it (`rlog recover`, then `rlog publish`, on one of its devices merges both)", err)
+		} else if err != nil {
+			return err
 		}
 		r.stats.Head, r.stats.RecordSequence = rec.Value, rec.Sequence
+		r.rec = rec
 		if r.opts.OnRecord != nil {
 			r.opts.OnRecord(rec)
 		}
@@ -183,7 +199,9 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 	if err := r.stream(ctx); err != nil {
 		return err
 	}
-	r.cur.RecordSeq = r.stats.RecordSequence
+	if r.rec != nil {
+		r.cur.RecordSeq, r.cur.Head = r.rec.Sequence, r.rec.Value.String()
+	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"rlog/internal/atomicfile"
 	"rlog/mvds"
+	"rlog/namesys"
 	"rlog/remotelog/internal/journal"
 )
 
@@ -21,13 +22,21 @@ type RecoverResult struct {
 	Published uint64 // messages taken from the published log
 	Kept      uint64 // local messages it lacked, appended after them
 	Dropped   uint64 // local messages it already had
+	// Fork is the head of the other log of a fork (a record with the
+	// published sequence and another head, kept by the name store), when
+	// there was one; Merged counts its messages the published log lacked,
+	// appended after them.
+	Fork   cid.Cid
+	Merged uint64
 }
 
 // Recover rebuilds the local log on the published one, the way out of
-// ErrBehind and ErrDiverged: the new local log is the published log, then
-// every local message the published log lacks (same id, new sequence
-// number). No message is lost. The next Publish paginates the rebuilt log
-// from the start and publishes it with a higher record sequence.
+// ErrBehind, ErrDiverged and ErrFork: the new local log is the published
+// log, then every message of the fork's other log it lacks (when the name
+// store keeps one, namesys.ForkResolver), then every local message still
+// missing (same id, new sequence number). No message is lost. The next
+// Publish paginates the rebuilt log from the start and publishes it with a
+// higher record sequence, which supersedes both records of a fork.
 func (w *Writer) Recover(ctx context.Context) (RecoverResult, error) {
 	res, err := w.recover(ctx)
 	if err != nil {
@@ -72,19 +81,9 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	}
 	_, st, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Now: w.cfg.Now}, func(m Message) error {
 		seen[m.ID] = struct{}{}
-		e := journal.Entry{ID: m.ID, Payload: m.Wire}
-		if m.IsLarge() {
-			// Stored again in the local store, where the local log's
-			// large payloads live.
-			f, err := os.Open(m.BodyFile)
-			if err != nil {
-				return err
-			}
-			e, err = importLarge(ctx, w.cfg.Local, m.Message, f, m.BodySize)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("message %d: %w", m.Seq, err)
-			}
+		e, err := w.localEntry(ctx, m)
+		if err != nil {
+			return err
 		}
 		batch = append(batch, e)
 		res.Published++
@@ -95,6 +94,36 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	})
 	if err != nil {
 		return res, fmt.Errorf("read the published log: %w", err)
+	}
+	// The other log of a fork the name store keeps: its messages the
+	// published log lacks come next.
+	other, err := w.unmergedFork(ctx, &namesys.Record{Name: w.name, Sequence: st.RecordSequence, Value: st.Head})
+	if err != nil {
+		return res, err
+	}
+	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
+	if other != nil {
+		_, _, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Head: other.Value, Now: w.cfg.Now}, func(m Message) error {
+			if _, ok := seen[m.ID]; ok {
+				return nil
+			}
+			seen[m.ID] = struct{}{}
+			e, err := w.localEntry(ctx, m)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+			res.Merged++
+			if len(batch) >= 4096 {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("read the other log of the fork (%s): %w", other.Value, err)
+		}
+		res.Fork = other.Value
+		next.RecordSeq, next.Merged = max(next.RecordSeq, other.Sequence), other.Value.String()
 	}
 	err = w.log.Scan(1, w.log.Len(), func(_ uint64, e journal.Entry) error {
 		if _, ok := seen[e.ID]; ok {
@@ -120,7 +149,6 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	// Pagination restarts from the first message: the state first, so a
 	// crash before the swap leaves the old log with a state that still
 	// describes it (nothing paginated) and the refusal to publish stands.
-	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
 	if err := saveState(w.statePath(), next); err != nil {
 		return res, err
 	}
@@ -142,6 +170,25 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	}
 	w.runDone, w.run = false, nil
 	return res, w.loadLastTS()
+}
+
+// localEntry is the local journal's entry for m, read from a published log.
+// A large message's payload is stored again in the local store, where the
+// local log's large payloads live.
+func (w *Writer) localEntry(ctx context.Context, m Message) (journal.Entry, error) {
+	if !m.IsLarge() {
+		return journal.Entry{ID: m.ID, Payload: m.Wire}, nil
+	}
+	f, err := os.Open(m.BodyFile)
+	if err != nil {
+		return journal.Entry{}, err
+	}
+	defer f.Close()
+	e, err := importLarge(ctx, w.cfg.Local, m.Message, f, m.BodySize)
+	if err != nil {
+		return journal.Entry{}, fmt.Errorf("message %d: %w", m.Seq, err)
+	}
+	return e, nil
 }
 
 // finishRecover completes a recovery whose rebuilt log is complete, and

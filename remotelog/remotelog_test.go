@@ -143,6 +143,7 @@ func TestForkIsDetected(t *testing.T) {
 	other := newWorld(t, small(t))
 	other.appendN(t, 1000, 40, 0)
 	other.publish(t)
+	other.publish(t) // sequence 2: a one-sequence fork is caught at the record (TestRecordFork)
 	delivered := 0
 	_, _, err = remotelog.CatchUp(context.Background(), other, other.w.Name(), cur, remotelog.ReadOptions{Now: w.clock.Now}, func(remotelog.Message) error { delivered++; return nil })
 	if !errors.Is(err, remotelog.ErrFork) || delivered != 0 {

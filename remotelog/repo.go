@@ -32,7 +32,7 @@ import (
 //	log/         the journal of appended messages
 //	pages        index of sealed pages
 //	state.json   what was last published
-//	ipns/        signed records, one file per name
+//	ipns/        signed records, one file per name (and the other record of a fork)
 //	cursors/     how far this repo has read other logs
 //	lock         held by the process that writes
 

@@ -23,6 +23,9 @@ type state struct {
 	RecordSeq uint64 `json:"record_seq"` // last IPNS sequence number used
 	Sealed    uint64 `json:"sealed"`     // sealed pages
 	OpenStart uint64 `json:"open_start"` // s of the open (head) page
+	// Merged is the head of the other log of a fork that Recover merged
+	// into the local log; the next publish supersedes the fork.
+	Merged string `json:"merged,omitempty"`
 }
 
 func loadState(path string) (state, error) {

@@ -580,6 +580,9 @@ func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read the published record: %w", err)
 	}
+	if err := w.checkFork(ctx, rec); err != nil {
+		return 0, err
+	}
 	b, err := cas.Verify(w.cfg.Store).Get(ctx, rec.Value)
 	if err != nil {
 		return 0, fmt.Errorf("read the published head %s: %w", rec.Value, err)
@@ -600,4 +603,52 @@ func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("%w: message %d is %x there and %x here; run `rlog recover` to rebuild the local log on the published one (local messages it lacks are appended after it), then publish", ErrDiverged, remoteN, pg.Entries[len(pg.Entries)-1].ID[:8], local.ID[:8])
 	}
 	return rec.Sequence, nil
+}
+
+// checkFork refuses to publish over a fork: a published record with the
+// sequence of this writer's last record but another head (the key
+// published from another device), or the other record of a fork that the
+// name store keeps (a restored backup of that device) and Recover has not
+// merged.
+func (w *Writer) checkFork(ctx context.Context, published *namesys.Record) error {
+	const wayOut = "run `rlog recover` to merge the other log into the local one (no message is lost), then `rlog publish`: its newer record supersedes both"
+	if w.st.Head != "" {
+		own, _ := cid.Decode(w.st.Head)
+		err := namesys.Compare(&namesys.Record{Name: w.name, Sequence: w.st.RecordSeq, Value: own}, published)
+		if errors.Is(err, ErrFork) {
+			return fmt.Errorf("%w (this device published the one held; the other is published now): %s", err, wayOut)
+		}
+	}
+	other, err := w.unmergedFork(ctx, published)
+	if err != nil {
+		return err
+	}
+	if other != nil {
+		return fmt.Errorf("%w (the one held is published; the other came with a backup): %s", namesys.Compare(published, other), wayOut)
+	}
+	return nil
+}
+
+// unmergedFork is the other record of a fork of published that the name
+// store keeps (namesys.ForkResolver) and Recover has not merged, or nil.
+func (w *Writer) unmergedFork(ctx context.Context, published *namesys.Record) (*namesys.Record, error) {
+	fr, ok := w.cfg.Resolver.(namesys.ForkResolver)
+	if !ok {
+		return nil, nil
+	}
+	raw, err := fr.ResolveFork(ctx, w.name)
+	if errors.Is(err, namesys.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the fork record: %w", err)
+	}
+	other, err := namesys.Parse(w.name, raw, w.cfg.Now())
+	if err != nil || other.Sequence < w.st.RecordSeq || other.Value.String() == w.st.Merged {
+		return nil, nil // expired, superseded by this writer, or merged
+	}
+	if !errors.Is(namesys.Compare(published, other), ErrFork) {
+		return nil, nil
+	}
+	return other, nil
 }

@@ -77,7 +77,11 @@ func (a *app) restoreCmd() *cobra.Command {
 is checked while importing, the record against the log's name, and the whole log from
 its head. The record replaces the repo's own only if it is newer. Restore never touches
 a writer's local log, so restoring into the writer's own repo cannot fork the published
-log: if the local log is behind, 'rlog publish' says so and 'rlog recover' brings it back.`,
+log: if the local log is behind, 'rlog publish' says so and 'rlog recover' brings it back.
+
+A backup whose record has the sequence of the repo's and another head proves a fork (the
+key published from two devices): restore says so (exit 3) and keeps the repo's record;
+'rlog recover' in the writer's repo merges both logs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])

@@ -23,8 +23,9 @@ the new messages in order. The repo remembers how far it has read (its cursor), 
 second run prints only what is new.
 
 --since SEQ prints from SEQ+1 on instead, --all from the first message. If the log
-was rewritten since the last fetch (the message at the cursor changed) rlog stops
-with a fork error and prints nothing from the new history.
+was rewritten since the last fetch (the message at the cursor changed, or a record
+with the sequence of the one read points at another head) rlog stops with a fork error
+(exit 3) and prints nothing from the new history.
 
 Each message is one line: sequence, id (first 16 hex digits), time, body. A text body
 is shown as it is, or as a quoted Go string when it has line breaks or other control
@@ -50,9 +51,9 @@ body (base64) with text (the body, when it is valid UTF-8), or file with --out.`
 				}
 				switch {
 				case all:
-					cur = remotelog.Cursor{RecordSeq: cur.RecordSeq}
+					cur = remotelog.Cursor{RecordSeq: cur.RecordSeq, Head: cur.Head}
 				case cmd.Flags().Changed("since"):
-					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq}
+					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
 				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{SpoolDir: outDir}, out.print)

@@ -46,8 +46,8 @@ again after each publish to move the pin to the new head (a pin update).`,
 				if err != nil {
 					return err
 				}
-				if rec.Sequence < cur.RecordSeq {
-					return fmt.Errorf("%w: record sequence %d is lower than %d, seen before", remotelog.ErrRollback, rec.Sequence, cur.RecordSeq)
+				if err := namesys.Compare(cur.Record(name), rec); err != nil {
+					return err
 				}
 				k, ok := b.Store.(*cas.Kubo)
 				if !ok {
@@ -60,7 +60,7 @@ again after each publish to move the pin to the new head (a pin update).`,
 				if err := b.Names.Publish(ctx, name, rec.Raw); err != nil {
 					return err
 				}
-				cur.Pinned, cur.RecordSeq = rec.Value.String(), rec.Sequence
+				cur.Pinned, cur.RecordSeq, cur.Head = rec.Value.String(), rec.Sequence, rec.Value.String()
 				if err := repo.SaveCursor(name, cur); err != nil {
 					return err
 				}

@@ -24,8 +24,9 @@ published last, so the name never points at anything missing; an interrupted pub
 is finished by the next one.
 
 Before publishing, rlog reads the published log back. If it holds messages the local
-log lacks, or differs from it (a repo restored from an old copy), rlog refuses and
-tells you to run 'rlog recover'.`,
+log lacks, or differs from it (a repo restored from an old copy), or the key published
+another head with this device's last record sequence (a fork: one key on two devices),
+rlog refuses and tells you to run 'rlog recover'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withLogWriter(cmd.Context(), true, func(_ remotelog.Config, w logWriter) error {

@@ -15,7 +15,12 @@ func (a *app) recoverCmd() *cobra.Command {
 or differs from it (the repo was restored from an old copy, or the key was used on
 another device), recover rebuilds the local log: first every published message, then
 every local message the published log lacks. Nothing is lost. Run 'rlog publish'
-afterwards.`,
+afterwards.
+
+When the key published two logs with one record sequence (a fork: two devices, or a
+restored backup of the other device, which 'rlog restore' keeps as the fork's proof),
+the other log's messages come after the published ones, and the next publish's record
+supersedes both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withWriter(cmd.Context(), true, func(_ *remotelog.Repo, w *remotelog.Writer) error {
@@ -23,8 +28,12 @@ afterwards.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "recovered %d published messages; kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
-					res.Published, res.Kept, res.Dropped)
+				fmt.Fprintf(a.stdout, "recovered %d published messages; ", res.Published)
+				if res.Fork.Defined() {
+					fmt.Fprintf(a.stdout, "merged %d messages of the fork's other log (head %s); ", res.Merged, res.Fork)
+				}
+				fmt.Fprintf(a.stdout, "kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
+					res.Kept, res.Dropped)
 				return nil
 			})
 		},
