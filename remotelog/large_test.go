@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -241,4 +242,41 @@ func TestTooLargeBodyIsRefusedBeforeAnythingIsStored(t *testing.T) {
 	if w.w.Len() != 0 || w.store.Len() != 0 {
 		t.Fatal("something was stored")
 	}
+}
+
+// A writer whose local log was lost (restored from an old copy) recovers
+// large messages from the published log into its own store.
+func TestLargeMessageRecovered(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, small(t))
+	big := bodyOf(9, 3<<20)
+	if _, err := w.w.AppendFile(ctx, group, writeFile(t, big)); err != nil {
+		t.Fatal(err)
+	}
+	w.appendN(t, 1, 1, 0)
+	w.publish(t)
+	w.w.Close()
+	// The same key in a new directory, with a local store of its own.
+	w.cfg.Dir, w.cfg.Local = t.TempDir(), cas.NewMemory()
+	w.reopen(t)
+	if _, err := w.w.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.w.Len() != 2 {
+		t.Fatalf("recovered %d messages, want 2", w.w.Len())
+	}
+	var got []byte
+	err := w.w.Scan(1, 1, func(m remotelog.Message) error {
+		r, err := w.w.OpenBody(ctx, m)
+		if err != nil {
+			return err
+		}
+		got, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("recovered large body: %d bytes, %v", len(got), err)
+	}
+	w.appendN(t, 2, 1, 0)
+	w.publish(t)
 }
