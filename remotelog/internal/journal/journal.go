@@ -83,6 +83,10 @@ type Journal struct {
 	end      int64  // offset after the last record
 	readOnly bool
 	v2       bool // the header allows ref records
+	// A read-only journal whose index lags keeps the offsets of records
+	// tailFrom+1.. in tail.
+	tail     []byte
+	tailFrom uint64
 }
 
 // Open opens the journal in dir, creating it when writable and missing.
@@ -180,6 +184,8 @@ func (j *Journal) recover() error {
 		}
 	}
 	if j.readOnly {
+		// The index on disk stops short; the offsets it lacks stay here.
+		j.tail, j.tailFrom = pending, j.count-uint64(len(pending)/8)
 		return nil
 	}
 	if err := j.log.Truncate(j.end); err != nil {
@@ -220,6 +226,9 @@ func (j *Journal) checkTail(from, size int64) error {
 }
 
 func (j *Journal) offset(seq uint64) (int64, error) {
+	if seq > j.tailFrom && j.tail != nil {
+		return int64(binary.LittleEndian.Uint64(j.tail[(seq-1-j.tailFrom)*8:])), nil
+	}
 	var b [8]byte
 	if _, err := j.idx.ReadAt(b[:], int64(seq-1)*8); err != nil {
 		return 0, err
