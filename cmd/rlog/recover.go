@@ -8,7 +8,7 @@ import (
 )
 
 func (a *app) recoverCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "recover",
 		Short: "Rebuild the local log on the published one after a restore",
 		Long: `When 'rlog publish' refuses because the published log is ahead of the local one
@@ -16,6 +16,9 @@ or differs from it (the repo was restored from an old copy, or the key was used 
 another device), recover rebuilds the local log: first every published message, then
 every local message the published log lacks. Nothing is lost. Run 'rlog publish'
 afterwards.`,
+		Example: `  rlog publish      # refuses: the local log is behind the published one
+  rlog recover
+  rlog publish`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withWriter(cmd.Context(), true, func(_ *remotelog.Repo, w *remotelog.Writer) error {
@@ -23,10 +26,12 @@ afterwards.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "recovered %d published messages; kept %d local messages the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
-					res.Published, res.Kept, res.Dropped)
+				fmt.Fprintf(a.stdout, "recovered %s; kept %s the published log lacked (now after them); %d already published\nrun 'rlog publish' next\n",
+					plural(res.Published, "published message"), plural(res.Kept, "local message"), res.Dropped)
 				return nil
 			})
 		},
 	}
+	a.apiFlagOn(cmd)
+	return cmd
 }

@@ -31,6 +31,9 @@ at once.
 
 While it runs, serve owns the repo: 'rlog append' and 'rlog publish' in the same repo
 go through it (over a socket in the repo), and their publishes reach followers at once.`,
+		Example: `  rlog serve                                   # http://127.0.0.1:8080
+  rlog serve --listen 0.0.0.0:8080             # for other machines
+  rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080 --repo ~/reader`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repo, err := a.openRepo()
