@@ -109,6 +109,14 @@ func (a *app) apiFlagOn(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): use this daemon instead of the repo's")
 }
 
+// brief is err for a status line: its reason, or with --debug all of it.
+func (a *app) brief(err error) string {
+	if a.debug {
+		return err.Error()
+	}
+	return reason(err)
+}
+
 // repoDir is where the repo is: --repo, $RLOG_PATH, ~/.rlog.
 func (a *app) repoDir() (string, error) {
 	if a.repoFlag != "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"strings"
 
 	"rlog/cas"
@@ -95,16 +96,30 @@ func explain(what string, err error) error {
 	if err == nil || explained(err) {
 		return err
 	}
+	return failf(err, "%s: %s", what, reason(err))
+}
+
+// reason says in a few words why err happened: the reason rlog knows for
+// it, or the network failure it is, or else its own text.
+func reason(err error) string {
+	var u userError
+	if errors.As(err, &u) {
+		return u.msg
+	}
 	for _, r := range reasons {
 		if !errors.Is(err, r.err) {
 			continue
 		}
 		if d := foundText(err, r.err); r.detail && d != "" {
-			return failf(err, "%s: %s", what, d)
+			return d
 		}
-		return failf(err, "%s: %s", what, r.text)
+		return r.text
 	}
-	return failf(err, "%s: %v", what, err)
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return "cannot reach the source: " + op.Error()
+	}
+	return err.Error()
 }
 
 // foundText is the text of the error in err's chain that wraps sentinel

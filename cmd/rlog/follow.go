@@ -89,7 +89,7 @@ other commands can use the repo meanwhile.`,
 					case s.Err != nil && !seen && (errors.Is(s.Err, remotelog.ErrNoLog) || errors.Is(s.Err, namesys.ErrNotFound)):
 						giveUp(failf(s.Err, "log %s is not published at %s: check the name (a follower of a log not published yet starts after its first publish)", name, from))
 					case s.Err != nil:
-						fmt.Fprintf(a.stderr, "source unavailable: %v; trying again in %s\n", s.Err, s.Wait)
+						fmt.Fprintf(a.stderr, "source unavailable: %s; trying again in %s\n", a.brief(s.Err), s.Wait)
 					case s.Behind > 0:
 						seen = true
 						fmt.Fprintf(a.stderr, "catching up: %s behind\n", plural(s.Behind, "message"))

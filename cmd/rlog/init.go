@@ -69,6 +69,9 @@ records itself and hands Kubo only signed records.`,
 			if kubo {
 				cfg.Backend, cfg.KuboAPI = "kubo", a.apiFlag
 			}
+			if name, err := remotelog.ReadName(dir); err == nil {
+				return failf(nil, "init: a repo already exists in %s (its log: %s); give --repo DIR for another", dir, name)
+			}
 			name, err := remotelog.Init(dir, cfg)
 			if err != nil {
 				return err

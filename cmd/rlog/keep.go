@@ -108,7 +108,7 @@ writer signed, and it stores a record only after every block it points at.`,
 							Status: func(s remotelog.FollowStatus) {
 								if s.Err != nil {
 									mu.Lock()
-									fmt.Fprintf(a.stderr, "%s: source unavailable: %v; trying again in %s\n", name, s.Err, s.Wait)
+									fmt.Fprintf(a.stderr, "%s: source unavailable: %s; trying again in %s\n", name, a.brief(s.Err), s.Wait)
 									mu.Unlock()
 								}
 							},
@@ -123,7 +123,7 @@ writer signed, and it stores a record only after every block it points at.`,
 						},
 					})
 					if err != nil && !errors.Is(err, context.Canceled) {
-						errs <- fmt.Errorf("keep %s: %w", name, err)
+						errs <- explain("keep "+name.String(), err)
 						stop()
 					}
 				}()
