@@ -116,7 +116,7 @@ func reason(err error) string {
 		return r.text
 	}
 	var op *net.OpError
-	if errors.As(err, &op) {
+	if errors.As(err, &op) && op.Op == "dial" {
 		return "cannot reach the source: " + op.Error()
 	}
 	return err.Error()

@@ -81,7 +81,7 @@ writer signed, and it stores a record only after every block it points at.`,
 				}
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
-					return fmt.Errorf("keep: listen on %s: %w", listen, err)
+					return fmt.Errorf("listen on %s: %w", listen, err)
 				}
 				hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 				go hs.Serve(ln)

@@ -56,14 +56,14 @@ go through it (over a socket in the repo), and their publishes reach followers a
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
-				return fmt.Errorf("serve: listen on %s: %w", listen, err)
+				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
 			sock := remotelog.ControlSocket(repo.Dir)
 			os.Remove(sock) // a stale socket: we hold the repo lock
 			cl, err := net.Listen("unix", sock)
 			if err != nil {
 				ln.Close()
-				return fmt.Errorf("serve: control socket: %w", err)
+				return fmt.Errorf("control socket: %w", err)
 			}
 			defer os.Remove(sock)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)

@@ -119,7 +119,7 @@ owed to each.`,
 			if raw, err := os.ReadFile(statePath); err == nil {
 				var st mvds.State
 				if err := json.Unmarshal(raw, &st); err != nil {
-					return fmt.Errorf("sync: state %s: %w", statePath, err)
+					return fmt.Errorf("state %s: %w", statePath, err)
 				}
 				if node, err = mvds.RestoreNode(cfg, st); err != nil {
 					return err
@@ -200,7 +200,7 @@ owed to each.`,
 			os.Remove(sock)
 			cl, err := net.Listen("unix", sock)
 			if err != nil {
-				return fmt.Errorf("sync: control socket: %w", err)
+				return fmt.Errorf("control socket: %w", err)
 			}
 			defer os.Remove(sock)
 			control := &http.Server{Handler: srv.Control()}
