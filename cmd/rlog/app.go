@@ -75,9 +75,9 @@ that --json prints.`,
 				return usagef("%s", msg)
 			}
 		}
-		if args := c.Args; args != nil {
-			c.Args = func(c *cobra.Command, a []string) error {
-				if err := args(c, a); err != nil {
+		if check := c.Args; check != nil {
+			c.Args = func(c *cobra.Command, args []string) error {
+				if err := check(c, args); err != nil {
 					if explained(err) {
 						return err
 					}
@@ -88,8 +88,8 @@ that --json prints.`,
 		}
 		// What failed, said for the user, when the command did not say it.
 		if run := c.RunE; run != nil {
-			c.RunE = func(c *cobra.Command, a []string) error {
-				return explain(strings.TrimPrefix(c.CommandPath(), "rlog "), run(c, a))
+			c.RunE = func(c *cobra.Command, args []string) error {
+				return explain(strings.TrimPrefix(c.CommandPath(), "rlog "), run(c, args))
 			}
 		}
 	})

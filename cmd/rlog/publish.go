@@ -35,6 +35,9 @@ blocks and bytes (put by this publish).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withLogWriter(cmd.Context(), true, func(_ remotelog.Config, w logWriter) error {
+				if l, ok := w.(interface{ Len() uint64 }); ok && l.Len() == 0 {
+					return failf(nil, "publish: the log is empty: append a message first ('rlog append TEXT')")
+				}
 				bar := a.progress("publishing")
 				res, err := w.Publish(cmd.Context(), remotelog.PublishOptions{Progress: bar.update})
 				bar.finish()
