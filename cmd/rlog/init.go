@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,7 +46,7 @@ records itself and hands Kubo only signed records.`,
 			}
 			cfg, err := remotelog.DefaultConfig(preset)
 			if err != nil {
-				return usageError{err}
+				return usageFail(err, "--preset %q: want one of %s", preset, strings.Join(pager.PresetNames(), ", "))
 			}
 			f := cmd.Flags()
 			for _, o := range []struct {
