@@ -18,7 +18,8 @@ import (
 // puts its blocks into s in batches. It returns the file's roots and the
 // number of blocks.
 func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error) {
-	br, err := carv2.NewBlockReader(r)
+	// Hashes are checked here, so that a damaged file is ErrHashMismatch.
+	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true))
 	if err != nil {
 		return nil, 0, fmt.Errorf("cas: read car: %w", err)
 	}
@@ -31,6 +32,9 @@ func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error
 			break
 		}
 		if err != nil {
+			return nil, n, fmt.Errorf("cas: read car: block %d: %w", n, err)
+		}
+		if err := Check(b.Cid(), b.RawData()); err != nil {
 			return nil, n, fmt.Errorf("cas: read car: block %d: %w", n, err)
 		}
 		batch = append(batch, b)

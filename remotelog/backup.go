@@ -185,7 +185,7 @@ func Restore(ctx context.Context, r io.Reader, store cas.Store, names interface 
 		if _, ok := names.(namesys.ForkResolver); ok {
 			_ = names.Publish(ctx, name, m.Record)
 		}
-		return res, fmt.Errorf("remotelog: restore: %w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", err)
+		return res, fmt.Errorf("%w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", err)
 	case err != nil, held != nil && held.Sequence == rec.Sequence:
 		return res, nil // the repo's record is newer or the same: keep it
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ type app struct {
 	getenv         func(string) string
 	repoFlag       string
 	apiFlag        string
+	debug          bool
 }
 
 func (a *app) root() *cobra.Command {
@@ -38,16 +40,79 @@ block store and how far you have read other logs. No daemon is needed.
   rlog append "hello"            append a message (durable when it returns)
   rlog publish                   make appended messages readable under your name
   rlog fetch NAME --from DIR     print what is new in log NAME, remember where you stopped
-  rlog demo                      see the whole job run in a temporary directory`,
+  rlog demo                      see the whole job run in a temporary directory
+
+Exit codes: 0 ok, 1 error, 2 bad command line, 3 conflict (fork, rollback, local log
+behind or diverged), 4 data that failed verification, 5 not found. Errors say in one
+line what failed; --debug adds the whole chain of causes. docs/CLI.md has the JSON
+that --json prints.`,
+		Example: `  rlog init && rlog append "hello" && rlog publish
+  rlog init --repo ~/reader
+  rlog fetch --repo ~/reader k51qzi5uqu5d... --from ~/.rlog
+  rlog id`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
-	root.PersistentFlags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): publish to and read through this daemon")
+	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "on failure, print the whole chain of causes, not only what failed")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
-		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.idCmd())
+		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.idCmd(), a.versionCmd())
+	forEachCommand(root, func(c *cobra.Command) {
+		// A wrong command line exits 2, whatever cobra found wrong with it.
+		if c.HasSubCommands() && c.RunE == nil {
+			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+			c.Args = func(c *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return nil
+				}
+				msg := fmt.Sprintf("unknown command %q for %q; run '%s --help'", args[0], c.CommandPath(), c.CommandPath())
+				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+				}
+				return usagef("%s", msg)
+			}
+		}
+		if check := c.Args; check != nil {
+			c.Args = func(c *cobra.Command, args []string) error {
+				if err := check(c, args); err != nil {
+					if explained(err) {
+						return err
+					}
+					return usageFail(err, "%s: %v; run '%s --help'", strings.TrimPrefix(c.CommandPath(), "rlog "), err, c.CommandPath())
+				}
+				return nil
+			}
+		}
+		// What failed, said for the user, when the command did not say it.
+		if run := c.RunE; run != nil {
+			c.RunE = func(c *cobra.Command, args []string) error {
+				return explain(strings.TrimPrefix(c.CommandPath(), "rlog "), run(c, args))
+			}
+		}
+	})
 	return root
+}
+
+func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {
+	f(c)
+	for _, sub := range c.Commands() {
+		forEachCommand(sub, f)
+	}
+}
+
+// apiFlagOn gives cmd the --api flag: only commands that talk to a Kubo
+// daemon have it.
+func (a *app) apiFlagOn(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): use this daemon instead of the repo's")
+}
+
+// brief is err for a status line: its reason, or with --debug all of it.
+func (a *app) brief(err error) string {
+	if a.debug {
+		return err.Error()
+	}
+	return reason(err)
 }
 
 // repoDir is where the repo is: --repo, $RLOG_PATH, ~/.rlog.
@@ -70,7 +135,16 @@ func (a *app) openRepo() (*remotelog.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return remotelog.Open(dir)
+	r, err := remotelog.Open(dir)
+	return r, noRepo(dir, err)
+}
+
+// noRepo says what to do when dir holds no repo; other errors pass.
+func noRepo(dir string, err error) error {
+	if errors.Is(err, remotelog.ErrNoRepo) && !explained(err) {
+		return failf(err, "no rlog repo in %s: create one with 'rlog init', or give --repo DIR or $RLOG_PATH", dir)
+	}
+	return err
 }
 
 // openOrInitRepo opens the repo, creating it first (default preset, a new
@@ -95,10 +169,34 @@ func (a *app) openOrInitRepo() (*remotelog.Repo, error) {
 func parseName(s string) (ipns.Name, error) {
 	n, err := ipns.NameFromString(strings.TrimPrefix(s, "/ipns/"))
 	if err != nil {
-		return ipns.Name{}, usagef("%q is not a log name (an IPNS name such as k51...): %v", s, err)
+		return ipns.Name{}, usageFail(err, "%q is not a log name (a log name looks like k51qzi5uqu5d..., as 'rlog init' and 'rlog id' print it)", s)
 	}
 	return n, nil
 }
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// plural is "1 page", "2 pages"; "1 page fetch", "2 page fetches".
+func plural[N ~int | ~int64 | ~uint64](n N, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	if strings.HasSuffix(noun, "ch") || strings.HasSuffix(noun, "s") {
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// rfc3339 is how rlog writes a time: RFC 3339, UTC, in seconds.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")

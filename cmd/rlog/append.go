@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +33,7 @@ hashed with SHA-256 to 32 bytes) names another.`,
 		Example: `  rlog append "hello" "world"
   printf 'one\ntwo\n' | rlog append
   rlog append --file photo.jpg
-  rlog append --group-name room "hi room"`,
+  rlog append --group-name room --json "hi"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" && len(args) > 0 {
 				return usagef("give bodies as arguments or --file, not both")
@@ -83,7 +84,7 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				}
 				for _, m := range out {
 					if asJSON {
-						b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": m.Timestamp})
+						b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": rfc3339(time.Unix(m.Timestamp, 0))})
 						fmt.Fprintf(a.stdout, "%s\n", b)
 					} else {
 						fmt.Fprintf(a.stdout, "%d\t%s\n", m.Seq, m.ID)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
@@ -24,6 +28,9 @@ root; the second root is a small manifest holding the log's name and its signed 
 Any IPFS tool reads the file (ipfs dag import); 'rlog restore' and 'rlog check' read it
 back, and 'rlog fetch NAME --from FILE.car' reads the log from it. The file is written
 under a temporary name and renamed when complete.`,
+		Example: `  rlog backup k51qzi5uqu5d... -o log.car                          # this repo's own log
+  rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's, verified
+  rlog backup k51qzi5uqu5d... -o log.car --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -33,7 +40,7 @@ under a temporary name and renamed when complete.`,
 			if out == "" {
 				return usagef("give the output file with -o FILE.car")
 			}
-			return a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
+			err = a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
 				tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
 				if err != nil {
 					return err
@@ -57,14 +64,16 @@ under a temporary name and renamed when complete.`,
 				if asJSON {
 					return writeJSON(a.stdout, map[string]any{"file": out, "head": res.Head.String(), "messages": res.Messages, "blocks": res.Blocks, "bytes": res.Bytes})
 				}
-				fmt.Fprintf(a.stdout, "wrote %s: %d messages, %d blocks, %d bytes, head %s\n", out, res.Messages, res.Blocks, res.Bytes, res.Head)
+				fmt.Fprintf(a.stdout, "wrote %s: %s, %s, %s, head %s\n", out, plural(res.Messages, "message"), plural(res.Blocks, "block"), plural(res.Bytes, "byte"), res.Head)
 				return nil
 			})
+			return a.notPublished(name, from, err)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the CAR file to write")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	a.apiFlagOn(cmd)
 	return cmd
 }
 
@@ -81,12 +90,16 @@ log: if the local log is behind, 'rlog publish' says so and 'rlog recover' bring
 
 A backup whose record has the sequence of the repo's and another head proves a fork (the
 key published from two devices): restore says so (exit 3) and keeps the repo's record;
-'rlog recover' in the writer's repo merges both logs.`,
+'rlog recover' in the writer's repo merges both logs. A backup that fails verification
+is not imported and exits 4, as 'rlog check' does. A repo that does not exist yet is
+created.`,
+		Example: `  rlog restore log.car --repo ~/other
+  rlog restore log.car --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
-				return err
+				return failf(noFile(err), "restore: cannot open %s: %v", args[0], errors.Unwrap(err))
 			}
 			defer f.Close()
 			repo, err := a.openOrInitRepo()
@@ -96,7 +109,7 @@ key published from two devices): restore says so (exit 3) and keeps the repo's r
 			defer repo.Close()
 			res, err := remotelog.Restore(cmd.Context(), f, repo.Store(), repo.Names(), time.Now)
 			if err != nil {
-				return err
+				return explain("restore "+args[0]+" (nothing restored)", err)
 			}
 			if asJSON {
 				return writeJSON(a.stdout, map[string]any{"name": res.Name.String(), "head": res.Head.String(), "messages": res.Messages,
@@ -106,7 +119,7 @@ key published from two devices): restore says so (exit 3) and keeps the repo's r
 			if res.RecordSaved {
 				saved = "saved its record"
 			}
-			fmt.Fprintf(a.stdout, "restored %s: %d messages, %d blocks, verified; record sequence %d: %s\n", res.Name, res.Messages, res.Blocks, res.RecordSeq, saved)
+			fmt.Fprintf(a.stdout, "restored %s: %s, %s, verified; record sequence %d: %s\n", res.Name, plural(res.Messages, "message"), plural(res.Blocks, "block"), res.RecordSeq, saved)
 			return nil
 		},
 	}
@@ -125,23 +138,23 @@ the record's signature and validity, then every block's hash, every page's form,
 number and links, sequence continuity and every message id. Prints a report with typed
 findings (hash-mismatch, missing-block, no-record, invalid-record, rollback,
 unknown-version, malformed-page, inconsistent-log, fork); --json for scripts. Exits 0
-only when there is no finding.`,
+only when there is no finding; with a finding it exits 4 (3 for a rollback or fork).`,
+		Example: `  rlog check log.car                                         # a backup file
+  rlog check k51qzi5uqu5d...                                  # a log in this repo's backend
+  rlog check k51qzi5uqu5d... --from http://127.0.0.1:8080 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			run := func(src remotelog.Source, nameArg string, head cid.Cid) error {
-				name, err := parseName(nameArg)
-				if err != nil {
-					return err
-				}
+			run := func(src remotelog.Source, name ipns.Name, head cid.Cid) error {
 				rep := remotelog.Check(ctx, src, name, head, time.Now)
+				rep.ValidTo = rep.ValidTo.UTC().Truncate(time.Second) // RFC 3339 in seconds, as everywhere
 				if asJSON {
 					if err := writeJSON(a.stdout, rep); err != nil {
 						return err
 					}
 				} else {
-					fmt.Fprintf(a.stdout, "log       %s\nhead      %s\nrecord    sequence %d, valid to %s\nmessages  %d in %d pages, %d blocks, %d bytes\n",
-						rep.Name, rep.Head, rep.RecordSeq, rep.ValidTo.UTC().Format(time.RFC3339), rep.Messages, rep.Pages, rep.Blocks, rep.Bytes)
+					fmt.Fprintf(a.stdout, "log       %s\nhead      %s\nrecord    sequence %d, valid to %s\nmessages  %d in %s, %s, %s\n",
+						rep.Name, rep.Head, rep.RecordSeq, rfc3339(rep.ValidTo), rep.Messages, plural(rep.Pages, "page"), plural(rep.Blocks, "block"), plural(rep.Bytes, "byte"))
 					for _, f := range rep.Findings {
 						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, f.Detail)
 					}
@@ -150,25 +163,45 @@ only when there is no finding.`,
 					}
 				}
 				if !rep.OK() {
-					return fmt.Errorf("%d finding(s): %w", len(rep.Findings), rep.Findings[0].Err())
+					first := rep.Findings[0]
+					return failf(first.Err(), "check %s: %s (first: %s)", name, plural(len(rep.Findings), "finding"), first.Kind)
 				}
 				return nil
 			}
-			if st, err := os.Stat(args[0]); err == nil && !st.IsDir() {
-				src, err := remotelog.OpenCARSource(ctx, args[0])
+			arg := args[0]
+			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+				src, err := remotelog.OpenCARSource(ctx, arg)
 				if err != nil {
-					return err
+					return explain("check "+arg, err)
 				}
 				defer src.Close()
 				cs := src.(*remotelog.CARSource)
-				return run(cs, cs.Name().String(), cs.Head)
+				return run(cs, cs.Name(), cs.Head)
 			}
-			return a.withSource(ctx, from, func(_ *remotelog.Repo, src remotelog.Source) error {
-				return run(src, args[0], cid.Undef)
-			})
+			name, err := parseName(arg)
+			if err != nil {
+				if _, serr := os.Stat(arg); !looksLikeName(arg) && errors.Is(serr, fs.ErrNotExist) {
+					return failf(noFile(serr), "check: %s does not exist (check takes a log name, k51..., or a backup file written by 'rlog backup')", arg)
+				}
+				return err
+			}
+			return a.notPublished(name, from, a.withSource(ctx, from, func(_ *remotelog.Repo, src remotelog.Source) error {
+				return run(src, name, cid.Undef)
+			}))
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	a.apiFlagOn(cmd)
 	return cmd
+}
+
+// looksLikeName tells a mistyped log name from a path.
+func looksLikeName(s string) bool {
+	for _, p := range []string{"k51", "/ipns/", "12D3Koo", "bafz"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

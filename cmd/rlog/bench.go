@@ -28,7 +28,7 @@ type benchCatch struct {
 	Missing      int     `json:"missing"`
 	Seconds      float64 `json:"seconds"`
 	Rounds       int     `json:"rounds"`
-	Pages        int     `json:"pages"`
+	PageFetches  int     `json:"page_fetches"`
 	BytesPerMsg  float64 `json:"bytes_per_msg"`
 	OverheadPerc float64 `json:"overhead_percent"`
 }
@@ -45,6 +45,8 @@ batches of --batch (append then publish per batch) and report messages per secon
 to end; then catch up 100 and 10,000 missing messages from the writer's repo as another
 reader would, and report rounds of sequential fetches, bytes fetched per message and the
 share of bytes fetched beyond the wire payloads. Figures: docs/PERFORMANCE.md.`,
+		Example: `  rlog bench
+  rlog bench --preset full --messages 10000 --size 1024 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := runBench(cmd.Context(), preset, messages, size, batch)
@@ -57,8 +59,8 @@ share of bytes fetched beyond the wire payloads. Figures: docs/PERFORMANCE.md.`,
 			fmt.Fprintf(a.stdout, "append+publish  %d messages of %d B in batches of %d (%s): %.2f s, %.0f messages/s\n",
 				res.Messages, res.BodyBytes, res.Batch, res.Preset, res.WriteSeconds, res.WriteMsgsPerS)
 			for _, c := range res.CatchUps {
-				fmt.Fprintf(a.stdout, "catch-up        %d missing: %.1f ms, %d rounds, %d pages, %.0f B/message, %.1f%% beyond payloads\n",
-					c.Missing, c.Seconds*1000, c.Rounds, c.Pages, c.BytesPerMsg, c.OverheadPerc)
+				fmt.Fprintf(a.stdout, "catch-up        %d missing: %.1f ms, %s, %s, %.0f B/message, %.1f%% beyond payloads\n",
+					c.Missing, c.Seconds*1000, plural(c.Rounds, "round"), plural(c.PageFetches, "page fetch"), c.BytesPerMsg, c.OverheadPerc)
 			}
 			return nil
 		},
@@ -143,7 +145,7 @@ func benchCatchUp(ctx context.Context, src remotelog.Source, name ipns.Name, fro
 		return benchCatch{}, err
 	}
 	return benchCatch{
-		Seconds: time.Since(start).Seconds(), Rounds: st.Rounds, Pages: st.Pages,
+		Seconds: time.Since(start).Seconds(), Rounds: st.Rounds, PageFetches: st.Pages,
 		BytesPerMsg:  float64(st.BytesFetched) / float64(st.Messages),
 		OverheadPerc: 100 * float64(st.BytesFetched-st.PayloadBytes) / float64(st.PayloadBytes),
 	}, nil

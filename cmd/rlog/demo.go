@@ -23,6 +23,8 @@ func (a *app) demoCmd() *cobra.Command {
 writer appends messages and publishes; the reader, reading the writer's repo as its
 source, catches up on exactly what is new. Prints what happened: messages, pages,
 rounds of fetches, bytes and time. Nothing outside the temporary directory is used.`,
+		Example: `  rlog demo
+  rlog demo --rounds 10 --messages 500 --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -33,7 +33,7 @@ func TestExitCodes(t *testing.T) {
 	_, name, _ := rlogIn(t, w, "", "init")
 	name = strings.TrimSpace(name)
 	rlogIn(t, r, "", "init")
-	if code, _, errs := rlogIn(t, r, "", "fetch", name, "--from", w); code != exitNotFound || !strings.Contains(errs, "log not published") {
+	if code, _, errs := rlogIn(t, r, "", "fetch", name, "--from", w); code != exitNotFound || !strings.Contains(errs, "is not published at") {
 		t.Errorf("unpublished log: exit %d (%s)", code, errs)
 	}
 	if code, _, errs := rlogIn(t, w, "", "publish"); code != exitError || !strings.Contains(errs, "the log is empty") {

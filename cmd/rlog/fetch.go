@@ -34,7 +34,13 @@ characters (or starts with a quote or "base64:"); any other body as base64:... .
 needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
-body (base64) with text (the body, when it is valid UTF-8), or file with --out.`,
+body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
+line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.`,
+		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
+  rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
+  rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
+  rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
+  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -44,7 +50,7 @@ body (base64) with text (the body, when it is valid UTF-8), or file with --out.`
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
-			return a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
+			err = a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
 				cur, err := repo.Cursor(name)
 				if err != nil {
 					return err
@@ -66,17 +72,35 @@ body (base64) with text (the body, when it is valid UTF-8), or file with --out.`
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "%d new messages; log has %d; %d rounds of fetches, %d pages, %d payloads, %d bytes\n",
-					st.Messages, st.LogLength, st.Rounds, st.Pages, st.Payloads, st.BytesFetched)
+				if asJSON {
+					return writeJSONLine(a.stdout, map[string]any{"summary": fetchSummary(st)})
+				}
+				fmt.Fprintf(a.stderr, "%s; the log has %s; %s of fetches: %s, %s, %s\n",
+					plural(st.Messages, "new message"), plural(st.LogLength, "message"), plural(st.Rounds, "round"),
+					plural(st.Pages, "page fetch"), plural(st.Payloads, "payload fetch"), plural(st.BytesFetched, "byte"))
 				return nil
 			})
+			return a.notPublished(name, from, err)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", fromHelp)
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
-	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
 	f.StringVar(&outDir, "out", "", outHelp)
+	a.apiFlagOn(cmd)
 	return cmd
+}
+
+// fetchSummary is the last line of `fetch --json`.
+func fetchSummary(st remotelog.Stats) map[string]any {
+	m := map[string]any{
+		"new_messages": st.Messages, "log_messages": st.LogLength, "record_seq": st.RecordSequence,
+		"rounds": st.Rounds, "page_fetches": st.Pages, "payload_fetches": st.Payloads, "bytes_fetched": st.BytesFetched,
+	}
+	if st.Head.Defined() {
+		m["head"] = st.Head.String()
+	}
+	return m
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"rlog/namesys"
 	"rlog/remotelog"
 )
 
@@ -29,8 +31,12 @@ When the source is 'rlog serve', its head events push each publish to the follow
 once. Other sources are polled: every --min-interval at first, backing off to
 --max-interval while nothing changes. When the source goes away the follower says so and
 keeps trying on the same schedule. On start it says how far behind it is. It stops on
-Ctrl-C, or with an error when the log was rewritten (fork). It takes no lock: other
-commands can use the repo meanwhile.`,
+Ctrl-C, or with an error when the log was rewritten (fork), or at once when the source
+answers that nothing is published under NAME (a mistyped name). It takes no lock:
+other commands can use the repo meanwhile.`,
+		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
+  rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
+  rlog follow k51qzi5uqu5d... --from kubo: --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -43,7 +49,7 @@ commands can use the repo meanwhile.`,
 			}
 			cfg, err := remotelog.LoadConfig(dir)
 			if err != nil {
-				return err
+				return noRepo(dir, err)
 			}
 			if from == "" {
 				if cfg.Backend != "kubo" && a.apiFlag == "" {
@@ -53,15 +59,19 @@ commands can use the repo meanwhile.`,
 				if api == "" {
 					if api = cfg.KuboAPI; api == "" {
 						if api, err = a.localKuboAPI(); err != nil {
-							return err
+							return failf(err, "this repo reads through Kubo, but %v: start `ipfs daemon`, or give --api MULTIADDR or --from SOURCE", err)
 						}
 					}
 				}
 				from = "kubo:" + api
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			src, err := remotelog.OpenSource(ctx, from)
+			// A source that answers that nothing is published under the name
+			// on the first look ends the follower: the name is most likely wrong.
+			ctx, giveUp := context.WithCancelCause(sctx)
+			defer giveUp(nil)
+			src, err := a.openSource(ctx, from)
 			if err != nil {
 				return err
 			}
@@ -72,19 +82,28 @@ commands can use the repo meanwhile.`,
 				return err
 			}
 			out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
+			seen := cur.RecordSeq > 0
 			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
 				Read:        remotelog.ReadOptions{SpoolDir: outDir},
 				MinInterval: minInterval, MaxInterval: maxInterval,
 				Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
 				Status: func(s remotelog.FollowStatus) {
 					switch {
+					case s.Err != nil && !seen && (errors.Is(s.Err, remotelog.ErrNoLog) || errors.Is(s.Err, namesys.ErrNotFound)):
+						giveUp(failf(s.Err, "log %s is not published at %s: check the name (a follower of a log not published yet starts after its first publish)", name, from))
 					case s.Err != nil:
-						fmt.Fprintf(a.stderr, "source unavailable: %v; trying again in %s\n", s.Err, s.Wait)
+						fmt.Fprintf(a.stderr, "source unavailable: %s; trying again in %s\n", a.brief(s.Err), s.Wait)
 					case s.Behind > 0:
-						fmt.Fprintf(a.stderr, "catching up: %d messages behind\n", s.Behind)
+						seen = true
+						fmt.Fprintf(a.stderr, "catching up: %s behind\n", plural(s.Behind, "message"))
+					default:
+						seen = true
 					}
 				},
 			}, out.print)
+			if cause := context.Cause(ctx); explained(cause) {
+				return cause
+			}
 			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
 				return nil
 			}
@@ -97,5 +116,6 @@ commands can use the repo meanwhile.`,
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
+	a.apiFlagOn(cmd)
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +34,10 @@ With --kubo the repo publishes to a Kubo daemon instead of its embedded store, a
 fetch reads through it: the daemon at --api, else the one whose api file is in
 $IPFS_PATH (default ~/.ipfs), found each time. The key stays in this repo: rlog signs
 records itself and hands Kubo only signed records.`,
+		Example: `  rlog init                                   # ~/.rlog, or $RLOG_PATH
+  rlog init --repo ~/reader                   # a second repo, e.g. to read others' logs
+  rlog init --preset full                     # big pages, everything inline
+  rlog init --kubo --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.repoDir()
@@ -41,7 +46,7 @@ records itself and hands Kubo only signed records.`,
 			}
 			cfg, err := remotelog.DefaultConfig(preset)
 			if err != nil {
-				return usageError{err}
+				return usageFail(err, "--preset %q: want one of %s", preset, strings.Join(pager.PresetNames(), ", "))
 			}
 			f := cmd.Flags()
 			for _, o := range []struct {
@@ -65,11 +70,14 @@ records itself and hands Kubo only signed records.`,
 			if kubo {
 				cfg.Backend, cfg.KuboAPI = "kubo", a.apiFlag
 			}
+			if name, err := remotelog.ReadName(dir); err == nil {
+				return failf(nil, "init: a repo already exists in %s (its log: %s); give --repo DIR for another", dir, name)
+			}
 			name, err := remotelog.Init(dir, cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "created repo %s (preset %s)\n", dir, preset)
+			fmt.Fprintf(a.stderr, "created repo %s\n%s\n", dir, presetLine(preset, cfg.Policy, f.Changed))
 			fmt.Fprintln(a.stdout, name)
 			return nil
 		},
@@ -85,5 +93,23 @@ records itself and hands Kubo only signed records.`,
 	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
 	f.BoolVar(&kubo, "kubo", false, "publish to a Kubo daemon: the one at --api, else the one running from $IPFS_PATH (default ~/.ipfs)")
 	f.StringSliceVar(&addrs, "addr", nil, "multiaddr where the log's blocks can be reached, written in the head page (repeatable)")
+	a.apiFlagOn(cmd)
 	return cmd
+}
+
+// presetLine says in one line how the new log is cut into pages.
+func presetLine(preset string, p pager.Policy, changed func(string) bool) string {
+	how := fmt.Sprintf("up to %s a page, payloads over %d bytes stored by pointer", plural(p.PageEntries, "message"), p.InlineLimit)
+	if p.InlineLimit < 0 {
+		how = fmt.Sprintf("up to %s a page, every payload stored by pointer", plural(p.PageEntries, "message"))
+	} else if p.InlineLimit >= p.PageBytes {
+		how = fmt.Sprintf("up to %s a page, every payload inline", plural(p.PageEntries, "message"))
+	}
+	for _, f := range []string{"page-entries", "page-bytes", "inline-limit", "head-inline-limit", "window"} {
+		if changed(f) {
+			preset += " with your changes"
+			break
+		}
+	}
+	return fmt.Sprintf("pagination: preset %s (%s; 'rlog init --help' lists the presets)", preset, how)
 }

@@ -41,7 +41,11 @@ func (a *app) inspectCmd() *cobra.Command {
 		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
 and for inline payloads whether the id matches), skip links l and window w.
---diag prints the block in CBOR diagnostic notation.`,
+--diag prints the block in CBOR diagnostic notation. The JSON keys are the page
+format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
+		Example: `  rlog inspect bafyrei...
+  rlog inspect bafyrei... --from http://127.0.0.1:8080 --diag
+  rlog inspect $(rlog resolve k51qzi5uqu5d... --json | jq -r .head)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.getBlock(cmd.Context(), from, args[0])
@@ -88,6 +92,7 @@ and for inline payloads whether the id matches), skip links l and window w.
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
 	cmd.Flags().BoolVar(&diag, "diag", false, "print the block in CBOR diagnostic notation instead")
+	a.apiFlagOn(cmd)
 	return cmd
 }
 

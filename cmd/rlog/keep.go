@@ -33,6 +33,8 @@ them, and --listen serves them as a trustless gateway with pushed head events. T
 record is put again every --republish, so it never expires from the routing system
 while the writer is away for weeks. keep cannot sign anything: it only keeps what the
 writer signed, and it stores a record only after every block it points at.`,
+		Example: `  rlog keep k51qzi5uqu5d... --from http://writer:8080 --listen 0.0.0.0:8081
+  rlog keep k51qzi5uqu5d... k51qzi5uqu5e... --from kubo: --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var names []ipns.Name
@@ -62,7 +64,7 @@ writer signed, and it stores a record only after every block it points at.`,
 			if b != nil {
 				target = remotelog.KeepTarget{Store: b.Store, Names: b.Names}
 			}
-			src, err := remotelog.OpenSource(ctx, from)
+			src, err := a.openSource(ctx, from)
 			if err != nil {
 				return err
 			}
@@ -79,7 +81,7 @@ writer signed, and it stores a record only after every block it points at.`,
 				}
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
-					return fmt.Errorf("keep: listen on %s: %w", listen, err)
+					return fmt.Errorf("listen on %s: %w", listen, err)
 				}
 				hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 				go hs.Serve(ln)
@@ -106,7 +108,7 @@ writer signed, and it stores a record only after every block it points at.`,
 							Status: func(s remotelog.FollowStatus) {
 								if s.Err != nil {
 									mu.Lock()
-									fmt.Fprintf(a.stderr, "%s: source unavailable: %v; trying again in %s\n", name, s.Err, s.Wait)
+									fmt.Fprintf(a.stderr, "%s: source unavailable: %s; trying again in %s\n", name, a.brief(s.Err), s.Wait)
 									mu.Unlock()
 								}
 							},
@@ -121,7 +123,7 @@ writer signed, and it stores a record only after every block it points at.`,
 						},
 					})
 					if err != nil && !errors.Is(err, context.Canceled) {
-						errs <- fmt.Errorf("keep %s: %w", name, err)
+						errs <- explain("keep "+name.String(), err)
 						stop()
 					}
 				}()
@@ -137,5 +139,6 @@ writer signed, and it stores a record only after every block it points at.`,
 	f.DurationVar(&republish, "republish", 12*time.Hour, "how often to put each newest record again")
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
+	a.apiFlagOn(cmd)
 	return cmd
 }

@@ -15,8 +15,12 @@ func (a *app) logCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "List the local log",
-		Long:  "List the messages of this repo's own log, published or not, oldest first.",
-		Args:  cobra.NoArgs,
+		Long: `List the messages of this repo's own log, published or not, oldest first: sequence
+number, the first 16 hex digits of the message id, time (RFC 3339, UTC) and text; --json
+prints the lines of 'rlog fetch --json'.`,
+		Example: `  rlog log
+  rlog log --since 100 --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withWriter(cmd.Context(), false, func(_ *remotelog.Repo, w *remotelog.Writer) error {
 				if w.Len() <= since {

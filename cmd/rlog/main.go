@@ -23,7 +23,7 @@ const (
 	exitUsage    = 2
 	exitConflict = 3 // fork, rollback, local log behind or diverged
 	exitInvalid  = 4 // data or record that failed verification
-	exitNotFound = 5 // no repo, no published log, no block
+	exitNotFound = 5 // no repo, no published log, no block, no file named on the command line
 )
 
 func main() {
@@ -44,7 +44,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "rlog: %v\n", err)
+	if a.debug {
+		fmt.Fprintf(stderr, "rlog: %s\n", debugText(err))
+	} else {
+		fmt.Fprintf(stderr, "rlog: %v\n", err)
+	}
 	return exitCode(err)
 }
 
@@ -61,15 +65,9 @@ func exitCode(err error) int {
 		errors.Is(err, pager.ErrVersion), errors.Is(err, pager.ErrTooLarge):
 		return exitInvalid
 	case errors.Is(err, remotelog.ErrNoRepo), errors.Is(err, remotelog.ErrNoLog),
-		errors.Is(err, namesys.ErrNotFound), errors.Is(err, cas.ErrNotFound):
+		errors.Is(err, namesys.ErrNotFound), errors.Is(err, cas.ErrNotFound),
+		errors.Is(err, errNoFile):
 		return exitNotFound
 	}
 	return exitError
 }
-
-// usageError marks a command line that is wrong, not a failure.
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }

@@ -12,7 +12,8 @@ import (
 )
 
 func (a *app) mvdsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "mvds", Short: "MVDS tools: simulation"}
+	cmd := &cobra.Command{Use: "mvds", Short: "MVDS tools: simulation",
+		Example: `  rlog mvds sim --mode batch --loss 0.3 --runs 100`}
 	var mode string
 	var loss, dup float64
 	var messages, nodes, runs, delay int
@@ -27,6 +28,8 @@ reordered as asked). Per run and summarised: epochs until every node has every m
 epochs until every record is acknowledged, payloads and bytes sent, copies delivered
 twice (must be 0) and records left (must be 0). Run r uses seed --seed + r, so a run is
 reproduced exactly by its seed.`,
+		Example: `  rlog mvds sim --mode batch --loss 0.3 --runs 100
+  rlog mvds sim --mode interactive --nodes 5 --loss 0.5 --delay 3 --reorder --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := parseMode(mode)

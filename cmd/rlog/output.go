@@ -24,7 +24,7 @@ type msgJSON struct {
 	Seq       uint64 `json:"seq"`
 	ID        string `json:"id"`
 	Group     string `json:"group"`
-	Timestamp int64  `json:"timestamp"`
+	Timestamp string `json:"timestamp"`
 	Size      uint64 `json:"size"`
 	Body      []byte `json:"body,omitempty"`
 	Text      string `json:"text,omitempty"`
@@ -57,7 +57,7 @@ func (p *printer) print(m remotelog.Message) error {
 		return fmt.Errorf("message %d has a body of %d bytes, too large to print: give --out DIR to save bodies as files", m.Seq, m.BodySize)
 	}
 	if p.asJSON {
-		j := msgJSON{Seq: m.Seq, ID: hex.EncodeToString(m.ID[:]), Group: hex.EncodeToString(m.GroupID), Timestamp: m.Timestamp, Size: m.BodySize, File: file}
+		j := msgJSON{Seq: m.Seq, ID: hex.EncodeToString(m.ID[:]), Group: hex.EncodeToString(m.GroupID), Timestamp: rfc3339(time.Unix(m.Timestamp, 0)), Size: m.BodySize, File: file}
 		if file == "" {
 			j.Body = m.Body
 			if utf8.Valid(m.Body) {
@@ -75,7 +75,7 @@ func (p *printer) print(m remotelog.Message) error {
 	case file == "":
 		shown = bodyText(m.Body)
 	}
-	_, err := fmt.Fprintf(p.w, "%d\t%s\t%s\t%s\n", m.Seq, hex.EncodeToString(m.ID[:])[:16], time.Unix(m.Timestamp, 0).UTC().Format(time.RFC3339), shown)
+	_, err := fmt.Fprintf(p.w, "%d\t%s\t%s\t%s\n", m.Seq, hex.EncodeToString(m.ID[:])[:16], rfc3339(time.Unix(m.Timestamp, 0)), shown)
 	return err
 }
 

@@ -22,6 +22,8 @@ this repo's Kubo daemon (--api, or the repo's) pin the log's head recursively, w
 fetches every page and payload it lacks from its peers, and store the signed record,
 so the daemon keeps the log and serves it after the writer's daemon is gone. Run it
 again after each publish to move the pin to the new head (a pin update).`,
+		Example: `  rlog pin k51qzi5uqu5d... --api /ip4/127.0.0.1/tcp/5001
+  rlog pin k51qzi5uqu5d... --from http://writer:8080   # in a repo made with 'rlog init --kubo'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -29,7 +31,7 @@ again after each publish to move the pin to the new head (a pin update).`,
 				return err
 			}
 			ctx := cmd.Context()
-			return a.withSource(ctx, from, func(repo *remotelog.Repo, src remotelog.Source) error {
+			return a.notPublished(name, from, a.withSource(ctx, from, func(repo *remotelog.Repo, src remotelog.Source) error {
 				b, release, err := a.backend(ctx, repo)
 				if err != nil {
 					return err
@@ -66,9 +68,10 @@ again after each publish to move the pin to the new head (a pin update).`,
 				}
 				fmt.Fprintf(a.stdout, "pinned    /ipfs/%s\nrecord    sequence %d, stored in the daemon\n", rec.Value, rec.Sequence)
 				return nil
-			})
+			}))
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
+	a.apiFlagOn(cmd)
 	return cmd
 }

@@ -26,10 +26,19 @@ is finished by the next one.
 Before publishing, rlog reads the published log back. If it holds messages the local
 log lacks, or differs from it (a repo restored from an old copy), or the key published
 another head with this device's last record sequence (a fork: one key on two devices),
-rlog refuses and tells you to run 'rlog recover'.`,
+rlog refuses and tells you to run 'rlog recover'.
+
+--json keys: name, head, messages, new, pages (in the published log), record_seq,
+blocks and bytes (put by this publish).`,
+		Example: `  rlog append "hello" && rlog publish
+  rlog publish --json
+  rlog publish --api /ip4/127.0.0.1/tcp/5001   # to this Kubo daemon instead of the repo's`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withLogWriter(cmd.Context(), true, func(_ remotelog.Config, w logWriter) error {
+				if l, ok := w.(interface{ Len() uint64 }); ok && l.Len() == 0 {
+					return failf(nil, "publish: the log is empty: append a message first ('rlog append TEXT')")
+				}
 				bar := a.progress("publishing")
 				res, err := w.Publish(cmd.Context(), remotelog.PublishOptions{Progress: bar.update})
 				bar.finish()
@@ -49,6 +58,7 @@ rlog refuses and tells you to run 'rlog recover'.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	a.apiFlagOn(cmd)
 	return cmd
 }
 

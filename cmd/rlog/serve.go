@@ -31,6 +31,9 @@ at once.
 
 While it runs, serve owns the repo: 'rlog append' and 'rlog publish' in the same repo
 go through it (over a socket in the repo), and their publishes reach followers at once.`,
+		Example: `  rlog serve                                   # http://127.0.0.1:8080
+  rlog serve --listen 0.0.0.0:8080             # for other machines
+  rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080 --repo ~/reader`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repo, err := a.openRepo()
@@ -53,14 +56,14 @@ go through it (over a socket in the repo), and their publishes reach followers a
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
-				return fmt.Errorf("serve: listen on %s: %w", listen, err)
+				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
 			sock := remotelog.ControlSocket(repo.Dir)
 			os.Remove(sock) // a stale socket: we hold the repo lock
 			cl, err := net.Listen("unix", sock)
 			if err != nil {
 				ln.Close()
-				return fmt.Errorf("serve: control socket: %w", err)
+				return fmt.Errorf("control socket: %w", err)
 			}
 			defer os.Remove(sock)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/ipfs/boxo/ipns"
+
+	"rlog/cas"
+	"rlog/namesys"
 	"rlog/remotelog"
 )
 
@@ -23,8 +28,16 @@ func (a *app) kuboAPI(repo *remotelog.Repo) (string, error) {
 	if repo.Config.KuboAPI != "" {
 		return repo.Config.KuboAPI, nil
 	}
-	return a.localKuboAPI()
+	api, err := a.localKuboAPI()
+	if err != nil {
+		return "", failf(err, "this repo publishes to Kubo, but %v: start `ipfs daemon`, or give --api MULTIADDR", err)
+	}
+	return api, nil
 }
+
+// errNoDaemon: no Kubo daemon runs where rlog looked. It exits 1 (an
+// error), like a daemon that does not answer, wherever the address came from.
+var errNoDaemon = errors.New("no Kubo daemon is running")
 
 // localKuboAPI reads the API address a running daemon wrote in its repo.
 func (a *app) localKuboAPI() (string, error) {
@@ -34,7 +47,7 @@ func (a *app) localKuboAPI() (string, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(ipfsPath, "api"))
 	if err != nil {
-		return "", usagef("this repo publishes to Kubo but no daemon is running: %s has no api file (start `ipfs daemon`, or give --api MULTIADDR)", ipfsPath)
+		return "", fmt.Errorf("%w (%s has no api file)", errNoDaemon, ipfsPath)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -47,6 +60,9 @@ func (a *app) backend(ctx context.Context, repo *remotelog.Repo) (*remotelog.Bac
 		return nil, func() {}, err
 	}
 	k, err := remotelog.OpenKubo(ctx, api)
+	if errors.Is(err, cas.ErrUnreachable) {
+		return nil, nil, failf(err, "the Kubo daemon at %s does not answer: start it with `ipfs daemon`, or give --api with the address of a running one", api)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,9 +75,12 @@ func (a *app) source(ctx context.Context, from string, local *remotelog.Repo) (r
 	if from == "kubo:" { // the local daemon
 		api, err := a.localKuboAPI()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, failf(err, "--from kubo: reads through the local Kubo daemon, but %v: start `ipfs daemon`, or give kubo:MULTIADDR", err)
 		}
 		from += api
+	}
+	if local != nil && from != "" && samePath(from, local.Dir) {
+		return local, func() {}, nil // this repo itself
 	}
 	if from == "" {
 		api, err := a.kuboAPI(local)
@@ -73,12 +92,44 @@ func (a *app) source(ctx context.Context, from string, local *remotelog.Repo) (r
 		}
 		from = "kubo:" + api
 	}
-	src, err := remotelog.OpenSource(ctx, from)
+	src, err := a.openSource(ctx, from)
 	if err != nil {
 		return nil, nil, err
 	}
 	return src, func() { src.Close() }, nil
 }
+
+func samePath(a, b string) bool {
+	x, err1 := filepath.Abs(a)
+	y, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && x == y
+}
+
+// openSource opens a --from argument, saying what is wrong with it when
+// it is none of the forms --from takes.
+func (a *app) openSource(ctx context.Context, from string) (remotelog.SourceCloser, error) {
+	src, err := remotelog.OpenSource(ctx, from)
+	switch {
+	case err == nil:
+		return src, nil
+	case errors.Is(err, remotelog.ErrNoRepo):
+		return nil, failf(err, "--from %s: this folder is not an rlog repo (it has no config.json); %s", from, fromForms)
+	case errors.Is(err, cas.ErrUnreachable):
+		return nil, failf(err, "--from %s: the Kubo daemon at %s does not answer: start it with `ipfs daemon`, or give the address of a running one", from, strings.TrimPrefix(from, "kubo:"))
+	case !strings.Contains(from, ":"):
+		st, serr := os.Stat(from)
+		if serr != nil {
+			return nil, failf(noFile(serr), "--from %s: no such file or folder; %s", from, fromForms)
+		}
+		if !st.IsDir() && !strings.HasSuffix(from, ".car") {
+			return nil, usageFail(err, "--from %s: not a folder or a .car file; %s", from, fromForms)
+		}
+	}
+	return nil, explain("--from "+from, err)
+}
+
+// fromForms says what --from accepts.
+const fromForms = "--from takes a repo folder, a backup file (FILE.car), kubo:MULTIADDR (kubo: for the local daemon) or a gateway http(s)://HOST[:PORT]"
 
 // withWriter opens the repo and its writer for f, and closes both after.
 // With publishing, the writer is on the repo's backend (Kubo when set);
@@ -152,3 +203,22 @@ func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelo
 }
 
 const fromHelp = "where to read: a directory holding another rlog repo, kubo:MULTIADDR (kubo: alone for the local daemon), or a gateway http(s)://HOST[:PORT]; default: this repo's backend"
+
+// notPublished says where rlog looked for log name when nothing is
+// published under it there, and what to try next; other errors pass.
+func (a *app) notPublished(name ipns.Name, from string, err error) error {
+	if explained(err) || !(errors.Is(err, remotelog.ErrNoLog) || errors.Is(err, namesys.ErrNotFound)) {
+		return err
+	}
+	if from != "" {
+		return failf(err, "log %s is not published at %s: check the name, and that its writer published there", name, from)
+	}
+	where := "this repo"
+	if dir, derr := a.repoDir(); derr == nil {
+		where = "this repo (" + dir + ")"
+		if cfg, cerr := remotelog.LoadConfig(dir); a.apiFlag != "" || (cerr == nil && cfg.Backend == "kubo") {
+			where = "the Kubo daemon this repo uses"
+		}
+	}
+	return failf(err, "log %s is not published in %s, where rlog looks without --from; to read it from elsewhere give --from: a repo folder, FILE.car, a gateway http(s)://HOST[:PORT] or kubo:", name, where)
+}

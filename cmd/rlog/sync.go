@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +32,18 @@ type syncStatus struct {
 	Group   string         `json:"group"`
 	Epoch   int64          `json:"epoch"`
 	Peers   []peerStatus   `json:"peers"`
-	Records []mvds.Record  `json:"records,omitempty"`
+	Records []recordStatus `json:"records,omitempty"`
 	Pending map[string]int `json:"pending_records_per_peer"`
+}
+
+// recordStatus is one thing the node still owes a peer.
+type recordStatus struct {
+	Type      string `json:"type"` // message, offer or request
+	Peer      string `json:"peer"`
+	ID        string `json:"id"` // message id, hex
+	Group     string `json:"group"`
+	SendCount int    `json:"send_count"`
+	SendEpoch int64  `json:"send_epoch"`
 }
 
 type peerStatus struct {
@@ -58,8 +69,16 @@ peers send (--json: the lines of 'rlog fetch --json'), each message once, also a
 restarts: its state is kept in the repo. Peers that already have a message (from the
 remote log) acknowledge it, so it is not sent again.
 
+Each side names the other with --peer MULTIADDR/p2p/PEERID; 'rlog id' prints the peer
+id. --from also reads the peers' remote logs (a peer id names the same key as its log),
+so messages read there are acknowledged, never delivered twice.
+
 'rlog sync status' (in the same repo, while it runs) shows its peers and what is still
-owed to each. 'rlog id' prints the peer id to give to --peer.`,
+owed to each.`,
+		Example: `  rlog id --repo ~/b        # B's peer id, 12D3KooW...
+  rlog sync --listen /ip4/0.0.0.0/tcp/4001 --peer /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... --group-name room
+  rlog append --group-name room "hi"      # while sync runs: logged and sent
+  rlog sync status --wait 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := parseMode(mode)
@@ -100,7 +119,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			if raw, err := os.ReadFile(statePath); err == nil {
 				var st mvds.State
 				if err := json.Unmarshal(raw, &st); err != nil {
-					return fmt.Errorf("sync: state %s: %w", statePath, err)
+					return fmt.Errorf("state %s: %w", statePath, err)
 				}
 				if node, err = mvds.RestoreNode(cfg, st); err != nil {
 					return err
@@ -166,12 +185,13 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 				st := syncStatus{ID: string(host.ID()), Addrs: host.Addrs(), Group: hex.EncodeToString(group), Pending: map[string]int{}}
 				runner.Do(func(n *mvds.Node) {
 					st.Epoch = n.Epoch()
-					st.Records = n.Records()
 					for _, p := range n.Peers(group) {
 						st.Peers = append(st.Peers, peerStatus{ID: string(p), Connected: host.Connected(p)})
 						st.Pending[string(p)] = 0
 					}
-					for _, r := range st.Records {
+					for _, r := range n.Records() {
+						st.Records = append(st.Records, recordStatus{Type: strings.ToLower(r.Type.String()), Peer: string(r.Peer), ID: hex.EncodeToString(r.ID[:]),
+							Group: hex.EncodeToString(r.Group), SendCount: r.SendCount, SendEpoch: r.SendEpoch})
 						st.Pending[string(r.Peer)]++
 					}
 				})
@@ -181,7 +201,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			os.Remove(sock)
 			cl, err := net.Listen("unix", sock)
 			if err != nil {
-				return fmt.Errorf("sync: control socket: %w", err)
+				return fmt.Errorf("control socket: %w", err)
 			}
 			defer os.Remove(sock)
 			control := &http.Server{Handler: srv.Control()}
@@ -190,7 +210,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			for _, addr := range host.Addrs() {
 				fmt.Fprintf(a.stderr, "listening on %s\n", addr)
 			}
-			fmt.Fprintf(a.stderr, "syncing group %s with %d peers, %s mode\n", hex.EncodeToString(group)[:16], len(peerIDs), mode)
+			fmt.Fprintf(a.stderr, "syncing group %s with %s, %s mode\n", hex.EncodeToString(group)[:16], plural(len(peerIDs), "peer"), mode)
 			if from != "" {
 				go a.readPeerLogs(ctx, from, repo.Dir, group, peerIDs, runner, logEvery, func(msg mvds.Message) {
 					outMu.Lock()
@@ -215,10 +235,23 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 	f.DurationVar(&epoch, "epoch", 500*time.Millisecond, "length of an epoch")
 	f.StringVar(&from, "from", "", "also read the peers' remote logs from here (a peer's id names its log), so messages already read are acknowledged, not delivered again")
 	f.DurationVar(&logEvery, "log-interval", 10*time.Second, "how often to read the peers' remote logs (with --from)")
+	a.apiFlagOn(cmd)
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the peers of the running sync node and what is owed to each",
-		Args:  cobra.NoArgs,
+		Long: `Ask the 'rlog sync' running in this repo (over its socket in the repo) for its state:
+its peer id, the group it syncs, its epoch, and for each peer whether it is connected
+and how many records (messages, offers, requests) it still owes that peer. A
+record stays owed until the peer acknowledges it; MVDS retransmits it meanwhile.
+
+--wait D waits up to D until nothing is owed to anyone (every peer has acknowledged
+everything), then prints the status; it fails with exit 1 if something is still owed
+after D. --json prints the status as one object (docs/CLI.md); records lists each
+owed record.`,
+		Example: `  rlog sync status
+  rlog sync status --wait 30s     # e.g. before stopping sync
+  rlog sync status --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.repoDir()
 			if err != nil {
@@ -226,7 +259,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			}
 			owner, err := remotelog.DialControl(dir)
 			if err != nil {
-				return fmt.Errorf("no `rlog sync` runs in %s: %w", dir, err)
+				return failf(err, "no 'rlog sync' runs in %s: start it first", dir)
 			}
 			var st syncStatus
 			deadline := time.Now().Add(wait)
@@ -239,7 +272,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 					break
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("still %d records owed to peers after %s", len(st.Records), wait)
+					return fmt.Errorf("still %s owed to peers after %s", plural(len(st.Records), "record"), wait)
 				}
 				select {
 				case <-cmd.Context().Done():
@@ -264,10 +297,18 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 }
 
 func (a *app) idCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Print this repo's libp2p peer id (for --peer /ip4/.../p2p/ID)",
-		Args:  cobra.NoArgs,
+		Short: "Print this repo's peer id (for sync --peer) and its log's name (for fetch)",
+		Long: `Print the two names of this repo's key: its libp2p peer id (12D3KooW...), which peers
+give to 'rlog sync --peer MULTIADDR/p2p/PEERID', and the IPNS name of its log (k51...),
+which readers give to fetch, follow, keep and backup. Both name the same Ed25519 key.
+--json prints {"peer_id": ..., "name": ...}.`,
+		Example: `  rlog id
+  rlog id --json
+  rlog sync --peer /ip4/10.0.0.2/tcp/4001/p2p/$(rlog id --repo ~/b --json | jq -r .peer_id) ...`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.repoDir()
 			if err != nil {
@@ -275,12 +316,17 @@ func (a *app) idCmd() *cobra.Command {
 			}
 			name, err := remotelog.ReadName(dir)
 			if err != nil {
-				return err
+				return noRepo(dir, err)
 			}
-			fmt.Fprintln(a.stdout, name.Peer())
+			if asJSON {
+				return writeJSON(a.stdout, map[string]any{"peer_id": name.Peer().String(), "name": name.String()})
+			}
+			fmt.Fprintf(a.stdout, "peer id   %s\nlog name  %s\n", name.Peer(), name)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print both names as JSON")
+	return cmd
 }
 
 // readPeerLogs reads each peer's remote log (a sync peer's id is the key of
