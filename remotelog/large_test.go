@@ -280,3 +280,26 @@ func TestLargeMessageRecovered(t *testing.T) {
 	w.appendN(t, 2, 1, 0)
 	w.publish(t)
 }
+
+// A catch-up with nothing new does not fetch the payload of the message at
+// its cursor again: the page's id is enough to check for a fork.
+func TestNothingNewFetchesNoPayload(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, small(t))
+	w.appendN(t, 0, 3, 0)
+	if _, err := w.w.Append(ctx, group, [][]byte{bodyOf(4, 300<<10)}); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t)
+	_, cur, st, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || st.Payloads != 1 {
+		t.Fatalf("first read: %d payloads, %v", st.Payloads, err)
+	}
+	got, _, st, err := read(t, w, w, cur)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("second read: %d messages, %v", len(got), err)
+	}
+	if st.Payloads != 0 || st.BytesFetched > 64<<10 {
+		t.Fatalf("nothing new, yet %d payloads and %d bytes fetched", st.Payloads, st.BytesFetched)
+	}
+}

@@ -452,7 +452,11 @@ func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan s
 				continue
 			}
 			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
-			if e.Inline() {
+			if seq == r.cur.Seq {
+				// The message at the cursor is only compared by id, which
+				// its verified page gives: its payload is not fetched again.
+				close(it.done)
+			} else if e.Inline() {
 				it.wire = e.Payload
 				it.err = verifyMessage(it)
 				close(it.done)
