@@ -53,6 +53,9 @@ blocks and bytes (put by this publish).`,
 				}
 				fmt.Fprintf(a.stdout, "name      %s\nhead      %s\nmessages  %d (%d new)\npages     %d\nrecord    sequence %d\n",
 					res.Name, res.Head, res.Messages, res.New, res.Pages, res.RecordSeq)
+				if res.New == 0 {
+					fmt.Fprintf(a.stderr, "nothing new since the last publish: the record was signed again (sequence %d), which renews its lifetime\n", res.RecordSeq)
+				}
 				return nil
 			})
 		},
