@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -178,6 +179,16 @@ type Repo struct {
 	names    *namesys.Dir
 	lock     *os.File
 	readOnly bool
+}
+
+// ParseName reads a log's name as users write it: k51... (an IPNS name
+// of an Ed25519 key, base36), with or without a leading /ipns/.
+func ParseName(s string) (ipns.Name, error) {
+	n, err := ipns.NameFromString(strings.TrimPrefix(s, "/ipns/"))
+	if err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: %q is not a log name (an IPNS name such as k51...): %w", s, err)
+	}
+	return n, nil
 }
 
 // Open opens the repo in dir for writing: it takes the repo lock.

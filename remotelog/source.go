@@ -56,7 +56,14 @@ func SourceHelp() string {
 	return b.String()
 }
 
-// OpenSource opens a reader's source from a URL-like argument.
+// OpenSource opens a reader's source from a URL-like argument, one of:
+//
+//	/path/to/repo          another rlog repo's folder, read-only
+//	log.car, car:FILE      a backup written by Backup
+//	kubo:MULTIADDR         a Kubo daemon's RPC API (kubo: alone: $IPFS_PATH/api)
+//	http(s)://HOST[:PORT]  any IPFS trustless gateway: Kubo's, rlog serve, a public one
+//
+// Nothing a source returns is trusted: readers verify every block and record.
 func OpenSource(ctx context.Context, arg string) (SourceCloser, error) {
 	if arg == "" {
 		return nil, errors.New("remotelog: empty source")

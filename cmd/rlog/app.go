@@ -167,7 +167,7 @@ func (a *app) openOrInitRepo() (*remotelog.Repo, error) {
 }
 
 func parseName(s string) (ipns.Name, error) {
-	n, err := ipns.NameFromString(strings.TrimPrefix(s, "/ipns/"))
+	n, err := remotelog.ParseName(s)
 	if err != nil {
 		return ipns.Name{}, usageFail(err, "%q is not a log name (a log name looks like k51qzi5uqu5d..., as 'rlog init' and 'rlog id' print it)", s)
 	}
