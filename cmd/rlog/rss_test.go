@@ -1,27 +1,34 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // maxrss MB PROG ARGS... runs PROG from the script's PATH as a real
-// process, like exec, and fails if its peak resident memory was over MB
-// megabytes: a bound on memory, not on time.
+// process, like exec, and fails if its peak resident memory (its own or a
+// child's) was over MB megabytes: a bound on memory, not on time. rlog is
+// the binary a user runs, built without the race detector, whose shadow
+// memory would be measured otherwise.
 func maxRSS(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: maxrss MB PROG ARGS...")
 	}
 	limit, err := strconv.Atoi(args[0])
 	ts.Check(err)
+	bin, err := plainRlog()
+	ts.Check(err)
+	path := filepath.Dir(bin) + string(os.PathListSeparator) + ts.Getenv("PATH")
 	prog := ""
-	for _, dir := range strings.Split(ts.Getenv("PATH"), string(os.PathListSeparator)) {
+	for _, dir := range strings.Split(path, string(os.PathListSeparator)) {
 		if st, err := os.Stat(filepath.Join(dir, args[1])); err == nil && !st.IsDir() {
 			prog = filepath.Join(dir, args[1])
 			break
@@ -31,7 +38,7 @@ func maxRSS(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("maxrss: %s not found in the script's PATH", args[1])
 	}
 	cmd := exec.Command(prog, args[2:]...)
-	cmd.Env = bgEnv(ts)
+	cmd.Env = append(bgEnv(ts), "PATH="+path)
 	cmd.Dir = ts.MkAbs(".")
 	cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
 	err = cmd.Run()
@@ -46,3 +53,15 @@ func maxRSS(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func init() { bgCmds["maxrss"] = maxRSS }
+
+// plainDir holds rlog built without the race detector, once per test run.
+var plainDir string
+
+var plainRlog = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(plainDir, "rlog")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build rlog: %v\n%s", err, out)
+	}
+	return bin, nil
+})

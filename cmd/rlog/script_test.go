@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs the user sessions in testdata/script, each in its own
 // directory, with rlog as a real process.
 func TestScripts(t *testing.T) {
+	plainDir = t.TempDir()
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata/script",
 		Cmds: scriptCmds(),
