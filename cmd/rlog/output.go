@@ -21,7 +21,7 @@ import (
 // msgJSON is one message as `fetch --json`, `follow --json` and `log
 // --json` print it.
 type msgJSON struct {
-	Seq       uint64 `json:"seq"`
+	Seq       uint64 `json:"seq,omitempty"` // none for a message received over MVDS
 	ID        string `json:"id"`
 	Group     string `json:"group"`
 	Timestamp string `json:"timestamp"`
@@ -75,7 +75,11 @@ func (p *printer) print(m remotelog.Message) error {
 	case file == "":
 		shown = bodyText(m.Body)
 	}
-	_, err := fmt.Fprintf(p.w, "%d\t%s\t%s\t%s\n", m.Seq, hex.EncodeToString(m.ID[:])[:16], rfc3339(time.Unix(m.Timestamp, 0)), shown)
+	seq := "-" // a message received over MVDS has no place in a log
+	if m.Seq > 0 {
+		seq = fmt.Sprint(m.Seq)
+	}
+	_, err := fmt.Fprintf(p.w, "%s\t%s\t%s\t%s\n", seq, hex.EncodeToString(m.ID[:])[:16], rfc3339(time.Unix(m.Timestamp, 0)), shown)
 	return err
 }
 
