@@ -65,8 +65,9 @@ func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now 
 		res.Bytes += int64(len(b))
 		return w.Put(ctx, c.KeyString(), b)
 	}}
-	if err := tee.put(mc, mb); err != nil {
-		return res, err
+	// The manifest is the file's, not the log's: counted by neither.
+	if err := w.Put(ctx, mc.KeyString(), mb); err != nil {
+		return res, fmt.Errorf("remotelog: backup %s: write: %w", name, err)
 	}
 	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now}, func(m Message) error {
 		if progress != nil && (m.Seq%4096 == 0) {
