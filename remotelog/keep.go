@@ -79,6 +79,34 @@ func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target Ke
 	return cur, err
 }
 
+// CatchUpKeeping is CatchUp that also keeps what it reads in target, as
+// Keep does: every verified block, then the record if it is newer than the
+// one held (a fork is an error). A reader that keeps a log reads it again
+// from target, without its source.
+func CatchUpKeeping(ctx context.Context, src Source, name ipns.Name, cur Cursor, target KeepTarget, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
+	opts.defaults()
+	k := &keeper{target: target}
+	if r, ok := target.Names.(namesys.Resolver); ok {
+		if rec, err := namesys.Resolve(ctx, r, name, opts.Now()); err == nil {
+			k.held = rec
+		}
+	}
+	onRecord := opts.OnRecord
+	opts.OnRecord = func(rec *namesys.Record) {
+		k.mu.Lock()
+		k.seen = rec
+		k.mu.Unlock()
+		if onRecord != nil {
+			onRecord(rec)
+		}
+	}
+	cur, st, err := CatchUp(ctx, &teeSource{src: src, put: k.hold}, name, cur, opts, deliver)
+	if err == nil {
+		err = k.commit(ctx)
+	}
+	return cur, st, err
+}
+
 type keeper struct {
 	target  KeepTarget
 	kept    func(*namesys.Record)

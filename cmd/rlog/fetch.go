@@ -12,7 +12,7 @@ import (
 func (a *app) fetchCmd() *cobra.Command {
 	var from string
 	var since uint64
-	var all, asJSON bool
+	var all, asJSON, keep bool
 	var outDir string
 	cmd := &cobra.Command{
 		Use:   "fetch NAME",
@@ -62,7 +62,14 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
-				next, st, err := remotelog.CatchUp(cmd.Context(), src, name, cur, remotelog.ReadOptions{SpoolDir: outDir}, out.print)
+				opts := remotelog.ReadOptions{SpoolDir: outDir}
+				var next remotelog.Cursor
+				var st remotelog.Stats
+				if keep {
+					next, st, err = remotelog.CatchUpKeeping(cmd.Context(), src, name, cur, remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}, opts, out.print)
+				} else {
+					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, out.print)
+				}
 				// Save how far we got, also after a failure part way.
 				if next != cur || err == nil {
 					if serr := repo.SaveCursor(name, next); serr != nil {
@@ -89,6 +96,7 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
 	f.StringVar(&outDir, "out", "", outHelp)
+	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)
 	return cmd
 }

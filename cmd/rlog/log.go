@@ -17,7 +17,12 @@ func (a *app) logCmd() *cobra.Command {
 		Short: "List the local log",
 		Long: `List the messages of this repo's own log, published or not, oldest first: sequence
 number, the first 16 hex digits of the message id, time (RFC 3339, UTC) and text; --json
-prints the lines of 'rlog fetch --json'.`,
+prints the lines of 'rlog fetch --json'. A large message is listed by size; --out DIR saves
+the bodies as files.
+
+Only this repo's own log is here. Logs you read are not stored unless you ask: 'rlog
+fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo, and
+'rlog fetch NAME --all' then reads it again from the repo, without the source.`,
 		Example: `  rlog log
   rlog log --since 100 --json`,
 		Args: cobra.NoArgs,
