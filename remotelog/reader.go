@@ -387,9 +387,10 @@ func (r *catchUp) stream(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var payloads, refetched atomic.Int64
 	var prodErr error
+	at := r.cur.Seq
 	go func() {
 		defer close(queue)
-		prodErr = r.produce(ctx, queue, sem, &wg, &payloads, &refetched)
+		prodErr = r.produce(ctx, at, queue, sem, &wg, &payloads, &refetched)
 	}()
 	lo := r.from()
 	var err error
@@ -419,7 +420,9 @@ func (r *catchUp) stream(ctx context.Context) error {
 	return prodErr
 }
 
-func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
+// produce queues the messages from the cursor at on; the consumer moves
+// r.cur meanwhile, so the producer never reads it.
+func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
 	lo := r.from()
 	first := r.head.Number
 	for p := r.head.Number; p > 0; p-- {
@@ -452,7 +455,7 @@ func (r *catchUp) produce(ctx context.Context, queue chan<- *pending, sem chan s
 				continue
 			}
 			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
-			if seq == r.cur.Seq {
+			if seq == at {
 				// The message at the cursor is only compared by id, which
 				// its verified page gives: its payload is not fetched again.
 				close(it.done)
