@@ -51,7 +51,7 @@ func TestExitCodes(t *testing.T) {
 	if code, out, _ := rlogIn(t, r, "", "fetch", name, "--from", w); code != exitOK || !strings.Contains(out, "\ta\n") {
 		t.Errorf("fetch: exit %d, %q", code, out)
 	}
-	if code, _, errs := rlogIn(t, w, "", "inspect", "bafkqaaa"); code != exitNotFound {
+	if code, _, errs := rlogIn(t, w, "", "inspect", "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua"); code != exitNotFound {
 		t.Errorf("inspect of a missing block: exit %d (%s)", code, errs)
 	}
 }

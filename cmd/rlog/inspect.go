@@ -49,7 +49,7 @@ format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
   rlog inspect $(rlog resolve k51qzi5uqu5d... --json | jq -r .head)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if c, err := cid.Decode(args[0]); err == nil && c.Prefix().Codec != cid.DagCBOR {
+			if c, err := cid.Decode(args[0]); err == nil && (c.Prefix().Codec == cid.Raw || c.Prefix().Codec == cid.DagProtobuf) {
 				return usagef("%s is not a page (pages are dag-cbor): it is part of a message's payload file; 'rlog block get %s' prints the block, 'rlog fetch NAME --out DIR' saves message bodies", args[0], args[0])
 			}
 			b, err := a.getBlock(cmd.Context(), from, args[0])
