@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ipfs/boxo/ipns"
 )
@@ -17,10 +18,31 @@ import (
 type Gateway struct {
 	URL  string // http(s)://host[:port], no trailing slash
 	HTTP *http.Client
+	// FetchTimeout bounds one resolve, answer and body; default
+	// DefaultFetchTimeout. A gateway that never answers, or trickles, is
+	// an error after it.
+	FetchTimeout time.Duration
 }
+
+// DefaultFetchTimeout bounds a record fetch from a gateway.
+const DefaultFetchTimeout = 30 * time.Second
 
 func (g *Gateway) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 	base := strings.TrimRight(g.URL, "/")
+	timeout := g.FetchTimeout
+	if timeout <= 0 {
+		timeout = DefaultFetchTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := g.resolve(ctx, base, name)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return nil, fmt.Errorf("namesys: gateway %s: resolve %s: no answer within %s: %w", base, name, timeout, ctx.Err())
+	}
+	return b, err
+}
+
+func (g *Gateway) resolve(ctx context.Context, base string, name ipns.Name) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ipns/"+name.String()+"?format=ipns-record", nil)
 	if err != nil {
 		return nil, fmt.Errorf("namesys: gateway %s: %w", base, err)
