@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"rlog/internal/atomicfile"
@@ -84,9 +83,11 @@ func (p *printer) print(m remotelog.Message) error {
 }
 
 // bodyText shows a body on one line: text as it is, text that would not
-// read back as itself (a line break, a tab, a leading quote, or a leading
-// "base64:", "file:" or "large:", which mark other forms) quoted as a Go
-// string, anything else as "base64:" and its base64.
+// read back as itself or would reach the terminal as more than text (a
+// line break, a tab, an escape sequence, any rune strconv.IsPrint refuses,
+// a leading quote, or a leading "base64:", "file:" or "large:", which mark
+// other forms) quoted as a Go string, anything else as "base64:" and its
+// base64.
 func bodyText(body []byte) string {
 	if !utf8.Valid(body) {
 		return "base64:" + base64.StdEncoding.EncodeToString(body)
@@ -97,7 +98,7 @@ func bodyText(body []byte) string {
 			return strconv.Quote(s)
 		}
 	}
-	if strings.ContainsFunc(s, unicode.IsControl) {
+	if strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return strconv.Quote(s)
 	}
 	return s
