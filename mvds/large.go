@@ -35,15 +35,7 @@ func IDHash(group []byte, ts int64) hash.Hash {
 // body of bodyLen bytes: the payload is WireHead followed by the body.
 // m.Body is ignored; the metadata, if any, precedes the body.
 func WireHead(m Message, bodyLen uint64) []byte {
-	var b []byte
-	if len(m.GroupID) > 0 {
-		b = protowire.AppendTag(b, msgGroup[SpecNumbering], protowire.BytesType)
-		b = protowire.AppendBytes(b, m.GroupID)
-	}
-	if m.Timestamp != 0 {
-		b = protowire.AppendTag(b, msgTime[SpecNumbering], protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(m.Timestamp))
-	}
+	b := m.appendStart(nil, SpecNumbering)
 	if m.Metadata != nil {
 		b = protowire.AppendTag(b, msgMeta[SpecNumbering], protowire.BytesType)
 		b = protowire.AppendBytes(b, m.Metadata.appendWire(nil))

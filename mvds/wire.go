@@ -65,7 +65,9 @@ func (m *Message) wireSize() int {
 	return n
 }
 
-func (m *Message) appendWire(b []byte, num Numbering) []byte {
+// appendStart appends the group id and timestamp, the fields every
+// encoding of a message starts with.
+func (m *Message) appendStart(b []byte, num Numbering) []byte {
 	if len(m.GroupID) > 0 {
 		b = protowire.AppendTag(b, msgGroup[num], protowire.BytesType)
 		b = protowire.AppendBytes(b, m.GroupID)
@@ -74,6 +76,11 @@ func (m *Message) appendWire(b []byte, num Numbering) []byte {
 		b = protowire.AppendTag(b, msgTime[num], protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(m.Timestamp))
 	}
+	return b
+}
+
+func (m *Message) appendWire(b []byte, num Numbering) []byte {
+	b = m.appendStart(b, num)
 	if len(m.Body) > 0 {
 		b = protowire.AppendTag(b, msgBody[num], protowire.BytesType)
 		b = protowire.AppendBytes(b, m.Body)

@@ -79,19 +79,26 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 		batch = batch[:0]
 		return err
 	}
-	_, st, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Now: w.cfg.Now}, func(m Message) error {
-		seen[m.ID] = struct{}{}
-		e, err := w.localEntry(ctx, m)
-		if err != nil {
-			return err
+	// take adds a published message the new log does not have yet.
+	take := func(count *uint64) func(m Message) error {
+		return func(m Message) error {
+			if _, ok := seen[m.ID]; ok {
+				return nil
+			}
+			seen[m.ID] = struct{}{}
+			e, err := w.localEntry(ctx, m)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+			*count++
+			if len(batch) >= 4096 {
+				return flush()
+			}
+			return nil
 		}
-		batch = append(batch, e)
-		res.Published++
-		if len(batch) >= 4096 {
-			return flush()
-		}
-		return nil
-	})
+	}
+	_, st, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Now: w.cfg.Now}, take(&res.Published))
 	if err != nil {
 		return res, fmt.Errorf("read the published log: %w", err)
 	}
@@ -103,22 +110,7 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	}
 	next := state{OpenStart: 1, RecordSeq: max(w.st.RecordSeq, st.RecordSequence)}
 	if other != nil {
-		_, _, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Head: other.Value, Now: w.cfg.Now}, func(m Message) error {
-			if _, ok := seen[m.ID]; ok {
-				return nil
-			}
-			seen[m.ID] = struct{}{}
-			e, err := w.localEntry(ctx, m)
-			if err != nil {
-				return err
-			}
-			batch = append(batch, e)
-			res.Merged++
-			if len(batch) >= 4096 {
-				return flush()
-			}
-			return nil
-		})
+		_, _, err := CatchUp(ctx, writerSource{w}, w.name, Cursor{}, ReadOptions{Head: other.Value, Now: w.cfg.Now}, take(&res.Merged))
 		if err != nil {
 			return res, fmt.Errorf("read the other log of the fork (%s): %w", other.Value, err)
 		}
