@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -24,6 +26,8 @@ type app struct {
 	getenv         func(string) string
 	repoFlag       string
 	apiFlag        string
+	lockTimeout    time.Duration
+	command        string // the command running, "rlog append"
 }
 
 func (a *app) root() *cobra.Command {
@@ -45,6 +49,8 @@ block store and how far you have read other logs. No daemon is needed.
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
+	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", remotelog.DefaultLockTimeout, "how long to wait while another rlog process holds the repo (0: fail at once)")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.command = cmd.CommandPath() }
 	root.PersistentFlags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): publish to and read through this daemon")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
@@ -67,12 +73,35 @@ func (a *app) repoDir() (string, error) {
 	return filepath.Join(home, ".rlog"), nil
 }
 
-func (a *app) openRepo() (*remotelog.Repo, error) {
+// openRepo opens the repo for writing. While another process holds it,
+// it waits up to --lock-timeout, saying so after a second; but when that
+// process owns the repo and takes requests (rlog serve, rlog sync), it
+// fails at once with ErrLocked, for the caller to go through the owner.
+func (a *app) openRepo(ctx context.Context) (*remotelog.Repo, error) {
 	dir, err := a.repoDir()
 	if err != nil {
 		return nil, err
 	}
-	return remotelog.Open(dir)
+	said := false
+	repo, err := remotelog.OpenWith(ctx, dir, remotelog.OpenOptions{
+		LockTimeout: a.lockTimeout,
+		Command:     a.command,
+		Waiting: func(h remotelog.LockHolder, waited time.Duration) bool {
+			if ownerListens(dir) {
+				return false
+			}
+			if !said && waited >= time.Second {
+				fmt.Fprintf(a.stderr, "waiting up to %s for the repo, held by %s\n", a.lockTimeout, h)
+				said = true
+			}
+			return true
+		},
+	})
+	var le *remotelog.LockedError
+	if errors.As(err, &le) && le.Waited > 0 {
+		return nil, fmt.Errorf("%w (--lock-timeout waits longer)", err)
+	}
+	return repo, err
 }
 
 func parseName(s string) (ipns.Name, error) {

@@ -85,7 +85,7 @@ log: if the local log is behind, 'rlog publish' says so and 'rlog recover' bring
 				return err
 			}
 			defer f.Close()
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -48,7 +48,7 @@ writer signed, and it stores a record only after every block it points at.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,7 @@ While it runs, serve owns the repo: 'rlog append' and 'rlog publish' in the same
 go through it (over a socket in the repo), and their publishes reach followers at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(cmd.Context())
 			if err != nil {
 				return err
 			}

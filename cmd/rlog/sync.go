@@ -68,7 +68,7 @@ owed to each. 'rlog id' prints the peer id to give to --peer.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(ctx)
 			if err != nil {
 				return err
 			}
