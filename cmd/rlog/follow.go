@@ -27,9 +27,10 @@ restarted follower resumes where it stopped and prints nothing twice.
 When the source is 'rlog serve', its head events push each publish to the follower at
 once. Other sources are polled: every --min-interval at first, backing off to
 --max-interval while nothing changes. When the source goes away the follower says so and
-keeps trying on the same schedule. On start it says how far behind it is. It stops on
-Ctrl-C, or with an error when the log was rewritten (fork). It takes no lock: other
-commands can use the repo meanwhile.`,
+keeps trying, at least every 5 s (or --max-interval if shorter), so as not to miss a
+source that is back for a short while; a follower of 'rlog serve' tries again at once.
+On start it says how far behind it is. It stops on Ctrl-C, or with an error when the
+log was rewritten (fork). It takes no lock: other commands can use the repo meanwhile.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
