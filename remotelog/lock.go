@@ -46,8 +46,8 @@ func (h LockHolder) String() string {
 	return fmt.Sprintf("pid %d (%s) since %s", h.PID, h.Command, h.Since.UTC().Format(time.RFC3339))
 }
 
-// LockedError is the error of an open that did not get the repo lock; it
-// matches ErrLocked.
+// LockedError is why an open did not get the repo lock: "repo is in use by
+// another rlog process: held by ...". It matches ErrLocked.
 type LockedError struct {
 	Dir    string
 	Holder LockHolder    // zero when the holder has not said who it is
@@ -55,7 +55,7 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	s := fmt.Sprintf("remotelog: lock %s: %v: held by %s", e.Dir, ErrLocked, e.Holder)
+	s := fmt.Sprintf("%v: held by %s", ErrLocked, e.Holder)
 	if e.Waited > 0 {
 		s += fmt.Sprintf("; gave up after %s", e.Waited.Round(time.Millisecond))
 	}
@@ -94,11 +94,11 @@ func lockDir(ctx context.Context, dir string, opts OpenOptions) (*os.File, error
 			if opts.LockTimeout > 0 {
 				le.Waited = waited
 			}
-			return nil, le
+			return nil, fmt.Errorf("remotelog: lock %s: %w", dir, le)
 		}
 		if opts.Waiting != nil && !opts.Waiting(h, waited) {
 			f.Close()
-			return nil, &LockedError{Dir: dir, Holder: h}
+			return nil, fmt.Errorf("remotelog: lock %s: %w", dir, &LockedError{Dir: dir, Holder: h})
 		}
 		t := time.NewTimer(min(delay, opts.LockTimeout-waited))
 		select {
