@@ -79,7 +79,8 @@ func minDur(a, b time.Duration) time.Duration {
 // log is found rewritten: it catches up, then waits for the source's push
 // (when it has one) or the polling interval, and catches up again. Source
 // failures are reported through Status and retried, at most
-// MaxRetryInterval apart; a fork stops it with ErrFork. Each message is delivered once.
+// MaxRetryInterval apart; a fork stops it with ErrFork. Each message is
+// delivered once.
 func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts FollowOptions, deliver func(Message) error) (Cursor, error) {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Second
