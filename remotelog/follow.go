@@ -21,13 +21,19 @@ type Subscriber interface {
 }
 
 // FollowOptions tune Follow. The zero value polls every second, backing off
-// to a minute while nothing changes.
+// to a minute while nothing changes and to DefaultMaxRetryInterval while
+// the source is unreachable.
 type FollowOptions struct {
 	Read ReadOptions
 	// MinInterval and MaxInterval bound the polling interval: it starts at
 	// MinInterval, doubles each time nothing changed, and returns to
 	// MinInterval when something did.
 	MinInterval, MaxInterval time.Duration
+	// MaxRetryInterval bounds it instead while the source is unreachable,
+	// so that a source back for a short while is not missed; at most
+	// MaxInterval. When a source that pushed goes away, the follower looks
+	// again at once and then from MinInterval up.
+	MaxRetryInterval time.Duration
 	// After waits; time.After by default. Tests inject their own.
 	After func(d time.Duration) <-chan time.Time
 	// Status, when set, hears what the follower does.
@@ -49,6 +55,10 @@ type FollowStatus struct {
 	Pushing bool          // the source pushes changes
 }
 
+// DefaultMaxRetryInterval is the longest a follower waits between two
+// looks at an unreachable source, unless told otherwise.
+const DefaultMaxRetryInterval = 5 * time.Second
+
 // NextInterval is the polling backoff: after a change, min; otherwise
 // double, at most max.
 func NextInterval(cur, min, max time.Duration, changed bool) time.Duration {
@@ -68,8 +78,9 @@ func minDur(a, b time.Duration) time.Duration {
 // Follow keeps reading log name from src after cur until ctx ends or the
 // log is found rewritten: it catches up, then waits for the source's push
 // (when it has one) or the polling interval, and catches up again. Source
-// failures are reported through Status and retried on the same schedule;
-// a fork stops it with ErrFork. Each message is delivered once.
+// failures are reported through Status and retried, at most
+// MaxRetryInterval apart; a fork stops it with ErrFork. Each message is
+// delivered once.
 func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts FollowOptions, deliver func(Message) error) (Cursor, error) {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Second
@@ -77,6 +88,10 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 	if opts.MaxInterval < opts.MinInterval {
 		opts.MaxInterval = max(time.Minute, opts.MinInterval)
 	}
+	if opts.MaxRetryInterval <= 0 {
+		opts.MaxRetryInterval = DefaultMaxRetryInterval
+	}
+	opts.MaxRetryInterval = min(max(opts.MaxRetryInterval, opts.MinInterval), opts.MaxInterval)
 	if opts.After == nil {
 		opts.After = time.After
 	}
@@ -119,7 +134,11 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 				return cur, cerr
 			}
 		}
-		interval = NextInterval(interval, opts.MinInterval, opts.MaxInterval, delivered)
+		longest := opts.MaxInterval
+		if err != nil {
+			longest = opts.MaxRetryInterval
+		}
+		interval = NextInterval(interval, opts.MinInterval, longest, delivered)
 		if err != nil {
 			status(FollowStatus{Err: err, Wait: interval})
 		} else if st.Messages > 0 {
@@ -130,7 +149,10 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 			return cur, ctx.Err()
 		case _, ok := <-push:
 			if !ok {
-				push = nil // the source went away: poll, and subscribe again
+				// The source went away: look again now and soon after,
+				// and subscribe again when it is back.
+				push = nil
+				interval = 0
 			}
 		case <-opts.After(interval):
 		}

@@ -3,6 +3,8 @@ package remotelog_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,7 +103,9 @@ func TestFollowPolls(t *testing.T) {
 	wait(4 * time.Second)
 	src.down.Store(true)
 	fire <- time.Time{}
-	wait(8 * time.Second)
+	wait(5 * time.Second) // the source is down: at most DefaultMaxRetryInterval
+	fire <- time.Time{}
+	wait(5 * time.Second)
 	for s := range statuses {
 		if s.Err != nil {
 			break // the outage was reported
@@ -184,5 +188,111 @@ func TestFollowPush(t *testing.T) {
 	defer stop()
 	if m := next(msgs); string(m.Body) != "while away" || m.Seq != 4 {
 		t.Fatalf("restarted follower got %d %q", m.Seq, m.Body)
+	}
+}
+
+// TestFollowReconnectsToPush: when `rlog serve` goes away, the follower
+// looks again at once and then soon (never more than MaxRetryInterval
+// apart, though its interval had grown), and once serve is back it
+// catches up and hears pushes again. Real gateway, injected clock.
+func TestFollowReconnectsToPush(t *testing.T) {
+	repo, w, srv, _ := servedRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("first")})
+	if _, err := srv.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(srv *remotelog.Server, addr string) (*http.Server, string) {
+		t.Helper()
+		h, err := srv.Gateway()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: h}
+		hs.RegisterOnShutdown(srv.CloseStreams)
+		go hs.Serve(ln)
+		t.Cleanup(func() { hs.Close() })
+		return hs, ln.Addr().String()
+	}
+	hs, addr := serve(srv, "127.0.0.1:0")
+	src, err := remotelog.OpenSource(ctx, "http://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waits := make(chan time.Duration)
+	fire := make(chan time.Time)
+	msgs := make(chan remotelog.Message, 10)
+	done := make(chan error, 1)
+	go func() {
+		_, err := remotelog.Follow(ctx, src, w.Name(), remotelog.Cursor{}, remotelog.FollowOptions{
+			MinInterval: time.Second, MaxInterval: time.Minute,
+			After: func(d time.Duration) <-chan time.Time { waits <- d; return fire },
+		}, func(m remotelog.Message) error { msgs <- m; return nil })
+		done <- err
+	}()
+	expect := func(body string) {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			if string(m.Body) != body {
+				t.Fatalf("got %q, want %q", m.Body, body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q did not arrive", body)
+		}
+	}
+	wait := func(want time.Duration) {
+		t.Helper()
+		select {
+		case d := <-waits:
+			if d != want {
+				t.Fatalf("follower waits %s, want %s", d, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("follower did not wait")
+		}
+	}
+	expect("first")
+	wait(time.Second)
+	for _, d := range []time.Duration{2, 4, 8, 16} { // nothing changes: the interval grows
+		fire <- time.Time{}
+		wait(d * time.Second)
+	}
+	// serve goes away: its stream ends, the follower looks at once, fails,
+	// and tries again from the shortest interval up to the retry cap.
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(time.Second)
+	for _, d := range []time.Duration{2, 4, 5, 5} {
+		fire <- time.Time{}
+		wait(d * time.Second)
+	}
+	// serve is back, with a message published while the follower was away.
+	srv2 := remotelog.NewServer(repo, w, nil)
+	serve(srv2, addr)
+	w.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("second")})
+	if _, err := srv2.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fire <- time.Time{}
+	expect("second")
+	wait(time.Second)
+	// It is subscribed again: a publish arrives without the timer.
+	w.Append(ctx, repo.DefaultGroup(), [][]byte{[]byte("third")})
+	if _, err := srv2.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expect("third")
+	wait(time.Second)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -35,7 +34,7 @@ import (
 //	state.json   what was last published
 //	ipns/        signed records, one file per name (and the other record of a fork)
 //	cursors/     how far this repo has read other logs
-//	lock         held by the process that writes
+//	lock         held by the process that writes, which writes its pid and command in it
 
 // Config is a repo's configuration.
 type Config struct {
@@ -191,14 +190,23 @@ func ParseName(s string) (ipns.Name, error) {
 	return n, nil
 }
 
-// Open opens the repo in dir for writing: it takes the repo lock.
-func Open(dir string) (*Repo, error) { return open(dir, false) }
+// Open opens the repo in dir for writing: it takes the repo lock, and
+// fails at once with ErrLocked while another process holds it.
+func Open(dir string) (*Repo, error) { return open(context.Background(), dir, false, OpenOptions{}) }
+
+// OpenWith is Open that waits for the repo lock as opts say, until ctx
+// ends. When it gives up, its error is a *LockedError naming the holder.
+func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) {
+	return open(ctx, dir, false, opts)
+}
 
 // OpenReadOnly opens the repo in dir without writing anything to it (a
 // synced folder, a USB stick): a reader's source.
-func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
+func OpenReadOnly(dir string) (*Repo, error) {
+	return open(context.Background(), dir, true, OpenOptions{})
+}
 
-func open(dir string, readOnly bool) (*Repo, error) {
+func open(ctx context.Context, dir string, readOnly bool, opts OpenOptions) (*Repo, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -215,7 +223,7 @@ func open(dir string, readOnly bool) (*Repo, error) {
 		return nil, err
 	}
 	if !readOnly {
-		if r.lock, err = lockDir(dir); err != nil {
+		if r.lock, err = lockDir(ctx, dir, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -228,18 +236,6 @@ func open(dir string, readOnly bool) (*Repo, error) {
 	}
 	r.names = namesys.NewDir(filepath.Join(dir, "ipns"), readOnly)
 	return r, nil
-}
-
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("remotelog: lock %s: %w", dir, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("remotelog: %s: %w", dir, ErrLocked)
-	}
-	return f, nil
 }
 
 // Key is the repo's private key: it signs the log's records and is the
@@ -345,7 +341,7 @@ func (r *Repo) Close() error {
 		errs = append(errs, r.store.Close())
 	}
 	if r.lock != nil {
-		errs = append(errs, r.lock.Close())
+		errs = append(errs, unlock(r.lock))
 	}
 	return errors.Join(errs...)
 }

@@ -32,6 +32,9 @@ type Server struct {
 	mu   sync.Mutex // serialises appends and publishes
 	subs subscribers
 
+	closeOnce sync.Once
+	closed    chan struct{} // closed by CloseStreams
+
 	// OnAppend, when set, hears every append made through Control (MVDS
 	// sync sends them to peers).
 	OnAppend func([]Appended)
@@ -44,8 +47,13 @@ func NewServer(repo *Repo, w *Writer, now func() time.Time) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{repo: repo, w: w, now: now}
+	return &Server{repo: repo, w: w, now: now, closed: make(chan struct{})}
 }
+
+// CloseStreams ends every event stream at once, and any opened after. An
+// event stream never goes idle, so a graceful shutdown would wait for it:
+// give CloseStreams to http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closed) }) }
 
 // Gateway is the public handler: trustless gateway and event stream.
 func (s *Server) Gateway() (http.Handler, error) {
@@ -158,6 +166,8 @@ func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.closed:
 			return
 		case ev := <-ch:
 			if want != "" && want != ev.Name {

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	carv2 "github.com/ipld/go-car/v2"
 
@@ -142,6 +144,45 @@ func TestServePushesHeads(t *testing.T) {
 		}
 	}
 	t.Fatalf("stream ended without an event: %v", sc.Err())
+}
+
+// TestShutdownEndsEventStreams: a graceful shutdown of the gateway does not
+// wait for its followers: their event streams end at once.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	repo, _, srv, _ := servedRepo(t)
+	h, err := srv.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h}
+	hs.RegisterOnShutdown(srv.CloseStreams)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	ctx := context.Background()
+	src, err := remotelog.OpenSource(ctx, "http://"+ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	push, err := src.(remotelog.Subscriber).Subscribe(ctx, repo.Name()) // returns once the stream is open
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without CloseStreams this waits for the follower until the deadline.
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("serve: %v", err)
+	}
+	for range push { // ends when the stream does
+	}
 }
 
 func TestControlAppendsThroughTheOwner(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ type app struct {
 	repoFlag       string
 	apiFlag        string
 	debug          bool
+	lockTimeout    time.Duration
+	command        string // the command running, "rlog append"
 }
 
 func (a *app) root() *cobra.Command {
@@ -55,6 +58,8 @@ that --json prints.`,
 	}
 	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "on failure, print the whole chain of causes, not only what failed")
+	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", remotelog.DefaultLockTimeout, "how long to wait while another rlog process holds the repo (0: fail at once)")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.command = cmd.CommandPath() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
 		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.idCmd(), a.versionCmd())
@@ -130,13 +135,35 @@ func (a *app) repoDir() (string, error) {
 	return filepath.Join(home, ".rlog"), nil
 }
 
-func (a *app) openRepo() (*remotelog.Repo, error) {
+// openRepo opens the repo for writing. While another process holds it,
+// it waits up to --lock-timeout, saying so after a second; but when that
+// process owns the repo and takes requests (rlog serve, rlog sync), it
+// fails at once with ErrLocked, for the caller to go through the owner.
+func (a *app) openRepo(ctx context.Context) (*remotelog.Repo, error) {
 	dir, err := a.repoDir()
 	if err != nil {
 		return nil, err
 	}
-	r, err := remotelog.Open(dir)
-	return r, noRepo(dir, err)
+	said := false
+	repo, err := remotelog.OpenWith(ctx, dir, remotelog.OpenOptions{
+		LockTimeout: a.lockTimeout,
+		Command:     a.command,
+		Waiting: func(h remotelog.LockHolder, waited time.Duration) bool {
+			if ownerListens(dir) {
+				return false
+			}
+			if !said && waited >= time.Second {
+				fmt.Fprintf(a.stderr, "waiting up to %s for the repo, held by %s\n", a.lockTimeout, h)
+				said = true
+			}
+			return true
+		},
+	})
+	var le *remotelog.LockedError
+	if errors.As(err, &le) && le.Waited > 0 {
+		return nil, failf(err, "%v (--lock-timeout waits longer)", le)
+	}
+	return repo, noRepo(dir, err)
 }
 
 // noRepo says what to do when dir holds no repo; other errors pass.
@@ -149,8 +176,8 @@ func noRepo(dir string, err error) error {
 
 // openOrInitRepo opens the repo, creating it first (default preset, a new
 // key) when there is none: restore and keep fill a new folder.
-func (a *app) openOrInitRepo() (*remotelog.Repo, error) {
-	repo, err := a.openRepo()
+func (a *app) openOrInitRepo(ctx context.Context) (*remotelog.Repo, error) {
+	repo, err := a.openRepo(ctx)
 	if !errors.Is(err, remotelog.ErrNoRepo) {
 		return repo, err
 	}
@@ -163,7 +190,7 @@ func (a *app) openOrInitRepo() (*remotelog.Repo, error) {
 		return nil, err
 	}
 	fmt.Fprintf(a.stderr, "created repo %s\n", dir)
-	return a.openRepo()
+	return a.openRepo(ctx)
 }
 
 func parseName(s string) (ipns.Name, error) {

@@ -102,7 +102,7 @@ created.`,
 				return failf(noFile(err), "restore: cannot open %s: %v", args[0], errors.Unwrap(err))
 			}
 			defer f.Close()
-			repo, err := a.openOrInitRepo()
+			repo, err := a.openOrInitRepo(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -21,8 +21,9 @@ import (
 //
 //	bg NAME PROG ARGS...     start PROG in the background
 //	bg-expect NAME REGEXP    wait (at most 30 s) for a line of its stdout to match
-//	bg-stop NAME             interrupt it, wait, and make its output the
-//	                         script's stdout/stderr for the usual assertions
+//	bg-stop NAME [TERM]      interrupt it (or send SIGTERM), wait, and make its
+//	                         output the script's stdout/stderr for the usual
+//	                         assertions
 type bgProc struct {
 	cmd    *exec.Cmd
 	lines  chan string
@@ -165,15 +166,19 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 	},
 	"bg-stop": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 1 {
-			ts.Fatalf("usage: bg-stop NAME")
+		if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "TERM") {
+			ts.Fatalf("usage: bg-stop NAME [TERM]")
 		}
 		v, ok := bgProcs.LoadAndDelete(bgKey(ts, args[0]))
 		if !ok {
 			ts.Fatalf("no background process %s", args[0])
 		}
 		p := v.(*bgProc)
-		p.cmd.Process.Signal(syscall.SIGINT)
+		sig := syscall.SIGINT
+		if len(args) == 2 {
+			sig = syscall.SIGTERM
+		}
+		p.cmd.Process.Signal(sig)
 		for range p.lines { // drain until it exits
 		}
 		p.cmd.Wait()

@@ -82,7 +82,7 @@ var reasons = []struct {
 	{pager.ErrMalformed, "a block is not a valid page", false},
 	{pager.ErrTooLarge, "a page is larger than the format allows", false},
 	{remotelog.ErrNoRepo, "no rlog repo there: create one with 'rlog init'", false},
-	{remotelog.ErrLocked, "the repo is in use by another rlog process", false},
+	{remotelog.ErrLocked, "the repo is in use by another rlog process", true},
 	{remotelog.ErrNoLog, "nothing is published under this name there", false},
 	{namesys.ErrNotFound, "there is no record for this name there", false},
 	{cas.ErrNotFound, "a block is missing there", false},

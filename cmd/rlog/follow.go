@@ -30,10 +30,12 @@ restarted follower resumes where it stopped and prints nothing twice.
 When the source is 'rlog serve', its head events push each publish to the follower at
 once. Other sources are polled: every --min-interval at first, backing off to
 --max-interval while nothing changes. When the source goes away the follower says so and
-keeps trying on the same schedule. On start it says how far behind it is. It stops on
-Ctrl-C, or with an error when the log was rewritten (fork), or at once when the source
-answers that nothing is published under NAME (a mistyped name). It takes no lock:
-other commands can use the repo meanwhile.`,
+keeps trying, at least every 5 s (or --max-interval if shorter), so as not to miss a
+source that is back for a short while; a follower of 'rlog serve' tries again at once.
+On start it says how far behind it is. It stops on Ctrl-C, or with an error when the
+log was rewritten (fork), or at once when the source answers that nothing is published
+under NAME (a mistyped name). It takes no lock: other commands can use the repo
+meanwhile.`,
 		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json`,

@@ -50,7 +50,7 @@ writer signed, and it stores a record only after every block it points at.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			repo, err := a.openOrInitRepo()
+			repo, err := a.openOrInitRepo(ctx)
 			if err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ go through it (over a socket in the repo), and their publishes reach followers a
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080 --repo ~/reader`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -69,6 +69,7 @@ go through it (over a socket in the repo), and their publishes reach followers a
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			public := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+			public.RegisterOnShutdown(srv.CloseStreams) // followers: at once
 			control := &http.Server{Handler: srv.Control()}
 			errc := make(chan error, 2)
 			go func() { errc <- public.Serve(ln) }()
@@ -78,10 +79,16 @@ go through it (over a socket in the repo), and their publishes reach followers a
 			case <-ctx.Done():
 			case err = <-errc:
 			}
+			// Requests under way get a few seconds to finish; event streams
+			// end at once.
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			public.Shutdown(sctx)
-			control.Shutdown(sctx)
+			for _, hs := range []*http.Server{public, control} {
+				if serr := hs.Shutdown(sctx); serr != nil {
+					fmt.Fprintf(a.stderr, "rlog: serve: shutdown: %v; closing the connections left\n", serr)
+					hs.Close()
+				}
+			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ipfs/boxo/ipns"
 
@@ -135,7 +137,7 @@ const fromForms = "--from takes a repo folder, a backup file (FILE.car), kubo:MU
 // With publishing, the writer is on the repo's backend (Kubo when set);
 // without, it touches only the local log.
 func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remotelog.Repo, w *remotelog.Writer) error) error {
-	repo, err := a.openRepo()
+	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return err
 	}
@@ -175,9 +177,12 @@ func (a *app) withLogWriter(ctx context.Context, publishing bool, f func(cfg rem
 	if derr != nil {
 		return err
 	}
+	if !ownerListens(dir) {
+		return err // locked by a process that takes no requests
+	}
 	owner, derr := remotelog.DialControl(dir)
 	if derr != nil {
-		return err // locked by a process that takes no requests
+		return err
 	}
 	cfg, cerr := remotelog.LoadConfig(dir)
 	if cerr != nil {
@@ -186,10 +191,21 @@ func (a *app) withLogWriter(ctx context.Context, publishing bool, f func(cfg rem
 	return f(cfg, owner)
 }
 
+// ownerListens says whether a process that owns the repo in dir answers
+// on its control socket (one left by a process that died does not).
+func ownerListens(dir string) bool {
+	c, err := net.DialTimeout("unix", remotelog.ControlSocket(dir), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // withSource opens the repo and the source named by from for f, and
 // closes both after.
 func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelog.Repo, src remotelog.Source) error) error {
-	repo, err := a.openRepo()
+	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return err
 	}

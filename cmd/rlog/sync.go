@@ -87,7 +87,7 @@ owed to each.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			repo, err := a.openRepo()
+			repo, err := a.openRepo(ctx)
 			if err != nil {
 				return err
 			}
