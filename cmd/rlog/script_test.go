@@ -42,6 +42,9 @@ func TestScripts(t *testing.T) {
 			e.Setenv("PORT2", fmt.Sprint(l2.Addr().(*net.TCPAddr).Port))
 			l.Close()
 			l2.Close()
+			// A race-enabled process sleeps a second at exit by default;
+			// scripts run hundreds of them.
+			e.Setenv("GORACE", "atexit_sleep_ms=0")
 			e.Setenv("RLOG_KUBO_API", os.Getenv("RLOG_KUBO_API"))
 			e.Setenv("RLOG_KUBO_IPFS_PATH", os.Getenv("RLOG_KUBO_IPFS_PATH"))
 			return nil
