@@ -82,16 +82,17 @@ func (a *app) restoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore FILE.car",
 		Short: "Import a backup into this repo, verifying it",
-		Long: `Import a CAR file written by 'rlog backup' into this repo's store: every block's hash
-is checked while importing, the record against the log's name, and the whole log from
-its head. The record replaces the repo's own only if it is newer. Restore never touches
+		Long: `Import a CAR file written by 'rlog backup' into this repo's store. The file is verified
+first (the record against the log's name, then the whole log from its head: every
+block's hash, every page, every message id); only then are the log's own blocks stored,
+and nothing else the file holds. The record replaces the repo's own only if it is newer. Restore never touches
 a writer's local log, so restoring into the writer's own repo cannot fork the published
 log: if the local log is behind, 'rlog publish' says so and 'rlog recover' brings it back.
 
 A backup whose record has the sequence of the repo's and another head proves a fork (the
 key published from two devices): restore says so (exit 3) and keeps the repo's record;
 'rlog recover' in the writer's repo merges both logs. A backup that fails verification
-is not imported and exits 4, as 'rlog check' does. A repo that does not exist yet is
+stores nothing and exits 4, as 'rlog check' does. A repo that does not exist yet is
 created.`,
 		Example: `  rlog restore log.car --repo ~/other
   rlog restore log.car --json`,
@@ -101,13 +102,13 @@ created.`,
 			if err != nil {
 				return failf(noFile(err), "restore: cannot open %s: %v", args[0], errors.Unwrap(err))
 			}
-			defer f.Close()
+			f.Close()
 			repo, err := a.openOrInitRepo()
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
-			res, err := remotelog.Restore(cmd.Context(), f, repo.Store(), repo.Names(), time.Now)
+			res, err := remotelog.RestoreFile(cmd.Context(), args[0], repo.Store(), repo.Names(), time.Now)
 			if err != nil {
 				return explain("restore "+args[0]+" (nothing restored)", err)
 			}
