@@ -167,12 +167,12 @@ func writeCAR(t *testing.T, roots []cid.Cid, bs []blocks.Block) []byte {
 func TestRestoreStoresOnlyAVerifiedLog(t *testing.T) {
 	w := newWorld(t, small(t))
 	w.appendN(t, 0, 40, 0)
-	w.w.Append(context.Background(), group, [][]byte{bytes.Repeat([]byte("payload "), 100<<10)})
+	w.w.Append(context.Background(), group, [][]byte{bytes.Repeat([]byte("payload "), 20<<10)}) // one raw block
 	w.publish(t)
 	car := backupOf(t, w)
 	roots, bs := carBlocks(t, car)
 	ctx := context.Background()
-	junk := make([]blocks.Block, 50)
+	junk := make([]blocks.Block, 80) // 5 MiB: more than one batch of puts
 	for i := range junk {
 		b := bytes.Repeat([]byte{byte(i)}, 64<<10)
 		c, _ := pager.RawPrefix.Sum(b)
@@ -202,11 +202,14 @@ func TestRestoreStoresOnlyAVerifiedLog(t *testing.T) {
 		t.Fatalf("restore of a forged record: %v, %d blocks stored", err, store.Len())
 	}
 
-	// The last block damaged.
+	// The last block (the payload) damaged, after junk.
 	last := bs[len(bs)-1]
+	if last.Cid().Prefix().Codec != cid.Raw {
+		t.Fatalf("the last block of the backup is not the payload: %s", last.Cid())
+	}
 	bad := append([]byte(nil), last.RawData()...)
 	bad[len(bad)/2] ^= 1
-	damaged := writeCAR(t, roots, append(append([]blocks.Block(nil), bs[:len(bs)-1]...), cas.NewBlock(last.Cid(), bad)))
+	damaged := writeCAR(t, roots, append(append(append([]blocks.Block(nil), bs[:len(bs)-1]...), junk...), cas.NewBlock(last.Cid(), bad)))
 	if store, _, err := restore(damaged); !errors.Is(err, cas.ErrHashMismatch) || store.Len() != 0 {
 		t.Fatalf("restore of a damaged backup: %v, %d blocks stored", err, store.Len())
 	}
