@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/boxo/ipns"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
@@ -125,76 +127,140 @@ type RestoreResult struct {
 	RecordSaved bool // false when the repo already had the same or a newer record
 }
 
-// Restore imports a backup into a store and a name store: it verifies every
-// block hash while importing, the record against the name in the manifest,
-// and the whole log from the head, and keeps the record only if it is newer
-// than the one already there. A record with the same sequence as that one
-// and another head proves a fork: Restore keeps the repo's record and fails
-// with ErrFork (the blocks stay imported; a namesys.Dir keeps the backup's
-// record as the fork's proof, which `rlog recover` merges). It never
-// touches a writer's local log, so restoring into the writer's own repo
-// cannot fork the published log.
+// Restore imports a backup read from r, as RestoreFile does: r is staged
+// to a temporary file first, unless it is a regular file.
 func Restore(ctx context.Context, r io.Reader, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
 }, now func() time.Time) (RestoreResult, error) {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			return RestoreFile(ctx, f.Name(), store, names, now)
+		}
+	}
+	tmp, err := os.CreateTemp("", "rlog-restore-*.car")
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("remotelog: restore: stage: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("remotelog: restore: stage: %w", err)
+	}
+	return RestoreFile(ctx, tmp.Name(), store, names, now)
+}
+
+// RestoreFile imports the backup in file path into a store and a name
+// store. It reads the file as a source and verifies, before it stores
+// anything, the record against the name in the manifest and the whole log
+// from the head (every block's hash, every page, every message id). Then
+// it stores the log's own blocks, and nothing else the file holds (not
+// its manifest), and keeps the record only if it is newer than the one
+// already there. A backup that fails verification leaves the store as it
+// was. A record with the same sequence as the repo's and another head
+// proves a fork: RestoreFile stores the log's blocks, keeps the repo's
+// record and fails with ErrFork (a namesys.Dir keeps the backup's record
+// as the fork's proof, which `rlog recover` merges). It never touches a
+// writer's local log, so restoring into the writer's own repo cannot fork
+// the published log.
+func RestoreFile(ctx context.Context, path string, store cas.Store, names interface {
+	namesys.Publisher
+	namesys.Resolver
+}, now func() time.Time) (RestoreResult, error) {
 	var res RestoreResult
-	roots, n, err := cas.ImportCAR(ctx, store, r)
-	res.Blocks = n
+	sc, err := OpenCARSource(ctx, path)
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: %w", err)
 	}
-	if len(roots) != 2 {
-		return res, fmt.Errorf("remotelog: restore: %w: %d roots, an rlog backup has 2 (head, manifest)", ErrInvalidLog, len(roots))
-	}
-	mb, err := store.Get(ctx, roots[1])
-	if err != nil {
-		return res, fmt.Errorf("remotelog: restore: manifest: %w", err)
-	}
-	var m manifest
-	if err := cbor.Unmarshal(mb, &m); err != nil || m.Version != 1 {
-		return res, fmt.Errorf("remotelog: restore: %w: not an rlog backup manifest (%v)", ErrInvalidLog, err)
-	}
-	name, err := ipns.NameFromString(m.Name)
-	if err != nil {
-		return res, fmt.Errorf("remotelog: restore: manifest name: %w", err)
-	}
-	rec, err := namesys.Parse(name, m.Record, now())
+	defer sc.Close()
+	src := sc.(*CARSource)
+	name := src.Name()
+	rec, err := namesys.Parse(name, src.record, now())
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: %w", err)
 	}
-	if !rec.Value.Equals(roots[0]) {
-		return res, fmt.Errorf("remotelog: restore: %w: the record points at %s, the backup's head is %s", ErrInvalidLog, rec.Value, roots[0])
+	if !rec.Value.Equals(src.Head) {
+		return res, fmt.Errorf("remotelog: restore: %w: the record points at %s, the backup's head is %s", ErrInvalidLog, rec.Value, src.Head)
 	}
-	src := struct {
-		cas.Getter
-		namesys.Resolver
-	}{store, names}
-	_, st, err := CatchUp(ctx, src, name, Cursor{}, ReadOptions{Head: roots[0], Now: now}, func(Message) error { return nil })
+	// Verify the whole log first, noting the blocks it is made of.
+	var logBlocks []cid.Cid
+	tee := &teeSource{src: src, put: func(c cid.Cid, _ []byte) error {
+		logBlocks = append(logBlocks, c)
+		return nil
+	}}
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: src.Head, Now: now}, func(Message) error { return nil })
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
 	}
-	res.Name, res.Head, res.Messages, res.RecordSeq = name, roots[0], st.Messages, rec.Sequence
+	res.Name, res.Head, res.Messages, res.RecordSeq = name, src.Head, st.Messages, rec.Sequence
 	held, err := namesys.Resolve(ctx, names, name, now())
 	if err != nil {
 		held = nil // none, or none valid: take the backup's
 	}
-	switch err := namesys.Compare(held, rec); {
-	case errors.Is(err, ErrFork):
+	cmp := namesys.Compare(held, rec)
+	// A record older than the repo's, or the same, stays out; the backup's
+	// blocks are stored all the same (as a fork's are, for recover).
+	newer := cmp == nil && (held == nil || held.Sequence != rec.Sequence)
+	// Then store exactly those blocks, read again and checked again, in
+	// bounded batches, and make them durable before any record.
+	n, err := copyBlocks(ctx, cas.Verify(src), store, logBlocks)
+	res.Blocks = n
+	if err != nil {
+		return res, fmt.Errorf("remotelog: restore: store blocks: %w", err)
+	}
+	if err := syncStore(ctx, store); err != nil {
+		return res, fmt.Errorf("remotelog: restore: %w", err)
+	}
+	if errors.Is(cmp, ErrFork) {
 		// A store that keeps forks (namesys.Dir) refuses the record but
 		// keeps it beside its own, for `rlog recover` to merge.
 		if _, ok := names.(namesys.ForkResolver); ok {
-			_ = names.Publish(ctx, name, m.Record)
+			_ = names.Publish(ctx, name, src.record)
 		}
-		return res, fmt.Errorf("%w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", err)
-	case err != nil, held != nil && held.Sequence == rec.Sequence:
+		return res, fmt.Errorf("%w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", cmp)
+	}
+	if !newer {
 		return res, nil // the repo's record is newer or the same: keep it
 	}
-	if err := names.Publish(ctx, name, m.Record); err != nil {
+	if err := names.Publish(ctx, name, src.record); err != nil {
 		return res, fmt.Errorf("remotelog: restore: save record: %w", err)
 	}
 	res.RecordSaved = true
 	return res, nil
+}
+
+// copyBlocks puts the blocks cids from src into dst, in batches of at most
+// cas.PutBatch bytes, and returns how many it put.
+func copyBlocks(ctx context.Context, src cas.Getter, dst cas.Store, cids []cid.Cid) (int, error) {
+	var batch []blocks.Block
+	size, n := 0, 0
+	put := func() error {
+		if err := dst.Put(ctx, batch); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch, size = nil, 0
+		return nil
+	}
+	for _, c := range cids {
+		b, err := src.Get(ctx, c)
+		if err != nil {
+			return n, err
+		}
+		batch = append(batch, cas.NewBlock(c, b))
+		if size += len(b); size >= cas.PutBatch {
+			if err := put(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		return n, put()
+	}
+	return n, nil
 }
 
 // CARSource reads a backup file: its blocks, and its manifest's record for

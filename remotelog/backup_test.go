@@ -4,12 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+
 	"rlog/cas"
 	"rlog/namesys"
+	"rlog/pager"
 	"rlog/remotelog"
 )
 
@@ -81,8 +89,8 @@ func TestBackupRestoreCheck(t *testing.T) {
 	}
 	src.Close()
 	empty := cas.NewMemory()
-	if _, err := remotelog.Restore(ctx, bytes.NewReader(bad), empty, namesys.NewMemory(), w.clock.Now); err == nil {
-		t.Fatal("restore of a damaged backup succeeded")
+	if _, err := remotelog.Restore(ctx, bytes.NewReader(bad), empty, namesys.NewMemory(), w.clock.Now); err == nil || empty.Len() != 0 {
+		t.Fatalf("restore of a damaged backup: %v, %d blocks stored", err, empty.Len())
 	}
 }
 
@@ -111,5 +119,113 @@ func TestRestoreOldBackupIntoWriterNeverForks(t *testing.T) {
 	got, _, err := readAll(t, w, w.w.Name(), cur, remotelog.ReadOptions{Now: w.clock.Now})
 	if errors.Is(err, remotelog.ErrFork) || err != nil || len(got) != 16 {
 		t.Fatalf("reader after the restore: %d messages, %v", len(got), err)
+	}
+}
+
+// carBlocks reads a CAR's roots and blocks, in file order.
+func carBlocks(t *testing.T, car []byte) ([]cid.Cid, []blocks.Block) {
+	t.Helper()
+	br, err := carv2.NewBlockReader(bytes.NewReader(car))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []blocks.Block
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			return br.Roots, bs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, b)
+	}
+}
+
+// writeCAR writes blocks as given, unchecked: a crafted file.
+func writeCAR(t *testing.T, roots []cid.Cid, bs []blocks.Block) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := storage.NewWritable(&buf, roots, carv2.WriteAsCarV1(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if err := w.Put(context.Background(), b.Cid().KeyString(), b.RawData()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestRestoreStoresOnlyAVerifiedLog: restore verifies before it stores. A
+// backup with a forged record or a damaged block leaves the store as it
+// was; a good one with other blocks in it stores the log's blocks only.
+func TestRestoreStoresOnlyAVerifiedLog(t *testing.T) {
+	w := newWorld(t, small(t))
+	w.appendN(t, 0, 40, 0)
+	w.w.Append(context.Background(), group, [][]byte{bytes.Repeat([]byte("payload "), 20<<10)}) // one raw block
+	w.publish(t)
+	car := backupOf(t, w)
+	roots, bs := carBlocks(t, car)
+	ctx := context.Background()
+	junk := make([]blocks.Block, 80) // 5 MiB: more than one batch of puts
+	for i := range junk {
+		b := bytes.Repeat([]byte{byte(i)}, 64<<10)
+		c, _ := pager.RawPrefix.Sum(b)
+		junk[i] = cas.NewBlock(c, b)
+	}
+	restore := func(file []byte) (*cas.Memory, remotelog.RestoreResult, error) {
+		t.Helper()
+		store := cas.NewMemory()
+		res, err := remotelog.Restore(ctx, bytes.NewReader(file), store, namesys.NewMemory(), w.clock.Now)
+		return store, res, err
+	}
+
+	// A forged record (one byte of its signature changed), with junk.
+	var m struct {
+		Name    string `cbor:"name"`
+		Record  []byte `cbor:"record"`
+		Version int    `cbor:"rlog-backup"`
+	}
+	if err := cbor.Unmarshal(bs[0].RawData(), &m); err != nil || !bs[0].Cid().Equals(roots[1]) {
+		t.Fatalf("the manifest is not the first block: %v", err)
+	}
+	m.Record[len(m.Record)-5] ^= 1
+	mb, _ := cbor.Marshal(m)
+	mc, _ := pager.PagePrefix.Sum(mb)
+	forged := writeCAR(t, []cid.Cid{roots[0], mc}, append(append([]blocks.Block{cas.NewBlock(mc, mb)}, junk...), bs[1:]...))
+	if store, _, err := restore(forged); err == nil || store.Len() != 0 {
+		t.Fatalf("restore of a forged record: %v, %d blocks stored", err, store.Len())
+	}
+
+	// The last block (the payload) damaged, after junk.
+	last := bs[len(bs)-1]
+	if last.Cid().Prefix().Codec != cid.Raw {
+		t.Fatalf("the last block of the backup is not the payload: %s", last.Cid())
+	}
+	bad := append([]byte(nil), last.RawData()...)
+	bad[len(bad)/2] ^= 1
+	damaged := writeCAR(t, roots, append(append(append([]blocks.Block(nil), bs[:len(bs)-1]...), junk...), cas.NewBlock(last.Cid(), bad)))
+	if store, _, err := restore(damaged); !errors.Is(err, cas.ErrHashMismatch) || store.Len() != 0 {
+		t.Fatalf("restore of a damaged backup: %v, %d blocks stored", err, store.Len())
+	}
+
+	// A good backup with junk: the log's blocks are stored, nothing else.
+	extra := writeCAR(t, roots, append(append([]blocks.Block(nil), bs...), junk...))
+	store, res, err := restore(extra)
+	if err != nil || !res.RecordSaved || res.Messages != 41 {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	if store.Len() != len(bs)-1 || res.Blocks != len(bs)-1 {
+		t.Fatalf("restore stored %d blocks (said %d); the log has %d", store.Len(), res.Blocks, len(bs)-1)
+	}
+	for _, b := range bs[1:] {
+		if ok, _ := store.Has(ctx, b.Cid()); !ok {
+			t.Fatalf("block %s of the log not stored", b.Cid())
+		}
 	}
 }

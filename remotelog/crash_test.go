@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv(keepChildEnv); dir != "" {
+		keepChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -270,9 +270,16 @@ func TestRecordForkKeep(t *testing.T) {
 	keep := func(src remotelog.Source, cur remotelog.Cursor) (remotelog.Cursor, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		held, _ := namesys.Resolve(ctx, target.Names.(*namesys.Dir), a.w.Name(), a.now())
 		return remotelog.Keep(ctx, src, a.w.Name(), cur, target, remotelog.KeepOptions{
 			Follow: remotelog.FollowOptions{Read: remotelog.ReadOptions{Now: a.now}, After: never},
-			Kept:   func(*namesys.Record) { cancel() },
+			// Stop once a record is taken; the one held at the start is
+			// announced first.
+			Kept: func(rec *namesys.Record) {
+				if held == nil || !rec.Value.Equals(held.Value) {
+					cancel()
+				}
+			},
 		})
 	}
 	cur, err := keep(a.repo, remotelog.Cursor{})

@@ -7,12 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipns"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 
 	"rlog/cas"
 	"rlog/namesys"
+	"rlog/pager"
 )
 
 // KeepTarget is where a keeper holds logs: a store for their blocks (a
@@ -29,17 +31,27 @@ type KeepOptions struct {
 	// never expires from the routing system (Kubo's DHT keeps records for
 	// 48 hours). Default 12 hours.
 	Republish time.Duration
-	// Kept, when set, hears each record the keeper took.
+	// Kept, when set, hears the record the target holds on start, once its
+	// log is complete there, then each record the keeper takes.
 	Kept func(rec *namesys.Record)
 }
 
 // Keep holds log name, read from src, in target: it follows the log, puts
 // every block of it into target (pinning the head where the store pins),
 // then the newest signed record, and puts that record again every
-// Republish. It cannot sign: it keeps what the writer signed. Blocks are
-// stored before the record that points at them. It runs until ctx ends, or
-// fails with ErrFork when it meets a record with the sequence of the one
-// it keeps and another head; it never replaces the one it keeps with it.
+// Republish. It cannot sign: it keeps what the writer signed.
+//
+// A record is stored only after every block it points at, durably: the
+// blocks a catch-up fetched are stored before opts.Follow.Save hears a
+// cursor that covers them, and before a record is stored the keeper walks
+// its log in target and fetches from src whatever is missing there. On
+// start it walks the record target already holds the same way, so one
+// kept by an interrupted older keeper is completed before it is served
+// again.
+//
+// It runs until ctx ends, or fails with ErrFork when it meets a record
+// with the sequence of the one it keeps and another head; it never
+// replaces the one it keeps with it.
 func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target KeepTarget, opts KeepOptions) (Cursor, error) {
 	if opts.Republish <= 0 {
 		opts.Republish = 12 * time.Hour
@@ -48,9 +60,25 @@ func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target Ke
 	if after == nil {
 		after = time.After
 	}
-	k := &keeper{target: target, kept: opts.Kept}
+	k := newKeeper(target, src)
+	k.kept = opts.Kept
+	if err := k.load(ctx, name, opts.Follow.Read.Now); err != nil {
+		return cur, err
+	}
 	tee := &teeSource{src: src, put: k.hold}
 	fopts := opts.Follow
+	save := opts.Follow.Save
+	fopts.Save = func(c Cursor) error {
+		// The cursor says these blocks are held: they are, first. A
+		// catch-up ended by ctx still stores what it verified.
+		if err := k.durable(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+		if save != nil {
+			return save(c)
+		}
+		return nil
+	}
 	fopts.Read.OnRecord = func(rec *namesys.Record) {
 		k.mu.Lock()
 		k.seen = rec
@@ -85,7 +113,7 @@ func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target Ke
 // from target, without its source.
 func CatchUpKeeping(ctx context.Context, src Source, name ipns.Name, cur Cursor, target KeepTarget, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
 	opts.defaults()
-	k := &keeper{target: target}
+	k := newKeeper(target, src)
 	if r, ok := target.Names.(namesys.Resolver); ok {
 		if rec, err := namesys.Resolve(ctx, r, name, opts.Now()); err == nil {
 			k.held = rec
@@ -108,14 +136,59 @@ func CatchUpKeeping(ctx context.Context, src Source, name ipns.Name, cur Cursor,
 }
 
 type keeper struct {
-	target  KeepTarget
-	kept    func(*namesys.Record)
-	mu      sync.Mutex
-	pending []blocks.Block
+	target KeepTarget
+	src    cas.Getter // verifying: where missing blocks come from
+	kept   func(*namesys.Record)
+	// complete holds the pages whose whole log is known to be in the
+	// target, so each walk before a record only looks at what is new.
+	complete map[cid.Cid]bool
+	mu       sync.Mutex
+	pending  []blocks.Block
 	// bytes in pending: a large message's blocks must not pile up
 	pendingBytes int
 	seen         *namesys.Record // the record of the catch-up under way
 	held         *namesys.Record // the newest record stored in the target
+}
+
+func newKeeper(target KeepTarget, src Source) *keeper {
+	return &keeper{target: target, src: cas.Verify(src), complete: map[cid.Cid]bool{}}
+}
+
+// load takes the record target holds for name, if any, and completes its
+// log in target from the source.
+func (k *keeper) load(ctx context.Context, name ipns.Name, now func() time.Time) error {
+	r, ok := k.target.Names.(namesys.Resolver)
+	if !ok {
+		return nil
+	}
+	if now == nil {
+		now = time.Now
+	}
+	rec, err := namesys.Resolve(ctx, r, name, now())
+	if err != nil {
+		return nil // none, or none valid: the next one replaces it
+	}
+	k.held = rec
+	n, err := k.fill(ctx, rec.Value)
+	if err != nil {
+		return fmt.Errorf("remotelog: keep: the record held (sequence %d) points at a log that is not complete here: %w", rec.Sequence, err)
+	}
+	if n > 0 {
+		if err := syncStore(ctx, k.target.Store); err != nil {
+			return fmt.Errorf("remotelog: keep: %w", err)
+		}
+	}
+	// Complete: it is kept, pinned where the store pins (the record may
+	// have been stored there by its writer, not by a keeper), and said so.
+	if p, ok := k.target.Store.(pinner); ok {
+		if err := p.Pin(ctx, cid.Undef, rec.Value); err != nil {
+			return fmt.Errorf("remotelog: keep: pin %s: %w", rec.Value, err)
+		}
+	}
+	if k.kept != nil {
+		k.kept(rec)
+	}
+	return nil
 }
 
 func (k *keeper) hold(c cid.Cid, b []byte) error {
@@ -139,7 +212,22 @@ func (k *keeper) flush(ctx context.Context) error {
 	return nil
 }
 
-// commit stores what a catch-up fetched, then its record if newer.
+// durable stores the blocks held back, and makes the store keep them
+// through a crash.
+func (k *keeper) durable(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.flush(ctx); err != nil {
+		return err
+	}
+	if err := syncStore(ctx, k.target.Store); err != nil {
+		return fmt.Errorf("remotelog: keep: %w", err)
+	}
+	return nil
+}
+
+// commit stores what a catch-up fetched, then its record if newer, once
+// every block of its log is in the target.
 func (k *keeper) commit(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -155,6 +243,14 @@ func (k *keeper) commit(ctx context.Context) error {
 		return fmt.Errorf("remotelog: keep: %w (the one held is kept): one key published two logs; the writer ends it with a newer record (`rlog recover`, then `rlog publish`, on one device)", err)
 	case err != nil, k.held != nil && rec.Sequence == k.held.Sequence:
 		return nil // older, or the record already held
+	}
+	// A catch-up from a cursor fetches only what is after it: the log
+	// before it must be here already, and is made so.
+	if _, err := k.fill(ctx, rec.Value); err != nil {
+		return fmt.Errorf("remotelog: keep: record sequence %d: %w", rec.Sequence, err)
+	}
+	if err := syncStore(ctx, k.target.Store); err != nil {
+		return fmt.Errorf("remotelog: keep: %w", err)
 	}
 	if p, ok := k.target.Store.(pinner); ok {
 		var old cid.Cid
@@ -183,4 +279,99 @@ func (k *keeper) republish(ctx context.Context) {
 	if rec != nil {
 		_ = k.target.Names.Publish(ctx, rec.Name, rec.Raw)
 	}
+}
+
+// fill walks the log whose head page is head in the target, block by
+// block, and fetches from the source every block the target does not have.
+// It returns how many it fetched. Raw blocks are only asked for (Has);
+// pages and UnixFS nodes are read for their links. Pages already known
+// complete are not walked again.
+func (k *keeper) fill(ctx context.Context, head cid.Cid) (int, error) {
+	seen := map[cid.Cid]bool{}
+	var pages []cid.Cid
+	var batch []blocks.Block
+	batchBytes, fetched := 0, 0
+	put := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := k.target.Store.Put(ctx, batch)
+		batch, batchBytes = nil, 0
+		if err != nil {
+			return fmt.Errorf("store blocks: %w", err)
+		}
+		return nil
+	}
+	stack := []cid.Cid{head}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fetched, err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[c] || k.complete[c] {
+			continue
+		}
+		seen[c] = true
+		codec := c.Prefix().Codec
+		if codec != cid.Raw && codec != cid.DagCBOR && codec != cid.DagProtobuf {
+			return fetched, fmt.Errorf("%w: block %s: codec %#x is not part of a log", ErrInvalidLog, c, codec)
+		}
+		has, err := k.target.Store.Has(ctx, c)
+		if err != nil {
+			return fetched, err
+		}
+		var b []byte
+		switch {
+		case !has:
+			if b, err = k.src.Get(ctx, c); err != nil {
+				return fetched, fmt.Errorf("block %s is missing here; from the source: %w", c, err)
+			}
+			fetched++
+			batch = append(batch, cas.NewBlock(c, b))
+			if batchBytes += len(b); batchBytes >= cas.PutBatch {
+				if err := put(); err != nil {
+					return fetched, err
+				}
+			}
+		case codec != cid.Raw:
+			if b, err = k.target.Store.Get(ctx, c); err != nil {
+				return fetched, err
+			}
+		}
+		switch codec {
+		case cid.DagCBOR:
+			pg, err := pager.Decode(b)
+			if err != nil {
+				return fetched, fmt.Errorf("page %s: %w", c, err)
+			}
+			pages = append(pages, c)
+			for _, l := range pg.Links {
+				stack = append(stack, l.Cid)
+			}
+			for _, l := range pg.Window {
+				stack = append(stack, l.Cid)
+			}
+			for i := range pg.Entries {
+				if !pg.Entries[i].Inline() {
+					stack = append(stack, pg.Entries[i].Ref)
+				}
+			}
+		case cid.DagProtobuf:
+			nd, err := merkledag.DecodeProtobuf(b)
+			if err != nil {
+				return fetched, fmt.Errorf("%w: payload node %s: %w", ErrInvalidLog, c, err)
+			}
+			for _, l := range nd.Links() {
+				stack = append(stack, l.Cid)
+			}
+		}
+	}
+	if err := put(); err != nil {
+		return fetched, err
+	}
+	for _, c := range pages {
+		k.complete[c] = true
+	}
+	return fetched, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,32 +83,47 @@ func (a *app) restoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore FILE.car",
 		Short: "Import a backup into this repo, verifying it",
-		Long: `Import a CAR file written by 'rlog backup' into this repo's store: every block's hash
-is checked while importing, the record against the log's name, and the whole log from
-its head. The record replaces the repo's own only if it is newer. Restore never touches
-a writer's local log, so restoring into the writer's own repo cannot fork the published
-log: if the local log is behind, 'rlog publish' says so and 'rlog recover' brings it back.
+		Long: `Import a CAR file written by 'rlog backup' into this repo's store. The file is verified
+first (the record against the log's name, then the whole log from its head: every
+block's hash, every page, every message id); only then are the log's own blocks stored,
+and nothing else the file holds. The record replaces the repo's own only if it is
+newer. With - as the file, the backup is read from standard input (kept in a temporary
+file in the repo until it is verified). Restore never touches a writer's local log, so
+restoring into the writer's own repo cannot fork the published log: if the local log is
+behind, 'rlog publish' says so and 'rlog recover' brings it back.
 
 A backup whose record has the sequence of the repo's and another head proves a fork (the
 key published from two devices): restore says so (exit 3) and keeps the repo's record;
 'rlog recover' in the writer's repo merges both logs. A backup that fails verification
-is not imported and exits 4, as 'rlog check' does. A repo that does not exist yet is
+stores nothing and exits 4, as 'rlog check' does. A repo that does not exist yet is
 created.`,
 		Example: `  rlog restore log.car --repo ~/other
-  rlog restore log.car --json`,
+  rlog restore log.car --json
+  ssh host cat log.car | rlog restore -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return failf(noFile(err), "restore: cannot open %s: %v", args[0], errors.Unwrap(err))
+			path := args[0]
+			if path != "-" {
+				f, err := os.Open(path)
+				if err != nil {
+					return failf(noFile(err), "restore: cannot open %s: %v", path, errors.Unwrap(err))
+				}
+				f.Close()
 			}
-			defer f.Close()
 			repo, err := a.openOrInitRepo(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
-			res, err := remotelog.Restore(cmd.Context(), f, repo.Store(), repo.Names(), time.Now)
+			if path == "-" {
+				tmp, err := stageStdin(a.stdin, repo.Dir)
+				if err != nil {
+					return fmt.Errorf("restore: read standard input: %w", err)
+				}
+				defer os.Remove(tmp)
+				path = tmp
+			}
+			res, err := remotelog.RestoreFile(cmd.Context(), path, repo.Store(), repo.Names(), time.Now)
 			if err != nil {
 				return explain("restore "+args[0]+" (nothing restored)", err)
 			}
@@ -194,6 +210,23 @@ only when there is no finding; with a finding it exits 4 (3 for a rollback or fo
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	a.apiFlagOn(cmd)
 	return cmd
+}
+
+// stageStdin copies r to a temporary file in dir and returns its path.
+func stageStdin(r io.Reader, dir string) (string, error) {
+	tmp, err := os.CreateTemp(dir, ".restore-*.car")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 // looksLikeName tells a mistyped log name from a path.

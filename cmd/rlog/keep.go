@@ -32,7 +32,9 @@ stores the record, which Kubo then serves to the network; in the embedded store 
 them, and --listen serves them as a trustless gateway with pushed head events. The
 record is put again every --republish, so it never expires from the routing system
 while the writer is away for weeks. keep cannot sign anything: it only keeps what the
-writer signed, and it stores a record only after every block it points at.`,
+writer signed, and it stores a record only after every block it points at. Stopped at
+any point (Ctrl-C, SIGTERM, a crash), it resumes where it was; on start it checks that
+the log of the record it holds is complete here and fetches what is missing from SOURCE.`,
 		Example: `  rlog keep k51qzi5uqu5d... --from http://writer:8080 --listen 0.0.0.0:8081
   rlog keep k51qzi5uqu5d... k51qzi5uqu5e... --from kubo: --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.MinimumNArgs(1),
