@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,6 +82,13 @@ hashed with SHA-256 to 32 bytes) names another.`,
 					out = append(out, m)
 				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
 					return err
+				}
+				if owner, ok := w.(*remotelog.ControlClient); ok {
+					// rlog sync sends one group: say so when these went elsewhere.
+					var st struct{ Group string }
+					if owner.Status(cmd.Context(), &st) == nil && st.Group != "" && st.Group != hex.EncodeToString(group) {
+						fmt.Fprintf(a.stderr, "note: appended to group %.16s..., which the running 'rlog sync' (group %.16s...) does not send; it is in the log only (sync sends the group given by its --group-name)\n", hex.EncodeToString(group), st.Group)
+					}
 				}
 				for _, m := range out {
 					if asJSON {

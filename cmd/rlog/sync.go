@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,7 +219,9 @@ owed to each.`,
 					out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
 				})
 			}
-			err = runner.Run(ctx, host.Incoming())
+			err = runner.Run(ctx, acceptPeers(ctx, host.Incoming(), runner, group, func(p mvds.PeerID) {
+				fmt.Fprintf(a.stderr, "peer %s connected: syncing with it too\n", p)
+			}))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -327,6 +330,44 @@ which readers give to fetch, follow, keep and backup. Both name the same Ed25519
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print both names as JSON")
 	return cmd
+}
+
+// acceptPeers passes packets on to the node, first adding a sender that is
+// not yet a peer of group: a peer that connects to this node is synced with,
+// as if both sides had named each other with --peer.
+func acceptPeers(ctx context.Context, in <-chan mvds.Packet, runner *mvds.Runner, group []byte, added func(mvds.PeerID)) <-chan mvds.Packet {
+	out := make(chan mvds.Packet)
+	go func() {
+		defer close(out)
+		for {
+			var pk mvds.Packet
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case pk, ok = <-in:
+				if !ok {
+					return
+				}
+			}
+			fresh := false
+			runner.Do(func(n *mvds.Node) {
+				if !slices.Contains(n.Peers(group), pk.From) {
+					n.AddPeer(group, pk.From)
+					fresh = true
+				}
+			})
+			if fresh {
+				added(pk.From)
+			}
+			select {
+			case out <- pk:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // readPeerLogs reads each peer's remote log (a sync peer's id is the key of
