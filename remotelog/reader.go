@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,7 +271,10 @@ func (r *catchUp) start(p uint64) (uint64, bool) {
 // discover fetches, round by round, every page holding sequences from
 // r.from() on. Each round fetches in parallel all pages known to be needed;
 // every fetched page reveals the pages 2^j before it, so the pages within
-// the head's window take one round and the others O(log) rounds.
+// the head's window take one round and the others O(log) rounds. A page
+// number is a claim of the log, and a hostile one claims 2^61: the work
+// of a round goes over the pages known and fetched, never over the range
+// of numbers between them.
 func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
@@ -281,38 +285,47 @@ func (r *catchUp) discover(ctx context.Context) error {
 	}
 	lo := r.from()
 	for {
-		// q: the newest page known to start at or before lo.
-		q := h
-		for q > 0 {
-			if s, ok := r.start(q); ok && s <= lo {
-				break
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// q: the newest page known to start at or before lo, or 0.
+		var q uint64
+		for p, l := range r.known {
+			if l.Start <= lo && p > q {
+				q = p
 			}
-			q--
+		}
+		if r.head.Start <= lo {
+			q = h
 		}
 		if s, _ := r.start(q); s > lo {
 			return fmt.Errorf("%w: no page holds sequence %d", ErrInvalidLog, lo)
 		}
-		var want []uint64
-		complete := true
-		for p := q; p < h; p++ {
-			if r.done[p] {
-				continue
-			}
-			complete = false
-			_, known := r.known[p]
-			_, nextKnown := r.start(p + 1)
-			// Page q holds lo only if the page after it is known to start
-			// later; otherwise a page between may hold it.
-			if known && (p > q || nextKnown) {
-				want = append(want, p)
+		// Pages q..h-1 are all needed; done when every one is fetched.
+		var fetched uint64
+		for p := range r.done {
+			if p >= q && p < h {
+				fetched++
 			}
 		}
-		if complete {
+		if fetched == h-q {
 			return nil
+		}
+		var want []uint64
+		for p := range r.known {
+			if p < q || p >= h || r.done[p] {
+				continue
+			}
+			// Page q holds lo only if the page after it is known to start
+			// later; otherwise a page between may hold it.
+			if _, nextKnown := r.start(p + 1); p > q || nextKnown {
+				want = append(want, p)
+			}
 		}
 		if len(want) == 0 {
 			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
 		}
+		slices.Sort(want)
 		r.stats.Rounds++
 		if err := r.fetchRound(ctx, want); err != nil {
 			return err
@@ -424,14 +437,21 @@ func (r *catchUp) stream(ctx context.Context) error {
 // r.cur meanwhile, so the producer never reads it.
 func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
 	lo := r.from()
+	// discover fetched every page from the one holding lo to the head.
 	first := r.head.Number
 	for p := r.head.Number; p > 0; p-- {
 		if s, _ := r.start(p); s <= lo {
 			break
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		first = p - 1
 	}
 	for p := first; p <= r.head.Number; p++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		pg := r.held[p]
 		if pg == nil {
 			l := r.known[p]
