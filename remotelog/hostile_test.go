@@ -5,19 +5,25 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	mh "github.com/multiformats/go-multihash"
 
 	"rlog/cas"
 	"rlog/mvds"
@@ -433,5 +439,84 @@ func TestHostileLogHonoursCancel(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("read with an ended context: %v, want context.Canceled", err)
+	}
+}
+
+// capped is a source that counts the blocks read through it and fails
+// after max of them, so that a test of a log that would take millions of
+// fetches ends.
+type capped struct {
+	remotelog.Source
+	n   atomic.Int64
+	max int64
+}
+
+func (c *capped) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
+	if c.n.Add(1) > c.max {
+		return nil, errors.New("test source: too many fetches")
+	}
+	return c.Source.Get(ctx, k)
+}
+
+// fileNode stores a dag-pb UnixFS file node of n links to child, each
+// declared size bytes, the node declaring n*size.
+func (h *hostileLog) fileNode(child cid.Cid, n int, size uint64) cid.Cid {
+	fsn := ft.NewFSNode(ft.TFile)
+	nd := merkledag.NodeWithData(nil)
+	nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
+	for range n {
+		fsn.AddBlockSize(size)
+		if err := nd.AddRawLink("", &ipld.Link{Cid: child, Size: size}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	data, err := fsn.GetBytes()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	nd.SetData(data)
+	return h.put(nd.Cid(), nd.RawData())
+}
+
+// TestNestedPointerPayload: a pointer entry names a payload file of two
+// levels of links to an empty leaf, declaring 0 bytes: 16 million fetches
+// at 4,000 links a node. A reader fetches no more blocks than the declared
+// size takes in the format's layout and refuses the log.
+func TestNestedPointerPayload(t *testing.T) {
+	for _, links := range []int{174, 4000} {
+		t.Run(fmt.Sprint(links), func(t *testing.T) {
+			h := newHostileLog(t, 8)
+			empty, _, _ := cas.PayloadBlocks(nil)
+			h.put(empty, nil)
+			root := h.fileNode(h.fileNode(empty, links, 0), links, 0)
+			es := entries(1, 1)
+			es[0].Payload, es[0].Ref = nil, root
+			h.sign(h.page(&pager.Page{Number: 0, Start: 1, Entries: es, Head: true, Window: []pager.Link{}}))
+			path := filepath.Join(t.TempDir(), "log.car")
+			if err := os.WriteFile(path, h.car(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fromCAR, err := remotelog.OpenCARSource(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fromCAR.Close()
+			for _, s := range []struct {
+				name string
+				src  remotelog.Source
+			}{{"memory", h}, {"car", fromCAR}} {
+				src := &capped{Source: s.src, max: 5000}
+				var n int
+				within(t, 10*time.Second, func(ctx context.Context) {
+					_, _, err = remotelog.CatchUp(ctx, src, h.name, remotelog.Cursor{}, remotelog.ReadOptions{Now: hostileNow}, func(remotelog.Message) error { n++; return nil })
+				})
+				if !errors.Is(err, remotelog.ErrInvalidLog) || !errors.Is(err, cas.ErrMalformedFile) || n != 0 {
+					t.Errorf("read from %s: %d messages, %v; want ErrInvalidLog, ErrMalformedFile", s.name, n, err)
+				}
+				if got := src.n.Load(); got > 6 { // the head, then root, node, leaf and the slack
+					t.Errorf("read from %s: %d blocks fetched", s.name, got)
+				}
+			}
+		})
 	}
 }

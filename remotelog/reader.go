@@ -536,13 +536,19 @@ func (r *catchUp) take(it *pending, lo uint64) error {
 // readPointer reads the payload of a pointer entry and verifies it: into
 // memory, or for a large message into a file.
 func (r *catchUp) readPointer(ctx context.Context, it *pending) error {
+	fail := func(err error) error {
+		if errors.Is(err, cas.ErrMalformedFile) {
+			return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
+		}
+		return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+	}
 	rd, size, err := cas.OpenPayload(ctx, r.get, it.ref, MaxBody+maxWireHead)
 	if err != nil {
-		return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+		return fail(err)
 	}
 	if size <= LargeMessage {
 		if it.wire, err = io.ReadAll(rd); err != nil {
-			return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+			return fail(err)
 		}
 		return verifyMessage(it)
 	}
