@@ -121,7 +121,9 @@ func (o *ReadOptions) defaults() {
 // last message delivered, also when it fails part way, so a caller that
 // saves it never sees a message twice or misses one. It verifies every
 // block, record, page and message id; a log whose message at cur.Seq is
-// no longer cur.ID fails with ErrFork before anything is delivered.
+// no longer cur.ID fails with ErrFork before anything is delivered, and
+// so does one shorter than cur.Seq; a cursor without an ID (chosen by
+// hand) beyond the log's end fails with ErrPastEnd.
 func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
 	opts.defaults()
 	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
@@ -192,6 +194,9 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		r.opts.OnHead(head.Last())
 	}
 	if head.Last() < r.cur.Seq {
+		if r.cur.ID == (mvds.MessageID{}) {
+			return fmt.Errorf("%w: the log has %d messages, the cursor is at %d", ErrPastEnd, head.Last(), r.cur.Seq)
+		}
 		return fmt.Errorf("%w: the log has %d messages but this reader has read %d", ErrFork, head.Last(), r.cur.Seq)
 	}
 	if err := r.discover(ctx); err != nil {
