@@ -11,4 +11,8 @@ var (
 	ErrReadOnly = errors.New("store is read-only")
 	// ErrTooLarge is returned for a payload over the caller's limit.
 	ErrTooLarge = errors.New("payload too large")
+	// ErrMalformedFile is returned for a payload file that is not laid out
+	// as the format lays files out: more blocks than its size takes, sizes
+	// that do not add up, nodes that are not file nodes.
+	ErrMalformedFile = errors.New("malformed payload file")
 )

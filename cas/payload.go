@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/bits"
+	"sync"
 
 	chunker "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	unixfsio "github.com/ipfs/boxo/ipld/unixfs/io"
@@ -164,7 +167,8 @@ func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.Rea
 		}
 		return bytes.NewReader(b), uint64(len(b)), nil
 	case cid.DagProtobuf:
-		ng := nodeGetter{g}
+		// The root alone, then as many blocks as its size takes.
+		ng := &fileGetter{g: g, budget: 1, sizes: map[cid.Cid]uint64{}}
 		root, err := ng.Get(ctx, c)
 		if err != nil {
 			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
@@ -176,6 +180,10 @@ func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.Rea
 		if r.Size() > limit {
 			return nil, 0, tooLarge(r.Size())
 		}
+		ng.mu.Lock()
+		ng.size, ng.max = r.Size(), FileBlocks(r.Size())+fileSlack
+		ng.budget = ng.max - 1
+		ng.mu.Unlock()
 		return &exactReader{r: r, c: c, size: r.Size()}, r.Size(), nil
 	}
 	return nil, 0, fmt.Errorf("cas: read payload %s: codec %#x is neither raw nor dag-pb", c, c.Prefix().Codec)
@@ -206,10 +214,52 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// nodeGetter decodes the UnixFS blocks a payload file is made of.
-type nodeGetter struct{ g Getter }
+// FileBlocks is how many blocks the format's layout stores a payload of
+// size bytes in as a dag-pb file: ceil(size/ChunkSize) raw leaves (at
+// least one) under levels of nodes of up to helpers.DefaultLinksPerBlock
+// links, up to one root.
+func FileBlocks(size uint64) uint64 {
+	leaves := max(1, size/ChunkSize)
+	if size > ChunkSize && size%ChunkSize != 0 {
+		leaves++
+	}
+	fanout := uint64(helpers.DefaultLinksPerBlock)
+	total, level := leaves, leaves
+	for {
+		level = (level + fanout - 1) / fanout
+		total += level
+		if level == 1 {
+			return total
+		}
+	}
+}
 
-func (n nodeGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+// fileSlack is how many blocks beyond FileBlocks a payload file may take.
+const fileSlack = 2
+
+// fileGetter decodes the UnixFS blocks a payload file is made of, and
+// refuses what the format's layout does not make: more blocks than the
+// budget, nodes that are not file nodes or have more links than a node
+// holds, sizes that do not add up within a node or disagree with what the
+// parent said. Fetches are counted, not blocks: a block linked twice
+// counts twice, as it may be fetched twice.
+type fileGetter struct {
+	g      Getter
+	mu     sync.Mutex
+	budget uint64             // blocks it may still fetch
+	size   uint64             // the file's, as its root says
+	max    uint64             // blocks it may fetch in all
+	sizes  map[cid.Cid]uint64 // the sizes parents gave their children
+}
+
+func (n *fileGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	n.mu.Lock()
+	if n.budget == 0 {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: more than the %d blocks a file of %d bytes takes", ErrMalformedFile, n.max, n.size)
+	}
+	n.budget--
+	n.mu.Unlock()
 	b, err := n.g.Get(ctx, c)
 	if err != nil {
 		return nil, err
@@ -217,14 +267,70 @@ func (n nodeGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	blk := NewBlock(c, b)
 	switch c.Prefix().Codec {
 	case cid.Raw:
+		if err := n.check(c, uint64(len(b)), nil, nil); err != nil {
+			return nil, err
+		}
 		return merkledag.DecodeRawBlock(blk)
 	case cid.DagProtobuf:
-		return merkledag.DecodeProtobufBlock(blk)
+		nd, err := merkledag.DecodeProtobufBlock(blk)
+		if err != nil {
+			return nil, err
+		}
+		pn, ok := nd.(*merkledag.ProtoNode)
+		if !ok {
+			return nil, fmt.Errorf("block %s: %w: not a dag-pb node", c, ErrMalformedFile)
+		}
+		fsn, err := unixfs.FSNodeFromBytes(pn.Data())
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w: %w", c, ErrMalformedFile, err)
+		}
+		if t := fsn.Type(); t != unixfs.TFile && t != unixfs.TRaw {
+			return nil, fmt.Errorf("block %s: %w: UnixFS type %s, not a file", c, ErrMalformedFile, t)
+		}
+		links, sizes := pn.Links(), fsn.BlockSizes()
+		if len(links) > helpers.DefaultLinksPerBlock {
+			return nil, fmt.Errorf("block %s: %w: %d links, a node has at most %d", c, ErrMalformedFile, len(links), helpers.DefaultLinksPerBlock)
+		}
+		if len(links) != len(sizes) {
+			return nil, fmt.Errorf("block %s: %w: %d links but %d block sizes", c, ErrMalformedFile, len(links), len(sizes))
+		}
+		sum := uint64(len(fsn.Data()))
+		for _, s := range sizes {
+			var carry uint64
+			if sum, carry = bits.Add64(sum, s, 0); carry != 0 {
+				return nil, fmt.Errorf("block %s: %w: block sizes overflow", c, ErrMalformedFile)
+			}
+		}
+		if sum != fsn.FileSize() {
+			return nil, fmt.Errorf("block %s: %w: says %d bytes, its data and blocks hold %d", c, ErrMalformedFile, fsn.FileSize(), sum)
+		}
+		if err := n.check(c, sum, links, sizes); err != nil {
+			return nil, err
+		}
+		return pn, nil
 	}
-	return nil, fmt.Errorf("block %s: codec %#x is not part of a UnixFS file", c, c.Prefix().Codec)
+	return nil, fmt.Errorf("block %s: %w: codec %#x is not part of a UnixFS file", c, ErrMalformedFile, c.Prefix().Codec)
 }
 
-func (n nodeGetter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+// check compares the size of block c with what its parent said, and
+// notes the sizes it gives its children, links[i] sizes[i] bytes.
+func (n *fileGetter) check(c cid.Cid, size uint64, links []*ipld.Link, sizes []uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if want, ok := n.sizes[c]; ok && want != size {
+		return fmt.Errorf("block %s: %w: %d bytes, its parent says %d", c, ErrMalformedFile, size, want)
+	}
+	for i, l := range links {
+		s := sizes[i]
+		if want, ok := n.sizes[l.Cid]; ok && want != s {
+			return fmt.Errorf("block %s: %w: links %s as %d and as %d bytes", c, ErrMalformedFile, l.Cid, want, s)
+		}
+		n.sizes[l.Cid] = s
+	}
+	return nil
+}
+
+func (n *fileGetter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
 	ch := make(chan *ipld.NodeOption, len(cs))
 	go func() {
 		defer close(ch)

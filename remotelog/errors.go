@@ -28,6 +28,9 @@ var (
 	ErrInvalidLog = errors.New("invalid log")
 	// ErrTooLarge: a message is over MaxBody.
 	ErrTooLarge = errors.New("message too large")
+	// ErrPastEnd: a cursor chosen by hand (one without a message id) is
+	// beyond the log's last message. A saved cursor beyond it is ErrFork.
+	ErrPastEnd = errors.New("cursor past the end of the log")
 	// ErrNoLog: the name has no published log yet.
 	ErrNoLog = errors.New("log not published")
 )

@@ -298,3 +298,27 @@ func TestRecordForkKeep(t *testing.T) {
 		t.Fatalf("the kept record changed: %+v %v", rec, err)
 	}
 }
+
+// TestCursorPastEnd: a cursor chosen by hand (no id) beyond the log's last
+// message is ErrPastEnd, saying how long the log is; a saved cursor (with
+// the id of the message it read) beyond it is still a fork: the log lost
+// messages its reader read.
+func TestCursorPastEnd(t *testing.T) {
+	w := newWorld(t, small(t))
+	w.appendN(t, 0, 3, 0)
+	w.publish(t)
+	_, _, st, err := read(t, w, w, remotelog.Cursor{Seq: 99999})
+	if !errors.Is(err, remotelog.ErrPastEnd) || errors.Is(err, remotelog.ErrFork) || !strings.Contains(err.Error(), "the log has 3 messages") {
+		t.Errorf("cursor by hand past the end: %v, want ErrPastEnd saying the log has 3 messages", err)
+	}
+	if st.LogLength != 3 {
+		t.Errorf("log length %d, want 3", st.LogLength)
+	}
+	id, _ := msg(1)
+	if _, _, _, err := read(t, w, w, remotelog.Cursor{Seq: 99999, ID: id}); !errors.Is(err, remotelog.ErrFork) {
+		t.Errorf("saved cursor past the end: %v, want ErrFork", err)
+	}
+	if got, _, _, err := read(t, w, w, remotelog.Cursor{Seq: 3}); err != nil || len(got) != 0 {
+		t.Errorf("cursor by hand at the end: %d messages, %v", len(got), err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +121,9 @@ func (o *ReadOptions) defaults() {
 // last message delivered, also when it fails part way, so a caller that
 // saves it never sees a message twice or misses one. It verifies every
 // block, record, page and message id; a log whose message at cur.Seq is
-// no longer cur.ID fails with ErrFork before anything is delivered.
+// no longer cur.ID fails with ErrFork before anything is delivered, and
+// so does one shorter than cur.Seq; a cursor without an ID (chosen by
+// hand) beyond the log's end fails with ErrPastEnd.
 func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
 	opts.defaults()
 	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
@@ -191,6 +194,9 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		r.opts.OnHead(head.Last())
 	}
 	if head.Last() < r.cur.Seq {
+		if r.cur.ID == (mvds.MessageID{}) {
+			return fmt.Errorf("%w: the log has %d messages, the cursor is at %d", ErrPastEnd, head.Last(), r.cur.Seq)
+		}
 		return fmt.Errorf("%w: the log has %d messages but this reader has read %d", ErrFork, head.Last(), r.cur.Seq)
 	}
 	if err := r.discover(ctx); err != nil {
@@ -270,7 +276,10 @@ func (r *catchUp) start(p uint64) (uint64, bool) {
 // discover fetches, round by round, every page holding sequences from
 // r.from() on. Each round fetches in parallel all pages known to be needed;
 // every fetched page reveals the pages 2^j before it, so the pages within
-// the head's window take one round and the others O(log) rounds.
+// the head's window take one round and the others O(log) rounds. A page
+// number is a claim of the log, and a hostile one claims 2^61: the work
+// of a round goes over the pages known and fetched, never over the range
+// of numbers between them.
 func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
@@ -281,38 +290,47 @@ func (r *catchUp) discover(ctx context.Context) error {
 	}
 	lo := r.from()
 	for {
-		// q: the newest page known to start at or before lo.
-		q := h
-		for q > 0 {
-			if s, ok := r.start(q); ok && s <= lo {
-				break
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// q: the newest page known to start at or before lo, or 0.
+		var q uint64
+		for p, l := range r.known {
+			if l.Start <= lo && p > q {
+				q = p
 			}
-			q--
+		}
+		if r.head.Start <= lo {
+			q = h
 		}
 		if s, _ := r.start(q); s > lo {
 			return fmt.Errorf("%w: no page holds sequence %d", ErrInvalidLog, lo)
 		}
-		var want []uint64
-		complete := true
-		for p := q; p < h; p++ {
-			if r.done[p] {
-				continue
-			}
-			complete = false
-			_, known := r.known[p]
-			_, nextKnown := r.start(p + 1)
-			// Page q holds lo only if the page after it is known to start
-			// later; otherwise a page between may hold it.
-			if known && (p > q || nextKnown) {
-				want = append(want, p)
+		// Pages q..h-1 are all needed; done when every one is fetched.
+		var fetched uint64
+		for p := range r.done {
+			if p >= q && p < h {
+				fetched++
 			}
 		}
-		if complete {
+		if fetched == h-q {
 			return nil
+		}
+		var want []uint64
+		for p := range r.known {
+			if p < q || p >= h || r.done[p] {
+				continue
+			}
+			// Page q holds lo only if the page after it is known to start
+			// later; otherwise a page between may hold it.
+			if _, nextKnown := r.start(p + 1); p > q || nextKnown {
+				want = append(want, p)
+			}
 		}
 		if len(want) == 0 {
 			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
 		}
+		slices.Sort(want)
 		r.stats.Rounds++
 		if err := r.fetchRound(ctx, want); err != nil {
 			return err
@@ -424,14 +442,21 @@ func (r *catchUp) stream(ctx context.Context) error {
 // r.cur meanwhile, so the producer never reads it.
 func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
 	lo := r.from()
+	// discover fetched every page from the one holding lo to the head.
 	first := r.head.Number
 	for p := r.head.Number; p > 0; p-- {
 		if s, _ := r.start(p); s <= lo {
 			break
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		first = p - 1
 	}
 	for p := first; p <= r.head.Number; p++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		pg := r.held[p]
 		if pg == nil {
 			l := r.known[p]
@@ -516,13 +541,19 @@ func (r *catchUp) take(it *pending, lo uint64) error {
 // readPointer reads the payload of a pointer entry and verifies it: into
 // memory, or for a large message into a file.
 func (r *catchUp) readPointer(ctx context.Context, it *pending) error {
+	fail := func(err error) error {
+		if errors.Is(err, cas.ErrMalformedFile) {
+			return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
+		}
+		return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+	}
 	rd, size, err := cas.OpenPayload(ctx, r.get, it.ref, MaxBody+maxWireHead)
 	if err != nil {
-		return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+		return fail(err)
 	}
 	if size <= LargeMessage {
 		if it.wire, err = io.ReadAll(rd); err != nil {
-			return fmt.Errorf("message %d: %w", it.msg.Seq, err)
+			return fail(err)
 		}
 		return verifyMessage(it)
 	}

@@ -72,6 +72,7 @@ var reasons = []struct {
 	detail bool
 }{
 	{remotelog.ErrFork, "the log was rewritten since this repo last read it (fork)", true},
+	{remotelog.ErrPastEnd, "the cursor is beyond the log's last message", true},
 	{remotelog.ErrRollback, "the record is older than one seen before (rollback)", true},
 	{remotelog.ErrBehind, "the published log holds messages the local log lacks: run 'rlog recover', then publish", true},
 	{remotelog.ErrDiverged, "the local log differs from the published one: run 'rlog recover', then publish", true},

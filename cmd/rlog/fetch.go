@@ -25,7 +25,8 @@ second run prints only what is new.
 --since SEQ prints from SEQ+1 on instead, --all from the first message. If the log
 was rewritten since the last fetch (the message at the cursor changed, or a record
 with the sequence of the one read points at another head) rlog stops with a fork error
-(exit 3) and prints nothing from the new history.
+(exit 3) and prints nothing from the new history. --since beyond the log's last message is
+a bad command line (exit 2) that says how many messages the log has.
 
 Each message is one line: sequence, id (first 16 hex digits), time, body. A text body
 is shown as it is, or as a quoted Go string when it has line breaks or other control
@@ -75,6 +76,9 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					if serr := repo.SaveCursor(name, next); serr != nil {
 						return errors.Join(err, serr)
 					}
+				}
+				if errors.Is(err, remotelog.ErrPastEnd) && cmd.Flags().Changed("since") {
+					return usageFail(err, "--since %d: the log has only %s", since, plural(st.LogLength, "message"))
 				}
 				if err != nil {
 					return err
