@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -140,6 +141,7 @@ func ReadPayload(ctx context.Context, g Getter, c cid.Cid, limit int) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	if _, err := io.Copy(buf, r); err != nil {
 		return nil, err
@@ -152,7 +154,7 @@ func ReadPayload(ctx context.Context, g Getter, c cid.Cid, limit int) ([]byte, e
 // over limit bytes is refused with ErrTooLarge. The reader returns an
 // error, never short data, when the file holds fewer or more bytes than
 // its root says.
-func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.Reader, uint64, error) {
+func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.ReadCloser, uint64, error) {
 	tooLarge := func(n uint64) error {
 		return fmt.Errorf("cas: read payload %s: %w: %d bytes, limit %d", c, ErrTooLarge, n, limit)
 	}
@@ -165,26 +167,38 @@ func OpenPayload(ctx context.Context, g Getter, c cid.Cid, limit uint64) (io.Rea
 		if uint64(len(b)) > limit {
 			return nil, 0, tooLarge(uint64(len(b)))
 		}
-		return bytes.NewReader(b), uint64(len(b)), nil
+		return io.NopCloser(bytes.NewReader(b)), uint64(len(b)), nil
 	case cid.DagProtobuf:
-		// The root alone, then as many blocks as its size takes.
+		// The root alone, then as many blocks as its size takes. The
+		// reader prefetches in the background; Close ends that and waits.
+		ctx, cancel := context.WithCancel(ctx)
 		ng := &fileGetter{g: g, budget: 1, sizes: map[cid.Cid]uint64{}}
+		stop := func() {
+			ng.mu.Lock()
+			ng.closed = true // no fetch starts from now on
+			ng.mu.Unlock()
+			cancel()
+			ng.wg.Wait()
+		}
 		root, err := ng.Get(ctx, c)
 		if err != nil {
+			stop()
 			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
 		}
 		r, err := unixfsio.NewDagReader(ctx, root, ng)
 		if err != nil {
+			stop()
 			return nil, 0, fmt.Errorf("cas: read payload %s: %w", c, err)
 		}
 		if r.Size() > limit {
+			stop()
 			return nil, 0, tooLarge(r.Size())
 		}
 		ng.mu.Lock()
 		ng.size, ng.max = r.Size(), FileBlocks(r.Size())+fileSlack
 		ng.budget = ng.max - 1
 		ng.mu.Unlock()
-		return &exactReader{r: r, c: c, size: r.Size()}, r.Size(), nil
+		return &exactReader{r: r, c: c, size: r.Size(), stop: stop}, r.Size(), nil
 	}
 	return nil, 0, fmt.Errorf("cas: read payload %s: codec %#x is neither raw nor dag-pb", c, c.Prefix().Codec)
 }
@@ -195,7 +209,11 @@ type exactReader struct {
 	c    cid.Cid
 	size uint64
 	read uint64
+	stop func()
 }
+
+// Close stops the file's background fetches and waits for them.
+func (e *exactReader) Close() error { e.stop(); return nil }
 
 func (e *exactReader) Read(p []byte) (int, error) {
 	if uint64(len(p)) > e.size-e.read+1 {
@@ -243,9 +261,13 @@ const fileSlack = 2
 // holds, sizes that do not add up within a node or disagree with what the
 // parent said. Fetches are counted, not blocks: a block linked twice
 // counts twice, as it may be fetched twice.
+var errClosed = errors.New("cas: payload reader closed")
+
 type fileGetter struct {
 	g      Getter
+	wg     sync.WaitGroup // GetMany's fetches
 	mu     sync.Mutex
+	closed bool // the reader is closed: no more fetches
 	budget uint64             // blocks it may still fetch
 	size   uint64             // the file's, as its root says
 	max    uint64             // blocks it may fetch in all
@@ -254,6 +276,10 @@ type fileGetter struct {
 
 func (n *fileGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, errClosed
+	}
 	if n.budget == 0 {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("%w: more than the %d blocks a file of %d bytes takes", ErrMalformedFile, n.max, n.size)
@@ -332,9 +358,22 @@ func (n *fileGetter) check(c cid.Cid, size uint64, links []*ipld.Link, sizes []u
 
 func (n *fileGetter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
 	ch := make(chan *ipld.NodeOption, len(cs))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		ch <- &ipld.NodeOption{Err: errClosed}
+		close(ch)
+		return ch
+	}
+	n.wg.Add(1)
 	go func() {
+		defer n.wg.Done()
 		defer close(ch)
 		for _, c := range cs {
+			if err := ctx.Err(); err != nil {
+				ch <- &ipld.NodeOption{Err: err}
+				return
+			}
 			nd, err := n.Get(ctx, c)
 			ch <- &ipld.NodeOption{Node: nd, Err: err}
 		}

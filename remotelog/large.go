@@ -34,6 +34,7 @@ func copyPayload(ctx context.Context, dst, src cas.Store, ref cid.Cid, size uint
 	if err != nil {
 		return err
 	}
+	defer r.Close()
 	c, err := cas.ImportPayload(ctx, dst, r)
 	if err != nil {
 		return err
@@ -46,7 +47,8 @@ func copyPayload(ctx context.Context, dst, src cas.Store, ref cid.Cid, size uint
 
 // openBody opens the body of the large message whose payload file is ref,
 // at most limit bytes, and reads its head.
-func openBody(ctx context.Context, g cas.Getter, ref cid.Cid, limit uint64) (io.Reader, mvds.Message, uint64, error) {
+// Closing the reader ends the payload's background fetches.
+func openBody(ctx context.Context, g cas.Getter, ref cid.Cid, limit uint64) (io.ReadCloser, mvds.Message, uint64, error) {
 	r, size, err := cas.OpenPayload(ctx, g, ref, limit)
 	if err != nil {
 		return nil, mvds.Message{}, 0, err
@@ -54,9 +56,13 @@ func openBody(ctx context.Context, g cas.Getter, ref cid.Cid, limit uint64) (io.
 	br := bufio.NewReaderSize(r, 64<<10)
 	m, n, err := mvds.ReadWireHead(br, size)
 	if err != nil {
+		r.Close()
 		return nil, mvds.Message{}, 0, err
 	}
-	return br, m, n, nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, r}, m, n, nil
 }
 
 // spool reads the payload of a large message, size bytes from r, writes
@@ -67,7 +73,7 @@ func spool(r io.Reader, size uint64, id mvds.MessageID, dir string) (mvds.Messag
 	br := bufio.NewReaderSize(r, 64<<10)
 	m, n, err := mvds.ReadWireHead(br, size)
 	if err != nil {
-		return mvds.Message{}, 0, "", err
+		return mvds.Message{}, 0, "", fmt.Errorf("%w: %w", ErrInvalidLog, err)
 	}
 	f, err := os.CreateTemp(dir, ".rlog-body-*")
 	if err != nil {
@@ -79,7 +85,7 @@ func spool(r io.Reader, size uint64, id mvds.MessageID, dir string) (mvds.Messag
 		err = cerr
 	}
 	if err == nil && mvds.MessageID(h.Sum(nil)) != id {
-		err = fmt.Errorf("id %s does not match its payload", id)
+		err = fmt.Errorf("%w: id %s does not match its payload", ErrInvalidLog, id)
 	}
 	if err != nil {
 		os.Remove(f.Name())

@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 
 	"rlog/cas"
 	"rlog/mvds"
@@ -271,6 +273,7 @@ func TestLargeMessageRecovered(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		defer r.Close()
 		got, err = io.ReadAll(r)
 		return err
 	})
@@ -301,5 +304,47 @@ func TestNothingNewFetchesNoPayload(t *testing.T) {
 	}
 	if st.Payloads != 0 || st.BytesFetched > 64<<10 {
 		t.Fatalf("nothing new, yet %d payloads and %d bytes fetched", st.Payloads, st.BytesFetched)
+	}
+}
+
+// lateGetter fails the test for a Get that comes after the read returned.
+type lateGetter struct {
+	remotelog.Source
+	t    *testing.T
+	done atomic.Bool
+}
+
+func (l *lateGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if l.done.Load() {
+		l.t.Errorf("get %s after the catch-up returned", c)
+	}
+	return l.Source.Get(ctx, c)
+}
+
+// A large payload with a block missing in its middle fails the read, and
+// nothing goes on fetching the rest of it once CatchUp has returned.
+func TestBrokenLargePayloadLeavesNoFetchBehind(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, small(t))
+	b := bodyOf(5, 8<<20)
+	a, err := w.w.Append(ctx, group, [][]byte{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t)
+	m := mvds.Message{GroupID: group, Timestamp: a[0].Timestamp, Body: b}
+	_, blks, err := cas.PayloadBlocks(m.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store.Delete(ctx, blks[2].Cid()) // the third leaf
+	src := &lateGetter{Source: w, t: t}
+	_, _, err = remotelog.CatchUp(ctx, src, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now, SpoolDir: t.TempDir()}, func(remotelog.Message) error {
+		t.Error("a message was delivered")
+		return nil
+	})
+	src.done.Store(true)
+	if !errors.Is(err, cas.ErrNotFound) {
+		t.Fatalf("err %v, want a missing block", err)
 	}
 }

@@ -551,6 +551,7 @@ func (r *catchUp) readPointer(ctx context.Context, it *pending) error {
 	if err != nil {
 		return fail(err)
 	}
+	defer rd.Close() // ends its background fetches before the catch-up goes on
 	if size <= LargeMessage {
 		if it.wire, err = io.ReadAll(rd); err != nil {
 			return fail(err)
@@ -559,7 +560,7 @@ func (r *catchUp) readPointer(ctx context.Context, it *pending) error {
 	}
 	m, n, path, err := spool(rd, size, it.msg.ID, r.opts.SpoolDir)
 	if err != nil {
-		return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
+		return fmt.Errorf("message %d on page %d: %w", it.msg.Seq, it.page, err)
 	}
 	it.msg.Message, it.msg.Ref, it.msg.BodySize, it.msg.BodyFile = m, it.ref, n, path
 	it.size = int64(size)

@@ -371,13 +371,15 @@ func (w *Writer) largeHead(ctx context.Context, e journal.Entry) (mvds.Message, 
 	if err != nil {
 		return mvds.Message{}, 0, err
 	}
+	defer r.Close()
 	return mvds.ReadWireHead(bufio.NewReaderSize(r, 4096), size)
 }
 
-// OpenBody streams the body of local message m, as Scan gave it.
-func (w *Writer) OpenBody(ctx context.Context, m Message) (io.Reader, error) {
+// OpenBody streams the body of local message m, as Scan gave it; the
+// caller closes it.
+func (w *Writer) OpenBody(ctx context.Context, m Message) (io.ReadCloser, error) {
 	if !m.Ref.Defined() {
-		return bytes.NewReader(m.Body), nil
+		return io.NopCloser(bytes.NewReader(m.Body)), nil
 	}
 	r, _, _, err := openBody(ctx, cas.Verify(w.cfg.Local), m.Ref, m.BodySize+maxWireHead)
 	return r, err

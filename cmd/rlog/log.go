@@ -31,7 +31,7 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
 				if w.Len() <= since {
 					return nil
 				}
-				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.Reader, error) {
+				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.ReadCloser, error) {
 					return w.OpenBody(cmd.Context(), m)
 				}}
 				return w.Scan(since+1, w.Len(), out.print)

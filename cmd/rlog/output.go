@@ -40,7 +40,7 @@ type printer struct {
 	// open streams the body of a large message that comes without a file
 	// (the local log's). Without outDir, such a message is listed with its
 	// size, not its body: nothing is lost, the body stays where it is.
-	open func(m remotelog.Message) (io.Reader, error)
+	open func(m remotelog.Message) (io.ReadCloser, error)
 }
 
 const outHelp = "save each message's body to a file in this directory (SEQ-ID) and print its path instead of the body; needed for large messages"
@@ -116,6 +116,7 @@ func (p *printer) save(m remotelog.Message) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		defer r.Close()
 		f, err := os.CreateTemp(p.outDir, ".rlog-body-*")
 		if err != nil {
 			return "", err
