@@ -267,7 +267,7 @@ type fileGetter struct {
 	g      Getter
 	wg     sync.WaitGroup // GetMany's fetches
 	mu     sync.Mutex
-	closed bool // the reader is closed: no more fetches
+	closed bool               // the reader is closed: no more fetches
 	budget uint64             // blocks it may still fetch
 	size   uint64             // the file's, as its root says
 	max    uint64             // blocks it may fetch in all
