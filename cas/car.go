@@ -86,6 +86,9 @@ func (f *CARFile) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		if ipld.IsNotFound(err) {
 			return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, ErrNotFound)
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("cas: car %s: get %s: %w (%w)", f.path, c, ErrTruncated, err)
+		}
 		return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, err)
 	}
 	return b.RawData(), nil

@@ -15,4 +15,7 @@ var (
 	// as the format lays files out: more blocks than its size takes, sizes
 	// that do not add up, nodes that are not file nodes.
 	ErrMalformedFile = errors.New("malformed payload file")
+	// ErrTruncated is returned for a file (a CAR) that ends in the middle
+	// of a block: cut short, damaged or still being written.
+	ErrTruncated = errors.New("file is cut short")
 )

@@ -30,6 +30,7 @@ var findingKinds = []struct {
 }{
 	{cas.ErrHashMismatch, "hash-mismatch"},
 	{cas.ErrNotFound, "missing-block"},
+	{cas.ErrTruncated, "truncated-file"},
 	{ErrNoLog, "no-record"},
 	{namesys.ErrInvalid, "invalid-record"},
 	{ErrRollback, "rollback"},

@@ -61,7 +61,7 @@ func exitCode(err error) int {
 		errors.Is(err, remotelog.ErrBehind), errors.Is(err, remotelog.ErrDiverged):
 		return exitConflict
 	case errors.Is(err, remotelog.ErrInvalidLog), errors.Is(err, namesys.ErrInvalid),
-		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, pager.ErrMalformed),
+		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, cas.ErrTruncated), errors.Is(err, pager.ErrMalformed),
 		errors.Is(err, pager.ErrVersion), errors.Is(err, pager.ErrTooLarge):
 		return exitInvalid
 	case errors.Is(err, remotelog.ErrNoRepo), errors.Is(err, remotelog.ErrNoLog),
