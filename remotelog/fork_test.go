@@ -75,6 +75,7 @@ func twoDevices(t *testing.T) (a, b *device, ha, hb cid.Cid) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Lifetime = remotelog.Duration(testLifetime)
 	if _, err := remotelog.Init(dirA, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,11 @@ type world struct {
 	cfg   remotelog.WriterConfig
 }
 
+// testLifetime is the lifetime of records signed at the tests' fixed times:
+// boxo checks a record's end of life against the wall clock too, so a
+// record of 2026 must outlive the years the tests will run in.
+const testLifetime = 100 * 365 * 24 * time.Hour
+
 // clock is an injected clock that advances one second per call.
 type clock struct{ t time.Time }
 
@@ -45,7 +50,7 @@ func newWorld(t testing.TB, pol pager.Policy) *world {
 	wd := &world{store: cas.NewMemory(), names: namesys.NewMemory(), clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	wd.cfg = remotelog.WriterConfig{
 		Dir: t.TempDir(), Key: sk, Store: wd.store, Publisher: wd.names, Resolver: wd.names,
-		Policy: pol, Lifetime: remotelog.DefaultLifetime, TTL: time.Minute, Now: wd.clock.Now,
+		Policy: pol, Lifetime: testLifetime, TTL: time.Minute, Now: wd.clock.Now,
 	}
 	if wd.w, err = remotelog.OpenWriter(wd.cfg); err != nil {
 		t.Fatal(err)

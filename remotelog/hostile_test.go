@@ -279,7 +279,7 @@ func (h *hostileLog) page(pg *pager.Page) cid.Cid {
 
 // sign points the log's name at head.
 func (h *hostileLog) sign(head cid.Cid) {
-	raw, err := namesys.NewRecord(h.key, head, 1, hostileNow().Add(365*24*time.Hour), time.Minute)
+	raw, err := namesys.NewRecord(h.key, head, 1, hostileNow().Add(testLifetime), time.Minute)
 	if err != nil {
 		h.t.Fatal(err)
 	}
