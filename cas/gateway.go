@@ -41,8 +41,9 @@ func (g *Gateway) do(ctx context.Context, method string, c cid.Cid) (*http.Respo
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
+		timedOut := ctx.Err() == context.DeadlineExceeded
 		cancel()
-		if ctx.Err() != nil {
+		if timedOut {
 			return nil, fmt.Errorf("cas: gateway %s: %s %s: %w: no answer within %s", g.base(), method, c, ErrNotFound, timeout)
 		}
 		return nil, fmt.Errorf("cas: gateway %s: %s %s: %w", g.base(), method, c, err)
