@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv(readChildEnv); dir != "" {
+		readChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -2,9 +2,13 @@ package remotelog_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"rlog/remotelog"
@@ -131,5 +135,86 @@ func TestWriterRefusesAWrongNameFile(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "name"), b, 0o644)
 	if _, err := remotelog.Open(dir); err == nil || !strings.Contains(err.Error(), "the key's name is") {
 		t.Fatalf("open with another log's name file: %v", err)
+	}
+}
+
+const readChildEnv = "RLOG_READ_CHILD"
+
+// readChild reads the log in the repo folder dir and prints how many
+// messages it holds.
+func readChild(dir string) {
+	r, err := remotelog.OpenReadOnly(dir)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	n := 0
+	_, _, err = remotelog.CatchUp(context.Background(), r, r.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error {
+		n++
+		return nil
+	})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("read", n)
+}
+
+// Another user reads a repo folder, whose key it may not read. This needs
+// root, to run the reader as another user.
+func TestAnotherUserReadsARepoFolder(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run a reader as another user")
+	}
+	// Where the other user may enter: the repo and a copy of this test
+	// binary, to run as the reader.
+	top, err := os.MkdirTemp("", "rlog-folder-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	os.Chmod(top, 0o755)
+	dir := filepath.Join(top, "w")
+	cfg, _ := remotelog.DefaultConfig("paged")
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := w.Append(ctx, repo.DefaultGroup(), [][]byte{body(1), body(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	repo.Close()
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	bin := filepath.Join(top, "reader")
+	out, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, self); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), readChildEnv+"="+dir, "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	got, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(got)) != "read 2" {
+		t.Fatalf("another user reading the folder: %s (%v)", got, err)
 	}
 }
