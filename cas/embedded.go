@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/ipfs/boxo/blockstore"
+	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	ipld "github.com/ipfs/go-ipld-format"
+	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
@@ -22,11 +24,21 @@ type Embedded struct {
 	ds       *leveldb.Datastore
 	bs       blockstore.Blockstore
 	readOnly bool
+	view     *readView // read-only: no lock, see readView
 }
 
 // OpenEmbedded opens (creating when writable) the store in dir. A read-only
-// store refuses Put and Delete and never writes to dir.
+// store refuses Put and Delete and never writes to dir; it takes no lock,
+// so any number of readers and one writer use dir at once, and it sees
+// what the writer wrote (see readView).
 func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
+	if readOnly {
+		v, err := openReadView(dir)
+		if err != nil {
+			return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
+		}
+		return &Embedded{dir: dir, readOnly: true, view: v}, nil
+	}
 	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
 		NoSync:         true, // durability comes from the writer's own journal
 		ReadOnly:       readOnly,
@@ -40,6 +52,13 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 }
 
 func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if e.view != nil {
+		b, err := e.viewGet(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, err)
+		}
+		return b, nil
+	}
 	b, err := e.bs.Get(ctx, c)
 	if err != nil {
 		if ipld.IsNotFound(err) {
@@ -51,6 +70,16 @@ func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if e.view != nil {
+		_, err := e.viewGet(ctx, c)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("cas: store %s: has %s: %w", e.dir, c, err)
+		}
+		return true, nil
+	}
 	ok, err := e.bs.Has(ctx, c)
 	if err != nil {
 		return false, fmt.Errorf("cas: store %s: has %s: %w", e.dir, c, err)
@@ -91,13 +120,33 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	return nil
 }
 
+// viewGet reads c from a read-only store, under the key the blockstore
+// writes it at.
+func (e *Embedded) viewGet(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if !c.Defined() {
+		return nil, ErrNotFound
+	}
+	b, err := e.view.get(ctx, dshelp.MultihashToDsKey(c.Hash()).Bytes())
+	if errors.Is(err, goleveldb.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return b, err
+}
+
 // Close releases the store.
 func (e *Embedded) Close() error {
+	if e.view != nil {
+		if err := e.view.close(); err != nil {
+			return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
+		}
+		return nil
+	}
 	if err := e.ds.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
 	}
 	return nil
 }
 
-// Blockstore is the boxo blockstore under the store, for serving it.
+// Blockstore is the boxo blockstore under the store, for serving it; nil
+// for a read-only store.
 func (e *Embedded) Blockstore() blockstore.Blockstore { return e.bs }

@@ -7,15 +7,105 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // ControlSocket is where the process that owns a repo (rlog serve) listens
-// for other rlog processes.
-func ControlSocket(dir string) string { return filepath.Join(dir, "rlog.sock") }
+// for other rlog processes: in run/, a directory of the repo that only its
+// owner may enter.
+func ControlSocket(dir string) string { return filepath.Join(dir, "run", "rlog.sock") }
+
+// ListenControl listens on the control socket of the repo in dir; the
+// caller holds the repo lock. Whatever the umask, the socket is 0600 in a
+// 0700 directory of this process's user: another user can neither reach
+// it nor, were it reachable, be served (the server checks each peer, see
+// ControlServer).
+func ListenControl(dir string) (net.Listener, error) {
+	sock := ControlSocket(dir)
+	run := filepath.Dir(sock)
+	if err := os.Mkdir(run, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("remotelog: control socket: %w", err)
+	}
+	st, err := os.Lstat(run)
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: control socket: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("remotelog: control socket: %s is not a directory", run)
+	}
+	if uid, ok := fileOwner(st); ok && uid != os.Getuid() {
+		return nil, fmt.Errorf("remotelog: control socket: %s belongs to uid %d, not to this user (uid %d)", run, uid, os.Getuid())
+	}
+	// Mkdir applied the umask, and an old run/ may have any mode.
+	if err := os.Chmod(run, 0o700); err != nil {
+		return nil, fmt.Errorf("remotelog: control socket: %w", err)
+	}
+	os.Remove(sock) // one left by a process that died: the caller holds the lock
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: control socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("remotelog: control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// ControlServer serves s.Control on the control socket. It reads each
+// connecting process's credentials from the socket (SO_PEERCRED), and
+// Control answers only processes of this process's user.
+func (s *Server) ControlServer() *http.Server {
+	return &http.Server{Handler: s.Control(), ConnContext: controlConnContext, ReadHeaderTimeout: 10 * time.Second}
+}
+
+type peerKey struct{}
+
+// peer is who is at the other end of a control connection.
+type peer struct {
+	uid int
+	err error // why the credentials could not be read
+}
+
+// controlConnContext records the peer's credentials in the context of the
+// requests on c.
+func controlConnContext(ctx context.Context, c net.Conn) context.Context {
+	uid, err := peerUID(c)
+	return context.WithValue(ctx, peerKey{}, peer{uid: uid, err: err})
+}
+
+// allowedPeer says whether a process of user uid may append and publish
+// through this process: only its own user may, as only it may write the
+// repo.
+func allowedPeer(uid int) bool { return uid == os.Getuid() }
+
+// checkPeer refuses requests from another user, and requests whose
+// credentials are unknown.
+func checkPeer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		p, ok := r.Context().Value(peerKey{}).(peer)
+		var why string
+		switch {
+		case !ok:
+			why = "remotelog: control socket: the caller's credentials are unknown (serve Control with ControlServer)"
+		case p.err != nil:
+			why = fmt.Sprintf("remotelog: control socket: the caller's credentials: %v", p.err)
+		case !allowedPeer(p.uid):
+			why = fmt.Sprintf("remotelog: control socket: uid %d may not use the repo of uid %d", p.uid, os.Getuid())
+		default:
+			h.ServeHTTP(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(rw).Encode(map[string]string{"error": why})
+	})
+}
 
 // ControlClient appends and publishes through the process that owns a repo.
 type ControlClient struct {

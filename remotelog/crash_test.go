@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 		keepChild(dir)
 		return
 	}
+	if dir := os.Getenv(readChildEnv); dir != "" {
+		readChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -28,6 +28,7 @@ import (
 //
 //	config.json  Config
 //	key          Ed25519 private key (libp2p protobuf), mode 0600
+//	name         the log's name (k51...), public: readers need nothing else
 //	blocks/      the embedded block store (LevelDB)
 //	log/         the journal of appended messages
 //	pages        index of sealed pages
@@ -112,6 +113,9 @@ func Init(dir string, cfg Config) (ipns.Name, error) {
 	if err := atomicfile.Write(filepath.Join(dir, "key"), keyBytes, 0o600); err != nil {
 		return ipns.Name{}, fmt.Errorf("remotelog: init: write key: %w", err)
 	}
+	if err := writeName(dir, name); err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: init: %w", err)
+	}
 	cb, _ := json.MarshalIndent(cfg, "", "  ")
 	// config.json last: its presence marks a complete repo.
 	if err := atomicfile.Write(filepath.Join(dir, "config.json"), append(cb, '\n'), 0o644); err != nil {
@@ -145,21 +149,63 @@ func (c Config) DefaultGroup() []byte {
 	return g
 }
 
-// ReadName reads the name of the repo in dir from its key alone, without
-// opening (or waiting for) its store.
+// ReadName reads the name of the repo in dir from its public name file
+// (from its key in a repo made before there was one), without opening (or
+// waiting for) its store.
 func ReadName(dir string) (ipns.Name, error) {
 	if _, err := LoadConfig(dir); err != nil {
 		return ipns.Name{}, err
 	}
+	name, err := readName(dir)
+	if err != nil {
+		return ipns.Name{}, fmt.Errorf("remotelog: open %s: %w", dir, err)
+	}
+	return name, nil
+}
+
+// nameFile holds a repo's name, readable by anyone who may read the repo:
+// a reader of the folder (another user, a copy synced without the key)
+// needs the name, never the private key.
+const nameFile = "name"
+
+func writeName(dir string, name ipns.Name) error {
+	if err := atomicfile.Write(filepath.Join(dir, nameFile), []byte(name.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", nameFile, err)
+	}
+	return nil
+}
+
+// readName reads the name file; in a repo made before there was one, it
+// derives the name from the key, and says what is missing when it cannot.
+func readName(dir string) (ipns.Name, error) {
+	b, err := os.ReadFile(filepath.Join(dir, nameFile))
+	if err == nil {
+		name, err := ipns.NameFromString(strings.TrimSpace(string(b)))
+		if err != nil {
+			return ipns.Name{}, fmt.Errorf("%s: %w", nameFile, err)
+		}
+		return name, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return ipns.Name{}, fmt.Errorf("read %s: %w", nameFile, err)
+	}
+	sk, kerr := readKey(dir)
+	if kerr != nil {
+		return ipns.Name{}, fmt.Errorf("no %s file (a repo made by an older rlog: any command its writer runs in it writes one) and %w", nameFile, kerr)
+	}
+	return namesys.NameOf(sk.GetPublic())
+}
+
+func readKey(dir string) (crypto.PrivKey, error) {
 	kb, err := os.ReadFile(filepath.Join(dir, "key"))
 	if err != nil {
-		return ipns.Name{}, fmt.Errorf("remotelog: read key: %w", err)
+		return nil, fmt.Errorf("read key: %w", err)
 	}
 	sk, err := crypto.UnmarshalPrivateKey(kb)
 	if err != nil {
-		return ipns.Name{}, fmt.Errorf("remotelog: key: %w", err)
+		return nil, fmt.Errorf("key: %w", err)
 	}
-	return namesys.NameOf(sk.GetPublic())
+	return sk, nil
 }
 
 // ErrNoRepo: the directory holds no repo.
@@ -212,19 +258,26 @@ func open(ctx context.Context, dir string, readOnly bool, opts OpenOptions) (*Re
 		return nil, err
 	}
 	r := &Repo{Dir: dir, Config: cfg, readOnly: readOnly}
-	kb, err := os.ReadFile(filepath.Join(dir, "key"))
-	if err != nil {
-		return nil, fmt.Errorf("remotelog: open %s: read key: %w", dir, err)
-	}
-	if r.key, err = crypto.UnmarshalPrivateKey(kb); err != nil {
-		return nil, fmt.Errorf("remotelog: open %s: key: %w", dir, err)
-	}
-	if r.name, err = namesys.NameOf(r.key.GetPublic()); err != nil {
-		return nil, err
-	}
-	if !readOnly {
+	if readOnly {
+		// A reader reads public files only: no key.
+		if r.name, err = readName(dir); err != nil {
+			return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
+		}
+	} else {
 		if r.lock, err = lockDir(ctx, dir, opts); err != nil {
 			return nil, err
+		}
+		if r.key, err = readKey(dir); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
+		}
+		if r.name, err = namesys.NameOf(r.key.GetPublic()); err != nil {
+			r.Close()
+			return nil, err
+		}
+		if err := r.checkName(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("remotelog: open %s: %w", dir, err)
 		}
 	}
 	blocksDir := filepath.Join(dir, "blocks")
@@ -238,8 +291,24 @@ func open(ctx context.Context, dir string, readOnly bool, opts OpenOptions) (*Re
 	return r, nil
 }
 
+// checkName makes sure the public name file says the key's name: a repo
+// made before there was one gets it now.
+func (r *Repo) checkName() error {
+	b, err := os.ReadFile(filepath.Join(r.Dir, nameFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return writeName(r.Dir, r.name)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", nameFile, err)
+	}
+	if got := strings.TrimSpace(string(b)); got != r.name.String() {
+		return fmt.Errorf("%s says %s but the key's name is %s", nameFile, got, r.name)
+	}
+	return nil
+}
+
 // Key is the repo's private key: it signs the log's records and is the
-// node's libp2p identity in MVDS sync.
+// node's libp2p identity in MVDS sync; nil in a repo opened read-only.
 func (r *Repo) Key() crypto.PrivKey { return r.key }
 
 // Name is the IPNS name of the repo's own log.

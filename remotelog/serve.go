@@ -183,8 +183,12 @@ func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 // Control is the local handler other rlog processes use while this one
 // owns the repo: POST /append with {"group": base64, "bodies": [base64]}
 // or {"group": base64, "file": "/abs/path"}, POST
-// /publish. Both answer JSON.
-func (s *Server) Control() http.Handler {
+// /publish. Both answer JSON. It answers only processes of this process's
+// user, as ControlServer finds them: served otherwise, it refuses every
+// request.
+func (s *Server) Control() http.Handler { return checkPeer(s.control()) }
+
+func (s *Server) control() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /append", func(rw http.ResponseWriter, r *http.Request) {
 		var req AppendRequest

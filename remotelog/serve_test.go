@@ -187,14 +187,12 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 
 func TestControlAppendsThroughTheOwner(t *testing.T) {
 	repo, _, srv, _ := servedRepo(t)
-	sock := remotelog.ControlSocket(repo.Dir)
-	hs := httptest.NewUnstartedServer(srv.Control())
-	ln, err := net.Listen("unix", sock)
+	ln, err := remotelog.ListenControl(repo.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.Listener = ln
-	hs.Start()
+	hs := srv.ControlServer()
+	go hs.Serve(ln)
 	defer hs.Close()
 	owner, err := remotelog.DialControl(repo.Dir)
 	if err != nil {

@@ -58,19 +58,17 @@ go through it (over a socket in the repo), and their publishes reach followers a
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
-			sock := remotelog.ControlSocket(repo.Dir)
-			os.Remove(sock) // a stale socket: we hold the repo lock
-			cl, err := net.Listen("unix", sock)
+			cl, err := remotelog.ListenControl(repo.Dir)
 			if err != nil {
 				ln.Close()
-				return fmt.Errorf("control socket: %w", err)
+				return err
 			}
-			defer os.Remove(sock)
+			defer os.Remove(remotelog.ControlSocket(repo.Dir))
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			public := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 			public.RegisterOnShutdown(srv.CloseStreams) // followers: at once
-			control := &http.Server{Handler: srv.Control()}
+			control := srv.ControlServer()
 			errc := make(chan error, 2)
 			go func() { errc <- public.Serve(ln) }()
 			go func() { errc <- control.Serve(cl) }()

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -198,14 +196,12 @@ owed to each.`,
 				})
 				return st
 			}
-			sock := remotelog.ControlSocket(repo.Dir)
-			os.Remove(sock)
-			cl, err := net.Listen("unix", sock)
+			cl, err := remotelog.ListenControl(repo.Dir)
 			if err != nil {
-				return fmt.Errorf("control socket: %w", err)
+				return err
 			}
-			defer os.Remove(sock)
-			control := &http.Server{Handler: srv.Control()}
+			defer os.Remove(remotelog.ControlSocket(repo.Dir))
+			control := srv.ControlServer()
 			go control.Serve(cl)
 			defer control.Close()
 			for _, addr := range host.Addrs() {
