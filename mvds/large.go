@@ -45,7 +45,8 @@ func WireHead(m Message, bodyLen uint64) []byte {
 }
 
 // ReadWireHead reads the wire payload of a streamed message from r, size
-// bytes in all, up to its body, which must be its last field. It returns
+// bytes in all, up to its body, which must be its last field; its other
+// fields must be known, of their types, once each. It returns
 // the message without its body and the body's length: the body is the
 // rest of r. Errors wrap ErrMalformed.
 func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
@@ -67,9 +68,11 @@ func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
 			return Message{}, 0, err
 		}
 		n, t := protowire.Number(tag>>3), protowire.Type(tag&7)
-		i, err := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
-		if err != nil {
-			return Message{}, 0, err
+		// A streamed message is plain: its known fields once each, of
+		// their types, in one numbering.
+		i, ok := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
+		if !ok {
+			return Message{}, 0, fmt.Errorf("%w: a streamed message has field %d", ErrMalformed, n)
 		}
 		if have[i] {
 			return Message{}, 0, fmt.Errorf("%w: field %d appears twice", ErrMalformed, n)
@@ -79,8 +82,8 @@ func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
 		if i == 1 {
 			want = protowire.VarintType
 		}
-		if err := wantType(n, t, want); err != nil {
-			return Message{}, 0, err
+		if t != want {
+			return Message{}, 0, fmt.Errorf("%w: field %d has wire type %d, want %d", ErrMalformed, n, t, want)
 		}
 		x, err := varint()
 		if err != nil {

@@ -1,7 +1,6 @@
 package mvds
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -213,6 +212,17 @@ func (n *Node) SendMode(m Message, mode Mode) MessageID {
 	return id
 }
 
+// validIDs is ids without those that are not 32 bytes long.
+func validIDs(ids [][]byte) [][]byte {
+	var out [][]byte
+	for _, id := range ids {
+		if len(id) == 32 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Have tells the node about a message that reached the application another
 // way (the remote log): it is not delivered again, it is acknowledged when
 // a peer offers or sends it, and the node shares it like its own.
@@ -220,16 +230,11 @@ func (n *Node) Have(m Message) {
 	n.SendMode(m, n.cfg.Mode)
 }
 
-// Step handles a payload received from peer. Ids of other lengths than 32
-// are malformed and ignored as a whole; nothing changes then.
+// Step handles a payload received from peer. An id of another length than
+// 32 is dropped alone, as the reference implementations drop it: the rest
+// of the payload, its messages included, is taken.
 func (n *Node) Step(from PeerID, p Payload) error {
-	for _, list := range [][][]byte{p.Acks, p.Offers, p.Requests} {
-		for _, id := range list {
-			if len(id) != 32 {
-				return fmt.Errorf("mvds: payload from %s: %w: id of %d bytes", from, ErrMalformed, len(id))
-			}
-		}
-	}
+	p.Acks, p.Offers, p.Requests = validIDs(p.Acks), validIDs(p.Offers), validIDs(p.Requests)
 	for _, raw := range p.Acks {
 		id := MessageID(raw)
 		delete(n.recs, recKey{from, id, RecordMessage})

@@ -2,7 +2,6 @@ package mvds_test
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"rlog/mvds"
@@ -121,16 +120,27 @@ func TestHaveFromRemoteLog(t *testing.T) {
 	}
 }
 
-func TestMalformedPayloadChangesNothing(t *testing.T) {
+// An id of the wrong length is dropped alone: the rest of the payload, its
+// ACKs and messages, is taken, as the reference implementations take it.
+func TestBadIDIsDroppedAlone(t *testing.T) {
 	a, _ := pair(mvds.Batch)
-	a.Send(msgN(4))
-	before := a.Records()
-	err := a.Step("b", mvds.Payload{Acks: [][]byte{make([]byte, 32), {1, 2, 3}}})
-	if !errors.Is(err, mvds.ErrMalformed) {
-		t.Fatalf("got %v", err)
+	sent := msgN(4)
+	a.Send(sent)
+	a.Tick()
+	a.Ready()
+	if len(a.Records()) == 0 {
+		t.Fatal("no record for a sent message")
 	}
-	if after := a.Records(); len(after) != len(before) {
-		t.Fatal("a malformed payload changed the records")
+	id := sent.ID()
+	got := msgN(5)
+	if err := a.Step("b", mvds.Payload{Acks: [][]byte{{1, 2, 3}, id[:]}, Offers: [][]byte{{9}}, Messages: []mvds.Message{got}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.Records(); len(r) != 0 {
+		t.Fatalf("the good ACK was not taken: %+v", r)
+	}
+	if d := a.Ready().Deliver; len(d) != 1 || d[0].ID() != got.ID() {
+		t.Fatalf("the message was not delivered: %+v", d)
 	}
 }
 

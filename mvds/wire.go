@@ -105,9 +105,12 @@ func (md *Metadata) appendWire(b []byte) []byte {
 }
 
 // UnmarshalMessage decodes a wire-encoded Message in either numbering and
-// reports which one it used. It rejects unknown fields, repeated scalar
-// fields, wrong wire types, truncated input and a mix of numberings; every
-// error wraps ErrMalformed. The returned message does not alias b.
+// reports which one it used (the one of its first known field). It reads
+// as protobuf readers do, as both reference implementations do: unknown
+// fields, fields of the other numbering and fields of a wrong wire type are
+// skipped, and of a field that comes twice the last value wins. It refuses
+// input that is not protobuf (a bad tag, a truncated field); every error
+// wraps ErrMalformed. The returned message does not alias b.
 func UnmarshalMessage(b []byte) (Message, Numbering, error) {
 	if len(b) > MaxWireSize {
 		return Message{}, 0, fmt.Errorf("%w: message is %d bytes, limit %d", ErrMalformed, len(b), MaxWireSize)
@@ -125,25 +128,29 @@ type decoder struct {
 
 func (d *decoder) numbering() Numbering { return d.num }
 
-// pick finds n in the per-numbering table; it returns -1 when n is neither.
-func (d *decoder) pick(n protowire.Number, tables ...[2]protowire.Number) (int, error) {
+// pick finds n in the per-numbering tables and returns its index there, or
+// false for a field to skip: one it does not know, or one of the other
+// numbering than the payload's first known field (a reader of that
+// numbering would not know it either).
+func (d *decoder) pick(n protowire.Number, tables ...[2]protowire.Number) (int, bool) {
 	for i, t := range tables {
 		for num := range 2 {
 			if t[num] != n {
 				continue
 			}
 			if d.seen && d.num != Numbering(num) {
-				return -1, fmt.Errorf("%w: field %d uses the %s numbering but the payload started with the %s one", ErrMalformed, n, Numbering(num), d.num)
+				return -1, false
 			}
 			d.seen, d.num = true, Numbering(num)
-			return i, nil
+			return i, true
 		}
 	}
-	return -1, fmt.Errorf("%w: unknown field %d", ErrMalformed, n)
+	return -1, false
 }
 
-// fields walks b, calling f for each field with its raw value (bytes for
-// length-delimited fields, the varint for varint fields).
+// fields walks b, calling f for each varint and length-delimited field
+// with its raw value (bytes, or the varint); fields of other wire types are
+// skipped, as no field rlog reads has one.
 func fields(b []byte, f func(n protowire.Number, t protowire.Type, v []byte, x uint64) error) error {
 	for len(b) > 0 {
 		n, t, l := protowire.ConsumeTag(b)
@@ -159,12 +166,15 @@ func fields(b []byte, f func(n protowire.Number, t protowire.Type, v []byte, x u
 		case protowire.VarintType:
 			x, l = protowire.ConsumeVarint(b)
 		default:
-			return fmt.Errorf("%w: field %d has unsupported wire type %d", ErrMalformed, n, t)
+			l = protowire.ConsumeFieldValue(n, t, b)
 		}
 		if l < 0 {
 			return fmt.Errorf("%w: field %d: %v", ErrMalformed, n, protowire.ParseError(l))
 		}
 		b = b[l:]
+		if t != protowire.BytesType && t != protowire.VarintType {
+			continue
+		}
 		if err := f(n, t, v, x); err != nil {
 			return err
 		}
@@ -172,38 +182,23 @@ func fields(b []byte, f func(n protowire.Number, t protowire.Type, v []byte, x u
 	return nil
 }
 
-func wantType(n protowire.Number, got, want protowire.Type) error {
-	if got != want {
-		return fmt.Errorf("%w: field %d has wire type %d, want %d", ErrMalformed, n, got, want)
-	}
-	return nil
-}
-
 func (d *decoder) message(b []byte) (Message, error) {
 	var m Message
-	var have [4]bool
 	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
-		i, err := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
-		if err != nil {
-			return err
-		}
-		if have[i] {
-			return fmt.Errorf("%w: field %d appears twice", ErrMalformed, n)
-		}
-		have[i] = true
+		i, ok := d.pick(n, msgGroup, msgTime, msgBody, msgMeta)
+		want := protowire.BytesType
 		if i == 1 {
-			if err := wantType(n, t, protowire.VarintType); err != nil {
-				return err
-			}
-			m.Timestamp = int64(x)
-			return nil
+			want = protowire.VarintType
 		}
-		if err := wantType(n, t, protowire.BytesType); err != nil {
-			return err
+		if !ok || t != want {
+			return nil // unknown, or of a type it cannot be: skipped
 		}
+		// A field that comes again replaces the earlier value.
 		switch i {
 		case 0:
 			m.GroupID = append([]byte(nil), v...)
+		case 1:
+			m.Timestamp = int64(x)
 		case 2:
 			m.Body = append([]byte(nil), v...)
 		case 3:
@@ -223,32 +218,19 @@ func (d *decoder) message(b []byte) (Message, error) {
 
 func unmarshalMetadata(b []byte) (Metadata, error) {
 	var md Metadata
-	seenEphemeral := false
 	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
-		switch n {
-		case metaParent:
-			if err := wantType(n, t, protowire.BytesType); err != nil {
-				return fmt.Errorf("metadata: %w", err)
-			}
+		switch {
+		case n == metaParent && t == protowire.BytesType:
 			md.Parents = append(md.Parents, append([]byte(nil), v...))
-		case metaEphem:
-			if err := wantType(n, t, protowire.VarintType); err != nil {
-				return fmt.Errorf("metadata: %w", err)
-			}
-			if seenEphemeral {
-				return fmt.Errorf("%w: metadata: field %d appears twice", ErrMalformed, n)
-			}
-			seenEphemeral = true
-			if x > 1 {
-				return fmt.Errorf("%w: metadata: ephemeral is %d, want 0 or 1", ErrMalformed, x)
-			}
-			md.Ephemeral = x == 1
-		default:
-			return fmt.Errorf("%w: metadata: unknown field %d", ErrMalformed, n)
+		case n == metaEphem && t == protowire.VarintType:
+			md.Ephemeral = x != 0 // a bool: any non-zero varint; the last one wins
 		}
-		return nil
+		return nil // anything else is skipped
 	})
-	return md, err
+	if err != nil {
+		return Metadata{}, fmt.Errorf("metadata: %w", err)
+	}
+	return md, nil
 }
 
 // Payload is what MVDS peers exchange: acknowledgements, offers and requests
@@ -294,12 +276,9 @@ func UnmarshalPayload(b []byte) (Payload, Numbering, error) {
 	var p Payload
 	d := decoder{}
 	err := fields(b, func(n protowire.Number, t protowire.Type, v []byte, _ uint64) error {
-		i, err := d.pick(n, payAcks, payOffers, payReqs, payMsgs)
-		if err != nil {
-			return err
-		}
-		if err := wantType(n, t, protowire.BytesType); err != nil {
-			return err
+		i, ok := d.pick(n, payAcks, payOffers, payReqs, payMsgs)
+		if !ok || t != protowire.BytesType {
+			return nil // unknown (status-im's group_offers 5005, say): skipped
 		}
 		switch i {
 		case 0:

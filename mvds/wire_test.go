@@ -89,22 +89,54 @@ func TestMessageRoundTripBothNumberings(t *testing.T) {
 func TestUnmarshalRejects(t *testing.T) {
 	good := vectorMessage(t).Marshal()
 	cases := map[string][]byte{
-		"truncated":        good[:len(good)-2],
-		"unknown field":    {0x28, 0x01}, // field 5, varint
-		"repeated scalar":  append(append([]byte{}, good...), 0x90, 0xf7, 0x02, 0x01),
-		"mixed numbering":  append(append([]byte{}, good...), 0x10, 0x01), // field 2 (compact timestamp)
-		"wrong wire type":  {0x95, 0xf7, 0x02, 0, 0, 0, 0},                // 6002 as fixed32
-		"bad ephemeral":    {0xa2, 0xf7, 0x02, 0x02, 0x10, 0x05},
-		"bad tag":          {0x80},
-		"group length lie": {0x8a, 0xf7, 0x02, 0x7f, 0x01},
+		"truncated":         good[:len(good)-2],
+		"bad tag":           {0x80},
+		"group length lie":  {0x8a, 0xf7, 0x02, 0x7f, 0x01},
+		"truncated fixed32": {0x95, 0xf7, 0x02, 0, 0},
 	}
 	for name, b := range cases {
 		if _, _, err := mvds.UnmarshalMessage(b); !errors.Is(err, mvds.ErrMalformed) {
 			t.Errorf("%s: got %v, want ErrMalformed", name, err)
 		}
 	}
-	if _, _, err := mvds.UnmarshalPayload(unhex(t, "cab80201aa0a01aa")); !errors.Is(err, mvds.ErrMalformed) {
-		t.Errorf("payload with mixed numbering: got %v", err)
+}
+
+// Decoding follows protobuf, as both reference implementations do: unknown
+// fields, the other numbering's fields and fields of a wrong wire type are
+// skipped, and the last value of a field that comes twice wins.
+func TestUnmarshalReadsAsProtobuf(t *testing.T) {
+	good := vectorMessage(t)
+	wire := good.Marshal()
+	with := func(extra ...byte) []byte { return append(append([]byte{}, wire...), extra...) }
+	for name, tc := range map[string]struct {
+		b    []byte
+		want func(m mvds.Message) bool
+	}{
+		"unknown field":         {with(0x28, 0x01), func(m mvds.Message) bool { return m.ID() == good.ID() }},
+		"unknown fixed64":       {with(0x29, 1, 2, 3, 4, 5, 6, 7, 8), func(m mvds.Message) bool { return m.ID() == good.ID() }},
+		"other numbering":       {with(0x10, 0x01), func(m mvds.Message) bool { return m.ID() == good.ID() }},
+		"wrong wire type":       {with(0x95, 0xf7, 0x02, 0, 0, 0, 0), func(m mvds.Message) bool { return m.ID() == good.ID() }},
+		"timestamp twice, last": {with(0x90, 0xf7, 0x02, 0x07), func(m mvds.Message) bool { return m.Timestamp == 7 }},
+		"ephemeral 2 is true":   {with(0xa2, 0xf7, 0x02, 0x02, 0x10, 0x02), func(m mvds.Message) bool { return m.Metadata != nil && m.Metadata.Ephemeral }},
+	} {
+		m, num, err := mvds.UnmarshalMessage(tc.b)
+		if err != nil || num != mvds.SpecNumbering || !tc.want(m) {
+			t.Errorf("%s: %+v %v %v", name, m, num, err)
+		}
+	}
+	// A payload with status-im's group_offers (5005) beside an ACK and a
+	// MESSAGE keeps both; a 1..4 payload with a stray 5001 is read as 1..4.
+	ack := bytes.Repeat([]byte{1}, 32)
+	p := mvds.Payload{Acks: [][]byte{ack}, Messages: []mvds.Message{good}}
+	spec := append(p.Marshal(), 0xea, 0xb8, 0x02, 0x01, 0xaa) // field 5005, 1 byte
+	got, num, err := mvds.UnmarshalPayload(spec)
+	if err != nil || num != mvds.SpecNumbering || len(got.Acks) != 1 || len(got.Messages) != 1 || got.Messages[0].ID() != good.ID() {
+		t.Errorf("spec payload with group_offers: %+v %v %v", got, num, err)
+	}
+	compact := append(p.MarshalNumbering(mvds.CompactNumbering), 0xca, 0xb8, 0x02, 0x01, 0xaa) // a stray 5001
+	got, num, err = mvds.UnmarshalPayload(compact)
+	if err != nil || num != mvds.CompactNumbering || len(got.Acks) != 1 || len(got.Messages) != 1 {
+		t.Errorf("compact payload with a stray 5001: %+v %v %v", got, num, err)
 	}
 }
 
