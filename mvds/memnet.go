@@ -26,8 +26,9 @@ type MemNet struct {
 	cfg      NetConfig
 	rng      *rand.Rand
 	inflight []packet
-	Payloads int // sent
-	Bytes    int // sent
+	nums     map[PeerID]*numberings // by the node that hears
+	Payloads int                    // sent
+	Bytes    int                    // sent
 	Lost     int
 }
 
@@ -43,9 +44,21 @@ func NewMemNet(cfg NetConfig) *MemNet {
 	return &MemNet{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d7664732d6e6574))}
 }
 
-// Send puts p from one node to another on the wire at epoch now.
+// numberings is what node me has heard its peers write in.
+func (m *MemNet) numberings(me PeerID) *numberings {
+	if m.nums == nil {
+		m.nums = map[PeerID]*numberings{}
+	}
+	if m.nums[me] == nil {
+		m.nums[me] = &numberings{}
+	}
+	return m.nums[me]
+}
+
+// Send puts p from one node to another on the wire at epoch now, in the
+// numbering the sender last heard the receiver use.
 func (m *MemNet) Send(now int64, from, to PeerID, p Payload) {
-	wire := p.Marshal()
+	wire := p.MarshalNumbering(m.numberings(from).of(to))
 	m.Payloads++
 	m.Bytes += len(wire)
 	copies := 1
@@ -82,10 +95,11 @@ func (m *MemNet) Deliver(now int64, deliver func(from, to PeerID, p Payload) err
 		slices.SortStableFunc(due, func(a, b packet) int { return int(a.at - b.at) })
 	}
 	for _, p := range due {
-		pl, _, err := UnmarshalPayload(p.wire)
+		pl, num, err := UnmarshalPayload(p.wire)
 		if err != nil {
 			return fmt.Errorf("mvds: memnet: %w", err)
 		}
+		m.numberings(p.to).heard(p.from, pl, num)
 		if err := deliver(p.from, p.to, pl); err != nil {
 			return err
 		}

@@ -40,6 +40,7 @@ type P2P struct {
 	streams  map[peer.ID]*bufio.Writer
 	raw      map[peer.ID]network.Stream
 	done     chan struct{}
+	nums     numberings
 }
 
 // NewP2P starts a libp2p host with key, listening on listen (multiaddrs).
@@ -101,10 +102,11 @@ func (t *P2P) handle(s network.Stream) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
-		p, _, err := UnmarshalPayload(buf)
+		p, num, err := UnmarshalPayload(buf)
 		if err != nil {
 			continue // a malformed payload changes nothing; the stream goes on
 		}
+		t.nums.heard(from, p, num)
 		select {
 		case t.incoming <- Packet{From: from, Payload: p}:
 		case <-t.done:
@@ -131,7 +133,7 @@ func (t *P2P) Send(ctx context.Context, to PeerID, p Payload) error {
 		w = bufio.NewWriter(s)
 		t.streams[pid], t.raw[pid] = w, s
 	}
-	wire := p.Marshal()
+	wire := p.MarshalNumbering(t.nums.of(to))
 	var hdr [binary.MaxVarintLen64]byte
 	_, err = w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(wire)))])
 	if err == nil {

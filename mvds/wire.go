@@ -2,6 +2,7 @@ package mvds
 
 import (
 	"fmt"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -22,6 +23,36 @@ func (n Numbering) String() string {
 		return "compact (1..4)"
 	}
 	return "spec (5001..)"
+}
+
+// numberings remembers the numbering each peer last wrote in, so that a
+// transport answers every peer in its own: a node of the vacp2p lineage
+// reads only 1..4, one of the status-im lineage only 5001... Until a peer
+// is heard from, it gets the specification's.
+type numberings struct {
+	mu sync.Mutex
+	m  map[PeerID]Numbering
+}
+
+// heard notes the numbering of a payload from peer; an empty payload says
+// nothing about it.
+func (n *numberings) heard(peer PeerID, p Payload, num Numbering) {
+	if len(p.Acks)+len(p.Offers)+len(p.Requests)+len(p.Messages) == 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[PeerID]Numbering{}
+	}
+	n.m[peer] = num
+}
+
+// of is the numbering to write to peer in.
+func (n *numberings) of(peer PeerID) Numbering {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.m[peer]
 }
 
 // MaxWireSize bounds every decoded payload. A remote-log payload larger than
