@@ -256,8 +256,8 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	for _, raw := range p.Requests {
 		id := MessageID(raw)
 		m, ok := n.store[id]
-		if !ok {
-			continue
+		if !ok || !n.peers[string(m.GroupID)][from] {
+			continue // unknown, or asked by a peer not in its group: both references refuse
 		}
 		delete(n.recs, recKey{from, id, RecordOffer})
 		k := recKey{from, id, RecordMessage}

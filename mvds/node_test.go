@@ -261,3 +261,24 @@ func TestRestartResumes(t *testing.T) {
 		t.Fatal("restarted receiver delivered a message again")
 	}
 }
+
+// A REQUEST from a peer that is not in the message's group is refused, as
+// both references refuse it ("peer is not in group"); a member's is
+// answered.
+func TestRequestFromNonMemberIsRefused(t *testing.T) {
+	a, _ := pair(mvds.Interactive)
+	m := msgN(3)
+	a.Send(m)
+	tick(a, "b") // the OFFER
+	id := m.ID()
+	step(t, a, "stranger", mvds.Payload{Requests: [][]byte{id[:]}})
+	a.Tick()
+	if p, ok := a.Ready().Payloads["stranger"]; ok && len(p.Messages) > 0 {
+		t.Fatalf("a sent the message to a peer outside the group: %+v", p)
+	}
+	a.Advance()
+	step(t, a, "b", mvds.Payload{Requests: [][]byte{id[:]}})
+	if p := tick(a, "b"); len(p.Messages) != 1 {
+		t.Fatalf("a member's request was not answered: %+v", p)
+	}
+}

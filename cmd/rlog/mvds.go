@@ -91,8 +91,10 @@ func parseGroup(groupHex, groupName string, dflt []byte) ([]byte, error) {
 		return nil, usagef("give --group or --group-name, not both")
 	case groupHex != "":
 		g, err := hex.DecodeString(groupHex)
-		if err != nil || len(g) == 0 {
-			return nil, usagef("--group %q is not a hex group id", groupHex)
+		if err != nil || len(g) != 32 {
+			// The references pad shorter ids for membership: rlog would
+			// not relay with them. A group id is 32 bytes.
+			return nil, usagef("--group %q is not a group id: 64 hex digits (32 bytes), or use --group-name TEXT", groupHex)
 		}
 		return g, nil
 	case groupName != "":
