@@ -51,13 +51,7 @@ func TestControlRefusesAnotherUsersProcess(t *testing.T) {
 		t.Skip("needs curl, as the other user's client")
 	}
 	repo, w, srv, _ := servedRepo(t)
-	ln, err := remotelog.ListenControl(repo.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.ControlServer()
-	go hs.Serve(ln)
-	defer hs.Close()
+	serveControl(t, repo, srv)
 
 	// The same server on a socket anyone may connect to.
 	open, err := os.MkdirTemp("", "rlog-control-")

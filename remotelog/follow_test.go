@@ -79,17 +79,7 @@ func TestFollowPolls(t *testing.T) {
 			}
 		}
 	}
-	wait := func(want time.Duration) {
-		t.Helper()
-		select {
-		case d := <-waits:
-			if d != want {
-				t.Fatalf("follower waits %s, want %s", d, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("follower did not wait")
-		}
-	}
+	wait := func(want time.Duration) { t.Helper(); expectWait(t, waits, want) }
 	expect(1, 5)
 	wait(time.Second)
 	w.appendN(t, 5, 3, 0)
@@ -247,17 +237,7 @@ func TestFollowReconnectsToPush(t *testing.T) {
 			t.Fatalf("%q did not arrive", body)
 		}
 	}
-	wait := func(want time.Duration) {
-		t.Helper()
-		select {
-		case d := <-waits:
-			if d != want {
-				t.Fatalf("follower waits %s, want %s", d, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("follower did not wait")
-		}
-	}
+	wait := func(want time.Duration) { t.Helper(); expectWait(t, waits, want) }
 	expect("first")
 	wait(time.Second)
 	for _, d := range []time.Duration{2, 4, 8, 16} { // nothing changes: the interval grows
@@ -294,5 +274,18 @@ func TestFollowReconnectsToPush(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("follow ended with %v", err)
+	}
+}
+
+// expectWait takes the follower's next wait from waits and checks it.
+func expectWait(t *testing.T, waits <-chan time.Duration, want time.Duration) {
+	t.Helper()
+	select {
+	case d := <-waits:
+		if d != want {
+			t.Fatalf("follower waits %s, want %s", d, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follower did not wait")
 	}
 }

@@ -187,13 +187,7 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 
 func TestControlAppendsThroughTheOwner(t *testing.T) {
 	repo, _, srv, _ := servedRepo(t)
-	ln, err := remotelog.ListenControl(repo.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.ControlServer()
-	go hs.Serve(ln)
-	defer hs.Close()
+	serveControl(t, repo, srv)
 	owner, err := remotelog.DialControl(repo.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +201,17 @@ func TestControlAppendsThroughTheOwner(t *testing.T) {
 	if err != nil || res.Messages != 2 || !res.Head.Defined() {
 		t.Fatalf("publish through the owner: %+v %v", res, err)
 	}
+}
+
+// serveControl serves srv's control handler on repo's control socket until
+// the test ends.
+func serveControl(t *testing.T, repo *remotelog.Repo, srv *remotelog.Server) {
+	t.Helper()
+	ln, err := remotelog.ListenControl(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := srv.ControlServer()
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
 }
