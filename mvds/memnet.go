@@ -29,6 +29,7 @@ type MemNet struct {
 	nums     map[PeerID]*numberings // by the node that hears
 	Payloads int                    // sent
 	Bytes    int                    // sent
+	Messages int                    // MESSAGE copies sent
 	Lost     int
 }
 
@@ -61,6 +62,7 @@ func (m *MemNet) Send(now int64, from, to PeerID, p Payload) {
 	wire := p.MarshalNumbering(m.numberings(from).of(to))
 	m.Payloads++
 	m.Bytes += len(wire)
+	m.Messages += len(p.Messages)
 	copies := 1
 	if m.cfg.Duplicate > 0 && m.rng.Float64() < m.cfg.Duplicate {
 		copies = 2

@@ -2,6 +2,7 @@ package mvds
 
 import (
 	"maps"
+	"math"
 	"slices"
 )
 
@@ -38,7 +39,8 @@ func (t RecordType) String() string {
 }
 
 // Record is one retransmission record: what is owed, to whom, how often it
-// was sent and when it is due again.
+// was sent, when first and last (0 before the first send) and when it is
+// due again.
 type Record struct {
 	Type      RecordType
 	Peer      PeerID
@@ -46,29 +48,81 @@ type Record struct {
 	Group     []byte
 	SendCount int
 	SendEpoch int64
+	FirstSent int64 `json:",omitempty"`
+	LastSent  int64 `json:",omitempty"`
 }
 
 // Backoff is the retransmission schedule, a pure function of the send
-// count: after the n-th send of a record the next is due Gap(n) epochs
-// later.
+// count and the peer's retransmission timeout (RTO, one round trip to that
+// peer, see RTT): after the n-th send of a record the next is due
+// min(Gap(n)·RTO, Max) epochs later.
 type Backoff struct {
-	// Patience is how many sends go out one epoch apart before backing off.
+	// Patience is how many sends go out one RTO apart before backing off.
 	Patience int
 	// Max bounds the gap, in epochs.
 	Max int64
 }
 
-// DefaultBackoff retransmits each epoch for 8 sends, then doubles the gap
-// up to 64 epochs.
+// DefaultBackoff retransmits once per round trip for 8 sends, then doubles
+// the gap up to 64 epochs.
 var DefaultBackoff = Backoff{Patience: 8, Max: 64}
 
-// Gap is the wait after the n-th send (n >= 1).
+// Gap is the multiple of the RTO to wait after the n-th send (n >= 1).
 func (b Backoff) Gap(n int) int64 {
 	if n <= b.Patience {
 		return 1
 	}
 	shift := min(n-b.Patience, 62)
 	return min(int64(1)<<shift, max(b.Max, 1))
+}
+
+// wait is the number of epochs to wait after the n-th send to a peer
+// whose RTO is rto.
+func (b Backoff) wait(n int, rto int64) int64 {
+	g := b.Gap(n)
+	if g > max(b.Max, 1)/max(rto, 1) {
+		return max(b.Max, 1)
+	}
+	return max(g*rto, 1)
+}
+
+// InitialRTO is the retransmission timeout, in epochs, towards a peer not
+// yet measured: a peer answers at its next epoch at the soonest, and its
+// answer is read the epoch after, so a retransmission sooner than two
+// epochs always crosses the answer.
+const InitialRTO = 2
+
+// RTT is what a node has learned of how long one peer takes to answer, in
+// epochs: a smoothed mean and mean deviation of the epochs between a send
+// and the answer that clears it (ACK, REQUEST or MESSAGE), as TCP keeps
+// them (RFC 6298), sampled once per received payload and only from records
+// sent once (an answer to a retransmitted record is ambiguous).
+type RTT struct {
+	Mean    float64 `json:"mean"`
+	Dev     float64 `json:"dev"`
+	Samples int     `json:"samples"`
+}
+
+// observe folds in one sample.
+func (r *RTT) observe(sample int64) {
+	x := float64(sample)
+	if r.Samples == 0 {
+		r.Mean, r.Dev = x, 0
+	} else {
+		r.Dev += (math.Abs(x-r.Mean) - r.Dev) / 4
+		r.Mean += (x - r.Mean) / 8
+	}
+	r.Samples++
+}
+
+// RTO is the epochs to wait for an answer before sending again: the
+// smoothed round trip plus its deviation, rounded up, plus the epoch in
+// which the answer is read; InitialRTO before any sample.
+func (r RTT) RTO() int64 {
+	if r.Samples == 0 {
+		return InitialRTO
+	}
+	return int64(math.Ceil(r.Mean+r.Dev-1e-9)) + 1
 }
 
 // Config configures a Node.
@@ -96,6 +150,7 @@ type Node struct {
 	acks  map[PeerID][]MessageID // ACKs to send
 	ready Ready
 	opts  map[PeerID]PeerOptions
+	rtt   map[PeerID]*RTT
 	// Dropped counts records given up after MaxSends.
 	Dropped int
 }
@@ -125,7 +180,8 @@ func NewNode(cfg Config) *Node {
 		cfg.MaxSends = 50
 	}
 	return &Node{cfg: cfg, peers: map[string]map[PeerID]bool{}, store: map[MessageID]Message{},
-		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}, opts: map[PeerID]PeerOptions{}}
+		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}, opts: map[PeerID]PeerOptions{},
+		rtt: map[PeerID]*RTT{}}
 }
 
 // PeerOptions tune how a node syncs with one peer.
@@ -235,10 +291,27 @@ func (n *Node) Have(m Message) {
 // of the payload, its messages included, is taken.
 func (n *Node) Step(from PeerID, p Payload) error {
 	p.Acks, p.Offers, p.Requests = validIDs(p.Acks), validIDs(p.Offers), validIDs(p.Requests)
+	// Round trips this payload answers: the longest of records sent once,
+	// and the shortest since the first send of records sent more often.
+	clean, ambiguous := int64(-1), int64(-1)
+	answered := func(k recKey) {
+		r, ok := n.recs[k]
+		if !ok {
+			return
+		}
+		switch {
+		case r.SendCount == 1 && r.LastSent > 0:
+			clean = max(clean, n.epoch-r.LastSent)
+		case r.Type == RecordMessage && r.SendCount > 1 && r.FirstSent > 0 && (ambiguous < 0 || n.epoch-r.FirstSent < ambiguous):
+			ambiguous = n.epoch - r.FirstSent
+		}
+		delete(n.recs, k)
+	}
+	defer func() { n.observeRTT(from, clean, ambiguous) }()
 	for _, raw := range p.Acks {
 		id := MessageID(raw)
-		delete(n.recs, recKey{from, id, RecordMessage})
-		delete(n.recs, recKey{from, id, RecordOffer})
+		answered(recKey{from, id, RecordMessage})
+		answered(recKey{from, id, RecordOffer})
 	}
 	for _, raw := range p.Offers {
 		id := MessageID(raw)
@@ -259,7 +332,7 @@ func (n *Node) Step(from PeerID, p Payload) error {
 		if !ok || !n.peers[string(m.GroupID)][from] {
 			continue // unknown, or asked by a peer not in its group: both references refuse
 		}
-		delete(n.recs, recKey{from, id, RecordOffer})
+		answered(recKey{from, id, RecordOffer})
 		k := recKey{from, id, RecordMessage}
 		if _, ok := n.recs[k]; !ok {
 			n.recs[k] = &Record{Type: RecordMessage, Peer: from, ID: id, Group: m.GroupID, SendEpoch: n.epoch}
@@ -270,7 +343,7 @@ func (n *Node) Step(from PeerID, p Payload) error {
 		// Every copy is acknowledged, so a lost ACK never makes the sender
 		// retransmit forever.
 		n.acks[from] = append(n.acks[from], id)
-		delete(n.recs, recKey{from, id, RecordRequest})
+		answered(recKey{from, id, RecordRequest})
 		if _, ok := n.store[id]; ok {
 			continue // a duplicate: delivered once already
 		}
@@ -328,7 +401,15 @@ func (n *Node) Tick() {
 		}
 		out[r.Peer] = p
 		r.SendCount++
-		r.SendEpoch = n.epoch + n.cfg.Backoff.Gap(r.SendCount)
+		r.LastSent = n.epoch
+		if r.SendCount == 1 {
+			r.FirstSent = n.epoch
+		}
+		rto := int64(1)
+		if r.Type == RecordMessage {
+			rto = n.RTT(r.Peer).RTO()
+		}
+		r.SendEpoch = n.epoch + n.cfg.Backoff.wait(r.SendCount, rto)
 	}
 	for peer, ids := range n.acks {
 		if !n.serves(peer) {
@@ -344,6 +425,37 @@ func (n *Node) Tick() {
 	if len(out) > 0 {
 		n.ready.Payloads = out
 	}
+}
+
+// RTT is what the node has learned of peer's round trip.
+func (n *Node) RTT(peer PeerID) RTT {
+	if r := n.rtt[peer]; r != nil {
+		return *r
+	}
+	return RTT{}
+}
+
+// observeRTT learns from one received payload that answered records of
+// peer: clean is the longest round trip of records sent once, ambiguous
+// the shortest since the first send of records sent more than once (-1:
+// none). An answer to a retransmitted record may answer any of its copies,
+// so it is not a sample (Karn's rule), unless the payload answers nothing
+// else: a peer slower than the node's estimate gets every record sent
+// twice and would otherwise never be measured; measured from the first
+// send, it raises the estimate until records are answered before they are
+// sent again.
+func (n *Node) observeRTT(peer PeerID, clean, ambiguous int64) {
+	sample := clean
+	if sample < 0 {
+		sample = ambiguous
+	}
+	if sample < 0 {
+		return
+	}
+	if n.rtt[peer] == nil {
+		n.rtt[peer] = &RTT{}
+	}
+	n.rtt[peer].observe(sample)
 }
 
 // Ready returns what to do now. Call Advance after handling it.

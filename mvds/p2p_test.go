@@ -122,9 +122,12 @@ func TestPauseAndInterval(t *testing.T) {
 	for range 9 {
 		if p := tick(a, "b"); len(p.Messages) > 0 {
 			sent++
+			if a.Epoch()%3 != 0 {
+				t.Fatalf("with interval 3, sent at epoch %d", a.Epoch())
+			}
 		}
 	}
-	if sent != 3 {
+	if sent < 2 {
 		t.Fatalf("with interval 3, sent in %d of 9 epochs", sent)
 	}
 }

@@ -28,6 +28,7 @@ type RunResult struct {
 	EpochsAcked     int64  `json:"epochs_until_all_acked"`
 	Payloads        int    `json:"payloads_sent"`
 	Bytes           int    `json:"bytes_sent"`
+	Copies          int    `json:"message_copies_sent"`
 	DeliveredTwice  int    `json:"copies_delivered_twice"`
 	RecordsLeft     int    `json:"records_left"`
 	RecordsDropped  int    `json:"records_dropped"`
@@ -36,17 +37,22 @@ type RunResult struct {
 
 // Summary aggregates runs.
 type Summary struct {
-	Runs           int     `json:"runs"`
-	DeliveredMean  float64 `json:"epochs_until_all_delivered_mean"`
-	DeliveredMax   int64   `json:"epochs_until_all_delivered_max"`
-	AckedMean      float64 `json:"epochs_until_all_acked_mean"`
-	AckedMax       int64   `json:"epochs_until_all_acked_max"`
-	PayloadsMean   float64 `json:"payloads_sent_mean"`
-	BytesMean      float64 `json:"bytes_sent_mean"`
-	DeliveredTwice int     `json:"copies_delivered_twice"`
-	RecordsLeft    int     `json:"records_left"`
-	RecordsDropped int     `json:"records_dropped"`
-	Incomplete     int     `json:"incomplete_runs"`
+	Runs          int     `json:"runs"`
+	DeliveredMean float64 `json:"epochs_until_all_delivered_mean"`
+	DeliveredMax  int64   `json:"epochs_until_all_delivered_max"`
+	AckedMean     float64 `json:"epochs_until_all_acked_mean"`
+	AckedMax      int64   `json:"epochs_until_all_acked_max"`
+	PayloadsMean  float64 `json:"payloads_sent_mean"`
+	BytesMean     float64 `json:"bytes_sent_mean"`
+	// CopiesPerMessage is MESSAGE copies sent per message and receiving
+	// node: 1 when every copy arrives and none is sent twice.
+	CopiesPerMessage float64 `json:"copies_per_message"`
+	// BytesPerMessage is bytes sent per message and receiving node.
+	BytesPerMessage float64 `json:"bytes_per_message"`
+	DeliveredTwice  int     `json:"copies_delivered_twice"`
+	RecordsLeft     int     `json:"records_left"`
+	RecordsDropped  int     `json:"records_dropped"`
+	Incomplete      int     `json:"incomplete_runs"`
 }
 
 // Simulate runs cfg.Runs seeded runs.
@@ -68,7 +74,7 @@ func Simulate(cfg SimConfig) ([]RunResult, Summary, error) {
 		}
 		results = append(results, res)
 	}
-	return results, summarize(results), nil
+	return results, summarize(results, cfg.Messages*(cfg.Nodes-1)), nil
 }
 
 func simulateRun(cfg SimConfig, run int) (RunResult, error) {
@@ -157,12 +163,14 @@ func simulateRun(cfg SimConfig, run int) (RunResult, error) {
 		res.RecordsLeft += len(n.recs)
 		res.RecordsDropped += n.Dropped
 	}
-	res.Payloads, res.Bytes = net.Payloads, net.Bytes
+	res.Payloads, res.Bytes, res.Copies = net.Payloads, net.Bytes, net.Messages
 	res.Complete = res.EpochsDelivered >= 0 && res.EpochsAcked >= 0 && res.RecordsDropped == 0
 	return res, nil
 }
 
-func summarize(rs []RunResult) Summary {
+// summarize aggregates runs that each had deliveries messages to deliver
+// (messages times receiving nodes).
+func summarize(rs []RunResult, deliveries int) Summary {
 	s := Summary{Runs: len(rs)}
 	for _, r := range rs {
 		s.DeliveredTwice += r.DeliveredTwice
@@ -178,12 +186,15 @@ func summarize(rs []RunResult) Summary {
 		s.AckedMax = max(s.AckedMax, r.EpochsAcked)
 		s.PayloadsMean += float64(r.Payloads)
 		s.BytesMean += float64(r.Bytes)
+		s.CopiesPerMessage += float64(r.Copies)
 	}
 	if done := float64(len(rs) - s.Incomplete); done > 0 {
 		s.DeliveredMean = math.Round(100*s.DeliveredMean/done) / 100
 		s.AckedMean = math.Round(100*s.AckedMean/done) / 100
 		s.PayloadsMean = math.Round(s.PayloadsMean / done)
+		s.BytesPerMessage = math.Round(100*s.BytesMean/done/float64(deliveries)) / 100
 		s.BytesMean = math.Round(s.BytesMean / done)
+		s.CopiesPerMessage = math.Round(1000*s.CopiesPerMessage/done/float64(deliveries)) / 1000
 	}
 	return s
 }

@@ -19,6 +19,7 @@ type State struct {
 	Messages []Message              `json:"messages"`
 	Records  []Record               `json:"records"`
 	Acks     map[PeerID][]MessageID `json:"acks,omitempty"`
+	RTT      map[PeerID]RTT         `json:"rtt,omitempty"`
 }
 
 // State returns the node's state, to persist.
@@ -32,6 +33,12 @@ func (n *Node) State() State {
 	}
 	for p, ids := range n.acks {
 		st.Acks[p] = slices.Clone(ids)
+	}
+	if len(n.rtt) > 0 {
+		st.RTT = map[PeerID]RTT{}
+		for p, r := range n.rtt {
+			st.RTT[p] = *r
+		}
 	}
 	return st
 }
@@ -65,6 +72,10 @@ func RestoreNode(cfg Config, st State) (*Node, error) {
 	}
 	for p, ids := range st.Acks {
 		n.acks[p] = slices.Clone(ids)
+	}
+	for p, r := range st.RTT {
+		rc := r
+		n.rtt[p] = &rc
 	}
 	return n, nil
 }

@@ -54,6 +54,7 @@ reproduced exactly by its seed.`,
 			fmt.Fprintf(a.stdout, "epochs until all delivered   mean %.2f, worst %d\n", sum.DeliveredMean, sum.DeliveredMax)
 			fmt.Fprintf(a.stdout, "epochs until all acknowledged mean %.2f, worst %d\n", sum.AckedMean, sum.AckedMax)
 			fmt.Fprintf(a.stdout, "payloads sent                mean %.0f (%.0f bytes)\n", sum.PayloadsMean, sum.BytesMean)
+			fmt.Fprintf(a.stdout, "per message and receiver     %.3f MESSAGE copies, %.1f bytes\n", sum.CopiesPerMessage, sum.BytesPerMessage)
 			fmt.Fprintf(a.stdout, "copies delivered twice       %d\nrecords left                 %d\nincomplete runs              %d\n", sum.DeliveredTwice, sum.RecordsLeft, sum.Incomplete)
 			return nil
 		},
