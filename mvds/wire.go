@@ -76,7 +76,7 @@ var (
 // Marshal encodes m with the specification's field numbers. Zero-valued
 // fields are omitted, as proto3 does.
 func (m Message) Marshal() []byte {
-	return m.appendWire(make([]byte, 0, m.wireSize()), SpecNumbering)
+	return m.appendWire(make([]byte, 0, m.wireSize()), SpecNumbering, false)
 }
 
 func (m *Message) wireSize() int {
@@ -110,15 +110,23 @@ func (m *Message) appendStart(b []byte, num Numbering) []byte {
 	return b
 }
 
-func (m *Message) appendWire(b []byte, num Numbering) []byte {
+// appendWire appends m's encoding. With alwaysMeta, a message without
+// metadata gets an empty metadata field: vacp2p/mvds's interactive relay
+// dereferences a missing one and crashes when it has two peers or more.
+// Payloads are written so; Marshal (the remote log's bytes) is not.
+func (m *Message) appendWire(b []byte, num Numbering, alwaysMeta bool) []byte {
 	b = m.appendStart(b, num)
 	if len(m.Body) > 0 {
 		b = protowire.AppendTag(b, msgBody[num], protowire.BytesType)
 		b = protowire.AppendBytes(b, m.Body)
 	}
-	if m.Metadata != nil {
+	if m.Metadata != nil || alwaysMeta {
+		var md []byte
+		if m.Metadata != nil {
+			md = m.Metadata.appendWire(nil)
+		}
 		b = protowire.AppendTag(b, msgMeta[num], protowire.BytesType)
-		b = protowire.AppendBytes(b, m.Metadata.appendWire(nil))
+		b = protowire.AppendBytes(b, md)
 	}
 	return b
 }
@@ -237,7 +245,10 @@ func (d *decoder) message(b []byte) (Message, error) {
 			if err != nil {
 				return err
 			}
-			m.Metadata = &md
+			m.Metadata = nil // empty metadata is no metadata: Marshal gives the sender's bytes
+			if len(md.Parents) > 0 || md.Ephemeral {
+				m.Metadata = &md
+			}
 		}
 		return nil
 	})
@@ -279,7 +290,8 @@ func (p *Payload) Marshal() []byte {
 }
 
 // MarshalNumbering encodes p with the given numbering; use it only to talk to
-// peers of the vacp2p 1..4 lineage.
+// peers of the vacp2p 1..4 lineage. Every message carries a metadata field,
+// empty when it has none (see appendWire).
 func (p *Payload) MarshalNumbering(num Numbering) []byte {
 	var b []byte
 	for _, list := range []struct {
@@ -293,7 +305,7 @@ func (p *Payload) MarshalNumbering(num Numbering) []byte {
 	}
 	for i := range p.Messages {
 		b = protowire.AppendTag(b, payMsgs[num], protowire.BytesType)
-		b = protowire.AppendBytes(b, p.Messages[i].appendWire(nil, num))
+		b = protowire.AppendBytes(b, p.Messages[i].appendWire(nil, num, true))
 	}
 	return b
 }
