@@ -22,10 +22,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the in
 // command is followed by "----" and its expected output. Commands:
 //
 //	nodes N [mode=batch|interactive] [patience=P] [max=M]   N nodes, one group, all peers
-//	send NODE BODY [mode=...]    NODE syncs a new message
+//	send NODE BODY [mode=...] [ephemeral=true]   NODE syncs a new message
+//	stored [NODE...]             the messages in each node's saved state
 //	have NODE BODY               NODE got the message another way (the remote log)
 //	tick [NODE...]               an epoch passes (all nodes by default); prints what they send
-//	deliver [drop=A->B,...]      delivers what is in flight, dropping the named payloads
+//	deliver [drop=A->B,...] [dup=A->B]   delivers what is in flight, dropping the named payloads (duplicating one)
 //	stabilize                    tick and deliver without loss until nothing is owed
 //	state [NODE...]              prints every retransmission record
 //	restart NODE                 saves NODE's state as JSON and builds it again from that
@@ -192,6 +193,9 @@ func (s *script) run(cmd string) string {
 		m, ok := s.byBody[args[1]] // a body names one message
 		if !ok {
 			m = mvds.Message{GroupID: grp, Timestamp: int64(len(s.bodies)), Body: []byte(args[1])}
+			if kv["ephemeral"] == "true" {
+				m.Metadata = &mvds.Metadata{Ephemeral: true}
+			}
 			s.bodies[m.ID()], s.byBody[args[1]] = args[1], m
 		}
 		if f[0] == "have" {
@@ -238,6 +242,9 @@ func (s *script) run(cmd string) string {
 				continue
 			}
 			out = append(out, s.deliver(fl)...)
+			if kv["dup"] == key || kv["dup"] == "all" {
+				out = append(out, s.deliver(fl)...)
+			}
 		}
 		if len(out) == 0 {
 			return "nothing in flight"
@@ -268,6 +275,15 @@ func (s *script) run(cmd string) string {
 			for _, r := range nd.Records() {
 				out = append(out, fmt.Sprintf("  %s(%s) to %s: sent %d, due %d", r.Type, s.name(r.ID), r.Peer, r.SendCount, r.SendEpoch))
 			}
+		}
+	case "stored":
+		for _, i := range s.nodesArg(args) {
+			var names []string
+			for _, m := range s.nodes[i].State().Messages {
+				names = append(names, s.name(m.ID()))
+			}
+			slices.Sort(names)
+			out = append(out, fmt.Sprintf("%d stores %s", i+1, strings.Join(append(names, "(end)"), " ")))
 		}
 	case "restart":
 		i := s.nodeArg(args[0])

@@ -20,9 +20,13 @@ type Message struct {
 	Timestamp int64
 	Body      []byte
 	// Metadata is carried when a payload had it (field 4 or 6004); it is not
-	// part of the id. Nil when absent.
+	// part of the id. Nil when absent or empty.
 	Metadata *Metadata
 }
+
+// Ephemeral reports whether m is ephemeral (4/MVDS-META): sent once, never
+// stored, retransmitted, acknowledged, relayed or logged.
+func (m Message) Ephemeral() bool { return m.Metadata != nil && m.Metadata.Ephemeral }
 
 // Metadata is the optional MVDS metadata of vacp2p/mvds and 4/MVDS-META.
 type Metadata struct {

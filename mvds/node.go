@@ -151,6 +151,10 @@ type Node struct {
 	ready Ready
 	opts  map[PeerID]PeerOptions
 	rtt   map[PeerID]*RTT
+	// Ephemeral messages: to send once at the next epoch, and those
+	// received lately (by epoch), to deliver once. Neither is state.
+	outbox    map[PeerID][]Message
+	ephemeral map[MessageID]int64
 	// Dropped counts records given up after MaxSends.
 	Dropped int
 }
@@ -181,7 +185,7 @@ func NewNode(cfg Config) *Node {
 	}
 	return &Node{cfg: cfg, peers: map[string]map[PeerID]bool{}, store: map[MessageID]Message{},
 		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}, opts: map[PeerID]PeerOptions{},
-		rtt: map[PeerID]*RTT{}}
+		rtt: map[PeerID]*RTT{}, outbox: map[PeerID][]Message{}, ephemeral: map[MessageID]int64{}}
 }
 
 // PeerOptions tune how a node syncs with one peer.
@@ -227,6 +231,7 @@ func (n *Node) AddPeer(group []byte, peer PeerID) {
 // RemovePeer drops peer from group and every record owed to it there.
 func (n *Node) RemovePeer(group []byte, peer PeerID) {
 	delete(n.peers[string(group)], peer)
+	n.outbox[peer] = slices.DeleteFunc(n.outbox[peer], func(m Message) bool { return string(m.GroupID) == string(group) })
 	for k, r := range n.recs {
 		if k.peer == peer && string(r.Group) == string(group) {
 			delete(n.recs, k)
@@ -256,8 +261,18 @@ func (n *Node) owe(peer PeerID, id MessageID, group string, mode Mode) {
 func (n *Node) Send(m Message) MessageID { return n.SendMode(m, n.cfg.Mode) }
 
 // SendMode is Send with a mode for this message.
+//
+// An ephemeral message (m.Ephemeral) goes out once, as a MESSAGE in any
+// mode, at the next epoch to the members of its group: it is not stored,
+// not retransmitted and no ACK is awaited.
 func (n *Node) SendMode(m Message, mode Mode) MessageID {
 	id := m.ID()
+	if m.Ephemeral() {
+		for p := range n.peers[string(m.GroupID)] {
+			n.outbox[p] = append(n.outbox[p], m)
+		}
+		return id
+	}
 	if _, ok := n.store[id]; ok {
 		return id
 	}
@@ -282,7 +297,12 @@ func validIDs(ids [][]byte) [][]byte {
 // Have tells the node about a message that reached the application another
 // way (the remote log): it is not delivered again, it is acknowledged when
 // a peer offers or sends it, and the node shares it like its own.
+//
+// An ephemeral message is never stored, so Have ignores it.
 func (n *Node) Have(m Message) {
+	if m.Ephemeral() {
+		return
+	}
 	n.SendMode(m, n.cfg.Mode)
 }
 
@@ -340,6 +360,10 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	}
 	for _, m := range p.Messages {
 		id := m.ID()
+		if m.Ephemeral() {
+			n.stepEphemeral(id, m)
+			continue
+		}
 		// Every copy is acknowledged, so a lost ACK never makes the sender
 		// retransmit forever.
 		n.acks[from] = append(n.acks[from], id)
@@ -359,13 +383,46 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	return nil
 }
 
+// ephemeralMemory is how many epochs a node remembers an ephemeral
+// message it delivered, so that a copy the network duplicated is not
+// delivered again.
+const ephemeralMemory = 64
+
+// stepEphemeral takes an ephemeral message: delivered once, neither
+// stored, acknowledged (vacp2p/mvds acknowledges none) nor relayed.
+func (n *Node) stepEphemeral(id MessageID, m Message) {
+	if _, ok := n.store[id]; ok {
+		return
+	}
+	if _, ok := n.ephemeral[id]; ok {
+		return
+	}
+	n.ephemeral[id] = n.epoch
+	n.ready.Deliver = append(n.ready.Deliver, m)
+}
+
 // Tick advances the epoch and puts every due record into the payload of
-// its peer: at most one payload per peer per epoch, with pending ACKs.
+// its peer: at most one payload per peer per epoch, with pending ACKs and
+// ephemeral messages.
 func (n *Node) Tick() {
 	n.epoch++
 	out := n.ready.Payloads
 	if out == nil {
 		out = map[PeerID]Payload{}
+	}
+	for id, at := range n.ephemeral {
+		if n.epoch-at > ephemeralMemory {
+			delete(n.ephemeral, id)
+		}
+	}
+	for peer, ms := range n.outbox {
+		if !n.serves(peer) {
+			continue
+		}
+		p := out[peer]
+		p.Messages = append(p.Messages, ms...)
+		out[peer] = p
+		delete(n.outbox, peer)
 	}
 	// Due records in a fixed order, so runs are reproducible.
 	var due []recKey
