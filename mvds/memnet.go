@@ -26,7 +26,7 @@ type MemNet struct {
 	cfg      NetConfig
 	rng      *rand.Rand
 	inflight []packet
-	nums     map[PeerID]*numberings // by the node that hears
+	nums     map[PeerID]*Numberings // by the node that hears
 	Payloads int                    // sent
 	Bytes    int                    // sent
 	Messages int                    // MESSAGE copies sent
@@ -46,12 +46,12 @@ func NewMemNet(cfg NetConfig) *MemNet {
 }
 
 // numberings is what node me has heard its peers write in.
-func (m *MemNet) numberings(me PeerID) *numberings {
+func (m *MemNet) numberings(me PeerID) *Numberings {
 	if m.nums == nil {
-		m.nums = map[PeerID]*numberings{}
+		m.nums = map[PeerID]*Numberings{}
 	}
 	if m.nums[me] == nil {
-		m.nums[me] = &numberings{}
+		m.nums[me] = &Numberings{}
 	}
 	return m.nums[me]
 }
@@ -59,7 +59,7 @@ func (m *MemNet) numberings(me PeerID) *numberings {
 // Send puts p from one node to another on the wire at epoch now, in the
 // numbering the sender last heard the receiver use.
 func (m *MemNet) Send(now int64, from, to PeerID, p Payload) {
-	wire := p.MarshalNumbering(m.numberings(from).of(to))
+	wire := p.MarshalNumbering(m.numberings(from).Of(to))
 	m.Payloads++
 	m.Bytes += len(wire)
 	m.Messages += len(p.Messages)
@@ -101,7 +101,7 @@ func (m *MemNet) Deliver(now int64, deliver func(from, to PeerID, p Payload) err
 		if err != nil {
 			return fmt.Errorf("mvds: memnet: %w", err)
 		}
-		m.numberings(p.to).heard(p.from, pl, num)
+		m.numberings(p.to).Heard(p.from, pl, num)
 		if err := deliver(p.from, p.to, pl); err != nil {
 			return err
 		}

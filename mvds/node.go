@@ -87,9 +87,9 @@ func (b Backoff) wait(n int, rto int64) int64 {
 }
 
 // InitialRTO is the retransmission timeout, in epochs, towards a peer not
-// yet measured: a peer answers at its next epoch at the soonest, and its
-// answer is read the epoch after, so a retransmission sooner than two
-// epochs always crosses the answer.
+// yet measured, and the least one: a peer answers at its next epoch at
+// the soonest, and its answer is read the epoch after, so a
+// retransmission sooner than two epochs may cross the answer.
 const InitialRTO = 2
 
 // RTT is what a node has learned of how long one peer takes to answer, in
@@ -117,12 +117,14 @@ func (r *RTT) observe(sample int64) {
 
 // RTO is the epochs to wait for an answer before sending again: the
 // smoothed round trip plus its deviation, rounded up, plus the epoch in
-// which the answer is read; InitialRTO before any sample.
+// which the answer is read, and never less than InitialRTO: a peer
+// answers at its own next epoch, which may come a whole epoch after an
+// answer that once came at once.
 func (r RTT) RTO() int64 {
 	if r.Samples == 0 {
 		return InitialRTO
 	}
-	return int64(math.Ceil(r.Mean+r.Dev-1e-9)) + 1
+	return max(InitialRTO, int64(math.Ceil(r.Mean+r.Dev-1e-9))+1)
 }
 
 // Config configures a Node.
@@ -155,8 +157,23 @@ type Node struct {
 	// received lately (by epoch), to deliver once. Neither is state.
 	outbox    map[PeerID][]Message
 	ephemeral map[MessageID]int64
+	// acked is when each peer acknowledged a message, for a while (not
+	// state): a REQUEST that crossed the MESSAGE is not answered, and a
+	// second ACK tells a retransmission was spurious.
+	acked map[peerMsg]ack
 	// Dropped counts records given up after MaxSends.
 	Dropped int
+}
+
+type peerMsg struct {
+	peer PeerID
+	id   MessageID
+}
+
+// ack is a peer's first ACK of a MESSAGE: when, and for one sent more
+// than once, the epochs since its first send.
+type ack struct {
+	at, sinceFirst int64
 }
 
 type recKey struct {
@@ -185,7 +202,8 @@ func NewNode(cfg Config) *Node {
 	}
 	return &Node{cfg: cfg, peers: map[string]map[PeerID]bool{}, store: map[MessageID]Message{},
 		recs: map[recKey]*Record{}, acks: map[PeerID][]MessageID{}, opts: map[PeerID]PeerOptions{},
-		rtt: map[PeerID]*RTT{}, outbox: map[PeerID][]Message{}, ephemeral: map[MessageID]int64{}}
+		rtt: map[PeerID]*RTT{}, outbox: map[PeerID][]Message{}, ephemeral: map[MessageID]int64{},
+		acked: map[peerMsg]ack{}}
 }
 
 // PeerOptions tune how a node syncs with one peer.
@@ -330,6 +348,21 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	defer func() { n.observeRTT(from, clean, ambiguous) }()
 	for _, raw := range p.Acks {
 		id := MessageID(raw)
+		pm := peerMsg{from, id}
+		if r, ok := n.recs[recKey{from, id, RecordMessage}]; ok {
+			a := ack{at: n.epoch}
+			if r.SendCount > 1 && r.FirstSent > 0 {
+				a.sinceFirst = n.epoch - r.FirstSent
+			}
+			n.acked[pm] = a
+		} else if a, ok := n.acked[pm]; ok && a.sinceFirst > 0 {
+			// A second ACK: both copies arrived, so the first ACK answered
+			// the first copy and the retransmission was spurious: the round
+			// trip is known after all.
+			clean = max(clean, a.sinceFirst)
+			a.sinceFirst = 0
+			n.acked[pm] = a
+		}
 		answered(recKey{from, id, RecordMessage})
 		answered(recKey{from, id, RecordOffer})
 	}
@@ -353,6 +386,12 @@ func (n *Node) Step(from PeerID, p Payload) error {
 			continue // unknown, or asked by a peer not in its group: both references refuse
 		}
 		answered(recKey{from, id, RecordOffer})
+		if a, ok := n.acked[peerMsg{from, id}]; ok && n.epoch-a.at <= 2*n.RTT(from).RTO() {
+			// The peer acknowledged the message a round trip ago: this
+			// REQUEST crossed the MESSAGE (the references send one again
+			// until the MESSAGE arrives, and deliver every copy).
+			continue
+		}
 		k := recKey{from, id, RecordMessage}
 		if _, ok := n.recs[k]; !ok {
 			n.recs[k] = &Record{Type: RecordMessage, Peer: from, ID: id, Group: m.GroupID, SendEpoch: n.epoch}
@@ -413,6 +452,11 @@ func (n *Node) Tick() {
 	for id, at := range n.ephemeral {
 		if n.epoch-at > ephemeralMemory {
 			delete(n.ephemeral, id)
+		}
+	}
+	for k, a := range n.acked {
+		if n.epoch-a.at > 2*max(n.cfg.Backoff.Max, 1) {
+			delete(n.acked, k)
 		}
 	}
 	for peer, ms := range n.outbox {

@@ -40,7 +40,7 @@ type P2P struct {
 	streams  map[peer.ID]*bufio.Writer
 	raw      map[peer.ID]network.Stream
 	done     chan struct{}
-	nums     numberings
+	nums     Numberings
 }
 
 // NewP2P starts a libp2p host with key, listening on listen (multiaddrs).
@@ -106,7 +106,7 @@ func (t *P2P) handle(s network.Stream) {
 		if err != nil {
 			continue // a malformed payload changes nothing; the stream goes on
 		}
-		t.nums.heard(from, p, num)
+		t.nums.Heard(from, p, num)
 		select {
 		case t.incoming <- Packet{From: from, Payload: p}:
 		case <-t.done:
@@ -133,7 +133,7 @@ func (t *P2P) Send(ctx context.Context, to PeerID, p Payload) error {
 		w = bufio.NewWriter(s)
 		t.streams[pid], t.raw[pid] = w, s
 	}
-	wire := p.MarshalNumbering(t.nums.of(to))
+	wire := p.MarshalNumbering(t.nums.Of(to))
 	var hdr [binary.MaxVarintLen64]byte
 	_, err = w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(wire)))])
 	if err == nil {

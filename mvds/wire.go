@@ -25,18 +25,20 @@ func (n Numbering) String() string {
 	return "spec (5001..)"
 }
 
-// numberings remembers the numbering each peer last wrote in, so that a
+// Numberings remembers the numbering each peer last wrote in, so that a
 // transport answers every peer in its own: a node of the vacp2p lineage
 // reads only 1..4, one of the status-im lineage only 5001... Until a peer
-// is heard from, it gets the specification's.
-type numberings struct {
+// is heard from, it gets the specification's. A transport calls Heard for
+// every payload it decodes and writes to a peer in Of(peer). The zero
+// value is ready; it is safe for concurrent use.
+type Numberings struct {
 	mu sync.Mutex
 	m  map[PeerID]Numbering
 }
 
-// heard notes the numbering of a payload from peer; an empty payload says
+// Heard notes the numbering of a payload from peer; an empty payload says
 // nothing about it.
-func (n *numberings) heard(peer PeerID, p Payload, num Numbering) {
+func (n *Numberings) Heard(peer PeerID, p Payload, num Numbering) {
 	if len(p.Acks)+len(p.Offers)+len(p.Requests)+len(p.Messages) == 0 {
 		return
 	}
@@ -48,8 +50,8 @@ func (n *numberings) heard(peer PeerID, p Payload, num Numbering) {
 	n.m[peer] = num
 }
 
-// of is the numbering to write to peer in.
-func (n *numberings) of(peer PeerID) Numbering {
+// Of is the numbering to write to peer in.
+func (n *Numberings) Of(peer PeerID) Numbering {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.m[peer]
