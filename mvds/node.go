@@ -368,9 +368,10 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	}
 	for _, raw := range p.Offers {
 		id := MessageID(raw)
-		if _, ok := n.store[id]; ok {
-			// Already have it (maybe from the remote log): acknowledge, so
-			// the peer stops offering.
+		_, have := n.store[id]
+		if _, ok := n.ephemeral[id]; have || ok {
+			// Already have it (maybe from the remote log, or an ephemeral
+			// one delivered lately): acknowledge, so the peer stops offering.
 			n.acks[from] = append(n.acks[from], id)
 			continue
 		}
@@ -400,7 +401,7 @@ func (n *Node) Step(from PeerID, p Payload) error {
 	for _, m := range p.Messages {
 		id := m.ID()
 		if m.Ephemeral() {
-			n.stepEphemeral(id, m)
+			n.stepEphemeral(from, id, m)
 			continue
 		}
 		// Every copy is acknowledged, so a lost ACK never makes the sender
@@ -427,9 +428,18 @@ func (n *Node) Step(from PeerID, p Payload) error {
 // delivered again.
 const ephemeralMemory = 64
 
-// stepEphemeral takes an ephemeral message: delivered once, neither
-// stored, acknowledged (vacp2p/mvds acknowledges none) nor relayed.
-func (n *Node) stepEphemeral(id MessageID, m Message) {
+// stepEphemeral takes an ephemeral message from peer: delivered once,
+// neither stored nor relayed. Every copy is acknowledged although no
+// sender should await it: vacp2p/mvds sends one again until acknowledged.
+func (n *Node) stepEphemeral(from PeerID, id MessageID, m Message) {
+	n.acks[from] = append(n.acks[from], id)
+	// A vacp2p node offers ephemeral messages in interactive mode: what was
+	// requested has come, from whichever peer (one that relayed the offer
+	// does not keep the message to answer).
+	for p := range n.peers[string(m.GroupID)] {
+		delete(n.recs, recKey{p, id, RecordRequest})
+	}
+	delete(n.recs, recKey{from, id, RecordRequest})
 	if _, ok := n.store[id]; ok {
 		return
 	}

@@ -122,7 +122,10 @@ type vacTransport struct {
 }
 
 func (t *vacTransport) Watch() vtransport.Packet {
-	from, p, _ := next(t.in, func(b []byte) (p vproto.Payload, err error) { return p, gproto.Unmarshal(b, &p) })
+	from, p, ok := next(t.in, func(b []byte) (p vproto.Payload, err error) { return p, gproto.Unmarshal(b, &p) })
+	if !ok {
+		select {} // the run is over: nothing comes any more
+	}
 	return vtransport.Packet{Sender: from, Payload: p}
 }
 
@@ -137,12 +140,12 @@ type statusTransport struct {
 }
 
 func (t *statusTransport) Watch() stransport.Packet {
-	from, p, _ := next(t.in, func(b []byte) (*sproto.Payload, error) {
+	from, p, ok := next(t.in, func(b []byte) (*sproto.Payload, error) {
 		p := &sproto.Payload{}
 		return p, proto.Unmarshal(b, p)
 	})
-	if p == nil {
-		p = &sproto.Payload{} // closed: the node is stopping
+	if !ok {
+		select {} // the run is over: nothing comes any more
 	}
 	return stransport.Packet{Sender: from, Payload: p}
 }
@@ -392,4 +395,134 @@ func runMixed(t *testing.T, mode mvds.Mode, loss float64) {
 	// (they do not de-duplicate), so a copy rlog sends again before a slow
 	// reference's ACK arrives reaches its application twice: logged above,
 	// not a property of rlog's to assert.
+}
+
+// TestVacp2pRelayAndEphemeral puts two vacp2p/mvds nodes and rlog in one
+// interactive group, every node a peer of the others. A vacp2p node in
+// interactive mode with two peers relays a message without metadata by
+// dereferencing the missing metadata, and crashes: rlog's payloads carry
+// an empty metadata field, so it relays. Ephemeral messages, one each way,
+// are delivered once and leave no record at rlog.
+func TestVacp2pRelayAndEphemeral(t *testing.T) {
+	const count = 20
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	br := newBridge(seed, 0)
+	var group [32]byte
+	copy(group[:], "rlog interop group, 32 bytes....")
+	ids := [][65]byte{peerID(0xa1), peerID(0xa2)}
+	rlogID := peerID(0xcc)
+	// vacp2p stores no ephemeral message it receives, but hands it to its
+	// application: counted on its subscription. Its Stop closes that channel
+	// under a sender, so these nodes are never stopped: once the bridge
+	// closes they wait for ever, idle.
+	var got [2]deliveries
+	var vacs []*vnode.Node
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		v := vnode.NewNode(vstore.NewMemoryMessageStore(), &vacTransport{br, br.join(string(id[:]))},
+			vstate.NewMemorySyncState(), func(uint64, int64) int64 { return 2 }, 0, id, vnode.InteractiveMode,
+			vpeers.NewMemoryPersistence(), vdependency.NewInMemoryTracker(), vnode.EventualMode, nil)
+		for _, p := range append([][65]byte{rlogID}, ids[1-i]) {
+			if err := v.AddPeer(group, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sub := v.Subscribe()
+		go func() {
+			for m := range sub {
+				got[i].add(m.ID())
+			}
+		}()
+		vacs = append(vacs, v)
+	}
+	nums := &mvds.Numberings{}
+	node := mvds.NewNode(mvds.Config{ID: mvds.PeerID(rlogID[:]), Mode: mvds.Interactive})
+	var rlogGot deliveries
+	runner := mvds.NewRunner(mvds.RunnerConfig{Node: node, Transport: &rlogTransport{br, string(rlogID[:]), nums}, Epoch: epoch,
+		Deliver: func(m mvds.Message) { rlogGot.add(m.ID()) }})
+	rlogIn := br.join(string(rlogID[:]))
+	packets := make(chan mvds.Packet, 1<<14)
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Go(func() {
+		for f := range rlogIn {
+			p, num, err := mvds.UnmarshalPayload(f.wire)
+			if err != nil {
+				t.Errorf("rlog cannot read vacp2p's payload %x: %v", f.wire, err)
+				continue
+			}
+			nums.Heard(mvds.PeerID(f.from), p, num)
+			packets <- mvds.Packet{From: mvds.PeerID(f.from), Payload: p}
+		}
+	})
+	wg.Go(func() { _ = runner.Run(ctx, packets) })
+	runner.Do(func(n *mvds.Node) {
+		for _, id := range ids {
+			n.AddPeer(group[:], mvds.PeerID(id[:]))
+		}
+	})
+	for _, v := range vacs {
+		v.Start(epoch)
+	}
+
+	// vacp2p speaks first, so rlog writes to it in its numbering from the
+	// start; then rlog's messages, which vacp2p node 0 gets from rlog or
+	// from node 1's relay, whichever comes first.
+	vacEphemeral, err := vacs[0].AppendEphemeralMessage(group, []byte("vacp2p ephemeral"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[32]byte]bool{}
+	for i := range count {
+		m := mvds.Message{GroupID: group[:], Timestamp: time.Now().Unix(), Body: fmt.Appendf(nil, "from rlog %d", i)}
+		runner.Do(func(n *mvds.Node) { want[n.Send(m)] = true })
+	}
+	eph := mvds.Message{GroupID: group[:], Timestamp: time.Now().Unix(), Body: []byte("rlog ephemeral"), Metadata: &mvds.Metadata{Ephemeral: true}}
+	var ephID mvds.MessageID
+	// Sent once, and lost if vacp2p is not heard yet: sent when it is.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(epoch) { // polling a condition
+		if nums.Of(mvds.PeerID(ids[0][:])) == mvds.CompactNumbering && nums.Of(mvds.PeerID(ids[1][:])) == mvds.CompactNumbering {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("vacp2p never wrote to rlog")
+		}
+	}
+	runner.Do(func(n *mvds.Node) { ephID = n.Send(eph) })
+
+	var state string
+	settled := func() bool {
+		m0, _ := got[0].count(want)
+		m1, _ := got[1].count(want)
+		ephem := map[[32]byte]bool{ephID: true}
+		e0, _ := got[0].count(ephem)
+		e1, _ := got[1].count(ephem)
+		re, _ := rlogGot.count(map[[32]byte]bool{vacEphemeral: true})
+		var recs int
+		runner.Do(func(n *mvds.Node) { recs = len(n.Records()) })
+		state = fmt.Sprintf("missing: vacp2p %d and %d, rlog's ephemeral %d and %d, vacp2p's ephemeral at rlog %d; rlog records %d", m0, m1, e0, e1, re, recs)
+		return m0+m1+e0+e1+re+recs == 0
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !settled() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling a condition
+	}
+	ok := settled()
+	cancel()
+	br.close()
+	wg.Wait()
+	t.Log(state)
+	if !ok {
+		t.Fatalf("not settled: %s", state)
+	}
+	if _, twice := rlogGot.count(nil); twice != 0 {
+		t.Errorf("rlog's application got %d copies twice", twice)
+	}
+	var st mvds.State
+	runner.Do(func(n *mvds.Node) { st = n.State() })
+	for _, m := range st.Messages {
+		if m.ID() == ephID || m.ID() == mvds.MessageID(vacEphemeral) {
+			t.Errorf("an ephemeral message is in rlog's state: %q", m.Body)
+		}
+	}
 }
