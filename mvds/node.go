@@ -95,8 +95,9 @@ const InitialRTO = 2
 // RTT is what a node has learned of how long one peer takes to answer, in
 // epochs: a smoothed mean and mean deviation of the epochs between a send
 // and the answer that clears it (ACK, REQUEST or MESSAGE), as TCP keeps
-// them (RFC 6298), sampled once per received payload and only from records
-// sent once (an answer to a retransmitted record is ambiguous).
+// them (RFC 6298), sampled once per received payload, from records sent
+// once (an answer to a retransmitted record is ambiguous; see observeRTT
+// for the exceptions).
 type RTT struct {
 	Mean    float64 `json:"mean"`
 	Dev     float64 `json:"dev"`
@@ -516,6 +517,9 @@ func (n *Node) Tick() {
 		if r.SendCount == 1 {
 			r.FirstSent = n.epoch
 		}
+		// An OFFER or a REQUEST (an id) goes again each epoch: waiting a
+		// round trip at each of the three legs of the interactive exchange
+		// would add up. A MESSAGE waits one.
 		rto := int64(1)
 		if r.Type == RecordMessage {
 			rto = n.RTT(r.Peer).RTO()

@@ -364,3 +364,44 @@ func BenchmarkLosslessLink(b *testing.B) {
 		})
 	}
 }
+
+// TestSecondAckAndCrossedRequest: a peer slow to acknowledge gets a
+// MESSAGE twice; its second ACK shows the retransmission was spurious and
+// times the first copy. A REQUEST that crossed the MESSAGE, arriving
+// after the ACK, is not answered with another copy.
+func TestSecondAckAndCrossedRequest(t *testing.T) {
+	a, b := pair(mvds.Interactive)
+	id := a.Send(msgN(3))
+	step(t, b, "a", tick(a, "b")) // epoch 1: OFFER
+	req := tick(b, "a")           // b requests
+	step(t, a, "b", req)          // REQUEST: a owes the MESSAGE
+	msg := tick(a, "b")           // epoch 2: MESSAGE, first copy
+	tick(a, "b")                  // epoch 3: nothing yet (RTO 2)
+	again := tick(a, "b")         // epoch 4: sent again, b is slow
+	if len(msg.Messages) != 1 || len(again.Messages) != 1 {
+		t.Fatalf("copies: %+v, %+v", msg, again)
+	}
+	step(t, b, "a", msg)
+	step(t, b, "a", again)
+	acks := tick(b, "a") // one ACK per copy
+	if len(acks.Acks) != 2 {
+		t.Fatalf("b acknowledged %d copies", len(acks.Acks))
+	}
+	tick(a, "b") // epoch 5
+	step(t, a, "b", mvds.Payload{Acks: acks.Acks[:1]})
+	first := a.RTT("b")
+	step(t, a, "b", mvds.Payload{Acks: acks.Acks[1:]})
+	if got := a.RTT("b"); got.Samples != first.Samples+1 || got.Mean < first.Mean {
+		t.Errorf("a second ACK taught nothing: %+v then %+v", first, got)
+	}
+	// b's REQUEST sent again before the MESSAGE arrived comes now.
+	step(t, a, "b", mvds.Payload{Requests: [][]byte{id[:]}})
+	for range 3 {
+		if p := tick(a, "b"); len(p.Messages) != 0 {
+			t.Fatalf("a answered a crossed REQUEST: %+v", p)
+		}
+	}
+	if r := a.Records(); len(r) != 0 {
+		t.Fatalf("records: %+v", r)
+	}
+}
