@@ -1,6 +1,7 @@
 package remotelog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,8 @@ type Server struct {
 	OnAppend func([]Appended)
 	// Status, when set, answers GET /status on Control.
 	Status func() any
+	// MaxCARBytes bounds one CAR response of Gateway; default MaxCARBytes.
+	MaxCARBytes int64
 }
 
 // NewServer serves repo with its writer w (both owned by the caller).
@@ -55,23 +58,28 @@ func NewServer(repo *Repo, w *Writer, now func() time.Time) *Server {
 // give CloseStreams to http.Server.RegisterOnShutdown.
 func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closed) }) }
 
-// Gateway is the public handler: trustless gateway and event stream.
+// Gateway is the public handler: trustless gateway, Delegated Routing V1
+// for IPNS records and the event stream, all open to
+// pages of any origin (CORS). No request can pin the server: see guard.
 func (s *Server) Gateway() (http.Handler, error) {
 	emb, ok := s.repo.Store().(interface{ Blockstore() blockstore.Blockstore })
 	if !ok {
 		return nil, errors.New("remotelog: serve: the repo has no embedded store yet (publish once first)")
 	}
-	bs := blockservice.New(emb.Blockstore(), nil)
+	// Identity CIDs (bafkqaaa, the trustless gateway probe) hold their
+	// bytes in the CID: the store answers them without holding them.
+	bs := blockservice.New(blockstore.NewIdStore(emb.Blockstore()), nil)
 	backend, err := gateway.NewBlocksBackend(bs, gateway.WithValueStore(recordStore{s.repo.Names()}))
 	if err != nil {
 		return nil, fmt.Errorf("remotelog: serve: %w", err)
 	}
-	gw := gateway.NewHandler(gateway.Config{DeserializedResponses: false}, backend)
+	gw := guard(gateway.NewHandler(gateway.Config{DeserializedResponses: false}, backend), cmp.Or(s.MaxCARBytes, MaxCARBytes))
 	mux := http.NewServeMux()
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/ipns/", gw)
+	mux.HandleFunc("GET /routing/v1/ipns/{name}", s.routingIPNS)
 	mux.HandleFunc("GET /rlog/v1/events", s.events)
-	return mux, nil
+	return withCORS(mux), nil
 }
 
 // recordStore serves the repo's records to the gateway.
