@@ -59,7 +59,7 @@ func NewServer(repo *Repo, w *Writer, now func() time.Time) *Server {
 func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closed) }) }
 
 // Gateway is the public handler: trustless gateway, Delegated Routing V1
-// for IPNS records and the event stream, all open to
+// for IPNS records, the event stream and the web page at /, all open to
 // pages of any origin (CORS). No request can pin the server: see guard.
 func (s *Server) Gateway() (http.Handler, error) {
 	emb, ok := s.repo.Store().(interface{ Blockstore() blockstore.Blockstore })
@@ -79,6 +79,8 @@ func (s *Server) Gateway() (http.Handler, error) {
 	mux.Handle("/ipns/", gw)
 	mux.HandleFunc("GET /routing/v1/ipns/{name}", s.routingIPNS)
 	mux.HandleFunc("GET /rlog/v1/events", s.events)
+	mux.Handle("GET /{$}", webPage())
+	mux.Handle("GET /web/", webAssets())
 	return withCORS(mux), nil
 }
 
