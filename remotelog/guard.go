@@ -5,13 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
-
-	"github.com/ipfs/boxo/ipns"
-
-	"rlog/namesys"
 )
 
 // MaxCARBytes bounds one CAR response of the gateway. A log's skip links
@@ -136,34 +130,4 @@ func withCORS(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(rw, r)
 	})
-}
-
-// routingIPNS answers Delegated Routing V1's GET /routing/v1/ipns/{name}
-// with the name's signed record, so that IPFS clients (Helia,
-// verified-fetch) resolve ipns://NAME with this server as their router.
-func (s *Server) routingIPNS(rw http.ResponseWriter, r *http.Request) {
-	name, err := ipns.NameFromString(r.PathValue("name"))
-	if err != nil {
-		http.Error(rw, fmt.Sprintf("not an IPNS name: %v", err), http.StatusBadRequest)
-		return
-	}
-	raw, err := s.repo.Names().Resolve(r.Context(), name)
-	if errors.Is(err, namesys.ErrNotFound) {
-		http.Error(rw, fmt.Sprintf("no record for %s here", name), http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		http.Error(rw, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	maxAge := time.Minute
-	if rec, err := ipns.UnmarshalRecord(raw); err == nil {
-		if ttl, err := rec.TTL(); err == nil && ttl > 0 {
-			maxAge = ttl
-		}
-	}
-	rw.Header().Set("Content-Type", "application/vnd.ipfs.ipns-record")
-	rw.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
-	rw.Header().Set("Vary", "Accept")
-	rw.Write(raw)
 }

@@ -3,10 +3,14 @@ package remotelog_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -223,4 +227,31 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestServeDelegatedRoutingProviders: for a block it holds, the server
+// names itself as a trustless gateway provider, at the address it was
+// reached by; for others, none (404).
+func TestServeDelegatedRoutingProviders(t *testing.T) {
+	_, hs, res, name := linkedServed(t, 2)
+	u, _ := url.Parse(hs.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	wantAddr := "/ip4/" + host + "/tcp/" + port + "/http"
+	resp, b := httpGet(t, hs.URL+"/routing/v1/providers/"+res.Head.String(), "Accept", "application/json")
+	var got struct{ Providers []map[string]any }
+	if err := json.Unmarshal(b, &got); err != nil || resp.StatusCode != http.StatusOK || len(got.Providers) != 1 {
+		t.Fatalf("providers: %s %q %v", resp.Status, b, err)
+	}
+	p := got.Providers[0]
+	if p["Schema"] != "peer" || p["ID"] != name.Peer().String() || fmt.Sprint(p["Addrs"]) != "["+wantAddr+"]" || fmt.Sprint(p["Protocols"]) != "[transport-ipfs-gateway-http]" {
+		t.Errorf("provider %v, want this server at %s", p, wantAddr)
+	}
+	resp, b = httpGet(t, hs.URL+"/routing/v1/providers/"+res.Head.String(), "Accept", "application/x-ndjson")
+	if resp.Header.Get("Content-Type") != "application/x-ndjson" || !bytes.Contains(b, []byte(wantAddr)) || bytes.Count(b, []byte("\n")) != 1 {
+		t.Errorf("ndjson providers: %q %q", resp.Header.Get("Content-Type"), b)
+	}
+	absent := "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+	if resp, _ := httpGet(t, hs.URL+"/routing/v1/providers/"+absent); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a block not held: %s, want 404", resp.Status)
+	}
 }

@@ -68,7 +68,8 @@ func (s *Server) Gateway() (http.Handler, error) {
 	}
 	// Identity CIDs (bafkqaaa, the trustless gateway probe) hold their
 	// bytes in the CID: the store answers them without holding them.
-	bs := blockservice.New(blockstore.NewIdStore(emb.Blockstore()), nil)
+	blocks := blockstore.NewIdStore(emb.Blockstore())
+	bs := blockservice.New(blocks, nil)
 	backend, err := gateway.NewBlocksBackend(bs, gateway.WithValueStore(recordStore{s.repo.Names()}))
 	if err != nil {
 		return nil, fmt.Errorf("remotelog: serve: %w", err)
@@ -78,6 +79,7 @@ func (s *Server) Gateway() (http.Handler, error) {
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/ipns/", gw)
 	mux.HandleFunc("GET /routing/v1/ipns/{name}", s.routingIPNS)
+	mux.HandleFunc("GET /routing/v1/providers/{cid}", s.routingProviders(blocks.Has))
 	mux.HandleFunc("GET /rlog/v1/events", s.events)
 	mux.Handle("GET /{$}", webPage())
 	mux.Handle("GET /web/", webAssets())
