@@ -44,9 +44,9 @@ func guard(gw http.Handler, maxCAR int64) http.Handler {
 			http.Error(rw, errDupsRefused.Error(), http.StatusNotAcceptable)
 			return
 		}
-		bw := &budgetWriter{ResponseWriter: rw, left: maxCAR}
-		gw.ServeHTTP(bw, r)
-		if bw.over {
+		cw := &carWriter{ResponseWriter: rw, left: maxCAR}
+		gw.ServeHTTP(cw, r)
+		if cw.cut {
 			// The status and headers are sent: end the stream without
 			// its last chunk, so the client sees a truncated response.
 			panic(http.ErrAbortHandler)
@@ -76,36 +76,40 @@ func carRequest(r *http.Request) (car bool, dups string) {
 	return car, dups
 }
 
-// budgetWriter passes at most left bytes on, then fails every write.
-type budgetWriter struct {
+// carWriter passes at most left bytes of a CAR on, then fails every
+// write; and it keeps the gateway from appending an error text to a CAR
+// it could not finish (boxo does, once it has set X-Stream-Error): the
+// stream is cut instead, which every CAR reader sees as truncated.
+type carWriter struct {
 	http.ResponseWriter
 	left int64
-	over bool
+	cut  bool
 }
 
-var errBudget = errors.New("remotelog: serve: CAR response over its size limit")
+var errCut = errors.New("remotelog: serve: CAR response cut (over its size limit, or the walk failed)")
 
-func (w *budgetWriter) Write(b []byte) (int, error) {
-	if w.over {
-		return 0, errBudget
+func (w *carWriter) Write(b []byte) (int, error) {
+	if w.cut || w.Header().Get("X-Stream-Error") != "" {
+		w.cut = true
+		return 0, errCut
 	}
 	if int64(len(b)) > w.left {
 		n, _ := w.ResponseWriter.Write(b[:w.left])
-		w.left, w.over = 0, true
-		return n, errBudget
+		w.left, w.cut = 0, true
+		return n, errCut
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.left -= int64(n)
 	return n, err
 }
 
-func (w *budgetWriter) Flush() {
+func (w *carWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }
 
-func (w *budgetWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *carWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // corsHeaders are Kubo's gateway's CORS headers (boxo's defaults), with
 // the headers a reader of this server looks at exposed too.

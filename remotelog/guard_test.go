@@ -24,7 +24,7 @@ import (
 // linkedServed is a served `linked` log (one message a page, every payload
 // a pointer) of n messages: the deepest DAG a log makes, whose skip links
 // reach page 0 by exponentially many paths.
-func linkedServed(t *testing.T, n int) (*remotelog.Server, *httptest.Server, remotelog.PublishResult, ipns.Name) {
+func linkedServed(t testing.TB, n int) (*remotelog.Server, *httptest.Server, remotelog.PublishResult, ipns.Name) {
 	t.Helper()
 	cfg, err := remotelog.DefaultConfig("linked")
 	if err != nil {
@@ -253,5 +253,24 @@ func TestServeDelegatedRoutingProviders(t *testing.T) {
 	absent := "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 	if resp, _ := httpGet(t, hs.URL+"/routing/v1/providers/"+absent); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a block not held: %s, want 404", resp.Status)
+	}
+}
+
+// TestServeCutsFailedCARs: a walk the gateway cannot finish (a `linked`
+// log deeper than its 1,024-level depth limit) ends as a truncated
+// stream, never with error text appended to the CAR.
+func TestServeCutsFailedCARs(t *testing.T) {
+	_, hs, res, _ := linkedServed(t, 1100)
+	resp, err := http.Get(hs.URL + "/ipfs/" + res.Head.String() + "?format=car")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read %d bytes of a CAR the gateway could not finish: %v, want a truncated stream", len(b), err)
+	}
+	if bytes.Contains(b, []byte("Gateway Error")) {
+		t.Errorf("text appended to the CAR")
 	}
 }
