@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +246,38 @@ func remotelogRecord(raw []byte) (cid.Cid, error) {
 		return cid.Undef, err
 	}
 	return cid.Decode(strings.TrimPrefix(v.String(), "/ipfs/"))
+}
+
+// BenchmarkWebPage: in headless Chromium, the page opening a
+// 100,000-message log until its newest 100 messages are shown, verified
+// (open-ms), and a publish pushed to it until the page shows the message
+// (push-ms, from the publish returning), on loopback.
+func BenchmarkWebPage(b *testing.B) {
+	ctx := browser(b)
+	repo, w, srv, hs := servedLog(b, 100000)
+	name := w.Name().String()
+	c := context.Background()
+	var open, push []float64
+	seq := 100000
+	for b.Loop() {
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(pageURL(hs.URL, name, hs.URL))); err != nil {
+			b.Fatal(err)
+		}
+		waitJS(b, ctx, "the newest message", fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, seq))
+		open = append(open, evalJS[float64](b, ctx, `rlogStats.firstShownMs`))
+		waitJS(b, ctx, "the event stream", `document.getElementById('live').textContent === 'live: head events'`)
+		w.Append(c, repo.DefaultGroup(), [][]byte{[]byte("pushed")})
+		if _, err := srv.Publish(c); err != nil {
+			b.Fatal(err)
+		}
+		published := time.Now()
+		seq++
+		waitJS(b, ctx, "the pushed message", fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, seq))
+		push = append(push, evalJS[float64](b, ctx, fmt.Sprintf(`rlogStats.shown[%d]`, seq))-float64(published.UnixMilli()))
+	}
+	slices.Sort(open)
+	slices.Sort(push)
+	b.ReportMetric(open[len(open)/2], "open-ms")
+	b.ReportMetric(push[len(push)/2], "push-ms")
+	b.ReportMetric(push[len(push)-1], "max-push-ms")
 }

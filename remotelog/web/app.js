@@ -135,34 +135,20 @@ async function older() {
   describe();
 }
 
-// refresh reads the newest record and shows what it adds.
-let refreshing = null;
+// refresh reads the newest record and shows what it adds. A refresh asked
+// for while one runs runs again after it: the record it read may be older
+// than the event that asked.
+let refreshing = null, again = false;
 async function refresh() {
-  if (refreshing) return refreshing;
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
   refreshing = (async () => {
-    const s = state;
-    const record = await s.gw.record(s.name);
-    if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
-    if (record.head.equals(s.head.cid)) return;
-    const head = await s.gw.page(record.head);
-    if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
-    if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
-    const from = Math.max(s.last + 1, head.last - WANT + 1);
-    // Back to the message shown last, to check it is still there, unless
-    // that is more than WANT back (then the newest WANT are shown).
-    const back = head.last - s.last <= WANT ? s.last : from;
-    const pages = [head, ...(await pagesBack(s.gw, head, back))].reverse();
-    // The message shown last must still be there: else the log was rewritten.
-    const keep = pages.find((pg) => pg.s <= s.last && s.last <= pg.last);
-    if (keep) {
-      const shown = document.querySelector(`#log li[data-seq="${s.last}"] .id`);
-      const id = hex(keep.entries[s.last - keep.s].id).slice(0, 16);
-      if (shown && shown.textContent !== id) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
-    }
-    const msgs = await messagesOf(s.gw, pages, from);
-    Object.assign(s, { record, head, last: head.last, known: Math.max(s.known, head.last) });
-    render(msgs, 'bottom');
-    describe();
+    do {
+      again = false;
+      await readNewest();
+    } while (again);
   })();
   try {
     await refreshing;
@@ -170,6 +156,32 @@ async function refresh() {
     refreshing = null;
   }
   showSync();
+}
+
+async function readNewest() {
+  const s = state;
+  const record = await s.gw.record(s.name);
+  if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
+  if (record.head.equals(s.head.cid)) return;
+  const head = await s.gw.page(record.head);
+  if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
+  if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
+  const from = Math.max(s.last + 1, head.last - WANT + 1);
+  // Back to the message shown last, to check it is still there, unless
+  // that is more than WANT back (then the newest WANT are shown).
+  const back = head.last - s.last <= WANT ? s.last : from;
+  const pages = [head, ...(await pagesBack(s.gw, head, back))].reverse();
+  // The message shown last must still be there: else the log was rewritten.
+  const keep = pages.find((pg) => pg.s <= s.last && s.last <= pg.last);
+  if (keep) {
+    const shown = document.querySelector(`#log li[data-seq="${s.last}"] .id`);
+    const id = hex(keep.entries[s.last - keep.s].id).slice(0, 16);
+    if (shown && shown.textContent !== id) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
+  }
+  const msgs = await messagesOf(s.gw, pages, from);
+  Object.assign(s, { record, head, last: head.last, known: Math.max(s.known, head.last) });
+  render(msgs, 'bottom');
+  describe();
 }
 
 function showSync() {
