@@ -281,3 +281,36 @@ func BenchmarkWebPage(b *testing.B) {
 	b.ReportMetric(push[len(push)/2], "push-ms")
 	b.ReportMetric(push[len(push)-1], "max-push-ms")
 }
+
+// TestWebPageReadsKuboGateway: the page, served by rlog serve, reads a log
+// published to Kubo through Kubo's own gateway (another origin, no head
+// events: it polls), verifying it the same way.
+func TestWebPageReadsKuboGateway(t *testing.T) {
+	env := kuboEnv(t, "RLOG_KUBO_API", "RLOG_KUBO_GW")
+	ctx := browser(t)
+	_, _, _, hs := servedLog(t, 1) // the page's own server
+	k := kuboBackend(t, env[0])
+	w := kuboWriter(t, k, pager.Policy{PageEntries: 16, PageBytes: 64 << 10, InlineLimit: 1024, HeadInlineLimit: 4096, Window: 4})
+	c := context.Background()
+	var bodies [][]byte
+	for i := range 200 {
+		bodies = append(bodies, body(i))
+	}
+	if _, err := w.Append(c, group, bodies); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(c, remotelog.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(hs.URL, w.Name().String(), env[1]))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the newest message", `document.querySelector('#log li[data-seq="200"]') !== null`)
+	if n := evalJS[int](t, ctx, `document.querySelectorAll('#log li').length`); n != 100 {
+		t.Errorf("shows %d messages, want 100", n)
+	}
+	if got := evalJS[string](t, ctx, `document.querySelector('#log li[data-seq="101"] .body').textContent`); got != string(body(100)) {
+		t.Errorf("message 101 reads %q", got)
+	}
+	waitJS(t, ctx, "polling", `document.getElementById('live').textContent.startsWith('no head events here')`)
+}
