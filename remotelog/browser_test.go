@@ -183,6 +183,28 @@ func TestWebPageInBrowser(t *testing.T) {
 	if n := evalJS[int](t, ctx, `document.querySelectorAll('#log li').length`); n != 0 {
 		t.Errorf("shows %d messages from a tampered log", n)
 	}
+
+	// Back on the server's own gateway, 150 at once: the newest 100,
+	// after a marked gap.
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(hs.URL, name, hs.URL))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the event stream again", `document.getElementById('live').textContent === 'live: head events'`)
+	var more [][]byte
+	for i := range 150 {
+		more = append(more, body(20000+i))
+	}
+	w.Append(c, repo.DefaultGroup(), more)
+	if _, err := srv.Publish(c); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "message 10152", `document.querySelector('#log li[data-seq="10152"]') !== null`)
+	if gap := evalJS[string](t, ctx, `document.querySelector('#log li.gap').textContent`); gap != "… messages 10003–10052 not shown" {
+		t.Errorf("gap %q", gap)
+	}
+	if evalJS[bool](t, ctx, `document.querySelector('#log li[data-seq="10052"]') !== null`) || !evalJS[bool](t, ctx, `document.querySelector('#log li[data-seq="10053"]') !== null`) {
+		t.Errorf("want messages from 10053 on after the gap")
+	}
 }
 
 // previousPage is the CID of the sealed page before the head of name.
@@ -230,7 +252,10 @@ func tampering(t testing.TB, upstream string, c cid.Cid) *httptest.Server {
 		return nil
 	}
 	hs := httptest.NewServer(rp)
-	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		hs.CloseClientConnections() // a page's event stream through it
+		hs.Close()
+	})
 	return hs
 }
 

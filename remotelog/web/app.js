@@ -104,7 +104,7 @@ async function open(name, gatewayURL) {
   if (state?.events) state.events.close();
   if (state?.poll) clearInterval(state.poll);
   state = null;
-  $('log').textContent = '';
+  for (const id of ['log', 'live', 'summary', 'sync']) $(id).textContent = '';
   setStatus('resolving ' + name + ' …');
   const gw = new Gateway(gatewayURL);
   const record = await gw.record(name);
@@ -179,6 +179,12 @@ async function readNewest() {
     if (shown && shown.textContent !== id) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
   }
   const msgs = await messagesOf(s.gw, pages, from);
+  if (from > s.last + 1) { // more than WANT new: the newest WANT, after a gap
+    const gap = document.createElement('li');
+    gap.className = 'gap';
+    gap.textContent = `… messages ${s.last + 1}–${from - 1} not shown`;
+    $('log').appendChild(gap);
+  }
   Object.assign(s, { record, head, last: head.last, known: Math.max(s.known, head.last) });
   render(msgs, 'bottom');
   describe();
