@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"rlog/remotelog"
 )
 
 // cpuTime is the process's CPU time so far (user and system).
@@ -77,5 +79,26 @@ func BenchmarkServeWorstRequests(b *testing.B) {
 	}
 	b.Run("100MiB/car-all", func(b *testing.B) {
 		benchRequest(b, big.URL+"/ipfs/"+res2.Head.String()+"?format=car")
+	})
+	// A `full` log's head page near 1 MiB, asked for as DAG-JSON: a
+	// conversion, which a trustless gateway refuses (406).
+	cfg, err := remotelog.DefaultConfig("full")
+	if err != nil {
+		b.Fatal(err)
+	}
+	repo3, w3, srv3, full := servedRepoConfig(b, cfg)
+	var bodies [][]byte
+	for i := range 4000 {
+		bodies = append(bodies, bytes.Repeat([]byte{byte(i)}, 200))
+	}
+	if _, err := w3.Append(ctx, repo3.DefaultGroup(), bodies); err != nil {
+		b.Fatal(err)
+	}
+	res3, err := srv3.Publish(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("full-head/dag-json", func(b *testing.B) {
+		benchRequest(b, full.URL+"/ipfs/"+res3.Head.String()+"?format=dag-json")
 	})
 }

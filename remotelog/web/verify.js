@@ -299,7 +299,9 @@ export function decodePage(cid, bytes) {
   };
   const entries = e.map((x) => {
     if (!(x instanceof Map) || !(x.get('i') instanceof Uint8Array) || x.get('i').length !== 32) throw new Refused(`page ${cid}: malformed entry`);
-    return { id: x.get('i'), inline: x.get('c'), ref: x.get('r') };
+    const inline = x.get('c'), ref = x.get('r');
+    if ((inline instanceof Uint8Array) === (ref instanceof CID) || x.size !== 2) throw new Refused(`page ${cid}: an entry needs exactly one of c (payload) and r (CID)`);
+    return { id: x.get('i'), inline, ref };
   });
   const w = m.get('w');
   return { cid, p, s, entries, links: l.map(link), window: w ? w.map(link) : null, head: !!w, last: s + entries.length - 1 };
@@ -365,7 +367,7 @@ export class Gateway {
   // message resolves and verifies one entry's payload.
   async message(seq, entry) {
     let payload = entry.inline;
-    if (!payload) {
+    if (entry.ref) {
       if (entry.ref.codec !== codecs.raw) return { seq, id: entry.id, large: true };
       payload = await this.block(entry.ref);
     }
