@@ -23,8 +23,10 @@ import (
 // (raw blocks, CAR responses with dag-scope, IPNS records, with the caching
 // headers of the gateway conventions: immutable for /ipfs/, the record's
 // TTL for /ipns/) plus /rlog/v1/events, a server-sent event stream of new
-// heads. Its Control handler (served on a unix socket in the repo) lets
-// other rlog processes append and publish through the owner.
+// heads, Delegated Routing V1 (/routing/v1/ipns, /routing/v1/providers)
+// and a web page that reads logs at /. Its Control handler (served on a
+// unix socket in the repo) lets other rlog processes append and publish
+// through the owner.
 type Server struct {
 	repo *Repo
 	w    *Writer
