@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -272,33 +273,124 @@ type CARSource struct {
 	Head   cid.Cid
 }
 
-// OpenCARSource opens a backup file written by Backup as a source.
+// OpenCARSource opens a backup file written by Backup as a source. Any
+// other CAR is ErrNotBackup, saying what it holds; OpenCARBlocks reads one.
 func OpenCARSource(_ context.Context, path string) (SourceCloser, error) {
-	f, err := cas.OpenCAR(path)
+	f, roots, err := openCARRoots(path)
 	if err != nil {
 		return nil, err
 	}
-	roots, err := f.Roots()
-	if err != nil || len(roots) != 2 {
-		f.Close()
-		return nil, fmt.Errorf("remotelog: %s: %w: not an rlog backup (want 2 roots: head, manifest; %v)", path, ErrInvalidLog, err)
-	}
-	mb, err := cas.Verify(f).Get(context.Background(), roots[1])
+	src, err := openBackup(f, roots)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("remotelog: %s: manifest: %w", path, err)
+		return nil, fmt.Errorf("remotelog: %s: %w", path, err)
+	}
+	return src, nil
+}
+
+func openCARRoots(path string) (*cas.CARFile, []cid.Cid, error) {
+	f, err := cas.OpenCAR(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, err := f.Roots()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("remotelog: %s: %w", path, err)
+	}
+	return f, roots, nil
+}
+
+func openBackup(f *cas.CARFile, roots []cid.Cid) (*CARSource, error) {
+	if len(roots) != 2 {
+		return nil, notBackup(roots, "")
+	}
+	mb, err := cas.Verify(f).Get(context.Background(), roots[1])
+	if errors.Is(err, cas.ErrNotFound) {
+		return nil, notBackup(roots, "its second root is not in it")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	var m manifest
 	if err := cbor.Unmarshal(mb, &m); err != nil || m.Version != 1 {
-		f.Close()
-		return nil, fmt.Errorf("remotelog: %s: %w: not an rlog backup manifest (%v)", path, ErrInvalidLog, err)
+		return nil, notBackup(roots, "its second root is not a backup manifest")
 	}
 	name, err := ipns.NameFromString(m.Name)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("remotelog: %s: manifest name: %w", path, err)
+		return nil, fmt.Errorf("%w: manifest name: %w", ErrInvalidLog, err)
 	}
 	return &CARSource{CARFile: f, name: name, record: m.Record, Head: roots[0]}, nil
+}
+
+// notBackup says what a CAR that is not a backup holds.
+func notBackup(roots []cid.Cid, why string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "a backup CAR, as `rlog backup` writes it, has 2 roots: the head page, then a manifest holding the name and its signed record; this file has %d", len(roots))
+	if len(roots) == 1 {
+		fmt.Fprintf(&b, " root (%s), as `ipfs dag export HEAD` writes", roots[0])
+	} else {
+		b.WriteString(" roots")
+	}
+	if why != "" {
+		b.WriteString(", and " + why)
+	}
+	return fmt.Errorf("%w: %s", ErrNotBackup, b.String())
+}
+
+// CARBlocks reads the blocks of any CAR file (a plain `ipfs dag export`
+// of a log's head): it holds no record, so reading it needs the name's
+// record given apart (WithRecord) or a head the caller vouches for
+// (ReadOptions.Head). Resolve says so.
+type CARBlocks struct {
+	*cas.CARFile
+	path  string
+	Roots []cid.Cid
+	why   error
+}
+
+// OpenCARBlocks opens a CAR file for its blocks alone.
+func OpenCARBlocks(_ context.Context, path string) (*CARBlocks, error) {
+	f, roots, err := openCARRoots(path)
+	if err != nil {
+		return nil, err
+	}
+	return &CARBlocks{CARFile: f, path: path, Roots: roots, why: notBackup(roots, "")}, nil
+}
+
+// Resolve fails: the file holds no record. The error is ErrNotBackup and
+// namesys.ErrNotFound.
+func (c *CARBlocks) Resolve(_ context.Context, name ipns.Name) ([]byte, error) {
+	return nil, fmt.Errorf("remotelog: %s: %w, so it holds no record for %s (%w)", c.path, c.why, name, namesys.ErrNotFound)
+}
+
+// openCAR opens a backup as a source, and any other CAR as its blocks.
+func openCAR(ctx context.Context, path string) (SourceCloser, error) {
+	src, err := OpenCARSource(ctx, path)
+	if errors.Is(err, ErrNotBackup) {
+		return OpenCARBlocks(ctx, path)
+	}
+	return src, err
+}
+
+// WithRecord is src with record as the signed record of name (given
+// apart from the source, e.g. a file next to a plain CAR). Readers
+// verify it as any record.
+func WithRecord(src Source, name ipns.Name, record []byte) Source {
+	return withRecord{Source: src, name: name, record: record}
+}
+
+type withRecord struct {
+	Source
+	name   ipns.Name
+	record []byte
+}
+
+func (w withRecord) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	if name == w.name {
+		return w.record, nil
+	}
+	return w.Source.Resolve(ctx, name)
 }
 
 // Name is the log the backup holds.

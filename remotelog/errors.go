@@ -33,6 +33,11 @@ var (
 	ErrPastEnd = errors.New("cursor past the end of the log")
 	// ErrNoLog: the name has no published log yet.
 	ErrNoLog = errors.New("log not published")
+	// ErrNotBackup: a CAR file is not a backup written by Backup (two
+	// roots: the head page, then a manifest holding the name and its
+	// signed record), e.g. a plain `ipfs dag export` of a head. Its blocks
+	// are readable given the record, or a head the caller vouches for.
+	ErrNotBackup = errors.New("not an rlog backup")
 )
 
 // errorsf wraps sentinel with a formatted detail.

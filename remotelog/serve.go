@@ -1,6 +1,7 @@
 package remotelog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,8 +23,10 @@ import (
 // (raw blocks, CAR responses with dag-scope, IPNS records, with the caching
 // headers of the gateway conventions: immutable for /ipfs/, the record's
 // TTL for /ipns/) plus /rlog/v1/events, a server-sent event stream of new
-// heads. Its Control handler (served on a unix socket in the repo) lets
-// other rlog processes append and publish through the owner.
+// heads, Delegated Routing V1 (/routing/v1/ipns, /routing/v1/providers)
+// and a web page that reads logs at /. Its Control handler (served on a
+// unix socket in the repo) lets other rlog processes append and publish
+// through the owner.
 type Server struct {
 	repo *Repo
 	w    *Writer
@@ -40,6 +43,8 @@ type Server struct {
 	OnAppend func([]Appended)
 	// Status, when set, answers GET /status on Control.
 	Status func() any
+	// MaxCARBytes bounds one CAR response of Gateway; default MaxCARBytes.
+	MaxCARBytes int64
 }
 
 // NewServer serves repo with its writer w (both owned by the caller).
@@ -55,23 +60,32 @@ func NewServer(repo *Repo, w *Writer, now func() time.Time) *Server {
 // give CloseStreams to http.Server.RegisterOnShutdown.
 func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closed) }) }
 
-// Gateway is the public handler: trustless gateway and event stream.
+// Gateway is the public handler: trustless gateway, Delegated Routing V1
+// for IPNS records, the event stream and the web page at /, all open to
+// pages of any origin (CORS). No request can pin the server: see guard.
 func (s *Server) Gateway() (http.Handler, error) {
 	emb, ok := s.repo.Store().(interface{ Blockstore() blockstore.Blockstore })
 	if !ok {
 		return nil, errors.New("remotelog: serve: the repo has no embedded store yet (publish once first)")
 	}
-	bs := blockservice.New(emb.Blockstore(), nil)
+	// Identity CIDs (bafkqaaa, the trustless gateway probe) hold their
+	// bytes in the CID: the store answers them without holding them.
+	blocks := blockstore.NewIdStore(emb.Blockstore())
+	bs := blockservice.New(blocks, nil)
 	backend, err := gateway.NewBlocksBackend(bs, gateway.WithValueStore(recordStore{s.repo.Names()}))
 	if err != nil {
 		return nil, fmt.Errorf("remotelog: serve: %w", err)
 	}
-	gw := gateway.NewHandler(gateway.Config{DeserializedResponses: false}, backend)
+	gw := guard(gateway.NewHandler(gateway.Config{DeserializedResponses: false}, backend), cmp.Or(s.MaxCARBytes, MaxCARBytes))
 	mux := http.NewServeMux()
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/ipns/", gw)
+	mux.HandleFunc("GET /routing/v1/ipns/{name}", s.routingIPNS)
+	mux.HandleFunc("GET /routing/v1/providers/{cid}", s.routingProviders(blocks.Has))
 	mux.HandleFunc("GET /rlog/v1/events", s.events)
-	return mux, nil
+	mux.Handle("GET /{$}", webPage())
+	mux.Handle("GET /web/", webAssets())
+	return withCORS(mux), nil
 }
 
 // recordStore serves the repo's records to the gateway.

@@ -28,9 +28,15 @@ func servedRepo(t testing.TB) (*remotelog.Repo, *remotelog.Writer, *remotelog.Se
 // servedRepoWith is servedRepo with pages of at most pageEntries entries.
 func servedRepoWith(t testing.TB, pageEntries int) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
 	cfg, _ := remotelog.DefaultConfig("paged")
 	cfg.Policy.PageEntries = pageEntries
+	return servedRepoConfig(t, cfg)
+}
+
+// servedRepoConfig is servedRepo with a repo made with cfg.
+func servedRepoConfig(t testing.TB, cfg remotelog.Config) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
 	if _, err := remotelog.Init(dir, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,8 @@ var sources = []opener{
 	{scheme: "kubo", help: "kubo:MULTIADDR: a Kubo daemon's RPC API, e.g. kubo:/ip4/127.0.0.1/tcp/5001", open: func(ctx context.Context, arg string) (SourceCloser, error) {
 		return OpenKubo(ctx, strings.TrimPrefix(arg, "kubo:"))
 	}},
-	{scheme: "car", help: "car:FILE or a .car file: a backup written by `rlog backup`", open: func(ctx context.Context, arg string) (SourceCloser, error) {
-		return OpenCARSource(ctx, strings.TrimPrefix(arg, "car:"))
+	{scheme: "car", help: "car:FILE or a .car file: a backup written by `rlog backup`, or any CAR of a log's blocks (`ipfs dag export HEAD`)", open: func(ctx context.Context, arg string) (SourceCloser, error) {
+		return openCAR(ctx, strings.TrimPrefix(arg, "car:"))
 	}},
 	{scheme: "http", help: "http://HOST[:PORT] or https://HOST: an IPFS trustless gateway (Kubo's, `rlog serve`, a public one)", open: openGateway},
 	{scheme: "https", open: openGateway},
@@ -77,7 +77,7 @@ func OpenSource(ctx context.Context, arg string) (SourceCloser, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
 		return openRepoSource(ctx, arg)
 	} else if err == nil && strings.HasSuffix(arg, ".car") {
-		return OpenCARSource(ctx, arg)
+		return openCAR(ctx, arg)
 	}
 	return nil, fmt.Errorf("remotelog: source %q: not a directory and no known scheme; sources are:\n%s", arg, SourceHelp())
 }

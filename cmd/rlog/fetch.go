@@ -3,7 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"rlog/remotelog"
@@ -14,6 +18,7 @@ func (a *app) fetchCmd() *cobra.Command {
 	var since uint64
 	var all, asJSON, keep bool
 	var outDir string
+	var recordFile, headArg string
 	cmd := &cobra.Command{
 		Use:   "fetch NAME",
 		Short: "Print the messages of log NAME this repo has not seen yet",
@@ -64,6 +69,9 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
+				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
+					return err
+				}
 				var next remotelog.Cursor
 				var st remotelog.Stats
 				if keep {
@@ -91,11 +99,16 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					plural(st.Pages, "page fetch"), plural(st.Payloads, "payload fetch"), plural(st.BytesFetched, "byte"))
 				return nil
 			})
+			if errors.Is(err, remotelog.ErrNotBackup) {
+				return usageFail(err, "--from %s: %s; read it with the name's signed record given apart (--record FILE, e.g. saved from a gateway's /ipns/NAME?format=ipns-record) or with a head you vouch for (--head CID)", from, foundText(err, remotelog.ErrNotBackup))
+			}
 			return a.notPublished(name, from, err)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", fromHelp)
+	f.StringVar(&recordFile, "record", "", "the name's signed IPNS record, from this file (for a source that has none, such as a plain CAR); verified as any record")
+	f.StringVar(&headArg, "head", "", "read from this head page CID, which you vouch for, instead of the name's record: no record is checked")
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
@@ -115,4 +128,35 @@ func fetchSummary(st remotelog.Stats) map[string]any {
 		m["head"] = st.Head.String()
 	}
 	return m
+}
+
+// withVouched applies --record and --head: src with the name's record read
+// from a file, and the head to read from instead of any record.
+func withVouched(src remotelog.Source, name ipns.Name, recordFile, head string, opts *remotelog.ReadOptions) (remotelog.Source, error) {
+	if recordFile != "" && head != "" {
+		return nil, usagef("give --record or --head, not both")
+	}
+	if head != "" {
+		c, err := cid.Decode(head)
+		if err != nil {
+			return nil, usageFail(err, "--head %s: not a CID: %v", head, err)
+		}
+		opts.Head = c
+	}
+	if recordFile != "" {
+		f, err := os.Open(recordFile)
+		if err != nil {
+			return nil, failf(noFile(err), "--record: %v", err)
+		}
+		defer f.Close()
+		raw, err := io.ReadAll(io.LimitReader(f, int64(ipns.MaxRecordSize)+1))
+		if err != nil {
+			return nil, failf(err, "--record: %v", err)
+		}
+		if len(raw) > ipns.MaxRecordSize {
+			return nil, usagef("--record %s: over %d bytes: not an IPNS record", recordFile, ipns.MaxRecordSize)
+		}
+		src = remotelog.WithRecord(src, name, raw)
+	}
+	return src, nil
 }

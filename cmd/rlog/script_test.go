@@ -47,6 +47,8 @@ func TestScripts(t *testing.T) {
 			e.Setenv("GORACE", "atexit_sleep_ms=0")
 			e.Setenv("RLOG_KUBO_API", os.Getenv("RLOG_KUBO_API"))
 			e.Setenv("RLOG_KUBO_IPFS_PATH", os.Getenv("RLOG_KUBO_IPFS_PATH"))
+			e.Setenv("RLOG_KUBO_IPFS", os.Getenv("RLOG_KUBO_IPFS"))
+			e.Setenv("RLOG_KUBO_GW", os.Getenv("RLOG_KUBO_GW"))
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

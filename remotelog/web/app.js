@@ -1,0 +1,250 @@
+// rlog's read-only log page: give it a log's name (and the gateway to read
+// from), it shows the newest messages, verified in this browser, and keeps
+// them current from the server's head events.
+import { Gateway, Refused, checkLinked, hex, previousLink } from './verify.js';
+
+const WANT = 100; // messages shown at first, and per "older"
+const $ = (id) => document.getElementById(id);
+
+// stats are for whoever measures the page (the browser test reads them).
+const stats = (window.rlogStats = { shown: {}, events: 0, errors: [] });
+
+let state = null; // the log being shown
+
+function params() {
+  const q = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
+  return { name: q.get('name') || '', gateway: q.get('gateway') || location.origin };
+}
+
+function setStatus(text, cls = '') {
+  const el = $('status');
+  el.textContent = text;
+  el.className = cls;
+}
+
+function setSync(text, cls) {
+  const el = $('sync');
+  el.textContent = text;
+  el.className = cls;
+}
+
+function fail(err) {
+  const refused = err instanceof Refused;
+  stats.errors.push(String(err.message || err));
+  setStatus((refused ? 'Refused: ' : 'Error: ') + (err.message || err), 'error');
+}
+
+function bodyText(body) {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return 'base64:' + btoa(String.fromCharCode(...body));
+  }
+}
+
+function row(m) {
+  const li = document.createElement('li');
+  li.dataset.seq = m.seq;
+  li.className = 'msg';
+  const when = m.large ? '' : new Date(m.timestamp * 1000).toISOString().replace('.000Z', 'Z');
+  const text = m.large ? '(a large message: not loaded here)' : bodyText(m.body);
+  li.innerHTML = '<span class="seq"></span> <span class="id"></span> <span class="time"></span> <span class="body"></span>';
+  li.children[0].textContent = m.seq;
+  li.children[1].textContent = hex(m.id).slice(0, 16);
+  li.children[2].textContent = when;
+  li.children[3].textContent = text;
+  return li;
+}
+
+// messagesOf verifies the payloads of pages' entries from seq from on.
+async function messagesOf(gw, pages, from) {
+  const out = [];
+  for (const pg of pages) {
+    pg.entries.forEach((e, k) => {
+      if (pg.s + k >= from) out.push(gw.message(pg.s + k, e));
+    });
+  }
+  return Promise.all(out);
+}
+
+// pagesBack fetches pages before pg (newest first) until one starts at or
+// before seq, checking each is the page its link names.
+async function pagesBack(gw, pg, seq) {
+  const pages = [];
+  while (pg.s > seq) {
+    const link = previousLink(pg);
+    if (!link) break;
+    const prev = await gw.page(link.cid);
+    checkLinked(pg, link, prev, pg.p - 1);
+    pages.push(prev);
+    pg = prev;
+  }
+  return pages;
+}
+
+function render(msgs, where) {
+  const list = $('log');
+  const frag = document.createDocumentFragment();
+  for (const m of msgs) frag.appendChild(row(m));
+  if (where === 'top') list.insertBefore(frag, list.firstChild);
+  else list.appendChild(frag);
+  const now = Date.now();
+  for (const m of msgs) stats.shown[m.seq] = now;
+}
+
+function describe() {
+  const s = state;
+  $('summary').textContent = `${s.name}: ${s.last} messages; showing ${s.first}–${s.last}; record sequence ${s.record.sequence}, signature verified, valid until ${s.record.validity}; head ${s.head.cid}; ${s.gw.blocks} blocks verified (${s.gw.bytes} bytes)`;
+  $('older').hidden = s.first <= 1;
+}
+
+async function open(name, gatewayURL) {
+  const t0 = performance.now();
+  stats.openedAt = Date.now();
+  if (state?.events) state.events.close();
+  if (state?.poll) clearInterval(state.poll);
+  state = null;
+  for (const id of ['log', 'live', 'summary', 'sync']) $(id).textContent = '';
+  setStatus('resolving ' + name + ' …');
+  const gw = new Gateway(gatewayURL);
+  const record = await gw.record(name);
+  const head = await gw.page(record.head);
+  if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
+  const from = Math.max(1, head.last - WANT + 1);
+  const pages = [head, ...(await pagesBack(gw, head, from))].reverse();
+  const msgs = await messagesOf(gw, pages, from);
+  state = { name, gw, record, head, oldest: pages[0], first: from, last: head.last, known: head.last };
+  render(msgs, 'bottom');
+  stats.firstShownMs = performance.now() - t0;
+  setStatus(`read and verified in ${Math.round(stats.firstShownMs)} ms`, 'ok');
+  describe();
+  setSync('caught up', 'ok');
+  listen();
+}
+
+// older shows up to WANT messages before the oldest shown.
+async function older() {
+  const s = state;
+  const from = Math.max(1, s.first - WANT);
+  const pages = await pagesBack(s.gw, s.oldest, from);
+  const all = pages.reverse();
+  const msgs = (await messagesOf(s.gw, all, from)).filter((m) => m.seq < s.first);
+  if (all.length) s.oldest = all[0];
+  s.first = from;
+  render(msgs, 'top');
+  describe();
+}
+
+// refresh reads the newest record and shows what it adds. A refresh asked
+// for while one runs runs again after it: the record it read may be older
+// than the event that asked.
+let refreshing = null, again = false;
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      await readNewest();
+    } while (again);
+  })();
+  try {
+    await refreshing;
+  } finally {
+    refreshing = null;
+  }
+  showSync();
+}
+
+async function readNewest() {
+  const s = state;
+  const record = await s.gw.record(s.name);
+  if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
+  if (record.head.equals(s.head.cid)) return;
+  const head = await s.gw.page(record.head);
+  if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
+  if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
+  const from = Math.max(s.last + 1, head.last - WANT + 1);
+  // Back to the message shown last, to check it is still there, unless
+  // that is more than WANT back (then the newest WANT are shown).
+  const back = head.last - s.last <= WANT ? s.last : from;
+  const pages = [head, ...(await pagesBack(s.gw, head, back))].reverse();
+  // The message shown last must still be there: else the log was rewritten.
+  const keep = pages.find((pg) => pg.s <= s.last && s.last <= pg.last);
+  if (keep) {
+    const shown = document.querySelector(`#log li[data-seq="${s.last}"] .id`);
+    const id = hex(keep.entries[s.last - keep.s].id).slice(0, 16);
+    if (shown && shown.textContent !== id) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
+  }
+  const msgs = await messagesOf(s.gw, pages, from);
+  if (from > s.last + 1) { // more than WANT new: the newest WANT, after a gap
+    const gap = document.createElement('li');
+    gap.className = 'gap';
+    gap.textContent = `… messages ${s.last + 1}–${from - 1} not shown`;
+    $('log').appendChild(gap);
+  }
+  Object.assign(s, { record, head, last: head.last, known: Math.max(s.known, head.last) });
+  render(msgs, 'bottom');
+  describe();
+}
+
+function showSync() {
+  const s = state;
+  const behind = s.known - s.last;
+  if (behind > 0) setSync(`behind by ${behind}`, 'behind');
+  else setSync('caught up', 'ok');
+}
+
+// listen follows the gateway's head events (rlog serve, rlog keep
+// --listen); a gateway without them is polled.
+function listen() {
+  const s = state;
+  const es = new EventSource(`${s.gw.url}/rlog/v1/events?name=${encodeURIComponent(s.name)}`);
+  s.events = es;
+  let opened = false;
+  es.onopen = () => {
+    opened = true;
+    $('live').textContent = 'live: head events';
+    refresh().catch(fail); // anything published before the stream opened
+  };
+  es.addEventListener('head', (ev) => {
+    stats.events++;
+    stats.lastEventAt = Date.now();
+    const h = JSON.parse(ev.data);
+    if (h.messages > s.known) s.known = h.messages;
+    if (s.known > s.last) setSync(`behind by ${s.known - s.last}`, 'behind');
+    else setSync('updating …', 'behind');
+    refresh().catch(fail);
+  });
+  es.onerror = () => {
+    if (opened || s.poll) return; // EventSource reconnects by itself
+    es.close();
+    $('live').textContent = 'no head events here: checking every 10 s';
+    s.poll = setInterval(() => refresh().catch(fail), 10000);
+  };
+}
+
+function start() {
+  const p = params();
+  $('name').value = p.name;
+  $('gateway').value = p.gateway;
+  $('form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = $('name').value.trim(), gateway = $('gateway').value.trim();
+    location.hash = new URLSearchParams({ name, gateway }).toString();
+  });
+  $('older').addEventListener('click', () => older().catch(fail));
+  window.addEventListener('hashchange', () => {
+    const p = params();
+    if (p.name) open(p.name, p.gateway).catch(fail);
+  });
+  if (!globalThis.crypto?.subtle) {
+    setStatus('This page verifies with WebCrypto, which browsers offer only over https or on localhost.', 'error');
+    return;
+  }
+  if (p.name) open(p.name, p.gateway).catch(fail);
+}
+
+start();
