@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -291,38 +292,120 @@ func (u *uploader) close() (int, int64, error) {
 }
 
 // RestoreS3 imports log name from a bucket into a store, as RestoreFile
-// does from a backup file: the log is read from the bucket, verified
-// block by block, into a temporary backup file in dir, which is then
-// verified again and restored. Nothing is stored unless all of it
-// verifies.
+// does from a backup file, and with its guarantees: nothing is stored
+// unless the record and the whole log verify. The bucket's blocks are
+// downloaded, many at once (a log's pages link one to the next, so
+// reading them in log order waits for each in turn), into a temporary
+// backup file in dir, which RestoreFile then verifies and restores: only
+// the log's own blocks are stored. Every block under the prefix is
+// downloaded, other logs' too; one log per prefix downloads least.
+// progress, when set, is told the blocks downloaded and their number.
 func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
 }, now func() time.Time, progress func(done, total uint64)) (RestoreResult, error) {
+	fail := func(err error) (RestoreResult, error) {
+		return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+	}
+	rec, err := namesys.Resolve(ctx, b, name, now())
+	if err != nil {
+		return fail(err)
+	}
 	// A record older than the one held here is a bucket rolled back (an
 	// old record put back): refused before anything is read.
 	if held, err := namesys.Resolve(ctx, names, name, now()); err == nil {
-		got, err := namesys.Resolve(ctx, b, name, now())
-		if err != nil {
-			return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
-		}
-		if err := namesys.Compare(held, got); errors.Is(err, ErrRollback) {
-			return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+		if err := namesys.Compare(held, rec); errors.Is(err, ErrRollback) {
+			return fail(err)
 		}
 	}
 	tmp, err := os.CreateTemp(dir, ".restore-s3-*.car")
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("remotelog: restore: stage: %w", err)
+		return fail(fmt.Errorf("stage: %w", err))
 	}
 	defer os.Remove(tmp.Name())
-	_, err = Backup(ctx, b, name, tmp, now, progress)
+	err = b.stage(ctx, tmp, rec, progress)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+		return fail(err)
 	}
 	return RestoreFile(ctx, tmp.Name(), store, names, now)
+}
+
+// stage writes every block under the prefix, and rec, as a backup file.
+func (b *S3Bucket) stage(ctx context.Context, out io.Writer, rec *namesys.Record, progress func(done, total uint64)) error {
+	held, err := b.Blocks(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := newBackupCAR(ctx, out, rec)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	todo := make(chan cid.Cid)
+	got := make(chan blocks.Block, 64)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range todo {
+				data, err := b.Get(ctx, c)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					cancel()
+					return
+				}
+				select {
+				case got <- cas.NewBlock(c, data):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(todo)
+		for c := range held {
+			select {
+			case todo <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(got) }()
+	done, total := uint64(0), uint64(len(held))
+	for blk := range got {
+		if err := w.Put(ctx, blk.Cid().KeyString(), blk.RawData()); err != nil {
+			cancel()
+			for range got {
+			}
+			return fmt.Errorf("stage: %w", err)
+		}
+		if done++; progress != nil && done%64 == 0 {
+			progress(done, total)
+		}
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if progress != nil {
+		progress(done, total)
+	}
+	return w.Finalize()
 }
 
 // IsS3URL reports an s3://… argument.
