@@ -157,8 +157,12 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 	res.Head, res.RecordSeq = rec.Value, rec.Sequence
 	// The bucket's own record, if any, must not be newer than this one.
 	held, err := namesys.Resolve(ctx, dst, name, opts.Now())
-	if err != nil && !errors.Is(err, namesys.ErrNotFound) {
-		held = nil // unreadable or invalid: replaced by a valid one
+	switch {
+	case err == nil, errors.Is(err, namesys.ErrNotFound):
+	case errors.Is(err, namesys.ErrInvalid):
+		held = nil // damaged or expired: replaced by a valid one
+	default:
+		return fail(err) // unreadable: it might be newer
 	}
 	if err := namesys.Compare(held, rec); err != nil {
 		return fail(err)

@@ -316,4 +316,14 @@ func TestS3DamageFoundAndRefused(t *testing.T) {
 	if rep := remotelog.Check(ctx, s.bucket, s.w.Name(), cid.Undef, s.clock.Now); !rep.OK() || rep.Messages != 40 {
 		t.Fatalf("check after repair: %+v", rep)
 	}
+	// The next backup replaces an old record put back, or a damaged one.
+	for _, bad := range [][]byte{oldRecord, []byte("not a record")} {
+		put("ipns/"+s.w.Name().String(), bad)
+		if res, _ := s.backup(t); !res.RecordWritten {
+			t.Fatalf("backup over a bad record: %+v", res)
+		}
+		if rep := remotelog.Check(ctx, s.bucket, s.w.Name(), cid.Undef, s.clock.Now); !rep.OK() || rep.RecordSeq != newest.Sequence {
+			t.Fatalf("check after the backup over a bad record: %+v", rep)
+		}
+	}
 }
