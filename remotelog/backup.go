@@ -51,15 +51,7 @@ func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now 
 	if err != nil {
 		return res, fmt.Errorf("remotelog: backup %s: %w", name, err)
 	}
-	mb, err := manifestEnc.Marshal(manifest{Name: name.String(), Record: rec.Raw, Version: 1})
-	if err != nil {
-		return res, err
-	}
-	mc, err := pager.PagePrefix.Sum(mb)
-	if err != nil {
-		return res, err
-	}
-	w, err := storage.NewWritable(out, []cid.Cid{rec.Value, mc}, carv2.WriteAsCarV1(true))
+	w, err := newBackupCAR(ctx, out, rec)
 	if err != nil {
 		return res, fmt.Errorf("remotelog: backup %s: %w", name, err)
 	}
@@ -68,10 +60,6 @@ func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now 
 		res.Bytes += int64(len(b))
 		return w.Put(ctx, c.KeyString(), b)
 	}}
-	// The manifest is the file's, not the log's: counted by neither.
-	if err := w.Put(ctx, mc.KeyString(), mb); err != nil {
-		return res, fmt.Errorf("remotelog: backup %s: write: %w", name, err)
-	}
 	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now}, func(m Message) error {
 		if progress != nil && (m.Seq%4096 == 0) {
 			progress(m.Seq, 0)
@@ -86,6 +74,27 @@ func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now 
 	}
 	res.Head, res.Messages = rec.Value, st.Messages
 	return res, nil
+}
+
+// newBackupCAR starts a backup file on out for rec's log: its roots and
+// its manifest, which is the file's, not the log's, and counted by neither.
+func newBackupCAR(ctx context.Context, out io.Writer, rec *namesys.Record) (storage.WritableCar, error) {
+	mb, err := manifestEnc.Marshal(manifest{Name: rec.Name.String(), Record: rec.Raw, Version: 1})
+	if err != nil {
+		return nil, err
+	}
+	mc, err := pager.PagePrefix.Sum(mb)
+	if err != nil {
+		return nil, err
+	}
+	w, err := storage.NewWritable(out, []cid.Cid{rec.Value, mc}, carv2.WriteAsCarV1(true))
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Put(ctx, mc.KeyString(), mb); err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	return w, nil
 }
 
 // teeSource hands every block it reads, once verified, to put, once.

@@ -20,18 +20,31 @@ import (
 func (a *app) backupCmd() *cobra.Command {
 	var from, out string
 	var asJSON bool
+	var endpoint *string
 	cmd := &cobra.Command{
-		Use:   "backup NAME -o FILE.car",
+		Use:   "backup NAME -o FILE.car|s3://BUCKET/PREFIX",
 		Short: "Write a whole log, verified, to a CAR file",
 		Long: `Resolve log NAME (from --from, else this repo's backend), read every page and
 payload, verify them all, and write them to a CARv1 file: the head page is its first
 root; the second root is a small manifest holding the log's name and its signed record.
 Any IPFS tool reads the file (ipfs dag import); 'rlog restore' and 'rlog check' read it
 back, and 'rlog fetch NAME --from FILE.car' reads the log from it. The file is written
-under a temporary name and renamed when complete.`,
+under a temporary name and renamed when complete.
+
+With -o s3://BUCKET/PREFIX the log goes to an S3-compatible bucket instead, laid out
+as a trustless gateway: PREFIX/ipfs/{cid} holds each raw block (written once, its
+stored hash checked, cached as immutable), PREFIX/ipns/{name} the signed record
+(cached for its TTL), written last, so the bucket never points at a block it lacks.
+Backups are incremental: only blocks the bucket lacks are uploaded. Interrupted, the
+bucket still holds the previous complete backup and the next run completes it. A
+public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
+
+` + s3Help,
 		Example: `  rlog backup k51qzi5uqu5d... -o log.car                          # this repo's own log
   rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's, verified
-  rlog backup k51qzi5uqu5d... -o log.car --json`,
+  rlog backup k51qzi5uqu5d... -o log.car --json
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS credentials from the environment
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -42,6 +55,9 @@ under a temporary name and renamed when complete.`,
 				return usagef("give the output file with -o FILE.car")
 			}
 			err = a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
+				if remotelog.IsS3URL(out) {
+					return a.backupS3(cmd.Context(), src, name, out, *endpoint, asJSON)
+				}
 				tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
 				if err != nil {
 					return err
@@ -72,16 +88,19 @@ under a temporary name and renamed when complete.`,
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
-	cmd.Flags().StringVarP(&out, "output", "o", "", "the CAR file to write")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the CAR file to write, or an s3://BUCKET/PREFIX")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	endpoint = s3FlagOn(cmd)
 	a.apiFlagOn(cmd)
 	return cmd
 }
 
 func (a *app) restoreCmd() *cobra.Command {
 	var asJSON bool
+	var endpoint *string
+	var nameFlag string
 	cmd := &cobra.Command{
-		Use:   "restore FILE.car",
+		Use:   "restore FILE.car|s3://BUCKET/PREFIX",
 		Short: "Import a backup into this repo, verifying it",
 		Long: `Import a CAR file written by 'rlog backup' into this repo's store. The file is verified
 first (the record against the log's name, then the whole log from its head: every
@@ -96,13 +115,24 @@ A backup whose record has the sequence of the repo's and another head proves a f
 key published from two devices): restore says so (exit 3) and keeps the repo's record;
 'rlog recover' in the writer's repo merges both logs. A backup that fails verification
 stores nothing and exits 4, as 'rlog check' does. A repo that does not exist yet is
-created.`,
+created.
+
+From s3://BUCKET/PREFIX (a bucket written by 'rlog backup -o s3://…'), the log is
+read and verified the same way, then restored: the bucket's only log, or the one
+--name gives. A bucket whose record is older than the one this repo holds (an old
+record put back) is refused as a rollback (exit 3).
+
+` + s3Help,
 		Example: `  rlog restore log.car --repo ~/other
   rlog restore log.car --json
-  ssh host cat log.car | rlog restore -`,
+  ssh host cat log.car | rlog restore -
+  rlog restore s3://backups/rlog --repo ~/other`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			if remotelog.IsS3URL(path) {
+				return a.restoreS3(cmd.Context(), path, *endpoint, nameFlag, asJSON)
+			}
 			if path != "-" {
 				f, err := os.Open(path)
 				if err != nil {
@@ -127,42 +157,56 @@ created.`,
 			if err != nil {
 				return explain("restore "+args[0]+" (nothing restored)", err)
 			}
-			if asJSON {
-				return writeJSON(a.stdout, map[string]any{"name": res.Name.String(), "head": res.Head.String(), "messages": res.Messages,
-					"blocks": res.Blocks, "record_seq": res.RecordSeq, "record_saved": res.RecordSaved})
-			}
-			saved := "kept the repo's record (same or newer)"
-			if res.RecordSaved {
-				saved = "saved its record"
-			}
-			fmt.Fprintf(a.stdout, "restored %s: %s, %s, verified; record sequence %d: %s\n", res.Name, plural(res.Messages, "message"), plural(res.Blocks, "block"), res.RecordSeq, saved)
-			return nil
+			return a.printRestored(res, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&nameFlag, "name", "", "with s3://…: the log to restore, when the bucket holds several")
+	endpoint = s3FlagOn(cmd)
 	return cmd
 }
 
+// printRestored reports a restore.
+func (a *app) printRestored(res remotelog.RestoreResult, asJSON bool) error {
+	if asJSON {
+		return writeJSON(a.stdout, map[string]any{"name": res.Name.String(), "head": res.Head.String(), "messages": res.Messages,
+			"blocks": res.Blocks, "record_seq": res.RecordSeq, "record_saved": res.RecordSaved})
+	}
+	saved := "kept the repo's record (same or newer)"
+	if res.RecordSaved {
+		saved = "saved its record"
+	}
+	fmt.Fprintf(a.stdout, "restored %s: %s, %s, verified; record sequence %d: %s\n", res.Name, plural(res.Messages, "message"), plural(res.Blocks, "block"), res.RecordSeq, saved)
+	return nil
+}
+
 func (a *app) checkCmd() *cobra.Command {
-	var from string
+	var from, nameFlag string
 	var asJSON bool
+	var endpoint *string
 	cmd := &cobra.Command{
-		Use:   "check NAME|FILE.car",
+		Use:   "check NAME|FILE.car|s3://BUCKET/PREFIX",
 		Short: "Verify a log completely and report what is wrong",
 		Long: `Verify a log, by name (from --from, else this repo's backend) or in a backup file:
 the record's signature and validity, then every block's hash, every page's form,
 number and links, sequence continuity and every message id. Prints a report with typed
 findings (hash-mismatch, missing-block, no-record, invalid-record, rollback,
 unknown-version, malformed-page, inconsistent-log, fork); --json for scripts. Exits 0
-only when there is no finding; with a finding it exits 4 (3 for a rollback or fork).`,
+only when there is no finding; with a finding it exits 4 (3 for a rollback or fork).
+
+An s3://BUCKET/PREFIX is checked the same way (its only log, or --name), and its
+record against the one this repo holds for the log, if any: an older one is a
+rollback finding.
+
+` + s3Help,
 		Example: `  rlog check log.car                                         # a backup file
   rlog check k51qzi5uqu5d...                                  # a log in this repo's backend
-  rlog check k51qzi5uqu5d... --from http://127.0.0.1:8080 --json`,
+  rlog check k51qzi5uqu5d... --from http://127.0.0.1:8080 --json
+  rlog check s3://backups/rlog --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			run := func(src remotelog.Source, name ipns.Name, head cid.Cid) error {
-				rep := remotelog.Check(ctx, src, name, head, time.Now)
+			report := func(rep remotelog.CheckReport, name ipns.Name) error {
 				rep.ValidTo = rep.ValidTo.UTC().Truncate(time.Second) // RFC 3339 in seconds, as everywhere
 				if asJSON {
 					if err := writeJSON(a.stdout, rep); err != nil {
@@ -184,7 +228,17 @@ only when there is no finding; with a finding it exits 4 (3 for a rollback or fo
 				}
 				return nil
 			}
+			run := func(src remotelog.Source, name ipns.Name, head cid.Cid) error {
+				return report(remotelog.Check(ctx, src, name, head, time.Now), name)
+			}
 			arg := args[0]
+			if remotelog.IsS3URL(arg) {
+				rep, name, err := a.checkS3(ctx, arg, *endpoint, nameFlag)
+				if err != nil {
+					return err
+				}
+				return report(rep, name)
+			}
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 				src, err := remotelog.OpenCARSource(ctx, arg)
 				if err != nil {
@@ -208,6 +262,8 @@ only when there is no finding; with a finding it exits 4 (3 for a rollback or fo
 	}
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&nameFlag, "name", "", "with s3://…: the log to check, when the bucket holds several")
+	endpoint = s3FlagOn(cmd)
 	a.apiFlagOn(cmd)
 	return cmd
 }

@@ -38,7 +38,8 @@ func bgKey(ts *testscript.TestScript, name string) string { return ts.Getenv("WO
 
 func bgEnv(ts *testscript.TestScript) []string {
 	env := os.Environ()
-	for _, k := range []string{"PATH", "HOME", "WORK", "TMPDIR", "RLOG_PATH", "RLOG_KUBO_API", "IPFS_PATH", "PORT", "PORT2"} {
+	for _, k := range []string{"PATH", "HOME", "WORK", "TMPDIR", "RLOG_PATH", "RLOG_KUBO_API", "IPFS_PATH", "PORT", "PORT2",
+		"BUCKET", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
 	return env

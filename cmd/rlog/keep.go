@@ -20,7 +20,8 @@ import (
 )
 
 func (a *app) keepCmd() *cobra.Command {
-	var from, listen string
+	var from, listen, backup string
+	var endpoint *string
 	var republish, minInterval, maxInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "keep NAME... --from SOURCE",
@@ -34,9 +35,16 @@ record is put again every --republish, so it never expires from the routing syst
 while the writer is away for weeks. keep cannot sign anything: it only keeps what the
 writer signed, and it stores a record only after every block it points at. Stopped at
 any point (Ctrl-C, SIGTERM, a crash), it resumes where it was; on start it checks that
-the log of the record it holds is complete here and fetches what is missing from SOURCE.`,
+the log of the record it holds is complete here and fetches what is missing from SOURCE.
+
+With --backup s3://BUCKET/PREFIX, every record keep stores is then backed up to the
+bucket, incrementally, as 'rlog backup -o s3://…' does (a failed push is reported and
+done again at the next publish).
+
+` + s3Help,
 		Example: `  rlog keep k51qzi5uqu5d... --from http://writer:8080 --listen 0.0.0.0:8081
-  rlog keep k51qzi5uqu5d... k51qzi5uqu5e... --from kubo: --api /ip4/127.0.0.1/tcp/5001`,
+  rlog keep k51qzi5uqu5d... k51qzi5uqu5e... --from kubo: --api /ip4/127.0.0.1/tcp/5001
+  rlog keep k51qzi5uqu5d... --from http://writer:8080 --backup s3://backups/rlog`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var names []ipns.Name
@@ -71,6 +79,16 @@ the log of the record it holds is complete here and fetches what is missing from
 				return err
 			}
 			defer src.Close()
+			var mu sync.Mutex // one line at a time
+			say := func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(a.stdout, format, args...)
+			}
+			push, err := a.keepBackup(ctx, backup, *endpoint, target.Store, say)
+			if err != nil {
+				return err
+			}
 			var srv *remotelog.Server
 			if listen != "" {
 				if b != nil {
@@ -91,7 +109,6 @@ the log of the record it holds is complete here and fetches what is missing from
 				fmt.Fprintf(a.stdout, "serving kept logs at http://%s\n", ln.Addr())
 			}
 			cursors := remotelog.KeepCursors(repo.Dir)
-			var mu sync.Mutex // one line at a time
 			var wg sync.WaitGroup
 			errs := make(chan error, len(names))
 			for _, name := range names {
@@ -122,6 +139,9 @@ the log of the record it holds is complete here and fetches what is missing from
 							if srv != nil {
 								srv.Announce(remotelog.HeadEvent{Name: name.String(), Head: rec.Value.String(), RecordSeq: rec.Sequence})
 							}
+							if push != nil {
+								push(rec)
+							}
 						},
 					})
 					if err != nil && !errors.Is(err, context.Canceled) {
@@ -137,6 +157,8 @@ the log of the record it holds is complete here and fetches what is missing from
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", fromHelp)
+	f.StringVar(&backup, "backup", "", "also back every kept record's log up to this s3://BUCKET/PREFIX")
+	endpoint = s3FlagOn(cmd)
 	f.StringVar(&listen, "listen", "", "also serve the kept logs as a gateway at this address (embedded store)")
 	f.DurationVar(&republish, "republish", 12*time.Hour, "how often to put each newest record again")
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")

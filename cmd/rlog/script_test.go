@@ -9,9 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"rlog/internal/miniotest"
 )
 
 func TestMain(m *testing.M) {
@@ -26,6 +30,13 @@ func TestMain(m *testing.M) {
 // directory, with rlog as a real process.
 func TestScripts(t *testing.T) {
 	plainDir = t.TempDir()
+	// One MinIO server for the scripts that need one ([minio]), each with
+	// its own public bucket, $BUCKET, and the AWS_* variables to reach it.
+	var s3 *miniotest.Server
+	if miniotest.Binary() != "" || os.Getenv("CI") == "true" {
+		s3 = miniotest.Start(t)
+	}
+	var buckets atomic.Int32 // scripts run in parallel
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata/script",
 		Cmds: scriptCmds(),
@@ -49,12 +60,25 @@ func TestScripts(t *testing.T) {
 			e.Setenv("RLOG_KUBO_IPFS_PATH", os.Getenv("RLOG_KUBO_IPFS_PATH"))
 			e.Setenv("RLOG_KUBO_IPFS", os.Getenv("RLOG_KUBO_IPFS"))
 			e.Setenv("RLOG_KUBO_GW", os.Getenv("RLOG_KUBO_GW"))
+			if s3 != nil {
+				bucket := fmt.Sprintf("script-%d", buckets.Add(1))
+				if err := s3.MakeBucket(bucket, true); err != nil {
+					return err
+				}
+				e.Setenv("BUCKET", bucket)
+				for _, kv := range s3.Env() {
+					k, v, _ := strings.Cut(kv, "=")
+					e.Setenv(k, v)
+				}
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "kubo":
 				return os.Getenv("RLOG_KUBO_API") != "" && os.Getenv("RLOG_KUBO_IPFS_PATH") != "", nil
+			case "minio":
+				return s3 != nil, nil
 			case "large":
 				return os.Getenv("RLOG_LARGE_TESTS") != "", nil
 			}

@@ -110,6 +110,9 @@ func samePath(a, b string) bool {
 // openSource opens a --from argument, saying what is wrong with it when
 // it is none of the forms --from takes.
 func (a *app) openSource(ctx context.Context, from string) (remotelog.SourceCloser, error) {
+	if remotelog.IsS3URL(from) {
+		return a.openS3(from, "")
+	}
 	src, err := remotelog.OpenSource(ctx, from)
 	switch {
 	case err == nil:
@@ -131,7 +134,7 @@ func (a *app) openSource(ctx context.Context, from string) (remotelog.SourceClos
 }
 
 // fromForms says what --from accepts.
-const fromForms = "--from takes a repo folder, a backup file (FILE.car), kubo:MULTIADDR (kubo: for the local daemon) or a gateway http(s)://HOST[:PORT]"
+const fromForms = "--from takes a repo folder, a backup file (FILE.car), kubo:MULTIADDR (kubo: for the local daemon), a gateway http(s)://HOST[:PORT] or a backup bucket s3://BUCKET/PREFIX"
 
 // withWriter opens the repo and its writer for f, and closes both after.
 // With publishing, the writer is on the repo's backend (Kubo when set);
@@ -218,7 +221,7 @@ func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelo
 	return f(repo, src)
 }
 
-const fromHelp = "where to read: a directory holding another rlog repo, kubo:MULTIADDR (kubo: alone for the local daemon), or a gateway http(s)://HOST[:PORT]; default: this repo's backend"
+const fromHelp = "where to read: a directory holding another rlog repo, kubo:MULTIADDR (kubo: alone for the local daemon), a gateway http(s)://HOST[:PORT], or a backup bucket s3://BUCKET/PREFIX (AWS_* environment); default: this repo's backend"
 
 // notPublished says where rlog looked for log name when nothing is
 // published under it there, and what to try next; other errors pass.

@@ -1,0 +1,446 @@
+package remotelog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+
+	"rlog/cas"
+	"rlog/namesys"
+)
+
+// An S3 backup is a bucket laid out as a trustless gateway answers:
+// PREFIX/ipfs/{cid} holds each raw block of a log (pages and payloads),
+// PREFIX/ipns/{name} the log's signed record. Blocks are written once,
+// under their CID, and the record last, so the bucket never points at a
+// block it lacks. Read over plain HTTP (a public bucket, a CDN in front of
+// it), it is a source for `--from https://…`.
+
+func init() {
+	sources = append(sources, opener{scheme: "s3", help: "s3://BUCKET/PREFIX: a bucket written by `rlog backup -o s3://…` (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)", open: func(_ context.Context, arg string) (SourceCloser, error) {
+		return OpenS3(arg, cas.S3ConfigFromEnv(os.Getenv))
+	}})
+}
+
+// RecordType is the content type of an IPNS record, as a gateway serves it.
+const RecordType = "application/vnd.ipfs.ipns-record"
+
+// S3Bucket is an S3 backup as a source (blocks and records) and as the
+// destination of BackupS3.
+type S3Bucket struct {
+	*cas.S3
+}
+
+// OpenS3 opens the bucket of an s3://BUCKET/PREFIX URL.
+func OpenS3(url string, cfg cas.S3Config) (*S3Bucket, error) {
+	s, err := cas.OpenS3(url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &S3Bucket{S3: s}, nil
+}
+
+// Close releases nothing: the client holds only idle connections.
+func (b *S3Bucket) Close() error { return nil }
+
+func recordKey(name ipns.Name) string { return "ipns/" + name.String() }
+
+// Resolve reads the record the bucket holds for name.
+func (b *S3Bucket) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	raw, err := b.GetObject(ctx, b.Key(recordKey(name)), int64(ipns.MaxRecordSize))
+	if errors.Is(err, cas.ErrNotFound) {
+		return nil, fmt.Errorf("remotelog: %s has no record for %s: %w", b.URL(), name, namesys.ErrNotFound)
+	}
+	return raw, err
+}
+
+// Names lists the logs the bucket holds a record for.
+func (b *S3Bucket) Names(ctx context.Context) ([]ipns.Name, error) {
+	keys, err := b.List(ctx, "ipns/")
+	if err != nil {
+		return nil, err
+	}
+	var names []ipns.Name
+	for _, k := range keys {
+		if n, err := ipns.NameFromString(k); err == nil {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
+// OnlyName is the one log the bucket holds, or an error saying there is
+// none or there are several.
+func (b *S3Bucket) OnlyName(ctx context.Context) (ipns.Name, error) {
+	names, err := b.Names(ctx)
+	switch {
+	case err != nil:
+		return ipns.Name{}, err
+	case len(names) == 0:
+		return ipns.Name{}, fmt.Errorf("remotelog: %s holds no log (no record under ipns/): %w", b.URL(), ErrNoLog)
+	case len(names) > 1:
+		return ipns.Name{}, fmt.Errorf("remotelog: %s holds %d logs: name the one to read", b.URL(), len(names))
+	}
+	return names[0], nil
+}
+
+// putRecord writes rec as the bucket's record for its name, cached no
+// longer than its TTL, and reads it back.
+func (b *S3Bucket) putRecord(ctx context.Context, rec *namesys.Record) error {
+	ttl := max(int(rec.TTL/time.Second), 0)
+	key := b.Key(recordKey(rec.Name))
+	if _, err := b.PutObject(ctx, key, rec.Raw, RecordType, fmt.Sprintf("public, max-age=%d", ttl), false); err != nil {
+		return err
+	}
+	got, err := b.GetObject(ctx, key, int64(ipns.MaxRecordSize))
+	if err != nil {
+		return fmt.Errorf("remotelog: %s: read the record back: %w", b.URL(), err)
+	}
+	if !bytes.Equal(got, rec.Raw) {
+		return fmt.Errorf("remotelog: %s: the record read back differs from the one written", b.URL())
+	}
+	return nil
+}
+
+// S3BackupOptions tune BackupS3.
+type S3BackupOptions struct {
+	Now func() time.Time
+	// Progress, when set, is told the messages read so far.
+	Progress func(done, total uint64)
+	// Uploaded, when set, is called after each block written (tests count
+	// them, and stop a server in the middle).
+	Uploaded func(c cid.Cid)
+}
+
+// S3BackupResult reports a backup to a bucket.
+type S3BackupResult struct {
+	URL           string
+	Name          string
+	Head          cid.Cid
+	RecordSeq     uint64
+	Messages      uint64
+	Blocks        int   // the log's blocks
+	Bytes         int64 // and their size
+	Uploaded      int   // blocks written now
+	UploadedBytes int64 // and their size
+	RecordWritten bool  // false when the bucket's was the same
+}
+
+// BackupS3 writes log name, read from src and verified, to the bucket:
+// every block the bucket lacks (each written once, its stored hash
+// checked), then, once all are there, the signed record. A record older
+// than the bucket's, or a fork of it, is refused and nothing points at the
+// new blocks. Stopped at any point, the bucket still reads as the previous
+// complete backup, and the next run writes only what is missing.
+func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, opts S3BackupOptions) (S3BackupResult, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	res := S3BackupResult{URL: dst.URL(), Name: name.String()}
+	fail := func(err error) (S3BackupResult, error) {
+		return res, fmt.Errorf("remotelog: backup %s to %s: %w", name, dst.URL(), err)
+	}
+	rec, err := namesys.Resolve(ctx, src, name, opts.Now())
+	if err != nil {
+		return fail(err)
+	}
+	res.Head, res.RecordSeq = rec.Value, rec.Sequence
+	// The bucket's own record, if any, must not be newer than this one.
+	held, err := namesys.Resolve(ctx, dst, name, opts.Now())
+	switch {
+	case err == nil, errors.Is(err, namesys.ErrNotFound):
+	case errors.Is(err, namesys.ErrInvalid):
+		held = nil // damaged or expired: replaced by a valid one
+	default:
+		return fail(err) // unreadable: it might be newer
+	}
+	if err := namesys.Compare(held, rec); err != nil {
+		return fail(err)
+	}
+	have, err := dst.Blocks(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	up := newUploader(ctx, dst, opts.Uploaded)
+	tee := &teeSource{src: src, put: func(c cid.Cid, b []byte) error {
+		res.Blocks++
+		res.Bytes += int64(len(b))
+		if _, ok := have[c]; ok {
+			return nil
+		}
+		return up.add(cas.NewBlock(c, b))
+	}}
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: opts.Now}, func(m Message) error {
+		if opts.Progress != nil && m.Seq%4096 == 0 {
+			opts.Progress(m.Seq, 0)
+		}
+		return nil
+	})
+	res.Messages = st.Messages
+	n, nb, uerr := up.close()
+	res.Uploaded, res.UploadedBytes = n, nb
+	if err := errors.Join(err, tee.err, uerr); err != nil {
+		return fail(err)
+	}
+	if held != nil && held.Sequence == rec.Sequence {
+		return res, nil // the same record: already there
+	}
+	if err := dst.putRecord(ctx, rec); err != nil {
+		return fail(err)
+	}
+	res.RecordWritten = true
+	return res, nil
+}
+
+// uploader writes blocks to a bucket in batches while the log is read.
+type uploader struct {
+	ctx     context.Context
+	dst     *S3Bucket
+	batches chan []blocks.Block
+	batch   []blocks.Block
+	size    int
+	done    chan struct{}
+	mu      sync.Mutex
+	n       int
+	bytes   int64
+	err     error
+	onePut  func(cid.Cid)
+}
+
+func newUploader(ctx context.Context, dst *S3Bucket, uploaded func(cid.Cid)) *uploader {
+	u := &uploader{ctx: ctx, dst: dst, batches: make(chan []blocks.Block, 2), done: make(chan struct{}), onePut: uploaded}
+	go func() {
+		defer close(u.done)
+		for batch := range u.batches {
+			if u.failed() != nil {
+				continue
+			}
+			u.put(batch)
+		}
+	}()
+	return u
+}
+
+func (u *uploader) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+func (u *uploader) put(batch []blocks.Block) {
+	if u.onePut != nil {
+		// One at a time, so a test sees each block as it is written.
+		for _, b := range batch {
+			n, err := u.dst.PutNew(u.ctx, []blocks.Block{b})
+			u.count(n, len(b.RawData()), err)
+			if err != nil {
+				return
+			}
+			if n > 0 {
+				u.onePut(b.Cid())
+			}
+		}
+		return
+	}
+	n, err := u.dst.PutNew(u.ctx, batch)
+	size := 0
+	if n == len(batch) {
+		for _, b := range batch {
+			size += len(b.RawData())
+		}
+	}
+	u.count(n, size, err)
+}
+
+func (u *uploader) count(n, size int, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.n += n
+	u.bytes += int64(size)
+	if err != nil && u.err == nil {
+		u.err = err
+	}
+}
+
+// add queues b; it returns the first upload error, which stops the read.
+func (u *uploader) add(b blocks.Block) error {
+	if err := u.failed(); err != nil {
+		return err
+	}
+	u.batch = append(u.batch, b)
+	if u.size += len(b.RawData()); u.size >= cas.PutBatch || len(u.batch) >= 256 {
+		u.batches <- u.batch
+		u.batch, u.size = nil, 0
+	}
+	return nil
+}
+
+// close sends what is left, waits for every upload and reports them.
+func (u *uploader) close() (int, int64, error) {
+	if len(u.batch) > 0 {
+		u.batches <- u.batch
+	}
+	close(u.batches)
+	<-u.done
+	return u.n, u.bytes, u.err
+}
+
+// RestoreS3 imports log name from a bucket into a store, as RestoreFile
+// does from a backup file, and with its guarantees: nothing is stored
+// unless the record and the whole log verify. The bucket's blocks are
+// downloaded, many at once (a log's pages link one to the next, so
+// reading them in log order waits for each in turn), into a temporary
+// backup file in dir, which RestoreFile then verifies and restores: only
+// the log's own blocks are stored. Every block under the prefix is
+// downloaded, other logs' too; one log per prefix downloads least.
+// progress, when set, is told the blocks downloaded and their number.
+func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, store cas.Store, names interface {
+	namesys.Publisher
+	namesys.Resolver
+}, now func() time.Time, progress func(done, total uint64)) (RestoreResult, error) {
+	fail := func(err error) (RestoreResult, error) {
+		return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+	}
+	rec, err := namesys.Resolve(ctx, b, name, now())
+	if err != nil {
+		return fail(err)
+	}
+	// A record older than the one held here is a bucket rolled back (an
+	// old record put back): refused before anything is read.
+	if held, err := namesys.Resolve(ctx, names, name, now()); err == nil {
+		if err := namesys.Compare(held, rec); errors.Is(err, ErrRollback) {
+			return fail(err)
+		}
+	}
+	tmp, err := os.CreateTemp(dir, ".restore-s3-*.car")
+	if err != nil {
+		return fail(fmt.Errorf("stage: %w", err))
+	}
+	defer os.Remove(tmp.Name())
+	err = b.stage(ctx, tmp, rec, progress)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return RestoreFile(ctx, tmp.Name(), store, names, now)
+}
+
+// stage writes every block under the prefix, and rec, as a backup file.
+func (b *S3Bucket) stage(ctx context.Context, out io.Writer, rec *namesys.Record, progress func(done, total uint64)) error {
+	held, err := b.Blocks(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := newBackupCAR(ctx, out, rec)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	todo := make(chan cid.Cid)
+	got := make(chan blocks.Block, 64)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range todo {
+				data, err := b.Get(ctx, c)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					cancel()
+					return
+				}
+				select {
+				case got <- cas.NewBlock(c, data):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(todo)
+		for c := range held {
+			select {
+			case todo <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(got) }()
+	done, total := uint64(0), uint64(len(held))
+	for blk := range got {
+		if err := w.Put(ctx, blk.Cid().KeyString(), blk.RawData()); err != nil {
+			cancel()
+			for range got {
+			}
+			return fmt.Errorf("stage: %w", err)
+		}
+		if done++; progress != nil && done%64 == 0 {
+			progress(done, total)
+		}
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if progress != nil {
+		progress(done, total)
+	}
+	return w.Finalize()
+}
+
+// IsS3URL reports an s3://… argument.
+func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
+
+// RecordSource is a store's blocks with one record of one log: what a
+// keeper that just stored a record backs up.
+type RecordSource struct {
+	cas.Getter
+	Record *namesys.Record
+}
+
+func (r RecordSource) Resolve(_ context.Context, name ipns.Name) ([]byte, error) {
+	if name != r.Record.Name {
+		return nil, fmt.Errorf("remotelog: no record for %s: %w", name, namesys.ErrNotFound)
+	}
+	return r.Record.Raw, nil
+}
+
+// CheckHeld is Check, and also compares the source's record with held, a
+// record of the log already held (nil for none): an older one is a
+// rollback finding, one of the same sequence with another head a fork.
+func CheckHeld(ctx context.Context, src Source, name ipns.Name, held *namesys.Record, now func() time.Time) CheckReport {
+	rep := Check(ctx, src, name, cid.Undef, now)
+	if held == nil {
+		return rep
+	}
+	if got, err := namesys.Resolve(ctx, src, name, now()); err == nil {
+		if err := namesys.Compare(held, got); err != nil {
+			rep.Findings = append(rep.Findings, finding(err))
+		}
+	}
+	return rep
+}
