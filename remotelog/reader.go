@@ -70,12 +70,15 @@ func (m Message) IsLarge() bool { return m.Ref.Defined() && m.Wire == nil }
 
 // Stats reports the cost of a catch-up.
 type Stats struct {
-	Messages       uint64 // delivered
-	Rounds         int    // sequential rounds of fetches after the resolve
-	Pages          int    // page fetches, the head included
-	Payloads       int    // pointer payload fetches
-	BytesFetched   int64  // bytes of every block fetched
-	PayloadBytes   int64  // wire payload bytes delivered
+	Messages uint64 // delivered
+	// Rounds counts the sequential waves of requests after the resolve, as
+	// the network sees them: the head, each round of discovery, each window
+	// of pages streamed, and the pointer payloads (one more when any).
+	Rounds         int
+	Pages          int   // page fetches, the head included
+	Payloads       int   // pointer payload fetches
+	BytesFetched   int64 // bytes of every block fetched
+	PayloadBytes   int64 // wire payload bytes delivered
 	Head           cid.Cid
 	RecordSequence uint64
 	LogLength      uint64
@@ -83,11 +86,16 @@ type Stats struct {
 
 // ReadOptions tune a catch-up.
 type ReadOptions struct {
-	Now         func() time.Time
-	Concurrency int // parallel fetches; default 16
-	// MemoryBudget bounds the bytes of pages held between discovering
-	// them and delivering their messages; pages beyond it are fetched
-	// again when their turn comes. Default 4 MiB.
+	Now func() time.Time
+	// Concurrency bounds the pages fetched in one wave and the pointer
+	// payloads fetched in parallel; default 64.
+	Concurrency int
+	// MemoryBudget bounds the bytes of pages held between fetching them
+	// and delivering their messages. Pages are fetched ahead in windows of
+	// about half of it, oldest first, while the other half is delivered;
+	// a page fetched during discovery beyond it is fetched again when its
+	// turn comes. Default 16 MiB. A window is sized by the largest page seen
+	// so far, so it may go over by what its pages exceed that size.
 	MemoryBudget int
 	// Head, when defined, is the head page to read from instead of the
 	// name's record: a head the caller vouches for (a backup's root). No
@@ -109,10 +117,10 @@ func (o *ReadOptions) defaults() {
 		o.Now = time.Now
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 16
+		o.Concurrency = 64
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 4 << 20
+		o.MemoryBudget = 16 << 20
 	}
 }
 
@@ -156,10 +164,11 @@ type catchUp struct {
 	rec     *namesys.Record // the record read, if any
 
 	head  *pager.Page
-	known map[uint64]pager.Link  // every page seen linked, by number
-	held  map[uint64]*pager.Page // fetched pages kept for delivery
-	done  map[uint64]bool        // fetched pages
-	kept  int                    // bytes held
+	known map[uint64]pager.Link // every page seen linked, by number
+	done  map[uint64]bool       // pages fetched during discovery
+	win   *window               // fetched pages kept for delivery
+	// headSize is the head page's size in bytes.
+	headSize int
 }
 
 func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
@@ -184,11 +193,11 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		}
 	}
 	r.stats.Rounds, r.stats.Pages = 1, 1
-	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
+	head, size, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
 	if err != nil {
 		return err
 	}
-	r.head = head
+	r.head, r.headSize = head, size
 	r.stats.LogLength = head.Last()
 	if r.opts.OnHead != nil {
 		r.opts.OnHead(head.Last())
@@ -283,7 +292,8 @@ func (r *catchUp) start(p uint64) (uint64, bool) {
 func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
-	r.held = map[uint64]*pager.Page{h: r.head}
+	r.win = newWindow(r.opts.MemoryBudget)
+	r.win.saw(r.headSize)
 	r.done = map[uint64]bool{h: true}
 	if err := r.learn(r.head); err != nil {
 		return err
@@ -331,54 +341,51 @@ func (r *catchUp) discover(ctx context.Context) error {
 			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
 		}
 		slices.Sort(want)
-		r.stats.Rounds++
-		if err := r.fetchRound(ctx, want); err != nil {
-			return err
+		for len(want) > 0 {
+			n := min(len(want), r.opts.Concurrency)
+			r.stats.Rounds++
+			if err := r.fetchRound(ctx, want[:n]); err != nil {
+				return err
+			}
+			want = want[n:]
 		}
 	}
 }
 
 func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
-	type got struct {
+	return r.fetchWave(ctx, want, func(p uint64, pg *pager.Page, size int) error {
+		r.done[p] = true
+		r.win.keep(p, pg, size, true)
+		return r.learn(pg)
+	})
+}
+
+// fetchWave fetches the pages want at once, each in its own request, and
+// hands each to got as it arrives: one round.
+func (r *catchUp) fetchWave(ctx context.Context, want []uint64, got func(p uint64, pg *pager.Page, size int) error) error {
+	type result struct {
 		p    uint64
 		pg   *pager.Page
 		size int
 		err  error
 	}
-	jobs := make(chan uint64, len(want))
+	out := make(chan result, len(want))
 	for _, p := range want {
-		jobs <- p
-	}
-	close(jobs)
-	links := make(map[uint64]pager.Link, len(want))
-	for _, p := range want {
-		links[p] = r.known[p]
-	}
-	out := make(chan got)
-	for range min(r.opts.Concurrency, len(want)) {
+		l := r.known[p]
 		go func() {
-			for p := range jobs {
-				l := links[p]
-				pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
-				out <- got{p, pg, size, err}
-			}
+			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
+			out <- result{p, pg, size, err}
 		}()
 	}
 	var errs []error
 	for range want {
 		g := <-out
+		if g.err == nil {
+			r.stats.Pages++
+			g.err = got(g.p, g.pg, g.size)
+		}
 		if g.err != nil {
 			errs = append(errs, g.err)
-			continue
-		}
-		r.stats.Pages++
-		r.done[g.p] = true
-		if err := r.learn(g.pg); err != nil {
-			errs = append(errs, err)
-		}
-		if r.kept+g.size <= r.opts.MemoryBudget {
-			r.held[g.p] = g.pg
-			r.kept += g.size
 		}
 	}
 	return errors.Join(errs...)
@@ -403,12 +410,22 @@ func (r *catchUp) stream(ctx context.Context) error {
 	queue := make(chan *pending, 4*r.opts.Concurrency)
 	sem := make(chan struct{}, r.opts.Concurrency)
 	var wg sync.WaitGroup
-	var payloads, refetched atomic.Int64
-	var prodErr error
+	var payloads atomic.Int64
+	var prodErr, aheadErr error
 	at := r.cur.Seq
+	first := r.firstPage(r.from())
+	stop := context.AfterFunc(ctx, func() { r.win.fail(ctx.Err()) })
+	defer stop()
+	ahead := make(chan struct{})
+	go func() {
+		defer close(ahead)
+		if aheadErr = r.fetchAhead(ctx, first); aheadErr != nil {
+			r.win.fail(aheadErr)
+		}
+	}()
 	go func() {
 		defer close(queue)
-		prodErr = r.produce(ctx, at, queue, sem, &wg, &payloads, &refetched)
+		prodErr = r.produce(ctx, first, at, queue, sem, &wg, &payloads)
 	}()
 	lo := r.from()
 	var err error
@@ -424,49 +441,74 @@ func (r *catchUp) stream(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	cancel()
+	<-ahead
 	r.stats.Payloads = int(payloads.Load())
 	if payloads.Load() > 0 {
 		r.stats.Rounds++
 	}
-	if refetched.Load() > 0 {
-		r.stats.Rounds++
-		r.stats.Pages += int(refetched.Load())
-	}
 	if err != nil {
 		return err
 	}
-	return prodErr
+	if prodErr != nil {
+		return prodErr
+	}
+	if aheadErr != nil && !errors.Is(aheadErr, context.Canceled) {
+		return aheadErr
+	}
+	return nil
 }
 
-// produce queues the messages from the cursor at on; the consumer moves
-// r.cur meanwhile, so the producer never reads it.
-func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
-	lo := r.from()
-	// discover fetched every page from the one holding lo to the head.
+// firstPage is the page holding sequence lo: discovery fetched every page
+// from it to the head.
+func (r *catchUp) firstPage(lo uint64) uint64 {
 	first := r.head.Number
 	for p := r.head.Number; p > 0; p-- {
 		if s, _ := r.start(p); s <= lo {
 			break
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		first = p - 1
 	}
+	return first
+}
+
+// fetchAhead fills the window with the sealed pages from first on that
+// are not held, in waves of parallel fetches, oldest first, as memory
+// frees: each wave is a round.
+func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
+	for next := first; next < r.head.Number; {
+		wave, err := r.win.nextWave(ctx, next, r.head.Number-1, r.opts.Concurrency)
+		if err != nil || len(wave) == 0 {
+			return err
+		}
+		r.stats.Rounds++ // the only writer while streaming; read after <-ahead
+		err = r.fetchWave(ctx, wave, func(p uint64, pg *pager.Page, size int) error {
+			r.win.keep(p, pg, size, false)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		next = wave[len(wave)-1] + 1
+	}
+	return nil
+}
+
+// produce queues the messages from the cursor at on, from page first on;
+// the consumer moves r.cur meanwhile, so the producer never reads it.
+func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads *atomic.Int64) error {
+	lo := r.from()
 	for p := first; p <= r.head.Number; p++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pg := r.held[p]
-		if pg == nil {
-			l := r.known[p]
+		pg := r.head
+		if p < r.head.Number {
 			var err error
-			if pg, _, err = r.fetchPage(ctx, l.Cid, p, l.Start, false); err != nil {
+			if pg, err = r.win.take(ctx, p); err != nil {
 				return err
 			}
-			refetched.Add(1)
 		}
-		delete(r.held, p) // let it go once streamed
 		if p < r.head.Number {
 			next, _ := r.start(p + 1)
 			if pg.Last()+1 != next {
