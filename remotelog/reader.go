@@ -76,6 +76,7 @@ type Stats struct {
 	// of pages streamed, and the pointer payloads (one more when any).
 	Rounds         int
 	Pages          int   // page fetches, the head included
+	IndexNodes     int   // index node fetches (format v2)
 	Payloads       int   // pointer payload fetches
 	BytesFetched   int64 // bytes of every block fetched
 	PayloadBytes   int64 // wire payload bytes delivered
@@ -88,13 +89,13 @@ type Stats struct {
 type ReadOptions struct {
 	Now func() time.Time
 	// Concurrency bounds the pages fetched in one wave and the pointer
-	// payloads fetched in parallel; default 64.
+	// payloads fetched in parallel; default 256.
 	Concurrency int
 	// MemoryBudget bounds the bytes of pages held between fetching them
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 16 MiB. A window is sized by the largest page seen
+	// turn comes. Default 32 MiB. A window is sized by the largest page seen
 	// so far, so it may go over by what its pages exceed that size.
 	MemoryBudget int
 	// Head, when defined, is the head page to read from instead of the
@@ -117,10 +118,10 @@ func (o *ReadOptions) defaults() {
 		o.Now = time.Now
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 64
+		o.Concurrency = 256
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 16 << 20
+		o.MemoryBudget = 32 << 20
 	}
 }
 
@@ -246,27 +247,53 @@ func (r *catchUp) fetchPage(ctx context.Context, c cid.Cid, p, s uint64, head bo
 
 // learn records the links of a fetched page, refusing contradictions.
 func (r *catchUp) learn(pg *pager.Page) error {
-	add := func(p uint64, l pager.Link) error {
-		if p == 0 && l.Start != 1 {
-			return fmt.Errorf("%w: page 0 is linked as starting at sequence %d; a log starts at 1", ErrInvalidLog, l.Start)
-		}
-		if old, ok := r.known[p]; ok && old != l {
-			return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
-		}
-		r.known[p] = l
-		return nil
-	}
 	for j, l := range pg.Links {
-		if err := add(pager.LinkTarget(pg.Number, j), l); err != nil {
+		if err := r.addLink(pager.LinkTarget(pg.Number, j), l); err != nil {
 			return err
 		}
 	}
 	for k, l := range pg.Window {
-		if err := add(pg.Number-1-uint64(k), l); err != nil {
+		if err := r.addLink(pg.Number-1-uint64(k), l); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addLink records that page p is l, refusing a contradiction.
+func (r *catchUp) addLink(p uint64, l pager.Link) error {
+	if p == 0 && l.Start != 1 {
+		return fmt.Errorf("%w: page 0 is linked as starting at sequence %d; a log starts at 1", ErrInvalidLog, l.Start)
+	}
+	if old, ok := r.known[p]; ok && old != l {
+		return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
+	}
+	r.known[p] = l
+	return nil
+}
+
+// fetchIndex fetches the head's index node i (format v2) and checks it
+// lists the pages its link says: from x.Page, starting at x.Start, up to
+// the next node's first page or the head.
+func (r *catchUp) fetchIndex(ctx context.Context, i int) (*pager.Index, error) {
+	x := r.head.Index[i]
+	end := r.head.Number
+	if i+1 < len(r.head.Index) {
+		end = r.head.Index[i+1].Page
+	}
+	b, err := r.get.Get(ctx, x.Cid)
+	if err != nil {
+		return nil, fmt.Errorf("fetch index node %s: %w", x.Cid, err)
+	}
+	ix, err := pager.DecodeIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("index node %s: %w", x.Cid, err)
+	}
+	if ix.First != x.Page || ix.Pages[0].Start != x.Start || ix.Last()+1 != end {
+		return nil, fmt.Errorf("%w: index node %s lists pages %d to %d from sequence %d, but is linked as listing pages %d to %d from %d",
+			ErrInvalidLog, x.Cid, ix.First, ix.Last(), ix.Pages[0].Start, x.Page, end-1, x.Start)
+	}
+	return ix, nil
 }
 
 // from is the first sequence the reader must see: the cursor's own entry,
@@ -282,23 +309,29 @@ func (r *catchUp) start(p uint64) (uint64, bool) {
 	return l.Start, ok
 }
 
-// discover fetches, round by round, every page holding sequences from
-// r.from() on. Each round fetches in parallel all pages known to be needed;
-// every fetched page reveals the pages 2^j before it, so the pages within
-// the head's window take one round and the others O(log) rounds. A page
-// number is a claim of the log, and a hostile one claims 2^61: the work
-// of a round goes over the pages known and fetched, never over the range
-// of numbers between them.
+// discover learns, round by round, the link of every page holding
+// sequences from r.from() on. Each round fetches in parallel what can
+// name pages not known yet: a v2 head's index nodes, which list every
+// sealed page, and v1 pages, each naming the pages 2^j before it. Pages
+// within the head's window need no round; beyond it a v2 log takes one
+// round and a v1 log O(log) rounds. Pages fetched here are kept for
+// delivery within the memory budget. A page number is a claim of the log,
+// and a hostile one claims 2^61: the work of a round goes over the pages
+// known and fetched, never over the range of numbers between them.
 func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
 	r.win = newWindow(r.opts.MemoryBudget)
 	r.win.saw(r.headSize)
 	r.done = map[uint64]bool{h: true}
+	nodesDone := map[int]bool{}
 	if err := r.learn(r.head); err != nil {
 		return err
 	}
 	lo := r.from()
+	if r.head.Start <= lo {
+		return nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -310,20 +343,17 @@ func (r *catchUp) discover(ctx context.Context) error {
 				q = p
 			}
 		}
-		if r.head.Start <= lo {
-			q = h
-		}
 		if s, _ := r.start(q); s > lo {
 			return fmt.Errorf("%w: no page holds sequence %d", ErrInvalidLog, lo)
 		}
-		// Pages q..h-1 are all needed; done when every one is fetched.
-		var fetched uint64
-		for p := range r.done {
+		// Pages q..h-1 are all needed; done when every one is known.
+		var known uint64
+		for p := range r.known {
 			if p >= q && p < h {
-				fetched++
+				known++
 			}
 		}
-		if fetched == h-q {
+		if _, ok := r.known[q]; ok && known == h-q {
 			return nil
 		}
 		var want []uint64
@@ -337,19 +367,76 @@ func (r *catchUp) discover(ctx context.Context) error {
 				want = append(want, p)
 			}
 		}
-		if len(want) == 0 {
+		var nodes []int
+		for i, x := range r.head.Index {
+			last := h
+			if i+1 < len(r.head.Index) {
+				last = r.head.Index[i+1].Page
+			}
+			if nodesDone[i] || last <= q || (i+1 < len(r.head.Index) && r.head.Index[i+1].Start <= lo) {
+				continue
+			}
+			var listed uint64 // of its pages, those known
+			for p := range r.known {
+				if p >= x.Page && p < last {
+					listed++
+				}
+			}
+			if listed < last-x.Page {
+				nodes = append(nodes, i)
+			}
+		}
+		if len(nodes) > 0 {
+			want = nil // the index names every page: no page is fetched to learn links
+		}
+		if len(want) == 0 && len(nodes) == 0 {
 			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
 		}
 		slices.Sort(want)
-		for len(want) > 0 {
+		for len(want) > 0 || len(nodes) > 0 {
 			n := min(len(want), r.opts.Concurrency)
+			m := min(len(nodes), r.opts.Concurrency-n)
 			r.stats.Rounds++
-			if err := r.fetchRound(ctx, want[:n]); err != nil {
+			if err := r.discoverRound(ctx, want[:n], nodes[:m]); err != nil {
 				return err
 			}
-			want = want[n:]
+			for _, i := range nodes[:m] {
+				nodesDone[i] = true
+			}
+			want, nodes = want[n:], nodes[m:]
 		}
 	}
+}
+
+// discoverRound fetches pages and index nodes at once: one round.
+func (r *catchUp) discoverRound(ctx context.Context, pages []uint64, nodes []int) error {
+	ixs := make([]*pager.Index, len(nodes))
+	ierrs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for k, i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ixs[k], ierrs[k] = r.fetchIndex(ctx, i)
+		}()
+	}
+	err := r.fetchRound(ctx, pages)
+	wg.Wait()
+	errs := []error{err}
+	for k, ix := range ixs {
+		if ierrs[k] != nil {
+			errs = append(errs, ierrs[k])
+			continue
+		}
+		r.stats.IndexNodes++
+		for j, l := range ix.Pages {
+			if err := r.addLink(ix.First+uint64(j), l); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
@@ -392,13 +479,16 @@ func (r *catchUp) fetchWave(ctx context.Context, want []uint64, got func(p uint6
 }
 
 type pending struct {
-	msg  Message
-	page uint64
-	size int64 // of the wire payload
-	wire []byte
-	ref  cid.Cid
-	done chan struct{}
-	err  error
+	msg Message
+	// hashed: the page does not carry the id (a v2 inline entry); the
+	// payload's hash is the id.
+	hashed bool
+	page   uint64
+	size   int64 // of the wire payload
+	wire   []byte
+	ref    cid.Cid
+	done   chan struct{}
+	err    error
 }
 
 // stream delivers messages in order. A producer walks the pages oldest
@@ -522,7 +612,8 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 				continue
 			}
 			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
-			if seq == at {
+			it.hashed = e.Inline() && pg.V() != pager.V1
+			if seq == at && !it.hashed {
 				// The message at the cursor is only compared by id, which
 				// its verified page gives: its payload is not fetched again.
 				close(it.done)
@@ -615,10 +706,25 @@ func verifyMessage(it *pending) error {
 	if err != nil {
 		return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
 	}
-	if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
+	if it.hashed {
+		it.msg.ID = m.ID()
+	} else if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
 		return fmt.Errorf("%w: message %d on page %d: id %s does not match its payload (which hashes to %s)", ErrInvalidLog, it.msg.Seq, it.page, it.msg.ID, id)
 	}
 	it.msg.Message, it.msg.Wire, it.msg.BodySize = m, it.wire, uint64(len(m.Body))
 	it.size = int64(len(it.wire))
 	return nil
+}
+
+// entryID is the message id of an entry of a page of format v: the id it
+// carries, or for a v2 inline entry the hash of its payload.
+func entryID(e *pager.Entry, v uint64) (mvds.MessageID, error) {
+	if v == pager.V1 || !e.Inline() {
+		return e.ID, nil
+	}
+	m, _, err := mvds.UnmarshalMessage(e.Payload)
+	if err != nil {
+		return mvds.MessageID{}, fmt.Errorf("%w: an inline payload: %w", ErrInvalidLog, err)
+	}
+	return m.ID(), nil
 }
