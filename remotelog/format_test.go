@@ -1,6 +1,7 @@
 package remotelog_test
 
 import (
+	"bytes"
 	"context"
 	"math/big"
 	"testing"
@@ -143,4 +144,30 @@ func index(t *testing.T, w *world, c cid.Cid) *pager.Index {
 		t.Fatal(err)
 	}
 	return ix
+}
+
+// TestWholeLogHasItsIndex: a backup and a check read every block of a v2
+// log, also the index node a reader inside the window never needs, so the
+// backup file holds the whole DAG (Kubo's `dag import` pins it).
+func TestWholeLogHasItsIndex(t *testing.T) {
+	w := newWorld(t, small(t)) // 10 entries a page, a window of 4
+	w.appendN(t, 0, 30, 0)
+	res := w.publish(t)
+	if res.Pages != 3 || res.IndexNodes != 1 {
+		t.Fatalf("%d pages, %d index nodes", res.Pages, res.IndexNodes)
+	}
+	var buf bytes.Buffer
+	bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil)
+	if err != nil || bk.Blocks != 4 {
+		t.Fatalf("backup: %d blocks, %v; want 3 pages and the index node", bk.Blocks, err)
+	}
+	rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now)
+	if !rep.OK() || rep.Blocks != 4 {
+		t.Fatalf("check: %d blocks, %+v", rep.Blocks, rep.Findings)
+	}
+	// A reader inside the window fetches the head and nothing else.
+	_, _, st, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || st.IndexNodes != 0 || st.Pages != 3 {
+		t.Fatalf("reader: %d pages, %d index nodes, %v", st.Pages, st.IndexNodes, err)
+	}
 }

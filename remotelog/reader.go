@@ -111,6 +111,9 @@ type ReadOptions struct {
 	// OnRecord, when set, is given the verified record before its log is
 	// read.
 	OnRecord func(rec *namesys.Record)
+	// Whole reads every block of the log, also the index nodes (format v2)
+	// that the messages read do not need: for check, backup and restore.
+	Whole bool
 }
 
 func (o *ReadOptions) defaults() {
@@ -327,6 +330,21 @@ func (r *catchUp) discover(ctx context.Context) error {
 	nodesDone := map[int]bool{}
 	if err := r.learn(r.head); err != nil {
 		return err
+	}
+	if r.opts.Whole && len(r.head.Index) > 0 {
+		all := make([]int, len(r.head.Index))
+		for i := range all {
+			all[i] = i
+			nodesDone[i] = true
+		}
+		for len(all) > 0 {
+			n := min(len(all), r.opts.Concurrency)
+			r.stats.Rounds++
+			if err := r.discoverRound(ctx, nil, all[:n]); err != nil {
+				return err
+			}
+			all = all[n:]
+		}
 	}
 	lo := r.from()
 	if r.head.Start <= lo {
