@@ -46,6 +46,7 @@ type Proxy struct {
 
 	opts     Options
 	srv      *httptest.Server
+	tr       *http.Transport
 	mu       sync.Mutex
 	c        Counts
 	inFlight int
@@ -63,13 +64,17 @@ func Start(target string, opts Options) (*Proxy, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	rp.Transport = tr
+	p.tr = tr
 	p.srv = httptest.NewServer(p.handler(rp))
 	p.URL = p.srv.URL
 	return p, nil
 }
 
-// Close stops the proxy.
-func (p *Proxy) Close() { p.srv.Close() }
+// Close stops the proxy and closes its connections to the target.
+func (p *Proxy) Close() {
+	p.srv.Close()
+	p.tr.CloseIdleConnections()
+}
 
 // Counts returns the counts so far.
 func (p *Proxy) Counts() Counts {
