@@ -4,7 +4,7 @@ import "errors"
 
 var (
 	// ErrMalformed is wrapped by every decoding error: the bytes are not a
-	// valid format-v1 page (bad CBOR, not canonical, wrong types, missing or
+	// valid page or index node (bad CBOR, not canonical, wrong types, missing or
 	// unknown keys, inconsistent fields, over a limit).
 	ErrMalformed = errors.New("malformed page")
 	// ErrVersion is returned for a well-formed page of another format version.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,39 +19,45 @@ import (
 
 // BenchmarkAppendPublish: append and publish 100,000 messages of 256 B in
 // batches of 1,000 (append, then publish, per batch) on the embedded store,
-// the repo a user gets from `rlog init`.
+// the repo a user gets from `rlog init`, writing format v2 and v1.
 func BenchmarkAppendPublish(b *testing.B) {
 	const total, batch = 100_000, 1000
 	body := make([]byte, 256)
-	for b.Loop() {
-		b.StopTimer()
-		_, repo, w := newRepoWriter(b)
-		bodies := make([][]byte, batch)
-		for i := range bodies {
-			bodies[i] = body
-		}
-		ctx := context.Background()
-		b.StartTimer()
-		for range total / batch {
-			if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-				b.Fatal(err)
+	for _, format := range []uint64{pager.Version, pager.V1} {
+		b.Run(fmt.Sprintf("v%d", format), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				_, repo, w := newRepoWriter(b, format)
+				bodies := make([][]byte, batch)
+				for i := range bodies {
+					bodies[i] = body
+				}
+				ctx := context.Background()
+				b.StartTimer()
+				for range total / batch {
+					if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				w.Close()
+				repo.Close()
+				b.StartTimer()
 			}
-			if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		w.Close()
-		repo.Close()
-		b.StartTimer()
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
-	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-// newRepoWriter makes a repo with the default preset and opens its writer.
-func newRepoWriter(b *testing.B) (string, *remotelog.Repo, *remotelog.Writer) {
+// newRepoWriter makes a repo with the default preset writing the given
+// format (0: the default) and opens its writer.
+func newRepoWriter(b *testing.B, format uint64) (string, *remotelog.Repo, *remotelog.Writer) {
 	dir := b.TempDir()
 	cfg, _ := remotelog.DefaultConfig("paged")
+	cfg.Policy.Format = format
 	if _, err := remotelog.Init(dir, cfg); err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +75,7 @@ func newRepoWriter(b *testing.B) (string, *remotelog.Repo, *remotelog.Writer) {
 // logOnDisk writes and publishes a log of total messages of 256 B in a
 // repo on disk, and returns the repo's directory and the log's name.
 func logOnDisk(b *testing.B, total int) (string, ipns.Name) {
-	dir, repo, w := newRepoWriter(b)
+	dir, repo, w := newRepoWriter(b, 0)
 	defer repo.Close()
 	defer w.Close()
 	bodies := make([][]byte, 10_000)
@@ -95,7 +102,10 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 	if w, ok := logs.Load(key); ok {
 		return w.(*world)
 	}
-	pol, _ := pager.Preset(preset)
+	pol, _ := pager.Preset(strings.TrimSuffix(preset, "-v1"))
+	if strings.HasSuffix(preset, "-v1") {
+		pol.Format = pager.V1
+	}
 	w := newWorld(b, pol)
 	for i := 0; i < n; i += 10_000 {
 		w.appendN(b, i, min(10_000, n-i), size)
@@ -106,21 +116,21 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 }
 
 // BenchmarkCatchUp: a reader k messages behind in a log of 100,000
-// messages of 256 B. Reports rounds of sequential fetches, bytes fetched
-// per message and the share of bytes fetched beyond the wire payloads.
+// messages of 256 B (k = 100,000: from scratch), in format v2 and v1.
+// Reports rounds of sequential fetches, bytes fetched per message and the
+// share of bytes fetched beyond the wire payloads.
 func BenchmarkCatchUp(b *testing.B) {
-	for _, preset := range []string{"paged", "full"} {
-		for _, k := range []int{100, 10_000} {
+	for _, preset := range []string{"paged", "paged-v1", "full"} {
+		for _, k := range []int{10, 100, 10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/missing=%d", preset, k), func(b *testing.B) {
 				w := logOf(b, preset, 100_000, 256)
-				var all []remotelog.Message
+				var cur remotelog.Cursor
 				remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(m remotelog.Message) error {
 					if m.Seq == uint64(100_000-k) {
-						all = append(all, m)
+						cur = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
 					}
 					return nil
 				})
-				cur := remotelog.Cursor{Seq: all[0].Seq, ID: all[0].ID}
 				var st remotelog.Stats
 				b.ReportAllocs()
 				for b.Loop() {
@@ -150,8 +160,9 @@ func BenchmarkPointerEntry(b *testing.B) {
 }
 
 // BenchmarkCatchUpMillion: a reader catches up 1,000,000 messages of 256 B
-// from a repo on disk (as `rlog fetch --from DIR` does); the heap, sampled
-// while it runs, must stay bounded.
+// from a repo on disk (as `rlog fetch --from DIR` does), with memory
+// budgets of 8 and 16 MiB and the default; the heap, sampled while it
+// runs, must stay bounded.
 func BenchmarkCatchUpMillion(b *testing.B) {
 	const total = 1_000_000
 	logs.Clear() // logs cached by other benchmarks would raise the GC goal
@@ -162,37 +173,41 @@ func BenchmarkCatchUpMillion(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer src.Close()
-	var peak atomic.Uint64
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	for b.Loop() {
-		runtime.GC()
-		done := make(chan struct{})
-		stopped := make(chan struct{})
-		go func() {
-			defer close(stopped)
-			t := time.NewTicker(time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					if h := heapNow(sample); h > peak.Load() {
-						peak.Store(h)
+	for _, budget := range []int{8 << 20, 16 << 20, 0} {
+		b.Run(fmt.Sprintf("budget=%dMiB", budget>>20), func(b *testing.B) {
+			var peak atomic.Uint64
+			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+			for b.Loop() {
+				runtime.GC()
+				done := make(chan struct{})
+				stopped := make(chan struct{})
+				go func() {
+					defer close(stopped)
+					t := time.NewTicker(time.Millisecond)
+					defer t.Stop()
+					for {
+						select {
+						case <-done:
+							return
+						case <-t.C:
+							if h := heapNow(sample); h > peak.Load() {
+								peak.Store(h)
+							}
+						}
 					}
+				}()
+				_, st, err := remotelog.CatchUp(ctx, src, name, remotelog.Cursor{}, remotelog.ReadOptions{MemoryBudget: budget}, func(remotelog.Message) error { return nil })
+				close(done)
+				<-stopped
+				if err != nil || st.Messages != total {
+					b.Fatalf("%d messages, %v", st.Messages, err)
 				}
+				b.ReportMetric(float64(st.Rounds), "rounds")
 			}
-		}()
-		_, st, err := remotelog.CatchUp(ctx, src, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
-		close(done)
-		<-stopped
-		if err != nil || st.Messages != total {
-			b.Fatalf("%d messages, %v", st.Messages, err)
-		}
-		b.ReportMetric(float64(st.Rounds), "rounds")
+			b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
-	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 func heapNow(s []metrics.Sample) uint64 {

@@ -165,12 +165,12 @@ func TestKuboInterop(t *testing.T) {
 	if err := json.Unmarshal(ipfs(t, api, nil, "dag", "get", res1.Head.String()), &head); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"v", "p", "s", "e", "l", "w"} {
+	for _, key := range []string{"v", "p", "s", "e", "w", "x"} {
 		if _, ok := head[key]; !ok {
 			t.Errorf("ipfs dag get: head has no %q: %v", key, head)
 		}
 	}
-	if head["s"].(float64) < 1 || head["v"].(float64) != 1 {
+	if head["s"].(float64) < 1 || head["v"].(float64) != pager.Version {
 		t.Errorf("ipfs dag get: %v", head)
 	}
 

@@ -180,7 +180,7 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 		}
 		return up.add(cas.NewBlock(c, b))
 	}}
-	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: opts.Now}, func(m Message) error {
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
 		if opts.Progress != nil && m.Seq%4096 == 0 {
 			opts.Progress(m.Seq, 0)
 		}
