@@ -32,6 +32,11 @@ type bgProc struct {
 	stderr strings.Builder
 }
 
+// bgPatience is how long bg-expect and bg-count wait for their lines:
+// generous, for a busy 2-core machine under -race; they return as soon as
+// the lines come.
+const bgPatience = 2 * time.Minute
+
 var bgProcs sync.Map // script-scoped names are made unique by the script's workdir
 
 func bgKey(ts *testscript.TestScript, name string) string { return ts.Getenv("WORK") + "\x00" + name }
@@ -97,7 +102,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 		p := v.(*bgProc)
 		re := regexp.MustCompile(args[1])
-		deadline := time.After(30 * time.Second)
+		deadline := time.After(bgPatience)
 		for {
 			select {
 			case line, open := <-p.lines:
@@ -112,7 +117,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 			case <-deadline:
 				p.mu.Lock()
 				defer p.mu.Unlock()
-				ts.Fatalf("%s printed no line matching %q in 30 s; stdout:\n%s\nstderr:\n%s", args[0], args[1], p.out.String(), p.stderr.String())
+				ts.Fatalf("%s printed no line matching %q in %s; stdout:\n%s\nstderr:\n%s", args[0], args[1], bgPatience, p.out.String(), p.stderr.String())
 			}
 		}
 	},
@@ -129,7 +134,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		want, err := strconv.Atoi(args[2])
 		ts.Check(err)
 		seen := map[string]bool{}
-		deadline := time.After(60 * time.Second)
+		deadline := time.After(bgPatience)
 		for len(seen) < want {
 			select {
 			case line, open := <-p.lines:
@@ -144,7 +149,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 				}
 				seen[line] = true
 			case <-deadline:
-				ts.Fatalf("%s printed %d of %d lines matching %q in 60 s", args[0], len(seen), want, args[1])
+				ts.Fatalf("%s printed %d of %d lines matching %q in %s", args[0], len(seen), want, args[1], bgPatience)
 			}
 		}
 	},
