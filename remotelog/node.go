@@ -103,6 +103,7 @@ type Node struct {
 
 type subscription struct {
 	cancel context.CancelFunc
+	done   chan struct{} // closed when its follower has returned
 	status FollowStatus
 	cur    Cursor
 }
@@ -334,17 +335,24 @@ func (n *Node) Fetch(ctx context.Context, src Source, name ipns.Name, opts ReadO
 // again; a fork or a failing deliver ends the subscription (Status says
 // why).
 func (n *Node) Subscribe(name ipns.Name, src Source, opts FollowOptions, deliver func(Message) error) error {
+	_, err := n.subscribe(name, src, opts, func(context.Context) func(Message) error { return deliver })
+	return err
+}
+
+// subscribe starts a subscription delivering to what deliverIn makes of
+// the subscription's context.
+func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliverIn func(context.Context) func(Message) error) (*subscription, error) {
 	n.subMu.Lock()
 	defer n.subMu.Unlock()
 	if _, ok := n.subs[name.String()]; ok {
-		return fmt.Errorf("remotelog: node: already subscribed to %s", name)
+		return nil, fmt.Errorf("remotelog: node: already subscribed to %s", name)
 	}
 	cur, err := n.repo.Cursor(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(n.ctx)
-	sub := &subscription{cancel: cancel, cur: cur}
+	sub := &subscription{cancel: cancel, cur: cur, done: make(chan struct{})}
 	n.subs[name.String()] = sub
 	opts.Save = func(c Cursor) error {
 		n.subMu.Lock()
@@ -365,7 +373,8 @@ func (n *Node) Subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 		}
 	}
 	n.goRun(func() {
-		_, err := Follow(ctx, src, name, cur, opts, deliver)
+		defer close(sub.done)
+		_, err := Follow(ctx, src, name, cur, opts, deliverIn(ctx))
 		if err != nil && ctx.Err() == nil {
 			n.logf("%s: subscription ended: %v", name, err)
 			n.subMu.Lock()
@@ -373,30 +382,30 @@ func (n *Node) Subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 			n.subMu.Unlock()
 		}
 	})
-	return nil
+	return sub, nil
 }
 
 // SubscribeChan is Subscribe delivering on a channel, which is closed
-// when the subscription ends. A message is taken as delivered once the
-// receiver has it: its cursor is saved after the batch it is in.
+// when the subscription ends (Unsubscribe, Close, a fork). A message is
+// taken as delivered once the receiver has it: its cursor is saved after
+// the batch it is in.
 func (n *Node) SubscribeChan(name ipns.Name, src Source, opts FollowOptions) (<-chan Message, error) {
 	ch := make(chan Message)
-	ctx := n.ctx
-	err := n.Subscribe(name, src, opts, func(m Message) error {
-		select {
-		case ch <- m:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+	sub, err := n.subscribe(name, src, opts, func(ctx context.Context) func(Message) error {
+		return func(m Message) error {
+			select {
+			case ch <- m:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Close the channel when the node stops; Unsubscribe leaves it open
-	// with nothing more on it.
 	go func() {
-		<-ctx.Done()
+		<-sub.done // nothing is sent after its follower returned
 		close(ch)
 	}()
 	return ch, nil
