@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -468,4 +470,49 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// NodeStatus is what a node runs and how far it is.
+type NodeStatus struct {
+	Name          string               `json:"name"`
+	Gateway       string               `json:"gateway,omitempty"` // http://ADDR
+	Messages      uint64               `json:"messages"`
+	Published     uint64               `json:"published"`
+	Sync          *SyncStatus          `json:"sync,omitempty"`
+	Subscriptions []SubscriptionStatus `json:"subscriptions,omitempty"`
+}
+
+// SubscriptionStatus is one subscription: how far it has read, and why it
+// last failed.
+type SubscriptionStatus struct {
+	Name      string `json:"name"`
+	Seq       uint64 `json:"seq"`
+	RecordSeq uint64 `json:"record_seq"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Status is what the node runs and how far it is.
+func (n *Node) Status() NodeStatus {
+	st := NodeStatus{Name: n.repo.Name().String()}
+	if n.gwAddr != nil {
+		st.Gateway = "http://" + n.gwAddr.String()
+	}
+	n.WithWriter(func(w *Writer) error {
+		st.Messages, st.Published = w.Len(), w.Published()
+		return nil
+	})
+	if ss, err := n.SyncStatus(); err == nil {
+		st.Sync = &ss
+	}
+	n.subMu.Lock()
+	defer n.subMu.Unlock()
+	for name, s := range n.subs {
+		ss := SubscriptionStatus{Name: name, Seq: s.cur.Seq, RecordSeq: s.cur.RecordSeq}
+		if s.status.Err != nil {
+			ss.Error = s.status.Err.Error()
+		}
+		st.Subscriptions = append(st.Subscriptions, ss)
+	}
+	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int { return strings.Compare(a.Name, b.Name) })
+	return st
 }

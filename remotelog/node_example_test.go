@@ -76,7 +76,10 @@ func ExampleNode() {
 	}
 	m = <-msgs
 	fmt.Println(m.Seq, string(m.Body))
+	st := writer.Status()
+	fmt.Println("writer:", st.Messages, "messages,", st.Published, "published")
 	// Output:
 	// 1 hello
 	// 2 world
+	// writer: 2 messages, 2 published
 }

@@ -159,7 +159,7 @@ func TestNodeReplacesStaleSocket(t *testing.T) {
 		c.Close()
 		t.Fatal("the stale socket answers")
 	}
-	n := startNode(t, repo, remotelog.NodeConfig{})
+	startNode(t, repo, remotelog.NodeConfig{})
 	c, err := remotelog.DialControl(repo.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,11 @@ func TestNodeReplacesStaleSocket(t *testing.T) {
 	if err != nil || len(res) != 1 {
 		t.Fatalf("append through the new node: %v %v", res, err)
 	}
-	if n.Writer().Len() != 1 {
-		t.Errorf("the node's log has %d messages", n.Writer().Len())
+	st, err := c.NodeStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 1 || st.Published != 0 || st.Name != repo.Name().String() || st.Sync != nil {
+		t.Errorf("node status %+v", st)
 	}
 }

@@ -46,6 +46,7 @@ func (n *Node) controlHandler() http.Handler {
 		p, err := n.ChangePeer(r.Context(), pc)
 		reply(rw, p, err)
 	})
+	mux.HandleFunc("GET /node", func(rw http.ResponseWriter, r *http.Request) { reply(rw, n.Status(), nil) })
 	mux.HandleFunc("POST /run", n.runCommand)
 	return mux
 }
@@ -180,6 +181,24 @@ func (c *ControlClient) Run(ctx context.Context, req CommandRequest, stdout, std
 		return 0, fmt.Errorf("remotelog: the repo's owner at %s: %w", c.sock, err)
 	}
 	return 0, fmt.Errorf("remotelog: the repo's owner at %s stopped before the command ended", c.sock)
+}
+
+// NodeStatus asks the owner what it runs and how far it is.
+func (c *ControlClient) NodeStatus(ctx context.Context) (NodeStatus, error) {
+	var st NodeStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://rlog/node", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("remotelog: the repo's owner at %s: %w", c.sock, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("remotelog: the repo's owner has no node status (%s)", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // ChangePeer asks the owner to change a peer.
