@@ -20,8 +20,8 @@ import (
 // real processes:
 //
 //	bg NAME PROG ARGS...     start PROG in the background
-//	bg-expect NAME REGEXP    wait (at most 30 s) for a line of its stdout to match
-//	bg-stop NAME [TERM]      interrupt it (or send SIGTERM), wait, and make its
+//	bg-expect NAME REGEXP    wait (at most bgPatience) for a line of its output to match
+//	bg-stop NAME [TERM|KILL] interrupt it (or send SIGTERM, SIGKILL), wait, and make its
 //	                         output the script's stdout/stderr for the usual
 //	                         assertions
 type bgProc struct {
@@ -171,8 +171,8 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 	},
 	"bg-stop": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "TERM") {
-			ts.Fatalf("usage: bg-stop NAME [TERM]")
+		if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "TERM" && args[1] != "KILL") {
+			ts.Fatalf("usage: bg-stop NAME [TERM|KILL]")
 		}
 		v, ok := bgProcs.LoadAndDelete(bgKey(ts, args[0]))
 		if !ok {
@@ -181,7 +181,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		p := v.(*bgProc)
 		sig := syscall.SIGINT
 		if len(args) == 2 {
-			sig = syscall.SIGTERM
+			sig = map[string]syscall.Signal{"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL}[args[1]]
 		}
 		p.cmd.Process.Signal(sig)
 		for range p.lines { // drain until it exits
