@@ -17,17 +17,7 @@ func ExampleNode() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "rlog-example-node")
 	defer os.RemoveAll(dir)
-	open := func(name string) *remotelog.Repo {
-		cfg, _ := remotelog.DefaultConfig("paged")
-		if _, err := remotelog.Init(filepath.Join(dir, name), cfg); err != nil {
-			log.Fatal(err)
-		}
-		repo, err := remotelog.Open(filepath.Join(dir, name))
-		if err != nil {
-			log.Fatal(err)
-		}
-		return repo
-	}
+	open := func(name string) *remotelog.Repo { return newExampleRepo(filepath.Join(dir, name)) }
 
 	// The writer's node: the gateway on a free port, and its first publish
 	// (a gateway serves the embedded store once it exists).
