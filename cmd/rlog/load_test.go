@@ -163,19 +163,12 @@ func TestLoad(t *testing.T) {
 	var fetches, backups, otherN, statuses int
 	var maxAppend, maxFetch, maxBackup time.Duration
 	var peakRSS int64
-	fail := func(format string, args ...any) { t.Errorf(format, args...) }
-	appendT := time.NewTicker(60 * time.Millisecond) // 1,000 a minute
-	fetchT := time.NewTicker(time.Second)
-	backupT := time.NewTicker(time.Minute)
-	otherT := time.NewTicker(10 * time.Second)
-	rssT := time.NewTicker(time.Second)
-	end := time.After(d)
 	fetch := func() {
 		t0 := time.Now()
 		out, err := rlog("fetch", "--repo", r, name, "--from", gw)
 		maxFetch = max(maxFetch, time.Since(t0))
 		if err != nil {
-			fail("fetch: %v", err)
+			t.Errorf("fetch: %v", err)
 			return
 		}
 		fetches++
@@ -185,47 +178,94 @@ func TestLoad(t *testing.T) {
 			}
 		}
 	}
-loop:
-	for {
-		select {
-		case <-end:
-			break loop
-		case <-appendT.C:
+	// Each load runs on its own schedule, so that a slow one delays no
+	// other; appends are due every 60 ms from the start (1,000 a minute),
+	// and one that is late is made at once.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	every := func(d time.Duration, f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk := time.NewTicker(d)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+					f()
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Until(start.Add(time.Duration(i) * 60 * time.Millisecond))):
+			}
 			t0 := time.Now()
 			if _, err := owner.Append(ctx, group[:], [][]byte{[]byte(fmt.Sprintf("load-%d", appended+1))}); err != nil {
-				fail("append %d: %v", appended+1, err)
-				break loop
+				t.Errorf("append %d: %v", appended+1, err)
+				return
 			}
+			mu.Lock()
 			maxAppend = max(maxAppend, time.Since(t0))
 			appended++
-		case <-fetchT.C:
-			fetch()
-		case <-backupT.C:
-			t0 := time.Now()
-			if _, err := rlog("backup", "--repo", w, name, "-o", filepath.Join(work, "b.car")); err != nil {
-				fail("backup: %v", err)
-			}
-			maxBackup = max(maxBackup, time.Since(t0))
-			backups++
-		case <-otherT.C:
-			otherN++
-			must("append", "--repo", o, fmt.Sprintf("o-%d", otherN))
-			must("publish", "--repo", o)
-			if _, err := rlog("sync", "status", "--repo", w, "--json"); err != nil {
-				fail("sync status: %v", err)
-			}
-			statuses++
-		case <-rssT.C:
-			peakRSS = max(peakRSS, rssOf(node.Process.Pid))
+			mu.Unlock()
 		}
-	}
-	appendT.Stop()
+	}()
+	every(time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock() // fetches one at a time, the results under mu
+		fetch()
+	})
+	every(time.Minute, func() {
+		t0 := time.Now()
+		if _, err := rlog("backup", "--repo", w, name, "-o", filepath.Join(work, "b.car")); err != nil {
+			t.Errorf("backup: %v", err)
+		}
+		mu.Lock()
+		maxBackup = max(maxBackup, time.Since(t0))
+		backups++
+		mu.Unlock()
+	})
+	every(10*time.Second, func() {
+		if _, err := rlog("append", "--repo", o, fmt.Sprintf("o-%d", otherN+1)); err != nil {
+			t.Errorf("append to the kept log: %v", err)
+			return
+		}
+		if _, err := rlog("publish", "--repo", o); err != nil {
+			t.Errorf("publish the kept log: %v", err)
+		}
+		if _, err := rlog("sync", "status", "--repo", w, "--json"); err != nil {
+			t.Errorf("sync status: %v", err)
+		}
+		mu.Lock()
+		otherN++
+		statuses++
+		mu.Unlock()
+	})
+	every(time.Second, func() {
+		rss := rssOf(node.Process.Pid)
+		mu.Lock()
+		peakRSS = max(peakRSS, rss)
+		mu.Unlock()
+	})
+	time.Sleep(d) // the load's length
+	close(stop)
+	wg.Wait()
 	must("publish", "--repo", w)
 	// Everything arrives: at the reader, the peer, the node's follower.
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		fetch()
 		mu.Lock()
+		fetch()
 		done := len(readerGot) == appended && len(peerGot) == appended && len(followed) == otherN+1
 		mu.Unlock()
 		if done || time.Now().After(deadline) {
