@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,15 +35,7 @@ func servedRepoWith(t testing.TB, pageEntries int) (*remotelog.Repo, *remotelog.
 // servedRepoConfig is servedRepo with a repo made with cfg.
 func servedRepoConfig(t testing.TB, cfg remotelog.Config) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	if _, err := remotelog.Init(dir, cfg); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { repo.Close() })
+	repo := openNewRepoWith(t, "repo", func(c *remotelog.Config) { *c = cfg })
 	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,11 @@ type Writer struct {
 	lastTS  int64
 	run     map[mvds.MessageID]struct{}
 	runDone bool
+
+	// superseded is the head the last publish replaced: deleted by the
+	// next one, so that a reader who resolved the record before the last
+	// publish still finds the head it was given.
+	superseded cid.Cid
 }
 
 // OpenWriter opens the local log in cfg.Dir.
@@ -567,10 +572,16 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err := w.cfg.Publisher.Publish(ctx, w.name, raw); err != nil {
 		return res, err
 	}
-	// The previous head's open form is referenced by nothing now.
+	// The previous head's open form is referenced by nothing now; a reader
+	// who resolved the previous record may be reading it: it goes at the
+	// next publish (left behind by a crash, it is harmless garbage).
 	if d, ok := w.cfg.Store.(cas.Deleter); ok && old.Head != "" && old.Head != next.Head {
+		if w.superseded.Defined() && w.superseded != head {
+			_ = d.Delete(ctx, w.superseded)
+		}
+		w.superseded = cid.Undef
 		if c, err := cid.Decode(old.Head); err == nil {
-			_ = d.Delete(ctx, c) // garbage left behind is harmless
+			w.superseded = c
 		}
 	}
 	res.Head, res.Messages, res.New = head, n, n-old.Published
