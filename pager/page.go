@@ -515,8 +515,10 @@ func (pg *Page) validate() error {
 	if pg.Start > 1<<62 {
 		return bad("sequence %d out of range", pg.Start)
 	}
-	if pg.Number == 0 && pg.PageStart() != 1 {
-		return bad("page 0 starts at sequence %d, want 1", pg.Start)
+	// A sealed-form page numbered 0 may be a tail piece of a head page 0
+	// (v2): that page 0 starts at 1 is checked where it is linked.
+	if pg.Number == 0 && pg.PageStart() != 1 && (pg.Head || pg.V() == V1) {
+		return bad("page 0 starts at sequence %d, want 1", pg.PageStart())
 	}
 	v1 := pg.V() == V1
 	if pg.V() != V1 && pg.V() != Version {

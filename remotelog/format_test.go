@@ -219,3 +219,22 @@ func TestTailPieces(t *testing.T) {
 		t.Fatalf("after 5 more: %d pieces, %d entries", len(next.Tail), len(next.Entries))
 	}
 }
+
+// TestTailPiecesOfPageZero: the pieces of a log's first page are
+// sealed-form pages numbered 0 that start after sequence 1.
+func TestTailPiecesOfPageZero(t *testing.T) {
+	pol, _ := pager.Preset("paged")
+	w := newWorld(t, pol)
+	w.appendN(t, 0, 40, 0)
+	hp := page(t, w, w.publish(t).Head)
+	if hp.Number != 0 || len(hp.Tail) != 2 || hp.Tail[1].Start != 17 {
+		t.Fatalf("head page %d with %d pieces", hp.Number, len(hp.Tail))
+	}
+	all, _, _, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || len(all) != 40 {
+		t.Fatalf("%d messages, %v", len(all), err)
+	}
+	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() {
+		t.Fatalf("check: %+v", rep.Findings)
+	}
+}
