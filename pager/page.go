@@ -74,6 +74,21 @@ type Page struct {
 	// Index (v2 head only, "x") lists the index nodes that together list
 	// every sealed page, oldest first.
 	Index []IndexLink
+	// Tail (v2 head only, "t", omitted when empty) lists the pieces of the
+	// head's page that come before its own entries, oldest first: pages in
+	// sealed form with the head's number, so that a reader a few messages
+	// behind fetches only the newest. The head's Start is then that of its
+	// own first entry, and the page begins at Tail[0].Start.
+	Tail []Link
+}
+
+// PageStart is the first sequence of the page: that of its first tail
+// piece, or of its own first entry.
+func (pg *Page) PageStart() uint64 {
+	if len(pg.Tail) > 0 {
+		return pg.Tail[0].Start
+	}
+	return pg.Start
 }
 
 // V is the page's format version.
@@ -127,6 +142,9 @@ func (pg *Page) appendCBOR(b []byte) []byte {
 		if v2 {
 			n++
 		}
+		if len(pg.Tail) > 0 {
+			n++
+		}
 		if len(pg.Addrs) > 0 {
 			n++
 		}
@@ -152,6 +170,10 @@ func (pg *Page) appendCBOR(b []byte) []byte {
 	b = appendHead(b, majUint, pg.Number)
 	b = appendText(b, "s")
 	b = appendHead(b, majUint, pg.Start)
+	if pg.Head && len(pg.Tail) > 0 {
+		b = appendText(b, "t")
+		b = appendLinks(b, pg.Tail)
+	}
 	b = appendText(b, "v")
 	b = appendHead(b, majUint, pg.V())
 	if pg.Head {
@@ -249,7 +271,7 @@ func Decode(b []byte) (*Page, error) {
 func decode(b []byte) (*Page, error) {
 	pg := &Page{}
 	var forms entryForms
-	have, err := decodeMap(b, 8, "page", func(r *reader, k string) error {
+	have, err := decodeMap(b, 9, "page", func(r *reader, k string) error {
 		var err error
 		switch k {
 		case "a":
@@ -269,6 +291,11 @@ func decode(b []byte) (*Page, error) {
 			pg.Window, err = r.links(MaxWindow, "w")
 			if err == nil && pg.Window == nil {
 				pg.Window = []Link{}
+			}
+		case "t":
+			pg.Tail, err = r.links(MaxEntries, "t")
+			if err == nil && len(pg.Tail) == 0 {
+				err = r.errorf("empty \"t\" must be omitted")
 			}
 		case "x":
 			pg.Index, err = r.indexLinks()
@@ -488,8 +515,10 @@ func (pg *Page) validate() error {
 	if pg.Start > 1<<62 {
 		return bad("sequence %d out of range", pg.Start)
 	}
-	if pg.Number == 0 && pg.Start != 1 {
-		return bad("page 0 starts at sequence %d, want 1", pg.Start)
+	// A sealed-form page numbered 0 may be a tail piece of a head page 0
+	// (v2): that page 0 starts at 1 is checked where it is linked.
+	if pg.Number == 0 && pg.PageStart() != 1 && (pg.Head || pg.V() == V1) {
+		return bad("page 0 starts at sequence %d, want 1", pg.PageStart())
 	}
 	v1 := pg.V() == V1
 	if pg.V() != V1 && pg.V() != Version {
@@ -567,6 +596,23 @@ func CheckPayloadRef(c cid.Cid) error {
 func (pg *Page) validateIndex() error {
 	if len(pg.Index) > 0 && (pg.V() == V1 || !pg.Head) {
 		return fmt.Errorf("index links on a page that is not a v2 head")
+	}
+	if len(pg.Tail) > 0 && (pg.V() == V1 || !pg.Head) {
+		return fmt.Errorf("tail pieces on a page that is not a v2 head")
+	}
+	for i, l := range pg.Tail {
+		if err := checkPageLink(l); err != nil {
+			return fmt.Errorf("t[%d]: %v", i, err)
+		}
+		if l.Start < pg.Number+1 || l.Start >= pg.Start || (i > 0 && l.Start <= pg.Tail[i-1].Start) {
+			return fmt.Errorf("t[%d] starts at sequence %d: impossible before the head's entries at %d", i, l.Start, pg.Start)
+		}
+	}
+	if len(pg.Tail) > MaxEntries {
+		return fmt.Errorf("%d tail pieces, limit %d", len(pg.Tail), MaxEntries)
+	}
+	if len(pg.Tail) > 0 && len(pg.Window) > 0 && pg.Window[0].Start >= pg.Tail[0].Start {
+		return fmt.Errorf("w[0] starts at sequence %d, not before the page's first piece at %d", pg.Window[0].Start, pg.Tail[0].Start)
 	}
 	if pg.V() == V1 || !pg.Head {
 		return nil
@@ -723,6 +769,9 @@ func Children(b []byte) ([]cid.Cid, error) {
 	}
 	for _, x := range pg.Index {
 		out = append(out, x.Cid)
+	}
+	for _, l := range pg.Tail {
+		out = append(out, l.Cid)
 	}
 	for i := range pg.Entries {
 		if e := &pg.Entries[i]; !e.Inline() {

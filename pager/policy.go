@@ -22,6 +22,11 @@ type Policy struct {
 	HeadInlineLimit int `json:"head_inline_limit"`
 	// Window is how many of the newest sealed pages the head lists (W).
 	Window int `json:"window"`
+	// TailEntries (v2) cuts the head's page, but for its newest 1 to
+	// TailEntries entries, into pieces of TailEntries entries that the head
+	// links, so that a reader a few messages behind fetches only the pieces
+	// it misses. 0: the head holds its whole page.
+	TailEntries int `json:"tail_entries,omitempty"`
 	// Format is the page format version written: 0 (the default) or 2
 	// writes v2, 1 writes v1 (for a reader that only knows v1).
 	Format uint64 `json:"format,omitempty"`
@@ -40,7 +45,7 @@ var presets = map[string]Policy{
 	// Everything inline in big pages: backups on durable storage.
 	"full": {PageEntries: MaxEntries, PageBytes: MaxPageBytes, InlineLimit: MaxPageBytes, HeadInlineLimit: MaxPageBytes, Window: 16},
 	// Small messages inline in mid-sized pages, large ones by pointer.
-	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64},
+	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 16},
 	// The spec's linked list: one entry per page, every payload a pointer.
 	"linked": {PageEntries: 1, PageBytes: 4 << 10, InlineLimit: -1, HeadInlineLimit: -1, Window: 0},
 }
@@ -80,6 +85,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("pager: head inline limit %d, want %d..%d", p.HeadInlineLimit, p.InlineLimit, MaxPageBytes)
 	case p.Window < 0 || p.Window > MaxWindow:
 		return fmt.Errorf("pager: window %d, want 0..%d", p.Window, MaxWindow)
+	case p.TailEntries < 0 || p.TailEntries > MaxEntries:
+		return fmt.Errorf("pager: tail entries %d, want 0..%d", p.TailEntries, MaxEntries)
 	case p.Format > Version:
 		return fmt.Errorf("pager: format %d, want 1 or %d (0 means %d)", p.Format, Version, Version)
 	}
@@ -173,12 +180,45 @@ func (o *Open) Seal(p Policy) *Page {
 	return pg
 }
 
+// tailCut is how many of the open page's entries go into tail pieces:
+// all but the newest 1..TailEntries, in whole pieces (v2 only).
+func (o *Open) tailCut(p Policy) int {
+	c := p.TailEntries
+	if o.Version != Version || c <= 0 || len(o.Items) <= c {
+		return 0
+	}
+	return (len(o.Items) - 1) / c * c
+}
+
+// TailPieces returns the pieces of the open page that the head links
+// (v2): sealed-form pages with the page's number, of TailEntries entries
+// each, oldest first. A piece stays the same block until the page is
+// sealed, so each is stored once.
+func (o *Open) TailPieces(p Policy) []*Page {
+	cut := o.tailCut(p)
+	if cut == 0 {
+		return nil
+	}
+	all := o.Seal(p).Entries
+	var out []*Page
+	for i := 0; i < cut; i += p.TailEntries {
+		out = append(out, &Page{Version: o.Version, Number: o.Number, Start: o.Start + uint64(i), Entries: all[i : i+p.TailEntries]})
+	}
+	return out
+}
+
 // HeadPage returns the head form of the page: the sealed form plus the
 // window, the index nodes (v2) and addresses, with payloads up to the head
 // inline limit inline, newest first, as long as the page stays under
-// MaxPageBytes.
-func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, addrs []string) *Page {
+// MaxPageBytes. With tail (the links of TailPieces) it holds only the
+// entries after them.
+func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, tail []Link, addrs []string) *Page {
 	pg := o.Seal(p)
+	cut := 0
+	if len(tail) > 0 {
+		cut = o.tailCut(p)
+		pg.Entries, pg.Start, pg.Tail = pg.Entries[cut:], o.Start+uint64(cut), tail
+	}
 	pg.Head = true
 	pg.Window = window
 	if pg.Window == nil {
@@ -193,7 +233,7 @@ func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, addrs []stri
 	pg.Addrs = addrs
 	size := len(pg.appendCBOR(nil))
 	for i := len(pg.Entries) - 1; i >= 0; i-- {
-		e, it := &pg.Entries[i], &o.Items[i]
+		e, it := &pg.Entries[i], &o.Items[cut+i]
 		n := it.PayloadSize()
 		if e.Inline() || n > p.HeadInlineLimit {
 			continue

@@ -28,6 +28,15 @@ func exampleV2() *pager.Page {
 	}
 }
 
+// exampleV2Tail is exampleV2 whose page begins with two tail pieces (at
+// sequences 11 and 13), the head holding messages 15 and 16.
+func exampleV2Tail() *pager.Page {
+	pg := exampleV2()
+	pg.Start = 15
+	pg.Tail = []pager.Link{{Cid: pageCID(50), Start: 11}, {Cid: pageCID(51), Start: 13}}
+	return pg
+}
+
 // exampleSealedV2 is page 4 of that log, sealed.
 func exampleSealedV2() *pager.Page {
 	return &pager.Page{Version: pager.Version, Number: 4, Start: 9,
@@ -40,7 +49,7 @@ func exampleIndex() *pager.Index {
 }
 
 func TestV2RoundTrip(t *testing.T) {
-	for _, pg := range []*pager.Page{exampleV2(), exampleSealedV2()} {
+	for _, pg := range []*pager.Page{exampleV2(), exampleSealedV2(), exampleV2Tail()} {
 		back := roundTrip(t, pg)
 		if back.V() != pager.Version || back.Head != pg.Head || len(back.Index) != len(pg.Index) {
 			t.Fatalf("decoded %+v", back)
@@ -68,13 +77,20 @@ func TestV2RoundTrip(t *testing.T) {
 	if kids, err := pager.Children(hb); err != nil || len(kids) != 5 {
 		t.Fatalf("children of a v2 head: %v %v (want 2 window, 2 index, 1 payload)", kids, err)
 	}
+	tb, _, _ := pager.Encode(exampleV2Tail())
+	if kids, err := pager.Children(tb); err != nil || len(kids) != 7 {
+		t.Fatalf("children of a v2 head with a tail: %v %v (want 2 window, 2 index, 2 pieces, 1 payload)", kids, err)
+	}
+	if back, _ := pager.Decode(tb); back.PageStart() != 11 || back.Start != 15 {
+		t.Fatalf("page start %d, head entries from %d", back.PageStart(), back.Start)
+	}
 }
 
 // TestV2IPLDReencodes: go-ipld-prime re-encodes v2 pages and index nodes
 // byte for byte: they are canonical DAG-CBOR.
 func TestV2IPLDReencodes(t *testing.T) {
 	var blocks [][]byte
-	for _, pg := range []*pager.Page{exampleV2(), exampleSealedV2()} {
+	for _, pg := range []*pager.Page{exampleV2(), exampleSealedV2(), exampleV2Tail()} {
 		b, _, err := pager.Encode(pg)
 		if err != nil {
 			t.Fatal(err)
@@ -104,8 +120,10 @@ func TestGoldenV2(t *testing.T) {
 	}
 	b, _, _ := pager.EncodeIndex(exampleIndex())
 	vecs = append(vecs, vec{"index 3-4", b})
+	b, _, _ = pager.Encode(exampleV2Tail())
+	vecs = append(vecs, vec{"page 5 head=true tail=2", b})
 	if *update {
-		text := "# pager_test v2 examples: exampleV2 (head, page 5), exampleSealedV2 (page 4), exampleIndex (pages 3-4)\n# what | cid | hex\n"
+		text := "# pager_test v2 examples: exampleV2 (head, page 5), exampleSealedV2 (page 4), exampleIndex (pages 3-4), exampleV2Tail (head with two tail pieces)\n# what | cid | hex\n"
 		for _, v := range vecs {
 			c, _ := pager.PagePrefix.Sum(v.b)
 			text += fmt.Sprintf("%s | %s | %x\n", v.what, c, v.b)
@@ -146,8 +164,32 @@ func TestV2DecodeRejects(t *testing.T) {
 		{"index past the head", head(func(pg *pager.Page) { pg.Index[1].Page = 5 }), "impossible before page 5"},
 		{"no index on a head with sealed pages", head(func(pg *pager.Page) { pg.Index = []pager.IndexLink{} }), "lists no index node"},
 		{"index node linked by payload CID", head(func(pg *pager.Page) { pg.Index[1].Cid = rawCID(1) }), "not a DAG-CBOR"},
+		{"tail after the head's entries", head(func(pg *pager.Page) { pg.Tail = []pager.Link{{Cid: pageCID(50), Start: 11}} }), "impossible before the head's entries"},
+		{"tail out of order", enc(func() *pager.Page {
+			pg := exampleV2Tail()
+			pg.Tail[0], pg.Tail[1] = pg.Tail[1], pg.Tail[0]
+			return pg
+		}()), "t[1] starts at sequence 11"},
+		{"tail before the window", enc(func() *pager.Page {
+			pg := exampleV2Tail()
+			pg.Tail[0].Start = 9
+			return pg
+		}()), "not before the page's first piece"},
+		{"tail on a sealed page", enc(func() *pager.Page {
+			pg := exampleSealedV2()
+			pg.Entries = append(pg.Entries, pager.Entry{Payload: []byte("x")})
+			pg.Start = 9
+			pg.Tail = []pager.Link{{Cid: pageCID(50), Start: 5}}
+			return pg
+		}()), ""},
 	}
 	for _, tc := range cases {
+		if tc.want == "" { // what the encoder does not write at all
+			if _, err := pager.Decode(tc.b); err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
 		_, err := pager.Decode(tc.b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, pager.ErrMalformed) {
 			t.Errorf("%s: got %v, want ErrMalformed containing %q", tc.name, err, tc.want)

@@ -63,7 +63,8 @@ func TestRoundsAsTheNetworkSeesThem(t *testing.T) {
 				t.Errorf("v%d, budget %d: the proxy saw %d requests, the reader says %d pages and %d index nodes after the resolve", format, budget, c.Requests, st.Pages, st.IndexNodes)
 			}
 			if format == pager.Version || budget == 0 {
-				if rep := px.Repeated(); len(rep) > 0 || st.Pages != pages {
+				// v2 pages: the sealed pages and the head's tail pieces.
+				if rep := px.Repeated(); len(rep) > 0 || st.Pages < pages {
 					t.Errorf("v%d, budget %d: %d page fetches for %d pages; fetched more than once: %v", format, budget, st.Pages, pages, rep)
 				}
 				continue

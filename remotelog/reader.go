@@ -95,8 +95,9 @@ type ReadOptions struct {
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 32 MiB. A window is sized by the largest page seen
-	// so far, so it may go over by what its pages exceed that size.
+	// turn comes. Default 32 MiB. A wave reckons each page by its number of
+	// entries and the most bytes per entry seen so far, so a log whose
+	// pages grow may take it over by what they exceed that.
 	MemoryBudget int
 	// Head, when defined, is the head page to read from instead of the
 	// name's record: a head the caller vouches for (a backup's root). No
@@ -171,8 +172,6 @@ type catchUp struct {
 	known map[uint64]pager.Link // every page seen linked, by number
 	done  map[uint64]bool       // pages fetched during discovery
 	win   *window               // fetched pages kept for delivery
-	// headSize is the head page's size in bytes.
-	headSize int
 }
 
 func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
@@ -197,11 +196,11 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		}
 	}
 	r.stats.Rounds, r.stats.Pages = 1, 1
-	head, size, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
+	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
 	if err != nil {
 		return err
 	}
-	r.head, r.headSize = head, size
+	r.head = head
 	r.stats.LogLength = head.Last()
 	if r.opts.OnHead != nil {
 		r.opts.OnHead(head.Last())
@@ -306,10 +305,47 @@ func (r *catchUp) from() uint64 { return max(r.cur.Seq, 1) }
 // start is page p's first sequence, if known.
 func (r *catchUp) start(p uint64) (uint64, bool) {
 	if p == r.head.Number {
-		return r.head.Start, true
+		return r.head.PageStart(), true
 	}
 	l, ok := r.known[p]
 	return l.Start, ok
+}
+
+// Streaming goes over slots: the sealed pages 0..h-1, then the head's tail
+// pieces (v2) h..end-1, then the head itself, end.
+func (r *catchUp) end() uint64 { return r.head.Number + uint64(len(r.head.Tail)) }
+
+// slot is the link and page number of slot q before end.
+func (r *catchUp) slot(q uint64) (pager.Link, uint64) {
+	if h := r.head.Number; q >= h {
+		return r.head.Tail[q-h], h
+	}
+	return r.known[q], q
+}
+
+// slotStart is the first sequence of slot q.
+func (r *catchUp) slotStart(q uint64) uint64 {
+	if q >= r.end() {
+		return r.head.Start
+	}
+	l, _ := r.slot(q)
+	return l.Start
+}
+
+// firstSlot is the slot holding sequence lo.
+func (r *catchUp) firstSlot(lo uint64) uint64 {
+	h, tail := r.head.Number, r.head.Tail
+	switch {
+	case lo >= r.head.Start:
+		return r.end()
+	case len(tail) > 0 && lo >= tail[0].Start:
+		i := len(tail) - 1
+		for tail[i].Start > lo {
+			i--
+		}
+		return h + uint64(i)
+	}
+	return r.firstPage(lo)
 }
 
 // discover learns, round by round, the link of every page holding
@@ -325,7 +361,7 @@ func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
 	r.win = newWindow(r.opts.MemoryBudget)
-	r.win.saw(r.headSize)
+	r.win.saw(r.head)
 	r.done = map[uint64]bool{h: true}
 	nodesDone := map[int]bool{}
 	if err := r.learn(r.head); err != nil {
@@ -347,7 +383,7 @@ func (r *catchUp) discover(ctx context.Context) error {
 		}
 	}
 	lo := r.from()
-	if r.head.Start <= lo {
+	if r.head.PageStart() <= lo {
 		return nil
 	}
 	for {
@@ -476,9 +512,9 @@ func (r *catchUp) fetchWave(ctx context.Context, want []uint64, got func(p uint6
 	}
 	out := make(chan result, len(want))
 	for _, p := range want {
-		l := r.known[p]
+		l, num := r.slot(p)
 		go func() {
-			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
+			pg, size, err := r.fetchPage(ctx, l.Cid, num, l.Start, false)
 			out <- result{p, pg, size, err}
 		}()
 	}
@@ -521,7 +557,7 @@ func (r *catchUp) stream(ctx context.Context) error {
 	var payloads atomic.Int64
 	var prodErr, aheadErr error
 	at := r.cur.Seq
-	first := r.firstPage(r.from())
+	first := r.firstSlot(r.from())
 	stop := context.AfterFunc(ctx, func() { r.win.fail(ctx.Err()) })
 	defer stop()
 	ahead := make(chan struct{})
@@ -580,12 +616,12 @@ func (r *catchUp) firstPage(lo uint64) uint64 {
 	return first
 }
 
-// fetchAhead fills the window with the sealed pages from first on that
-// are not held, in waves of parallel fetches, oldest first, as memory
-// frees: each wave is a round.
+// fetchAhead fills the window with the sealed pages and tail pieces from
+// slot first on that are not held, in waves of parallel fetches, oldest
+// first, as memory frees: each wave is a round.
 func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
-	for next := first; next < r.head.Number; {
-		wave, err := r.win.nextWave(ctx, next, r.head.Number-1, r.opts.Concurrency)
+	for next := first; next < r.end(); {
+		wave, err := r.win.nextWave(ctx, next, r.end()-1, r.opts.Concurrency, func(q uint64) uint64 { return r.slotStart(q+1) - r.slotStart(q) })
 		if err != nil || len(wave) == 0 {
 			return err
 		}
@@ -602,27 +638,27 @@ func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
 	return nil
 }
 
-// produce queues the messages from the cursor at on, from page first on;
+// produce queues the messages from the cursor at on, from slot first on;
 // the consumer moves r.cur meanwhile, so the producer never reads it.
 func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads *atomic.Int64) error {
 	lo := r.from()
-	for p := first; p <= r.head.Number; p++ {
+	for q := first; q <= r.end(); q++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		pg := r.head
-		if p < r.head.Number {
+		if q < r.end() {
 			var err error
-			if pg, err = r.win.take(ctx, p); err != nil {
+			if pg, err = r.win.take(ctx, q); err != nil {
 				return err
 			}
-		}
-		if p < r.head.Number {
-			next, _ := r.start(p + 1)
-			if pg.Last()+1 != next {
-				return fmt.Errorf("%w: page %d ends at sequence %d but page %d starts at %d", ErrInvalidLog, p, pg.Last(), p+1, next)
+			if next := r.slotStart(q + 1); pg.Last()+1 != next && q < r.head.Number {
+				return fmt.Errorf("%w: page %d ends at sequence %d but page %d starts at %d", ErrInvalidLog, pg.Number, pg.Last(), pg.Number+1, next)
+			} else if pg.Last()+1 != next {
+				return fmt.Errorf("%w: the piece of page %d at sequence %d ends at %d but the next piece or the head starts at %d", ErrInvalidLog, pg.Number, pg.Start, pg.Last(), next)
 			}
 		}
+		p := pg.Number
 		for i := range pg.Entries {
 			e := &pg.Entries[i]
 			seq := pg.Start + uint64(i)

@@ -16,10 +16,12 @@ type window struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	held   map[uint64]heldPage
-	kept   int    // bytes held
-	est    int    // the largest page seen: the size a wave reckons per page
-	taken  uint64 // pages below it were delivered: taken in order
-	err    error
+	kept   int // bytes held
+	// perEntry is the most bytes per entry of the pages seen: a wave
+	// reckons a page of n entries at n*perEntry plus pageFraming.
+	perEntry int
+	taken    uint64 // pages below it were delivered: taken in order
+	err      error
 }
 
 type heldPage struct {
@@ -33,11 +35,26 @@ func newWindow(budget int) *window {
 	return w
 }
 
-// saw notes a page's size for the estimate of pages not yet fetched.
-func (w *window) saw(size int) {
+// pageFraming bounds what a page holds beside its entries' encodings in
+// a wave's reckoning (v1 skip links, keys, numbers).
+const pageFraming = 4 << 10
+
+// saw notes a page's entries for the estimate of pages not yet fetched.
+func (w *window) saw(pg *pager.Page) {
 	w.mu.Lock()
-	w.est = max(w.est, size)
+	w.sawLocked(pg)
 	w.mu.Unlock()
+}
+
+func (w *window) sawLocked(pg *pager.Page) {
+	n := 0
+	for i := range pg.Entries {
+		e := &pg.Entries[i]
+		n += pager.EntrySizeV(pg.V(), len(e.Payload), e.Inline())
+	}
+	if len(pg.Entries) > 0 {
+		w.perEntry = max(w.perEntry, (n+len(pg.Entries)-1)/len(pg.Entries))
+	}
 }
 
 // keep holds page p. With evict (discovery, which finds pages in no
@@ -47,7 +64,7 @@ func (w *window) saw(size int) {
 func (w *window) keep(p uint64, pg *pager.Page, size int, evict bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.est = max(w.est, size)
+	w.sawLocked(pg)
 	w.held[p] = heldPage{pg, size}
 	w.kept += size
 	if evict {
@@ -112,8 +129,9 @@ func (w *window) fail(err error) {
 // need, or one page when nothing is held), letting go of pages held out of
 // order beyond from, and returns the pages to fetch next: from from to
 // last, oldest first, those not held, as many as the free bytes and most
-// allow. It returns nil when none is left.
-func (w *window) nextWave(ctx context.Context, from, last uint64, most int) ([]uint64, error) {
+// allow, reckoning page q at entries(q) entries. It returns nil when none
+// is left.
+func (w *window) nextWave(ctx context.Context, from, last uint64, most int, entries func(q uint64) uint64) ([]uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
@@ -133,25 +151,28 @@ func (w *window) nextWave(ctx context.Context, from, last uint64, most int) ([]u
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		est := w.est
-		if est <= 0 {
-			est = pager.MaxPageBytes
+		est := func(q uint64) int {
+			if w.perEntry == 0 {
+				return pager.MaxPageBytes
+			}
+			return min(pager.MaxPageBytes, int(min(entries(q), pager.MaxEntries))*w.perEntry+pageFraming)
 		}
 		var left int // bytes of the pages from from on not held, estimated
 		for p := from; p <= last && left < w.budget/2; p++ {
 			if _, ok := w.held[p]; !ok {
-				left += est
+				left += est(p)
 			}
 		}
 		want := min(w.budget/2, left)
 		w.evictAbove(from, w.budget-want)
 		if free := w.budget - w.kept; free >= want || w.kept == 0 {
 			var wave []uint64
+			reckoned := 0
 			for p := from; p <= last && len(wave) < most; p++ {
 				if _, ok := w.held[p]; ok {
 					continue
 				}
-				if len(wave) > 0 && (len(wave)+1)*est > free {
+				if reckoned += est(p); len(wave) > 0 && reckoned > free {
 					break
 				}
 				wave = append(wave, p)

@@ -525,7 +525,18 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			return res, err
 		}
 	}
-	hb, head, err := pager.Encode(open.HeadPage(pol, window, index, w.cfg.Addrs))
+	var tail []pager.Link
+	for _, pc := range open.TailPieces(pol) {
+		b, c, err := pager.Encode(pc)
+		if err != nil {
+			return res, err
+		}
+		if err := put(cas.NewBlock(c, b)); err != nil {
+			return res, err
+		}
+		tail = append(tail, pager.Link{Cid: c, Start: pc.Start})
+	}
+	hb, head, err := pager.Encode(open.HeadPage(pol, window, index, tail, w.cfg.Addrs))
 	if err != nil {
 		return res, err
 	}

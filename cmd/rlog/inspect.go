@@ -19,6 +19,7 @@ type pageJSON struct {
 	Head    bool        `json:"head"`
 	Entries []entryJSON `json:"e"`
 	Links   [][2]any    `json:"l,omitempty"`
+	Tail    [][2]any    `json:"t,omitempty"`
 	Window  [][2]any    `json:"w,omitempty"`
 	Index   [][3]any    `json:"x,omitempty"`
 	Addrs   []string    `json:"a,omitempty"`
@@ -52,8 +53,8 @@ func (a *app) inspectCmd() *cobra.Command {
 		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
 and for inline payloads whether the id matches; a v2 page carries no id for an inline
-payload, and inspect prints the payload's hash), skip links l (v1), window w and index
-links x (v2 head). An index node (v2) prints as its first page f and page links l.
+payload, and inspect prints the payload's hash), skip links l (v1), window w, index
+links x and tail pieces t (v2 head). An index node (v2) prints as its first page f and page links l.
 Both formats are read. --diag prints the block in CBOR diagnostic notation. The JSON
 keys are the format's own (docs/FORMAT.md). To find a log's head page:
 'rlog resolve NAME'.`,
@@ -95,6 +96,7 @@ keys are the format's own (docs/FORMAT.md). To find a log's head page:
 			}
 			if pg.Head {
 				out.Window = links(pg.Window)
+				out.Tail = links(pg.Tail)
 			}
 			for _, x := range pg.Index {
 				out.Index = append(out.Index, [3]any{x.Cid.String(), x.Page, x.Start})
