@@ -221,3 +221,32 @@ func keyLess(a, b string) bool {
 	}
 	return bytes.Compare([]byte(a), []byte(b)) < 0
 }
+
+// decodeMap reads a block that is one map of at most maxKeys keys, calling
+// field for each key with the reader at its value, and refuses what is
+// over MaxPageBytes or has bytes after the map. It returns the keys seen.
+func decodeMap(b []byte, maxKeys int, what string, field func(r *reader, k string) error) (map[string]bool, error) {
+	if len(b) > MaxPageBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxPageBytes)
+	}
+	r := &reader{b: b}
+	n, err := r.length(majMap, maxKeys, what)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	err = r.keys(n, func(k string) error {
+		have[k] = true
+		if err := field(r, k); err != nil {
+			return fmt.Errorf("field %q: %w", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.off != len(b) {
+		return nil, r.errorf("%d trailing bytes after the %s", len(b)-r.off, what)
+	}
+	return have, nil
+}

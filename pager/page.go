@@ -8,15 +8,24 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
+// Format versions. Writers write Version; readers read both.
+const (
+	Version = 2
+	V1      = 1
+)
+
 // Format limits. A decoder refuses anything beyond them.
 const (
-	Version      = 1
-	MaxPageBytes = 1 << 20 // encoded page, head or sealed
+	MaxPageBytes = 1 << 20 // encoded page, head or sealed, or index node
 	MaxEntries   = 4096
 	MaxWindow    = 4096
 	MaxAddrs     = 16
 	MaxAddrLen   = 1024
 	IDLen        = 32
+	// MaxIndexPages bounds the pages an index node lists (v2), and
+	// MaxIndexNodes the index nodes a head lists.
+	MaxIndexPages = 4096
+	MaxIndexNodes = 4096
 )
 
 // Link points at an older page: its CID and the sequence number of its first
@@ -26,9 +35,20 @@ type Link struct {
 	Start uint64
 }
 
+// IndexLink points at an index node (v2 head's "x"): its CID, the number
+// of the first page it lists and that page's first sequence. It is encoded
+// as the array [CID, n, s].
+type IndexLink struct {
+	Cid   cid.Cid
+	Page  uint64
+	Start uint64
+}
+
 // Entry is one message of a page: its id and either the wire payload inline
 // or the CID of the payload (H2). Exactly one of Payload and Ref is set; an
 // inline payload may be empty, so Ref decides: Ref.Defined() means pointer.
+// A v2 page does not carry the id of an inline entry (a reader hashes the
+// payload): it is not encoded, and is zero when decoded.
 type Entry struct {
 	ID      [IDLen]byte
 	Payload []byte
@@ -38,17 +58,30 @@ type Entry struct {
 // Inline reports whether the entry carries its payload.
 func (e *Entry) Inline() bool { return !e.Ref.Defined() }
 
-// Page is a decoded or to-be-encoded format-v1 page.
+// Page is a decoded or to-be-encoded page of format v1 or v2.
 type Page struct {
+	// Version is the format, V1 or Version (2); zero encodes as V1.
+	Version uint64
 	Number  uint64 // p: 0 is the oldest page
 	Start   uint64 // s: sequence number of Entries[0]; the log starts at 1
 	Entries []Entry
-	Links   []Link // l: Links[j] is page Number-2^j
+	Links   []Link // l (v1 only): Links[j] is page Number-2^j
 	// Head is true for the head page, which carries Window (possibly empty)
-	// and Addrs; a sealed page has neither.
+	// and Addrs, and in v2 Index; a sealed page has none of them.
 	Head   bool
 	Window []Link // w: Window[k] is page Number-1-k
 	Addrs  []string
+	// Index (v2 head only, "x") lists the index nodes that together list
+	// every sealed page, oldest first.
+	Index []IndexLink
+}
+
+// V is the page's format version.
+func (pg *Page) V() uint64 {
+	if pg.Version == 0 {
+		return V1
+	}
+	return pg.Version
 }
 
 // Last is the sequence number of the page's newest entry.
@@ -84,9 +117,16 @@ func Encode(pg *Page) ([]byte, cid.Cid, error) {
 }
 
 func (pg *Page) appendCBOR(b []byte) []byte {
+	v2 := pg.V() == Version
 	n := uint64(5)
+	if v2 {
+		n = 4
+	}
 	if pg.Head {
 		n++
+		if v2 {
+			n++
+		}
 		if len(pg.Addrs) > 0 {
 			n++
 		}
@@ -102,19 +142,31 @@ func (pg *Page) appendCBOR(b []byte) []byte {
 	b = appendText(b, "e")
 	b = appendHead(b, majArray, uint64(len(pg.Entries)))
 	for i := range pg.Entries {
-		b = pg.Entries[i].appendCBOR(b)
+		b = pg.Entries[i].appendCBOR(b, v2)
 	}
-	b = appendText(b, "l")
-	b = appendLinks(b, pg.Links)
+	if !v2 {
+		b = appendText(b, "l")
+		b = appendLinks(b, pg.Links)
+	}
 	b = appendText(b, "p")
 	b = appendHead(b, majUint, pg.Number)
 	b = appendText(b, "s")
 	b = appendHead(b, majUint, pg.Start)
 	b = appendText(b, "v")
-	b = appendHead(b, majUint, Version)
+	b = appendHead(b, majUint, pg.V())
 	if pg.Head {
 		b = appendText(b, "w")
 		b = appendLinks(b, pg.Window)
+		if v2 {
+			b = appendText(b, "x")
+			b = appendHead(b, majArray, uint64(len(pg.Index)))
+			for _, x := range pg.Index {
+				b = append(b, majArray<<5|3)
+				b = appendCID(b, x.Cid)
+				b = appendHead(b, majUint, x.Page)
+				b = appendHead(b, majUint, x.Start)
+			}
+		}
 	}
 	return b
 }
@@ -129,7 +181,10 @@ func appendLinks(b []byte, ls []Link) []byte {
 	return b
 }
 
-func (e *Entry) appendCBOR(b []byte) []byte {
+func (e *Entry) appendCBOR(b []byte, v2 bool) []byte {
+	if v2 && e.Inline() {
+		return appendBytes(b, e.Payload)
+	}
 	b = append(b, majMap<<5|2)
 	if e.Inline() {
 		b = appendText(b, "c")
@@ -144,27 +199,34 @@ func (e *Entry) appendCBOR(b []byte) []byte {
 	return b
 }
 
-// EntrySize is the encoded size of an entry with an inline payload of n
-// bytes, or, when inline is false, of a pointer entry (SHA2-256 CIDv1).
-func EntrySize(n int, inline bool) int {
+// EntrySize is the encoded size in format v2 of an entry with an inline
+// payload of n bytes, or, when inline is false, of a pointer entry
+// (SHA2-256 CIDv1).
+func EntrySize(n int, inline bool) int { return EntrySizeV(Version, n, inline) }
+
+// EntrySizeV is EntrySize in format version v.
+func EntrySizeV(v uint64, n int, inline bool) int {
 	const fixed = 1 + 2 + 2 + IDLen + 2 // map, "i", bytes head, id, "c" or "r"
-	if inline {
+	switch {
+	case inline && v == Version:
+		return headSize(uint64(n)) + n
+	case inline:
 		return fixed + headSize(uint64(n)) + n
 	}
 	return fixed + 2 + headSize(37) + 37
 }
 
 func (pg *Page) size() int {
-	n := 64 + 48*(len(pg.Links)+len(pg.Window))
+	n := 64 + 48*(len(pg.Links)+len(pg.Window)) + 60*len(pg.Index)
 	for _, a := range pg.Addrs {
 		n += len(a) + 3
 	}
 	for i := range pg.Entries {
 		e := &pg.Entries[i]
 		if e.Inline() {
-			n += EntrySize(len(e.Payload), true)
+			n += EntrySizeV(pg.V(), len(e.Payload), true)
 		} else {
-			n += EntrySize(0, false) + cidSize(e.Ref) - cidSize(RawPrefixCID)
+			n += EntrySizeV(pg.V(), 0, false) + cidSize(e.Ref) - cidSize(RawPrefixCID)
 		}
 	}
 	return n
@@ -185,25 +247,15 @@ func Decode(b []byte) (*Page, error) {
 }
 
 func decode(b []byte) (*Page, error) {
-	if len(b) > MaxPageBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxPageBytes)
-	}
-	r := &reader{b: b}
-	n, err := r.length(majMap, 7, "page")
-	if err != nil {
-		return nil, err
-	}
 	pg := &Page{}
-	var have = map[string]bool{}
-	version := uint64(0)
-	err = r.keys(n, func(k string) error {
-		have[k] = true
+	var forms entryForms
+	have, err := decodeMap(b, 8, "page", func(r *reader, k string) error {
 		var err error
 		switch k {
 		case "a":
 			pg.Addrs, err = r.addrs()
 		case "e":
-			pg.Entries, err = r.entries()
+			pg.Entries, forms, err = r.entries()
 		case "l":
 			pg.Links, err = r.links(64, "l")
 		case "p":
@@ -211,31 +263,54 @@ func decode(b []byte) (*Page, error) {
 		case "s":
 			pg.Start, err = r.uint()
 		case "v":
-			version, err = r.uint()
+			pg.Version, err = r.uint()
 		case "w":
 			pg.Head = true
 			pg.Window, err = r.links(MaxWindow, "w")
 			if err == nil && pg.Window == nil {
 				pg.Window = []Link{}
 			}
+		case "x":
+			pg.Index, err = r.indexLinks()
 		default:
 			return r.errorf("unknown key %q", k)
 		}
-		if err != nil {
-			return fmt.Errorf("field %q: %w", k, err)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if r.off != len(b) {
-		return nil, r.errorf("%d trailing bytes after the page", len(b)-r.off)
+	if !have["v"] {
+		return nil, fmt.Errorf("%w: missing key %q", ErrMalformed, "v")
 	}
-	if have["v"] && version != Version {
-		return nil, fmt.Errorf("%w: %d (this reader knows %d)", ErrVersion, version, Version)
+	if pg.Version != V1 && pg.Version != Version {
+		return nil, fmt.Errorf("%w: %d (this reader knows %d and %d)", ErrVersion, pg.Version, V1, Version)
 	}
-	for _, k := range []string{"v", "p", "s", "e", "l"} {
+	required := []string{"p", "s", "e", "l"}
+	if pg.Version == Version {
+		required = []string{"p", "s", "e"}
+		switch {
+		case have["l"]:
+			return nil, fmt.Errorf("%w: key \"l\" in a v2 page (v2 pages carry no skip links)", ErrMalformed)
+		case forms.v1Inline > 0:
+			return nil, fmt.Errorf("%w: an inline entry in v1 form {c, i} in a v2 page (v2 writes the payload alone)", ErrMalformed)
+		case pg.Head && !have["x"]:
+			return nil, fmt.Errorf("%w: a v2 head page without \"x\"", ErrMalformed)
+		case !pg.Head && have["x"]:
+			return nil, fmt.Errorf("%w: key \"x\" on a sealed page (no \"w\")", ErrMalformed)
+		}
+		if pg.Head && pg.Index == nil {
+			pg.Index = []IndexLink{}
+		}
+	} else {
+		switch {
+		case have["x"]:
+			return nil, fmt.Errorf("%w: key \"x\" in a v1 page", ErrMalformed)
+		case forms.bare > 0:
+			return nil, fmt.Errorf("%w: an entry without id in a v1 page", ErrMalformed)
+		}
+	}
+	for _, k := range required {
 		if !have[k] {
 			return nil, fmt.Errorf("%w: missing key %q", ErrMalformed, k)
 		}
@@ -250,6 +325,36 @@ func decode(b []byte) (*Page, error) {
 		return nil, err
 	}
 	return pg, nil
+}
+
+// entryForms counts the entry forms a page used: v2's bare inline payload
+// and v1's {c, i}.
+type entryForms struct{ bare, v1Inline int }
+
+func (r *reader) indexLinks() ([]IndexLink, error) {
+	n, err := r.length(majArray, MaxIndexNodes, "x")
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	out := make([]IndexLink, n)
+	for i := range out {
+		if m, err := r.length(majArray, 3, "index link"); err != nil || m != 3 {
+			if err == nil {
+				err = r.errorf("index link %d is not a triple [CID, n, s]", i)
+			}
+			return nil, err
+		}
+		if out[i].Cid, err = r.cid(); err != nil {
+			return nil, fmt.Errorf("index link %d: %w", i, err)
+		}
+		if out[i].Page, err = r.uint(); err != nil {
+			return nil, fmt.Errorf("index link %d: %w", i, err)
+		}
+		if out[i].Start, err = r.uint(); err != nil {
+			return nil, fmt.Errorf("index link %d: %w", i, err)
+		}
+	}
+	return out, nil
 }
 
 func (r *reader) addrs() ([]string, error) {
@@ -289,18 +394,29 @@ func (r *reader) links(max int, what string) ([]Link, error) {
 	return out, nil
 }
 
-func (r *reader) entries() ([]Entry, error) {
+func (r *reader) entries() ([]Entry, entryForms, error) {
+	var forms entryForms
 	n, err := r.length(majArray, MaxEntries, "e")
 	if err != nil {
-		return nil, err
+		return nil, forms, err
 	}
 	out := make([]Entry, n)
 	for i := range out {
+		if r.off < len(r.b) && r.b[r.off]>>5 == majBytes {
+			forms.bare++
+			if out[i].Payload, err = r.bytes(MaxPageBytes); err != nil {
+				return nil, forms, fmt.Errorf("entry %d: %w", i, err)
+			}
+			continue
+		}
 		if err := r.entry(&out[i]); err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
+			return nil, forms, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if out[i].Inline() {
+			forms.v1Inline++
 		}
 	}
-	return out, nil
+	return out, forms, nil
 }
 
 func (r *reader) entry(e *Entry) error {
@@ -375,8 +491,15 @@ func (pg *Page) validate() error {
 	if pg.Number == 0 && pg.Start != 1 {
 		return bad("page 0 starts at sequence %d, want 1", pg.Start)
 	}
-	if want := NumLinks(pg.Number); len(pg.Links) != want {
+	v1 := pg.V() == V1
+	if pg.V() != V1 && pg.V() != Version {
+		return fmt.Errorf("%w: %d", ErrVersion, pg.V())
+	}
+	if want := NumLinks(pg.Number); v1 && len(pg.Links) != want {
 		return bad("page %d has %d skip links, want %d", pg.Number, len(pg.Links), want)
+	}
+	if !v1 && len(pg.Links) > 0 {
+		return bad("a v2 page carries no skip links")
 	}
 	for j, l := range pg.Links {
 		if err := checkPageLink(l); err != nil {
@@ -400,7 +523,7 @@ func (pg *Page) validate() error {
 		if k > 0 && w.Start >= pg.Window[k-1].Start || k == 0 && w.Start >= pg.Start {
 			return bad("w[%d] starts at sequence %d, not older than the page after it", k, w.Start)
 		}
-		if (k+1)&k == 0 { // page p-(k+1) with k+1 a power of two is also l[j]
+		if v1 && (k+1)&k == 0 { // page p-(k+1) with k+1 a power of two is also l[j]
 			if j := bits.TrailingZeros64(uint64(k + 1)); pg.Links[j] != w {
 				return bad("w[%d] and l[%d] name page %d differently", k, j, pg.Number-uint64(k)-1)
 			}
@@ -408,6 +531,9 @@ func (pg *Page) validate() error {
 	}
 	if len(pg.Addrs) > MaxAddrs {
 		return bad("%d addresses, limit %d", len(pg.Addrs), MaxAddrs)
+	}
+	if err := pg.validateIndex(); err != nil {
+		return bad("%v", err)
 	}
 	for i := range pg.Entries {
 		if e := &pg.Entries[i]; !e.Inline() {
@@ -434,4 +560,174 @@ func CheckPayloadRef(c cid.Cid) error {
 		return fmt.Errorf("pointer %s is not a raw or dag-pb SHA2-256 CIDv1", c)
 	}
 	return nil
+}
+
+// validateIndex checks a v2 head's index links: they list pages 0 on,
+// oldest first, every one before the head.
+func (pg *Page) validateIndex() error {
+	if len(pg.Index) > 0 && (pg.V() == V1 || !pg.Head) {
+		return fmt.Errorf("index links on a page that is not a v2 head")
+	}
+	if pg.V() == V1 || !pg.Head {
+		return nil
+	}
+	if pg.Number > 0 && len(pg.Index) == 0 {
+		return fmt.Errorf("head page %d lists no index node: the sealed pages are not reachable", pg.Number)
+	}
+	if len(pg.Index) > MaxIndexNodes {
+		return fmt.Errorf("%d index links, limit %d", len(pg.Index), MaxIndexNodes)
+	}
+	for i, x := range pg.Index {
+		if err := checkPageLink(Link{Cid: x.Cid}); err != nil {
+			return fmt.Errorf("x[%d]: %v", i, err)
+		}
+		switch {
+		case i == 0 && (x.Page != 0 || x.Start != 1):
+			return fmt.Errorf("x[0] lists page %d at sequence %d, want page 0 at 1", x.Page, x.Start)
+		case i > 0 && (x.Page <= pg.Index[i-1].Page || x.Start <= pg.Index[i-1].Start):
+			return fmt.Errorf("x[%d] (page %d at %d) does not follow x[%d]", i, x.Page, x.Start, i-1)
+		case i > 0 && x.Page-pg.Index[i-1].Page > MaxIndexPages:
+			return fmt.Errorf("x[%d] lists more than %d pages", i-1, MaxIndexPages)
+		case x.Page >= pg.Number || x.Start >= pg.Start || x.Start < x.Page+1:
+			return fmt.Errorf("x[%d] (page %d at %d) is impossible before page %d at %d", i, x.Page, x.Start, pg.Number, pg.Start)
+		}
+	}
+	if len(pg.Index) > 0 && pg.Number-pg.Index[len(pg.Index)-1].Page > MaxIndexPages {
+		return fmt.Errorf("the last index node would list more than %d pages", MaxIndexPages)
+	}
+	return nil
+}
+
+// Index is an index node (format v2): the links of consecutive sealed
+// pages from page First on, oldest first. Encoded as
+// {"f": First, "l": [[CID, s], ...], "v": 2}.
+type Index struct {
+	First uint64
+	Pages []Link
+}
+
+// Last is the number of the last page the node lists.
+func (ix *Index) Last() uint64 { return ix.First + uint64(len(ix.Pages)) - 1 }
+
+// EncodeIndex returns the canonical encoding of an index node and its CID.
+func EncodeIndex(ix *Index) ([]byte, cid.Cid, error) {
+	if err := ix.validate(); err != nil {
+		return nil, cid.Undef, fmt.Errorf("pager: encode index node at page %d: %w", ix.First, err)
+	}
+	b := ix.appendCBOR(make([]byte, 0, 16+48*len(ix.Pages)))
+	c, err := PagePrefix.Sum(b)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("pager: encode index node at page %d: %w", ix.First, err)
+	}
+	return b, c, nil
+}
+
+func (ix *Index) appendCBOR(b []byte) []byte {
+	b = appendHead(b, majMap, 3)
+	b = appendText(b, "f")
+	b = appendHead(b, majUint, ix.First)
+	b = appendText(b, "l")
+	b = appendLinks(b, ix.Pages)
+	b = appendText(b, "v")
+	return appendHead(b, majUint, Version)
+}
+
+func (ix *Index) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if len(ix.Pages) == 0 || len(ix.Pages) > MaxIndexPages {
+		return bad("index node lists %d pages, want 1..%d", len(ix.Pages), MaxIndexPages)
+	}
+	if ix.First > 1<<62 {
+		return bad("page number %d out of range", ix.First)
+	}
+	for k, l := range ix.Pages {
+		if err := checkPageLink(l); err != nil {
+			return bad("l[%d]: %v", k, err)
+		}
+		p := ix.First + uint64(k)
+		if l.Start < p+1 || (k > 0 && l.Start <= ix.Pages[k-1].Start) || (p == 0 && l.Start != 1) || l.Start > 1<<62 {
+			return bad("l[%d] (page %d) starts at sequence %d: impossible after the pages before it", k, p, l.Start)
+		}
+	}
+	return nil
+}
+
+// DecodeIndex parses and validates an index node, as strictly as Decode a
+// page.
+func DecodeIndex(b []byte) (*Index, error) {
+	ix, err := decodeIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("pager: decode index node: %w", err)
+	}
+	return ix, nil
+}
+
+func decodeIndex(b []byte) (*Index, error) {
+	ix := &Index{}
+	var version uint64
+	have, err := decodeMap(b, 3, "index node", func(r *reader, k string) error {
+		var err error
+		switch k {
+		case "f":
+			ix.First, err = r.uint()
+		case "l":
+			ix.Pages, err = r.links(MaxIndexPages, "l")
+		case "v":
+			version, err = r.uint()
+		default:
+			return r.errorf("unknown key %q in an index node", k)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"f", "l", "v"} {
+		if !have[k] {
+			return nil, fmt.Errorf("%w: index node without key %q", ErrMalformed, k)
+		}
+	}
+	if version != Version {
+		return nil, fmt.Errorf("%w: index node of version %d (index nodes are v%d)", ErrVersion, version, Version)
+	}
+	if err := ix.validate(); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// Children decodes a block of a log that is a page or an index node and
+// returns every CID it links: pages, index nodes and payloads. Tools that
+// walk a log's DAG (keep, pin, backup) use it.
+func Children(b []byte) ([]cid.Cid, error) {
+	pg, err := Decode(b)
+	if err != nil {
+		ix, ierr := DecodeIndex(b)
+		if ierr != nil {
+			return nil, err
+		}
+		out := make([]cid.Cid, len(ix.Pages))
+		for i, l := range ix.Pages {
+			out[i] = l.Cid
+		}
+		return out, nil
+	}
+	var out []cid.Cid
+	for _, l := range pg.Links {
+		out = append(out, l.Cid)
+	}
+	for _, l := range pg.Window {
+		out = append(out, l.Cid)
+	}
+	for _, x := range pg.Index {
+		out = append(out, x.Cid)
+	}
+	for i := range pg.Entries {
+		if e := &pg.Entries[i]; !e.Inline() {
+			out = append(out, e.Ref)
+		}
+	}
+	return out, nil
 }

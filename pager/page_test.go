@@ -47,24 +47,31 @@ func examplePage() *pager.Page {
 	}
 }
 
+// roundTrip encodes pg, decodes it and checks it encodes back the same.
+func roundTrip(t *testing.T, pg *pager.Page) *pager.Page {
+	t.Helper()
+	b, c, err := pager.Encode(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := pager.Decode(b)
+	if err != nil {
+		t.Fatalf("decode what we encoded: %v", err)
+	}
+	b2, c2, err := pager.Encode(back)
+	if err != nil || !bytes.Equal(b, b2) || c != c2 {
+		t.Fatalf("page %d: re-encoding differs (%v)", pg.Number, err)
+	}
+	return back
+}
+
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	for _, head := range []bool{true, false} {
 		pg := examplePage()
 		if !head {
 			pg.Head, pg.Window, pg.Addrs = false, nil, nil
 		}
-		b, c, err := pager.Encode(pg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := pager.Decode(b)
-		if err != nil {
-			t.Fatalf("decode what we encoded: %v", err)
-		}
-		b2, c2, err := pager.Encode(back)
-		if err != nil || !bytes.Equal(b, b2) || c != c2 {
-			t.Fatalf("head=%v: re-encoding differs (%v)", head, err)
-		}
+		back := roundTrip(t, pg)
 		if back.Head != head || back.Last() != 12 || !back.Entries[1].Ref.Equals(rawCID(12)) {
 			t.Fatalf("head=%v: decoded %+v", head, back)
 		}
@@ -86,17 +93,24 @@ func TestIPLDReencodesByteForByte(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nb := basicnode.Prototype.Any.NewBuilder()
-		if err := dagcbor.Decode(nb, bytes.NewReader(b)); err != nil {
-			t.Fatalf("dagcbor decode: %v", err)
-		}
-		var out bytes.Buffer
-		if err := dagcbor.Encode(nb.Build(), &out); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), b) {
-			t.Fatalf("dagcbor re-encoding differs:\n ours %x\nipld %x", b, out.Bytes())
-		}
+		ipldReencodes(t, b)
+	}
+}
+
+// ipldReencodes fails unless go-ipld-prime's DAG-CBOR codec decodes b and
+// encodes it back to the same bytes.
+func ipldReencodes(t *testing.T, b []byte) {
+	t.Helper()
+	nb := basicnode.Prototype.Any.NewBuilder()
+	if err := dagcbor.Decode(nb, bytes.NewReader(b)); err != nil {
+		t.Fatalf("dagcbor decode: %v", err)
+	}
+	var out bytes.Buffer
+	if err := dagcbor.Encode(nb.Build(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), b) {
+		t.Fatalf("dagcbor re-encoding differs:\n ours %x\nipld %x", b, out.Bytes())
 	}
 }
 
@@ -155,7 +169,8 @@ func TestDecodeRejects(t *testing.T) {
 		f    func([]byte) []byte
 		want string
 	}{
-		{"unknown version", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617602") }, "unsupported page format version: 2"},
+		{"unknown version", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617603") }, "unsupported page format version: 3"},
+		{"v1 page claiming v2", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617602") }, `key "l" in a v2 page`},
 		{"non-shortest integer", func(b []byte) []byte { return replaceOnce(t, b, "617005", "61701805") }, "not in shortest form"},
 		{"key order", func(b []byte) []byte { return replaceOnce(t, b, "6170056173", "6171056173") }, "unknown key"},
 		{"trailing bytes", func(b []byte) []byte { return append(b, 0) }, "trailing bytes"},
@@ -194,6 +209,10 @@ func TestWindowMustAgreeWithLinks(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	for _, row := range testdata.Rows(f, "pages/example.txt") {
 		b, _ := hex.DecodeString(row[1])
+		f.Add(b)
+	}
+	for _, row := range testdata.Rows(f, "pages/v2.txt") {
+		b, _ := hex.DecodeString(row[2])
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -22,6 +22,17 @@ type Policy struct {
 	HeadInlineLimit int `json:"head_inline_limit"`
 	// Window is how many of the newest sealed pages the head lists (W).
 	Window int `json:"window"`
+	// Format is the page format version written: 0 (the default) or 2
+	// writes v2, 1 writes v1 (for a reader that only knows v1).
+	Format uint64 `json:"format,omitempty"`
+}
+
+// FormatVersion is the page format a writer with this policy writes.
+func (p Policy) FormatVersion() uint64 {
+	if p.Format == 0 {
+		return Version
+	}
+	return p.Format
 }
 
 // Presets by name. "paged" is the default.
@@ -69,6 +80,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("pager: head inline limit %d, want %d..%d", p.HeadInlineLimit, p.InlineLimit, MaxPageBytes)
 	case p.Window < 0 || p.Window > MaxWindow:
 		return fmt.Errorf("pager: window %d, want 0..%d", p.Window, MaxWindow)
+	case p.Format > Version:
+		return fmt.Errorf("pager: format %d, want 1 or %d (0 means %d)", p.Format, Version, Version)
 	}
 	return nil
 }
@@ -106,25 +119,27 @@ func (it Item) PayloadSize() int {
 // Open is the page being filled: the newest page of the log. It is pure
 // bookkeeping; Seal and HeadPage turn it into a page to encode.
 type Open struct {
-	Number uint64
-	Start  uint64
-	Links  []Link
-	Items  []Item
-	size   int // bound on the sealed encoding of Items plus the fixed part
+	Version uint64 // format: V1 or Version
+	Number  uint64
+	Start   uint64
+	Links   []Link
+	Items   []Item
+	size    int // bound on the sealed encoding of Items plus the fixed part
 }
 
-// NewOpen starts page number p at sequence s with its skip links.
-func NewOpen(p, s uint64, links []Link) *Open {
-	o := &Open{Number: p, Start: s, Links: links}
+// NewOpen starts page number p at sequence s in format v, with its skip
+// links (v1; nil in v2).
+func NewOpen(v, p, s uint64, links []Link) *Open {
+	o := &Open{Version: v, Number: p, Start: s, Links: links}
 	o.size = o.fixedSize()
 	return o
 }
 
 // fixedSize bounds the sealed encoding of everything but the entries.
 func (o *Open) fixedSize() int {
-	pg := Page{Number: o.Number, Start: o.Start, Links: o.Links, Entries: []Entry{{}}}
+	pg := Page{Version: o.Version, Number: o.Number, Start: o.Start, Links: o.Links, Entries: []Entry{{}}}
 	b := pg.appendCBOR(nil)
-	return len(b) - EntrySize(0, true) + 2 // the entry array head may grow by 2
+	return len(b) - EntrySizeV(o.Version, 0, true) + 2 // the entry array head may grow by 2
 }
 
 // Fits reports whether the page can take an entry with a payload of n
@@ -133,7 +148,7 @@ func (o *Open) Fits(p Policy, n int) bool {
 	if len(o.Items) == 0 {
 		return true
 	}
-	return len(o.Items) < p.PageEntries && o.size+EntrySize(n, p.InlineSealed(n)) <= p.PageBytes
+	return len(o.Items) < p.PageEntries && o.size+EntrySizeV(o.Version, n, p.InlineSealed(n)) <= p.PageBytes
 }
 
 // Add appends an item. Call Fits first; an item that does not fit in an
@@ -141,12 +156,12 @@ func (o *Open) Fits(p Policy, n int) bool {
 func (o *Open) Add(p Policy, it Item) {
 	o.Items = append(o.Items, it)
 	n := it.PayloadSize()
-	o.size += EntrySize(n, p.InlineSealed(n))
+	o.size += EntrySizeV(o.Version, n, p.InlineSealed(n))
 }
 
 // Seal returns the final, immutable form of the page.
 func (o *Open) Seal(p Policy) *Page {
-	pg := &Page{Number: o.Number, Start: o.Start, Links: o.Links, Entries: make([]Entry, len(o.Items))}
+	pg := &Page{Version: o.Version, Number: o.Number, Start: o.Start, Links: o.Links, Entries: make([]Entry, len(o.Items))}
 	for i, it := range o.Items {
 		pg.Entries[i] = Entry{ID: it.ID}
 		if p.InlineSealed(it.PayloadSize()) {
@@ -159,14 +174,21 @@ func (o *Open) Seal(p Policy) *Page {
 }
 
 // HeadPage returns the head form of the page: the sealed form plus the
-// window and addresses, with payloads up to the head inline limit inline,
-// newest first, as long as the page stays under MaxPageBytes.
-func (o *Open) HeadPage(p Policy, window []Link, addrs []string) *Page {
+// window, the index nodes (v2) and addresses, with payloads up to the head
+// inline limit inline, newest first, as long as the page stays under
+// MaxPageBytes.
+func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, addrs []string) *Page {
 	pg := o.Seal(p)
 	pg.Head = true
 	pg.Window = window
 	if pg.Window == nil {
 		pg.Window = []Link{}
+	}
+	if o.Version == Version {
+		pg.Index = index
+		if pg.Index == nil {
+			pg.Index = []IndexLink{}
+		}
 	}
 	pg.Addrs = addrs
 	size := len(pg.appendCBOR(nil))
@@ -176,7 +198,7 @@ func (o *Open) HeadPage(p Policy, window []Link, addrs []string) *Page {
 		if e.Inline() || n > p.HeadInlineLimit {
 			continue
 		}
-		grow := EntrySize(n, true) - EntrySize(0, false)
+		grow := EntrySizeV(o.Version, n, true) - EntrySizeV(o.Version, 0, false)
 		if size+grow > MaxPageBytes {
 			continue
 		}

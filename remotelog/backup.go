@@ -71,7 +71,7 @@ func Backup(ctx context.Context, src Source, name ipns.Name, out io.Writer, now 
 	if err := w.Put(ctx, mc.KeyString(), mb); err != nil {
 		return res, fmt.Errorf("remotelog: backup %s: write: %w", name, err)
 	}
-	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now}, func(m Message) error {
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now, Whole: true}, func(m Message) error {
 		if progress != nil && (m.Seq%4096 == 0) {
 			progress(m.Seq, 0)
 		}
@@ -191,7 +191,7 @@ func RestoreFile(ctx context.Context, path string, store cas.Store, names interf
 		logBlocks = append(logBlocks, c)
 		return nil
 	}}
-	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: src.Head, Now: now}, func(Message) error { return nil })
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: src.Head, Now: now, Whole: true}, func(Message) error { return nil })
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,7 +96,10 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 	if w, ok := logs.Load(key); ok {
 		return w.(*world)
 	}
-	pol, _ := pager.Preset(preset)
+	pol, _ := pager.Preset(strings.TrimSuffix(preset, "-v1"))
+	if strings.HasSuffix(preset, "-v1") {
+		pol.Format = pager.V1
+	}
 	w := newWorld(b, pol)
 	for i := 0; i < n; i += 10_000 {
 		w.appendN(b, i, min(10_000, n-i), size)
@@ -106,21 +110,21 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 }
 
 // BenchmarkCatchUp: a reader k messages behind in a log of 100,000
-// messages of 256 B. Reports rounds of sequential fetches, bytes fetched
-// per message and the share of bytes fetched beyond the wire payloads.
+// messages of 256 B (k = 100,000: from scratch), in format v2 and v1.
+// Reports rounds of sequential fetches, bytes fetched per message and the
+// share of bytes fetched beyond the wire payloads.
 func BenchmarkCatchUp(b *testing.B) {
-	for _, preset := range []string{"paged", "full"} {
-		for _, k := range []int{100, 10_000} {
+	for _, preset := range []string{"paged", "paged-v1", "full"} {
+		for _, k := range []int{10, 100, 10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/missing=%d", preset, k), func(b *testing.B) {
 				w := logOf(b, preset, 100_000, 256)
-				var all []remotelog.Message
+				var cur remotelog.Cursor
 				remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{}, func(m remotelog.Message) error {
 					if m.Seq == uint64(100_000-k) {
-						all = append(all, m)
+						cur = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
 					}
 					return nil
 				})
-				cur := remotelog.Cursor{Seq: all[0].Seq, ID: all[0].ID}
 				var st remotelog.Stats
 				b.ReportAllocs()
 				for b.Loop() {

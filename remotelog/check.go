@@ -96,7 +96,7 @@ func Check(ctx context.Context, src Source, name ipns.Name, head cid.Cid, now fu
 		rep.Bytes += int64(len(b))
 		return nil
 	}}
-	_, st, err := CatchUp(ctx, count, name, Cursor{}, ReadOptions{Head: head, Now: now}, func(Message) error { return nil })
+	_, st, err := CatchUp(ctx, count, name, Cursor{}, ReadOptions{Head: head, Now: now, Whole: true}, func(Message) error { return nil })
 	rep.Messages, rep.Pages = st.Messages, st.Pages
 	if err != nil {
 		rep.Findings = append(rep.Findings, finding(err))

@@ -341,22 +341,12 @@ func (k *keeper) fill(ctx context.Context, head cid.Cid) (int, error) {
 		}
 		switch codec {
 		case cid.DagCBOR:
-			pg, err := pager.Decode(b)
+			children, err := pager.Children(b) // a page or an index node
 			if err != nil {
 				return fetched, fmt.Errorf("page %s: %w", c, err)
 			}
 			pages = append(pages, c)
-			for _, l := range pg.Links {
-				stack = append(stack, l.Cid)
-			}
-			for _, l := range pg.Window {
-				stack = append(stack, l.Cid)
-			}
-			for i := range pg.Entries {
-				if !pg.Entries[i].Inline() {
-					stack = append(stack, pg.Entries[i].Ref)
-				}
-			}
+			stack = append(stack, children...)
 		case cid.DagProtobuf:
 			nd, err := merkledag.DecodeProtobuf(b)
 			if err != nil {

@@ -70,12 +70,16 @@ func (m Message) IsLarge() bool { return m.Ref.Defined() && m.Wire == nil }
 
 // Stats reports the cost of a catch-up.
 type Stats struct {
-	Messages       uint64 // delivered
-	Rounds         int    // sequential rounds of fetches after the resolve
-	Pages          int    // page fetches, the head included
-	Payloads       int    // pointer payload fetches
-	BytesFetched   int64  // bytes of every block fetched
-	PayloadBytes   int64  // wire payload bytes delivered
+	Messages uint64 // delivered
+	// Rounds counts the sequential waves of requests after the resolve, as
+	// the network sees them: the head, each round of discovery, each window
+	// of pages streamed, and the pointer payloads (one more when any).
+	Rounds         int
+	Pages          int   // page fetches, the head included
+	IndexNodes     int   // index node fetches (format v2)
+	Payloads       int   // pointer payload fetches
+	BytesFetched   int64 // bytes of every block fetched
+	PayloadBytes   int64 // wire payload bytes delivered
 	Head           cid.Cid
 	RecordSequence uint64
 	LogLength      uint64
@@ -83,11 +87,16 @@ type Stats struct {
 
 // ReadOptions tune a catch-up.
 type ReadOptions struct {
-	Now         func() time.Time
-	Concurrency int // parallel fetches; default 16
-	// MemoryBudget bounds the bytes of pages held between discovering
-	// them and delivering their messages; pages beyond it are fetched
-	// again when their turn comes. Default 4 MiB.
+	Now func() time.Time
+	// Concurrency bounds the pages fetched in one wave and the pointer
+	// payloads fetched in parallel; default 256.
+	Concurrency int
+	// MemoryBudget bounds the bytes of pages held between fetching them
+	// and delivering their messages. Pages are fetched ahead in windows of
+	// about half of it, oldest first, while the other half is delivered;
+	// a page fetched during discovery beyond it is fetched again when its
+	// turn comes. Default 32 MiB. A window is sized by the largest page seen
+	// so far, so it may go over by what its pages exceed that size.
 	MemoryBudget int
 	// Head, when defined, is the head page to read from instead of the
 	// name's record: a head the caller vouches for (a backup's root). No
@@ -102,6 +111,9 @@ type ReadOptions struct {
 	// OnRecord, when set, is given the verified record before its log is
 	// read.
 	OnRecord func(rec *namesys.Record)
+	// Whole reads every block of the log, also the index nodes (format v2)
+	// that the messages read do not need: for check, backup and restore.
+	Whole bool
 }
 
 func (o *ReadOptions) defaults() {
@@ -109,10 +121,10 @@ func (o *ReadOptions) defaults() {
 		o.Now = time.Now
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 16
+		o.Concurrency = 256
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 4 << 20
+		o.MemoryBudget = 32 << 20
 	}
 }
 
@@ -156,10 +168,11 @@ type catchUp struct {
 	rec     *namesys.Record // the record read, if any
 
 	head  *pager.Page
-	known map[uint64]pager.Link  // every page seen linked, by number
-	held  map[uint64]*pager.Page // fetched pages kept for delivery
-	done  map[uint64]bool        // fetched pages
-	kept  int                    // bytes held
+	known map[uint64]pager.Link // every page seen linked, by number
+	done  map[uint64]bool       // pages fetched during discovery
+	win   *window               // fetched pages kept for delivery
+	// headSize is the head page's size in bytes.
+	headSize int
 }
 
 func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
@@ -184,11 +197,11 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		}
 	}
 	r.stats.Rounds, r.stats.Pages = 1, 1
-	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
+	head, size, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
 	if err != nil {
 		return err
 	}
-	r.head = head
+	r.head, r.headSize = head, size
 	r.stats.LogLength = head.Last()
 	if r.opts.OnHead != nil {
 		r.opts.OnHead(head.Last())
@@ -237,27 +250,53 @@ func (r *catchUp) fetchPage(ctx context.Context, c cid.Cid, p, s uint64, head bo
 
 // learn records the links of a fetched page, refusing contradictions.
 func (r *catchUp) learn(pg *pager.Page) error {
-	add := func(p uint64, l pager.Link) error {
-		if p == 0 && l.Start != 1 {
-			return fmt.Errorf("%w: page 0 is linked as starting at sequence %d; a log starts at 1", ErrInvalidLog, l.Start)
-		}
-		if old, ok := r.known[p]; ok && old != l {
-			return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
-		}
-		r.known[p] = l
-		return nil
-	}
 	for j, l := range pg.Links {
-		if err := add(pager.LinkTarget(pg.Number, j), l); err != nil {
+		if err := r.addLink(pager.LinkTarget(pg.Number, j), l); err != nil {
 			return err
 		}
 	}
 	for k, l := range pg.Window {
-		if err := add(pg.Number-1-uint64(k), l); err != nil {
+		if err := r.addLink(pg.Number-1-uint64(k), l); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addLink records that page p is l, refusing a contradiction.
+func (r *catchUp) addLink(p uint64, l pager.Link) error {
+	if p == 0 && l.Start != 1 {
+		return fmt.Errorf("%w: page 0 is linked as starting at sequence %d; a log starts at 1", ErrInvalidLog, l.Start)
+	}
+	if old, ok := r.known[p]; ok && old != l {
+		return fmt.Errorf("%w: page %d is linked both as %s at %d and as %s at %d", ErrInvalidLog, p, old.Cid, old.Start, l.Cid, l.Start)
+	}
+	r.known[p] = l
+	return nil
+}
+
+// fetchIndex fetches the head's index node i (format v2) and checks it
+// lists the pages its link says: from x.Page, starting at x.Start, up to
+// the next node's first page or the head.
+func (r *catchUp) fetchIndex(ctx context.Context, i int) (*pager.Index, error) {
+	x := r.head.Index[i]
+	end := r.head.Number
+	if i+1 < len(r.head.Index) {
+		end = r.head.Index[i+1].Page
+	}
+	b, err := r.get.Get(ctx, x.Cid)
+	if err != nil {
+		return nil, fmt.Errorf("fetch index node %s: %w", x.Cid, err)
+	}
+	ix, err := pager.DecodeIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("index node %s: %w", x.Cid, err)
+	}
+	if ix.First != x.Page || ix.Pages[0].Start != x.Start || ix.Last()+1 != end {
+		return nil, fmt.Errorf("%w: index node %s lists pages %d to %d from sequence %d, but is linked as listing pages %d to %d from %d",
+			ErrInvalidLog, x.Cid, ix.First, ix.Last(), ix.Pages[0].Start, x.Page, end-1, x.Start)
+	}
+	return ix, nil
 }
 
 // from is the first sequence the reader must see: the cursor's own entry,
@@ -273,22 +312,44 @@ func (r *catchUp) start(p uint64) (uint64, bool) {
 	return l.Start, ok
 }
 
-// discover fetches, round by round, every page holding sequences from
-// r.from() on. Each round fetches in parallel all pages known to be needed;
-// every fetched page reveals the pages 2^j before it, so the pages within
-// the head's window take one round and the others O(log) rounds. A page
-// number is a claim of the log, and a hostile one claims 2^61: the work
-// of a round goes over the pages known and fetched, never over the range
-// of numbers between them.
+// discover learns, round by round, the link of every page holding
+// sequences from r.from() on. Each round fetches in parallel what can
+// name pages not known yet: a v2 head's index nodes, which list every
+// sealed page, and v1 pages, each naming the pages 2^j before it. Pages
+// within the head's window need no round; beyond it a v2 log takes one
+// round and a v1 log O(log) rounds. Pages fetched here are kept for
+// delivery within the memory budget. A page number is a claim of the log,
+// and a hostile one claims 2^61: the work of a round goes over the pages
+// known and fetched, never over the range of numbers between them.
 func (r *catchUp) discover(ctx context.Context) error {
 	h := r.head.Number
 	r.known = map[uint64]pager.Link{}
-	r.held = map[uint64]*pager.Page{h: r.head}
+	r.win = newWindow(r.opts.MemoryBudget)
+	r.win.saw(r.headSize)
 	r.done = map[uint64]bool{h: true}
+	nodesDone := map[int]bool{}
 	if err := r.learn(r.head); err != nil {
 		return err
 	}
+	if r.opts.Whole && len(r.head.Index) > 0 {
+		all := make([]int, len(r.head.Index))
+		for i := range all {
+			all[i] = i
+			nodesDone[i] = true
+		}
+		for len(all) > 0 {
+			n := min(len(all), r.opts.Concurrency)
+			r.stats.Rounds++
+			if err := r.discoverRound(ctx, nil, all[:n]); err != nil {
+				return err
+			}
+			all = all[n:]
+		}
+	}
 	lo := r.from()
+	if r.head.Start <= lo {
+		return nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -300,20 +361,17 @@ func (r *catchUp) discover(ctx context.Context) error {
 				q = p
 			}
 		}
-		if r.head.Start <= lo {
-			q = h
-		}
 		if s, _ := r.start(q); s > lo {
 			return fmt.Errorf("%w: no page holds sequence %d", ErrInvalidLog, lo)
 		}
-		// Pages q..h-1 are all needed; done when every one is fetched.
-		var fetched uint64
-		for p := range r.done {
+		// Pages q..h-1 are all needed; done when every one is known.
+		var known uint64
+		for p := range r.known {
 			if p >= q && p < h {
-				fetched++
+				known++
 			}
 		}
-		if fetched == h-q {
+		if _, ok := r.known[q]; ok && known == h-q {
 			return nil
 		}
 		var want []uint64
@@ -327,71 +385,128 @@ func (r *catchUp) discover(ctx context.Context) error {
 				want = append(want, p)
 			}
 		}
-		if len(want) == 0 {
+		var nodes []int
+		for i, x := range r.head.Index {
+			last := h
+			if i+1 < len(r.head.Index) {
+				last = r.head.Index[i+1].Page
+			}
+			if nodesDone[i] || last <= q || (i+1 < len(r.head.Index) && r.head.Index[i+1].Start <= lo) {
+				continue
+			}
+			var listed uint64 // of its pages, those known
+			for p := range r.known {
+				if p >= x.Page && p < last {
+					listed++
+				}
+			}
+			if listed < last-x.Page {
+				nodes = append(nodes, i)
+			}
+		}
+		if len(nodes) > 0 {
+			want = nil // the index names every page: no page is fetched to learn links
+		}
+		if len(want) == 0 && len(nodes) == 0 {
 			return fmt.Errorf("%w: pages between %d and %d are not reachable through links", ErrInvalidLog, q, h)
 		}
 		slices.Sort(want)
-		r.stats.Rounds++
-		if err := r.fetchRound(ctx, want); err != nil {
-			return err
+		for len(want) > 0 || len(nodes) > 0 {
+			n := min(len(want), r.opts.Concurrency)
+			m := min(len(nodes), r.opts.Concurrency-n)
+			r.stats.Rounds++
+			if err := r.discoverRound(ctx, want[:n], nodes[:m]); err != nil {
+				return err
+			}
+			for _, i := range nodes[:m] {
+				nodesDone[i] = true
+			}
+			want, nodes = want[n:], nodes[m:]
 		}
 	}
 }
 
+// discoverRound fetches pages and index nodes at once: one round.
+func (r *catchUp) discoverRound(ctx context.Context, pages []uint64, nodes []int) error {
+	ixs := make([]*pager.Index, len(nodes))
+	ierrs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for k, i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ixs[k], ierrs[k] = r.fetchIndex(ctx, i)
+		}()
+	}
+	err := r.fetchRound(ctx, pages)
+	wg.Wait()
+	errs := []error{err}
+	for k, ix := range ixs {
+		if ierrs[k] != nil {
+			errs = append(errs, ierrs[k])
+			continue
+		}
+		r.stats.IndexNodes++
+		for j, l := range ix.Pages {
+			if err := r.addLink(ix.First+uint64(j), l); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (r *catchUp) fetchRound(ctx context.Context, want []uint64) error {
-	type got struct {
+	return r.fetchWave(ctx, want, func(p uint64, pg *pager.Page, size int) error {
+		r.done[p] = true
+		r.win.keep(p, pg, size, true)
+		return r.learn(pg)
+	})
+}
+
+// fetchWave fetches the pages want at once, each in its own request, and
+// hands each to got as it arrives: one round.
+func (r *catchUp) fetchWave(ctx context.Context, want []uint64, got func(p uint64, pg *pager.Page, size int) error) error {
+	type result struct {
 		p    uint64
 		pg   *pager.Page
 		size int
 		err  error
 	}
-	jobs := make(chan uint64, len(want))
+	out := make(chan result, len(want))
 	for _, p := range want {
-		jobs <- p
-	}
-	close(jobs)
-	links := make(map[uint64]pager.Link, len(want))
-	for _, p := range want {
-		links[p] = r.known[p]
-	}
-	out := make(chan got)
-	for range min(r.opts.Concurrency, len(want)) {
+		l := r.known[p]
 		go func() {
-			for p := range jobs {
-				l := links[p]
-				pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
-				out <- got{p, pg, size, err}
-			}
+			pg, size, err := r.fetchPage(ctx, l.Cid, p, l.Start, false)
+			out <- result{p, pg, size, err}
 		}()
 	}
 	var errs []error
 	for range want {
 		g := <-out
+		if g.err == nil {
+			r.stats.Pages++
+			g.err = got(g.p, g.pg, g.size)
+		}
 		if g.err != nil {
 			errs = append(errs, g.err)
-			continue
-		}
-		r.stats.Pages++
-		r.done[g.p] = true
-		if err := r.learn(g.pg); err != nil {
-			errs = append(errs, err)
-		}
-		if r.kept+g.size <= r.opts.MemoryBudget {
-			r.held[g.p] = g.pg
-			r.kept += g.size
 		}
 	}
 	return errors.Join(errs...)
 }
 
 type pending struct {
-	msg  Message
-	page uint64
-	size int64 // of the wire payload
-	wire []byte
-	ref  cid.Cid
-	done chan struct{}
-	err  error
+	msg Message
+	// hashed: the page does not carry the id (a v2 inline entry); the
+	// payload's hash is the id.
+	hashed bool
+	page   uint64
+	size   int64 // of the wire payload
+	wire   []byte
+	ref    cid.Cid
+	done   chan struct{}
+	err    error
 }
 
 // stream delivers messages in order. A producer walks the pages oldest
@@ -403,12 +518,22 @@ func (r *catchUp) stream(ctx context.Context) error {
 	queue := make(chan *pending, 4*r.opts.Concurrency)
 	sem := make(chan struct{}, r.opts.Concurrency)
 	var wg sync.WaitGroup
-	var payloads, refetched atomic.Int64
-	var prodErr error
+	var payloads atomic.Int64
+	var prodErr, aheadErr error
 	at := r.cur.Seq
+	first := r.firstPage(r.from())
+	stop := context.AfterFunc(ctx, func() { r.win.fail(ctx.Err()) })
+	defer stop()
+	ahead := make(chan struct{})
+	go func() {
+		defer close(ahead)
+		if aheadErr = r.fetchAhead(ctx, first); aheadErr != nil {
+			r.win.fail(aheadErr)
+		}
+	}()
 	go func() {
 		defer close(queue)
-		prodErr = r.produce(ctx, at, queue, sem, &wg, &payloads, &refetched)
+		prodErr = r.produce(ctx, first, at, queue, sem, &wg, &payloads)
 	}()
 	lo := r.from()
 	var err error
@@ -424,49 +549,74 @@ func (r *catchUp) stream(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	cancel()
+	<-ahead
 	r.stats.Payloads = int(payloads.Load())
 	if payloads.Load() > 0 {
 		r.stats.Rounds++
 	}
-	if refetched.Load() > 0 {
-		r.stats.Rounds++
-		r.stats.Pages += int(refetched.Load())
-	}
 	if err != nil {
 		return err
 	}
-	return prodErr
+	if prodErr != nil {
+		return prodErr
+	}
+	if aheadErr != nil && !errors.Is(aheadErr, context.Canceled) {
+		return aheadErr
+	}
+	return nil
 }
 
-// produce queues the messages from the cursor at on; the consumer moves
-// r.cur meanwhile, so the producer never reads it.
-func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads, refetched *atomic.Int64) error {
-	lo := r.from()
-	// discover fetched every page from the one holding lo to the head.
+// firstPage is the page holding sequence lo: discovery fetched every page
+// from it to the head.
+func (r *catchUp) firstPage(lo uint64) uint64 {
 	first := r.head.Number
 	for p := r.head.Number; p > 0; p-- {
 		if s, _ := r.start(p); s <= lo {
 			break
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		first = p - 1
 	}
+	return first
+}
+
+// fetchAhead fills the window with the sealed pages from first on that
+// are not held, in waves of parallel fetches, oldest first, as memory
+// frees: each wave is a round.
+func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
+	for next := first; next < r.head.Number; {
+		wave, err := r.win.nextWave(ctx, next, r.head.Number-1, r.opts.Concurrency)
+		if err != nil || len(wave) == 0 {
+			return err
+		}
+		r.stats.Rounds++ // the only writer while streaming; read after <-ahead
+		err = r.fetchWave(ctx, wave, func(p uint64, pg *pager.Page, size int) error {
+			r.win.keep(p, pg, size, false)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		next = wave[len(wave)-1] + 1
+	}
+	return nil
+}
+
+// produce queues the messages from the cursor at on, from page first on;
+// the consumer moves r.cur meanwhile, so the producer never reads it.
+func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads *atomic.Int64) error {
+	lo := r.from()
 	for p := first; p <= r.head.Number; p++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pg := r.held[p]
-		if pg == nil {
-			l := r.known[p]
+		pg := r.head
+		if p < r.head.Number {
 			var err error
-			if pg, _, err = r.fetchPage(ctx, l.Cid, p, l.Start, false); err != nil {
+			if pg, err = r.win.take(ctx, p); err != nil {
 				return err
 			}
-			refetched.Add(1)
 		}
-		delete(r.held, p) // let it go once streamed
 		if p < r.head.Number {
 			next, _ := r.start(p + 1)
 			if pg.Last()+1 != next {
@@ -480,7 +630,8 @@ func (r *catchUp) produce(ctx context.Context, at uint64, queue chan<- *pending,
 				continue
 			}
 			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
-			if seq == at {
+			it.hashed = e.Inline() && pg.V() != pager.V1
+			if seq == at && !it.hashed {
 				// The message at the cursor is only compared by id, which
 				// its verified page gives: its payload is not fetched again.
 				close(it.done)
@@ -573,10 +724,25 @@ func verifyMessage(it *pending) error {
 	if err != nil {
 		return fmt.Errorf("%w: message %d on page %d: %w", ErrInvalidLog, it.msg.Seq, it.page, err)
 	}
-	if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
+	if it.hashed {
+		it.msg.ID = m.ID()
+	} else if id := m.ID(); !bytes.Equal(id[:], it.msg.ID[:]) {
 		return fmt.Errorf("%w: message %d on page %d: id %s does not match its payload (which hashes to %s)", ErrInvalidLog, it.msg.Seq, it.page, it.msg.ID, id)
 	}
 	it.msg.Message, it.msg.Wire, it.msg.BodySize = m, it.wire, uint64(len(m.Body))
 	it.size = int64(len(it.wire))
 	return nil
+}
+
+// entryID is the message id of an entry of a page of format v: the id it
+// carries, or for a v2 inline entry the hash of its payload.
+func entryID(e *pager.Entry, v uint64) (mvds.MessageID, error) {
+	if v == pager.V1 || !e.Inline() {
+		return e.ID, nil
+	}
+	m, _, err := mvds.UnmarshalMessage(e.Payload)
+	if err != nil {
+		return mvds.MessageID{}, fmt.Errorf("%w: an inline payload: %w", ErrInvalidLog, err)
+	}
+	return m.ID(), nil
 }

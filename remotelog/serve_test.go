@@ -94,8 +94,8 @@ func TestServeIsATrustlessGateway(t *testing.T) {
 	if cc := get("/ipns/" + w.Name().String() + "?format=ipns-record").Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=60") {
 		t.Errorf("record Cache-Control %q (TTL is one minute)", cc)
 	}
-	// CAR responses: the head alone, or the whole log.
-	for scope, want := range map[string]int{"block": 1, "all": int(res.Pages)} {
+	// CAR responses: the head alone, or the whole log (pages and index nodes).
+	for scope, want := range map[string]int{"block": 1, "all": int(res.Pages + res.IndexNodes)} {
 		resp := get("/ipfs/"+res.Head.String()+"?format=car&dag-scope="+scope, "Accept", "application/vnd.ipld.car")
 		br, err := carv2.NewBlockReader(resp.Body)
 		if err != nil {

@@ -74,6 +74,8 @@ type Writer struct {
 	log   *journal.Journal
 	pages *pageIndex
 	st    state
+	// idx caches the index nodes (v2) by first page and page count.
+	idx map[[2]uint64]pager.IndexLink
 
 	// duplicate rule: timestamps never decrease, and ids of the newest
 	// second are remembered so a repeat gets the next second.
@@ -398,14 +400,16 @@ type PublishOptions struct {
 
 // PublishResult reports a publish.
 type PublishResult struct {
-	Name      ipns.Name
-	Head      cid.Cid
-	Messages  uint64 // in the published log
-	New       uint64 // published by this call
-	Pages     uint64
-	RecordSeq uint64
-	Blocks    int // blocks put
-	Bytes     int // bytes put
+	Name     ipns.Name
+	Head     cid.Cid
+	Messages uint64 // in the published log
+	New      uint64 // published by this call
+	Pages    uint64
+	// IndexNodes is how many index nodes (format v2) the head lists.
+	IndexNodes uint64
+	RecordSeq  uint64
+	Blocks     int // blocks put
+	Bytes      int // bytes put
 }
 
 // flushBytes bounds the blocks a publish holds in memory before putting.
@@ -421,6 +425,7 @@ func (w *Writer) Publish(ctx context.Context, opts PublishOptions) (PublishResul
 	res, err := w.publish(ctx, opts)
 	if err != nil {
 		w.pages.reset()
+		w.idx = nil // it may name pages that were not committed
 		return res, fmt.Errorf("remotelog: publish %s: %w", w.name, err)
 	}
 	return res, nil
@@ -454,11 +459,12 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		return err
 	}
 
-	links, err := w.pages.links(w.st.Sealed)
+	ver := pol.FormatVersion()
+	links, err := w.skipLinks(ver, w.st.Sealed)
 	if err != nil {
 		return res, err
 	}
-	open := pager.NewOpen(w.st.Sealed, w.st.OpenStart, links)
+	open := pager.NewOpen(ver, w.st.Sealed, w.st.OpenStart, links)
 	total := n - w.st.OpenStart + 1
 	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
@@ -489,11 +495,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 				return err
 			}
 			w.pages.add(pager.Link{Cid: c, Start: open.Start})
-			links, err := w.pages.links(open.Number + 1)
+			links, err := w.skipLinks(ver, open.Number+1)
 			if err != nil {
 				return err
 			}
-			open = pager.NewOpen(open.Number+1, seq, links)
+			open = pager.NewOpen(ver, open.Number+1, seq, links)
 		}
 		open.Add(pol, it)
 		if done := seq - w.st.OpenStart + 1; opts.Progress != nil && (done%1024 == 0 || seq == n) {
@@ -508,7 +514,13 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err != nil {
 		return res, err
 	}
-	hb, head, err := pager.Encode(open.HeadPage(pol, window, w.cfg.Addrs))
+	var index []pager.IndexLink
+	if ver == pager.Version {
+		if index, err = w.indexLinks(open.Number, put); err != nil {
+			return res, err
+		}
+	}
+	hb, head, err := pager.Encode(open.HeadPage(pol, window, index, w.cfg.Addrs))
 	if err != nil {
 		return res, err
 	}
@@ -562,8 +574,61 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 	}
 	res.Head, res.Messages, res.New = head, n, n-old.Published
-	res.Pages, res.RecordSeq = open.Number+1, next.RecordSeq
+	res.Pages, res.RecordSeq, res.IndexNodes = open.Number+1, next.RecordSeq, uint64(len(index))
 	return res, nil
+}
+
+// skipLinks are the links of page p in format v: v1's skip links, none in v2.
+func (w *Writer) skipLinks(v, p uint64) ([]pager.Link, error) {
+	if v != pager.V1 {
+		return nil, nil
+	}
+	return w.pages.links(p)
+}
+
+// IndexGroup is how many pages a v2 index node of this writer lists.
+const IndexGroup = 1024
+
+// indexLinks returns a v2 head's index links over the sealed pages 0 to
+// sealed-1, giving put the index nodes not made before. Every node lists
+// IndexGroup pages but the last, which lists the rest; a node is made
+// again only when the pages it lists change.
+func (w *Writer) indexLinks(sealed uint64, put func(...blocks.Block) error) ([]pager.IndexLink, error) {
+	if w.idx == nil {
+		w.idx = map[[2]uint64]pager.IndexLink{}
+	}
+	var out []pager.IndexLink
+	for first := uint64(0); first < sealed; first += IndexGroup {
+		n := min(IndexGroup, sealed-first)
+		if l, ok := w.idx[[2]uint64{first, n}]; ok {
+			out = append(out, l)
+			continue
+		}
+		ix := &pager.Index{First: first, Pages: make([]pager.Link, n)}
+		for i := range ix.Pages {
+			l, err := w.pages.get(first + uint64(i))
+			if err != nil {
+				return nil, err
+			}
+			ix.Pages[i] = l
+		}
+		b, c, err := pager.EncodeIndex(ix)
+		if err != nil {
+			return nil, err
+		}
+		if err := put(cas.NewBlock(c, b)); err != nil {
+			return nil, err
+		}
+		for k := range w.idx { // the node it replaces
+			if k[0] == first {
+				delete(w.idx, k)
+			}
+		}
+		l := pager.IndexLink{Cid: c, Page: first, Start: ix.Pages[0].Start}
+		w.idx[[2]uint64{first, n}] = l
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // pinner is the optional ability of a store to keep exactly the DAG under
@@ -601,8 +666,12 @@ func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if local.ID != pg.Entries[len(pg.Entries)-1].ID {
-		return 0, fmt.Errorf("%w: message %d is %x there and %x here; run `rlog recover` to rebuild the local log on the published one (local messages it lacks are appended after it), then publish", ErrDiverged, remoteN, pg.Entries[len(pg.Entries)-1].ID[:8], local.ID[:8])
+	last, err := entryID(&pg.Entries[len(pg.Entries)-1], pg.V())
+	if err != nil {
+		return 0, fmt.Errorf("read the published head %s: %w", rec.Value, err)
+	}
+	if local.ID != last {
+		return 0, fmt.Errorf("%w: message %d is %x there and %x here; run `rlog recover` to rebuild the local log on the published one (local messages it lacks are appended after it), then publish", ErrDiverged, remoteN, last[:8], local.ID[:8])
 	}
 	return rec.Sequence, nil
 }

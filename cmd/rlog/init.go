@@ -13,7 +13,7 @@ import (
 
 func (a *app) initCmd() *cobra.Command {
 	var preset string
-	var pageEntries, pageBytes, inline, headInline, window int
+	var pageEntries, pageBytes, inline, headInline, window, format int
 	var lifetime, ttl time.Duration
 	var addrs []string
 	var kubo bool
@@ -60,6 +60,12 @@ records itself and hands Kubo only signed records.`,
 					*o.dst = o.val
 				}
 			}
+			if f.Changed("format") {
+				if format != pager.V1 && format != pager.Version {
+					return usagef("--format %d: want %d or %d", format, pager.V1, pager.Version)
+				}
+				cfg.Policy.Format = uint64(format)
+			}
 			if f.Changed("inline-limit") && !f.Changed("head-inline-limit") {
 				cfg.Policy.HeadInlineLimit = max(cfg.Policy.HeadInlineLimit, cfg.Policy.InlineLimit)
 			}
@@ -89,6 +95,7 @@ records itself and hands Kubo only signed records.`,
 	f.IntVar(&inline, "inline-limit", 0, "largest payload inline in a sealed page (-1: none)")
 	f.IntVar(&headInline, "head-inline-limit", 0, "largest payload inline in the head page")
 	f.IntVar(&window, "window", 0, "newest sealed pages listed in the head page")
+	f.IntVar(&format, "format", pager.Version, "page format written: 2, or 1 for readers that only read v1 (docs/FORMAT.md)")
 	f.DurationVar(&lifetime, "lifetime", remotelog.DefaultLifetime, "how long a published record stays valid")
 	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
 	f.BoolVar(&kubo, "kubo", false, "publish to a Kubo daemon: the one at --api, else the one running from $IPFS_PATH (default ~/.ipfs)")

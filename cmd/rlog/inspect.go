@@ -13,15 +13,25 @@ import (
 )
 
 type pageJSON struct {
-	V       int         `json:"v"`
+	V       uint64      `json:"v"`
 	P       uint64      `json:"p"`
 	S       uint64      `json:"s"`
 	Head    bool        `json:"head"`
 	Entries []entryJSON `json:"e"`
-	Links   [][2]any    `json:"l"`
+	Links   [][2]any    `json:"l,omitempty"`
 	Window  [][2]any    `json:"w,omitempty"`
+	Index   [][3]any    `json:"x,omitempty"`
 	Addrs   []string    `json:"a,omitempty"`
 	Bytes   int         `json:"bytes"`
+}
+
+// indexJSON is an index node (format v2) as inspect prints it.
+type indexJSON struct {
+	V     uint64   `json:"v"`
+	Kind  string   `json:"kind"` // "index"
+	F     uint64   `json:"f"`
+	Links [][2]any `json:"l"`
+	Bytes int      `json:"bytes"`
 }
 
 type entryJSON struct {
@@ -41,9 +51,12 @@ func (a *app) inspectCmd() *cobra.Command {
 		Short: "Print a page as JSON",
 		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
-and for inline payloads whether the id matches), skip links l and window w.
---diag prints the block in CBOR diagnostic notation. The JSON keys are the page
-format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
+and for inline payloads whether the id matches; a v2 page carries no id for an inline
+payload, and inspect prints the payload's hash), skip links l (v1), window w and index
+links x (v2 head). An index node (v2) prints as its first page f and page links l.
+Both formats are read. --diag prints the block in CBOR diagnostic notation. The JSON
+keys are the format's own (docs/FORMAT.md). To find a log's head page:
+'rlog resolve NAME'.`,
 		Example: `  rlog inspect bafyrei...
   rlog inspect bafyrei... --from http://127.0.0.1:8080 --diag
   rlog inspect $(rlog resolve k51qzi5uqu5d... --json | jq -r .head)`,
@@ -57,7 +70,8 @@ format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
 				return err
 			}
 			pg, err := pager.Decode(b)
-			if err != nil {
+			ix, ierr := pager.DecodeIndex(b)
+			if err != nil && ierr != nil {
 				return err
 			}
 			if diag {
@@ -72,16 +86,29 @@ format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
 				_, err = fmt.Fprintln(a.stdout, d)
 				return err
 			}
-			out := pageJSON{V: pager.Version, P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
+			if pg == nil {
+				return writeJSON(a.stdout, indexJSON{V: pager.Version, Kind: "index", F: ix.First, Links: links(ix.Pages), Bytes: len(b)})
+			}
+			out := pageJSON{V: pg.V(), P: pg.Number, S: pg.Start, Head: pg.Head, Addrs: pg.Addrs, Bytes: len(b), Links: links(pg.Links)}
+			if pg.V() == pager.V1 && out.Links == nil {
+				out.Links = [][2]any{}
+			}
 			if pg.Head {
 				out.Window = links(pg.Window)
+			}
+			for _, x := range pg.Index {
+				out.Index = append(out.Index, [3]any{x.Cid.String(), x.Page, x.Start})
 			}
 			for i, e := range pg.Entries {
 				ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
 				if e.Inline() {
 					ej.Inline = e.Payload
 					m, _, err := mvds.UnmarshalMessage(e.Payload)
-					ok := err == nil && m.ID() == e.ID
+					ok := err == nil && (pg.V() != pager.V1 || m.ID() == e.ID)
+					if err == nil && pg.V() != pager.V1 {
+						id := m.ID()
+						ej.ID = hex.EncodeToString(id[:])
+					}
 					ej.IDValid = &ok
 					if ok {
 						ej.Text = string(m.Body)
@@ -101,7 +128,7 @@ format's own (docs/FORMAT.md). To find a log's head page: 'rlog resolve NAME'.`,
 }
 
 func links(ls []pager.Link) [][2]any {
-	out := [][2]any{}
+	var out [][2]any
 	for _, l := range ls {
 		out = append(out, [2]any{l.Cid.String(), l.Start})
 	}

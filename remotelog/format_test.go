@@ -1,0 +1,173 @@
+package remotelog_test
+
+import (
+	"bytes"
+	"context"
+	"math/big"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"rlog/pager"
+	"rlog/remotelog"
+)
+
+// TestMixedFormats: a log written in v1, then by a writer of v2 on the same
+// repo: its old pages stay v1, its new pages and head are v2, and its index
+// lists both. Readers from scratch, from inside the v1 part, from inside
+// the v2 part and exactly at the boundary read every message once, and
+// Check finds nothing.
+func TestMixedFormats(t *testing.T) {
+	pol := small(t)
+	pol.Format = pager.V1
+	w := newWorld(t, pol)
+	w.appendN(t, 0, 95, 0) // pages 0..8 sealed, page 9 open
+	if pg := page(t, w, w.publish(t).Head); pg.V() != pager.V1 {
+		t.Fatalf("head written as v%d", pg.V())
+	}
+	w.cfg.Policy.Format = 0 // the default: v2
+	w.reopen(t)
+	w.appendN(t, 95, 100, 0)
+	res := w.publish(t)
+	hp := page(t, w, res.Head)
+	if hp.V() != pager.Version || len(hp.Index) == 0 {
+		t.Fatalf("head after the switch: v%d, %d index links", hp.V(), len(hp.Index))
+	}
+	ix := index(t, w, hp.Index[0].Cid)
+	if first := page(t, w, ix.Pages[0].Cid); first.V() != pager.V1 {
+		t.Fatalf("page 0 rewritten as v%d", first.V())
+	}
+	if last := page(t, w, ix.Pages[len(ix.Pages)-1].Cid); last.V() != pager.Version {
+		t.Fatalf("a page sealed after the switch is v%d", last.V())
+	}
+	all, _, _, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || len(all) != 195 {
+		t.Fatalf("from scratch: %d messages, %v", len(all), err)
+	}
+	for i, m := range all {
+		if m.Seq != uint64(i+1) || string(m.Body) != string(body(i)) {
+			t.Fatalf("message %d: seq %d body %q", i+1, m.Seq, m.Body)
+		}
+	}
+	for _, at := range []int{1, 50, 90, 95, 96, 150, 194} {
+		m := all[at-1]
+		got, _, _, err := read(t, w, w, remotelog.Cursor{Seq: m.Seq, ID: m.ID})
+		if err != nil || len(got) != 195-at || (len(got) > 0 && got[0].Seq != uint64(at+1)) {
+			t.Fatalf("from %d: %d messages, %v", at, len(got), err)
+		}
+	}
+	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() || rep.Messages != 195 {
+		t.Fatalf("check: %d messages, %+v", rep.Messages, rep.Findings)
+	}
+}
+
+// TestDAGPaths: the page DAG of a v2 log of 1,000,000 messages has fewer
+// distinct root-to-leaf paths than 10 times its pages (every page is
+// reached from the head's index and maybe its window, nothing else), where
+// v1's skip links make a lattice whose paths grow exponentially.
+func TestDAGPaths(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a log of 1,000,000 messages")
+	}
+	pol, _ := pager.Preset("paged")
+	w := newWorld(t, pol)
+	for i := 0; i < 1_000_000; i += 100_000 {
+		w.appendN(t, i, 100_000, 0)
+	}
+	res := w.publish(t)
+	paths, blocks := countPaths(t, w, res.Head)
+	t.Logf("v2, 1,000,000 messages: %d pages, %d index nodes, %d blocks, %s root-to-leaf paths", res.Pages, res.IndexNodes, blocks, paths)
+	if limit := big.NewInt(int64(10 * res.Pages)); paths.Cmp(limit) >= 0 {
+		t.Fatalf("%s paths, limit %s", paths, limit)
+	}
+	// The same messages in v1 (fewer, to keep the count quick to state).
+	pol.Format = pager.V1
+	w1 := newWorld(t, pol)
+	w1.appendN(t, 0, 100_000, 0)
+	res1 := w1.publish(t)
+	paths1, _ := countPaths(t, w1, res1.Head)
+	t.Logf("v1, 100,000 messages: %d pages, %s root-to-leaf paths", res1.Pages, paths1)
+}
+
+// countPaths counts the distinct paths from head to a block that links
+// nothing, through pages and index nodes, and the blocks reached.
+func countPaths(t *testing.T, w *world, head cid.Cid) (*big.Int, int) {
+	memo := map[cid.Cid]*big.Int{}
+	var walk func(c cid.Cid) *big.Int
+	walk = func(c cid.Cid) *big.Int {
+		if n, ok := memo[c]; ok {
+			return n
+		}
+		b, err := w.store.Get(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids, err := pager.Children(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := new(big.Int)
+		if len(kids) == 0 {
+			n.SetInt64(1)
+		}
+		for _, k := range kids {
+			n.Add(n, walk(k))
+		}
+		memo[c] = n
+		return n
+	}
+	n := walk(head)
+	return n, len(memo)
+}
+
+func page(t *testing.T, w *world, c cid.Cid) *pager.Page {
+	t.Helper()
+	b, err := w.store.Get(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := pager.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pg
+}
+
+func index(t *testing.T, w *world, c cid.Cid) *pager.Index {
+	t.Helper()
+	b, err := w.store.Get(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := pager.DecodeIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// TestWholeLogHasItsIndex: a backup and a check read every block of a v2
+// log, also the index node a reader inside the window never needs, so the
+// backup file holds the whole DAG (Kubo's `dag import` pins it).
+func TestWholeLogHasItsIndex(t *testing.T) {
+	w := newWorld(t, small(t)) // 10 entries a page, a window of 4
+	w.appendN(t, 0, 30, 0)
+	res := w.publish(t)
+	if res.Pages != 3 || res.IndexNodes != 1 {
+		t.Fatalf("%d pages, %d index nodes", res.Pages, res.IndexNodes)
+	}
+	var buf bytes.Buffer
+	bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil)
+	if err != nil || bk.Blocks != 4 {
+		t.Fatalf("backup: %d blocks, %v; want 3 pages and the index node", bk.Blocks, err)
+	}
+	rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now)
+	if !rep.OK() || rep.Blocks != 4 {
+		t.Fatalf("check: %d blocks, %+v", rep.Blocks, rep.Findings)
+	}
+	// A reader inside the window fetches the head and nothing else.
+	_, _, st, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || st.IndexNodes != 0 || st.Pages != 3 {
+		t.Fatalf("reader: %d pages, %d index nodes, %v", st.Pages, st.IndexNodes, err)
+	}
+}

@@ -1,0 +1,163 @@
+package remotelog
+
+import (
+	"context"
+	"sync"
+
+	"rlog/pager"
+)
+
+// window holds the pages fetched and not yet delivered, within a memory
+// budget. Discovery puts pages in as it finds them, keeping the oldest
+// (they are delivered first) when they do not all fit; streaming fills it
+// ahead of delivery in waves, oldest first, and delivery takes pages out.
+type window struct {
+	budget int
+	mu     sync.Mutex
+	cond   *sync.Cond
+	held   map[uint64]heldPage
+	kept   int    // bytes held
+	est    int    // the largest page seen: the size a wave reckons per page
+	taken  uint64 // pages below it were delivered: taken in order
+	err    error
+}
+
+type heldPage struct {
+	pg   *pager.Page
+	size int
+}
+
+func newWindow(budget int) *window {
+	w := &window{budget: budget, held: map[uint64]heldPage{}}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+// saw notes a page's size for the estimate of pages not yet fetched.
+func (w *window) saw(size int) {
+	w.mu.Lock()
+	w.est = max(w.est, size)
+	w.mu.Unlock()
+}
+
+// keep holds page p. With evict (discovery, which finds pages in no
+// particular order), it then lets the newest pages go while over budget:
+// the oldest are delivered first, the others are fetched again when their
+// turn comes. A wave's pages are all kept: its size was reckoned before.
+func (w *window) keep(p uint64, pg *pager.Page, size int, evict bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.est = max(w.est, size)
+	w.held[p] = heldPage{pg, size}
+	w.kept += size
+	if evict {
+		w.evictAbove(0, w.budget)
+	}
+	w.cond.Broadcast()
+}
+
+// evictAbove lets pages numbered above floor go, newest first, until at
+// most limit bytes are held. The caller holds w.mu.
+func (w *window) evictAbove(floor uint64, limit int) {
+	for w.kept > limit {
+		var top uint64
+		found := false
+		for q := range w.held {
+			if q > floor && (!found || q > top) {
+				top, found = q, true
+			}
+		}
+		if !found {
+			return
+		}
+		w.kept -= w.held[top].size
+		delete(w.held, top)
+	}
+}
+
+// take waits for page p and removes it from the window. Pages are taken
+// in order.
+func (w *window) take(ctx context.Context, p uint64) (*pager.Page, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		if h, ok := w.held[p]; ok {
+			delete(w.held, p)
+			w.kept -= h.size
+			w.taken = p + 1
+			w.cond.Broadcast()
+			return h.pg, nil
+		}
+		if w.err != nil {
+			return nil, w.err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w.cond.Wait()
+	}
+}
+
+// fail ends the waits of take with err.
+func (w *window) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// nextWave waits until half the budget is free (or what the pages left
+// need, or one page when nothing is held), letting go of pages held out of
+// order beyond from, and returns the pages to fetch next: from from to
+// last, oldest first, those not held, as many as the free bytes and most
+// allow. It returns nil when none is left.
+func (w *window) nextWave(ctx context.Context, from, last uint64, most int) ([]uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		from = max(from, w.taken)
+		for from <= last {
+			if _, ok := w.held[from]; !ok {
+				break
+			}
+			from++
+		}
+		if from > last {
+			return nil, nil
+		}
+		if w.err != nil {
+			return nil, w.err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		est := w.est
+		if est <= 0 {
+			est = pager.MaxPageBytes
+		}
+		var left int // bytes of the pages from from on not held, estimated
+		for p := from; p <= last && left < w.budget/2; p++ {
+			if _, ok := w.held[p]; !ok {
+				left += est
+			}
+		}
+		want := min(w.budget/2, left)
+		w.evictAbove(from, w.budget-want)
+		if free := w.budget - w.kept; free >= want || w.kept == 0 {
+			var wave []uint64
+			for p := from; p <= last && len(wave) < most; p++ {
+				if _, ok := w.held[p]; ok {
+					continue
+				}
+				if len(wave) > 0 && (len(wave)+1)*est > free {
+					break
+				}
+				wave = append(wave, p)
+			}
+			return wave, nil
+		}
+		w.cond.Wait()
+	}
+}
