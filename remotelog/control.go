@@ -127,29 +127,15 @@ func DialControl(dir string) (*ControlClient, error) {
 }
 
 func (c *ControlClient) call(ctx context.Context, path string, in, out any) error {
-	b, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://rlog"+path, bytes.NewReader(b))
+	resp, err := c.post(ctx, path, in)
 	if err != nil {
 		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("remotelog: the repo's owner at %s: %w", c.sock, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("remotelog: the repo's owner: %s", resp.Status)
-	}
-	return json.Unmarshal(body, out)
+	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // Append appends through the owner; it returns once the messages are
 // durable there.

@@ -74,7 +74,7 @@ func TestFollowPolls(t *testing.T) {
 				if m.Seq != uint64(from+i) {
 					t.Fatalf("got message %d, want %d", m.Seq, from+i)
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(patience):
 				t.Fatalf("message %d did not arrive", from+i)
 			}
 		}
@@ -153,7 +153,7 @@ func TestFollowPush(t *testing.T) {
 		select {
 		case m := <-msgs:
 			return m
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience):
 			t.Fatal("no message pushed")
 		}
 		return remotelog.Message{}
@@ -233,7 +233,7 @@ func TestFollowReconnectsToPush(t *testing.T) {
 			if string(m.Body) != body {
 				t.Fatalf("got %q, want %q", m.Body, body)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience):
 			t.Fatalf("%q did not arrive", body)
 		}
 	}
@@ -285,7 +285,7 @@ func expectWait(t *testing.T, waits <-chan time.Duration, want time.Duration) {
 		if d != want {
 			t.Fatalf("follower waits %s, want %s", d, want)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("follower did not wait")
 	}
 }

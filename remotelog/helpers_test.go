@@ -17,6 +17,11 @@ import (
 	"rlog/remotelog"
 )
 
+// patience is how long a test waits for something that happens in
+// milliseconds on an idle machine: generous, for a busy 2-core one under
+// -race. A wait ends as soon as its condition holds.
+const patience = 2 * time.Minute
+
 // world is a writer publishing to memory backends and a source reading them.
 type world struct {
 	w     *remotelog.Writer

@@ -70,7 +70,7 @@ func TestKeepHoldsALogForAnOfflineWriter(t *testing.T) {
 		select {
 		case seq := <-names.puts:
 			return seq
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience):
 			t.Fatal("the keeper stored no record")
 		}
 		return 0

@@ -59,7 +59,7 @@ func TestOpenWaitsForTheLock(t *testing.T) {
 		}
 	case res := <-done:
 		t.Fatalf("the contender did not wait: %v", res.err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the contender neither waited nor opened")
 	}
 	if err := holder.Close(); err != nil {
@@ -68,7 +68,7 @@ func TestOpenWaitsForTheLock(t *testing.T) {
 	var res result
 	select {
 	case res = <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the contender did not get the released lock")
 	}
 	if res.err != nil {

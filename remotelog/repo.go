@@ -50,6 +50,9 @@ type Config struct {
 	// "kubo" (a Kubo daemon, at KuboAPI or found by the caller).
 	Backend string `json:"backend,omitempty"`
 	KuboAPI string `json:"kubo_api,omitempty"`
+	// Peers are the MVDS peers a node syncs with (rlog peer add), kept
+	// across restarts.
+	Peers []PeerConfig `json:"peers,omitempty"`
 }
 
 // Backend is where a writer publishes: blocks and records.
@@ -224,6 +227,7 @@ type Repo struct {
 	names    *namesys.Dir
 	lock     *os.File
 	readOnly bool
+	borrowed bool // a node's repo lent to a command it runs: Close leaves it open
 }
 
 // ParseName reads a log's name as users write it: k51... (an IPNS name
@@ -403,8 +407,24 @@ func (s CursorStore) Save(name ipns.Name, c Cursor) error {
 	return nil
 }
 
+// SaveConfig replaces the repo's configuration with cfg, atomically.
+func (r *Repo) SaveConfig(cfg Config) error {
+	if r.readOnly || r.borrowed {
+		return fmt.Errorf("remotelog: save config: %s is not open for writing here", r.Dir)
+	}
+	cb, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := atomicfile.Write(filepath.Join(r.Dir, "config.json"), append(cb, '\n'), 0o644); err != nil {
+		return fmt.Errorf("remotelog: save config: %w", err)
+	}
+	r.Config = cfg
+	return nil
+}
+
 // Close releases the store and the lock.
 func (r *Repo) Close() error {
+	if r.borrowed {
+		return nil
+	}
 	var errs []error
 	if r.store != nil {
 		errs = append(errs, r.store.Close())

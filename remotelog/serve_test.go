@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +27,7 @@ func servedRepo(t testing.TB) (*remotelog.Repo, *remotelog.Writer, *remotelog.Se
 // servedRepoWith is servedRepo with pages of at most pageEntries entries.
 func servedRepoWith(t testing.TB, pageEntries int) (*remotelog.Repo, *remotelog.Writer, *remotelog.Server, *httptest.Server) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	cfg, _ := remotelog.DefaultConfig("paged")
-	cfg.Policy.PageEntries = pageEntries
-	if _, err := remotelog.Init(dir, cfg); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { repo.Close() })
+	repo := openNewRepoWith(t, "repo", func(cfg *remotelog.Config) { cfg.Policy.PageEntries = pageEntries })
 	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,9 @@ type app struct {
 	debug          bool
 	lockTimeout    time.Duration
 	command        string // the command running, "rlog append"
+	// node, when set, is the node this command runs in (sent over its
+	// control socket): the repo is the node's.
+	node *remotelog.Node
 }
 
 func (a *app) root() *cobra.Command {
@@ -62,7 +65,7 @@ that --json prints.`,
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.command = cmd.CommandPath() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
-		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.idCmd(), a.versionCmd())
+		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.idCmd(), a.versionCmd())
 	forEachCommand(root, func(c *cobra.Command) {
 		// A wrong command line exits 2, whatever cobra found wrong with it.
 		if c.HasSubCommands() && c.RunE == nil {
@@ -92,6 +95,9 @@ that --json prints.`,
 		// What failed, said for the user, when the command did not say it.
 		if run := c.RunE; run != nil {
 			c.RunE = func(c *cobra.Command, args []string) error {
+				if done, err := a.forward(c, args); done {
+					return err
+				}
 				return explain(strings.TrimPrefix(c.CommandPath(), "rlog "), run(c, args))
 			}
 		}
@@ -140,6 +146,9 @@ func (a *app) repoDir() (string, error) {
 // process owns the repo and takes requests (rlog serve, rlog sync), it
 // fails at once with ErrLocked, for the caller to go through the owner.
 func (a *app) openRepo(ctx context.Context) (*remotelog.Repo, error) {
+	if a.node != nil {
+		return a.node.LendRepo(), nil
+	}
 	dir, err := a.repoDir()
 	if err != nil {
 		return nil, err
@@ -164,6 +173,17 @@ func (a *app) openRepo(ctx context.Context) (*remotelog.Repo, error) {
 		return nil, failf(err, "%v (--lock-timeout waits longer)", le)
 	}
 	return repo, noRepo(dir, err)
+}
+
+// repoConfig is where the repo is and its configuration, read without
+// opening it.
+func (a *app) repoConfig() (string, remotelog.Config, error) {
+	dir, err := a.repoDir()
+	if err != nil {
+		return "", remotelog.Config{}, err
+	}
+	cfg, err := remotelog.LoadConfig(dir)
+	return dir, cfg, noRepo(dir, err)
 }
 
 // noRepo says what to do when dir holds no repo; other errors pass.

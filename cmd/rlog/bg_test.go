@@ -20,8 +20,8 @@ import (
 // real processes:
 //
 //	bg NAME PROG ARGS...     start PROG in the background
-//	bg-expect NAME REGEXP    wait (at most 30 s) for a line of its stdout to match
-//	bg-stop NAME [TERM]      interrupt it (or send SIGTERM), wait, and make its
+//	bg-expect NAME REGEXP    wait (at most bgPatience) for a line of its output to match
+//	bg-stop NAME [TERM|KILL] interrupt it (or send SIGTERM, SIGKILL), wait, and make its
 //	                         output the script's stdout/stderr for the usual
 //	                         assertions
 type bgProc struct {
@@ -31,6 +31,11 @@ type bgProc struct {
 	out    strings.Builder
 	stderr strings.Builder
 }
+
+// bgPatience is how long bg-expect and bg-count wait for their lines:
+// generous, for a busy 2-core machine under -race; they return as soon as
+// the lines come.
+const bgPatience = 2 * time.Minute
 
 var bgProcs sync.Map // script-scoped names are made unique by the script's workdir
 
@@ -97,7 +102,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 		p := v.(*bgProc)
 		re := regexp.MustCompile(args[1])
-		deadline := time.After(30 * time.Second)
+		deadline := time.After(bgPatience)
 		for {
 			select {
 			case line, open := <-p.lines:
@@ -112,7 +117,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 			case <-deadline:
 				p.mu.Lock()
 				defer p.mu.Unlock()
-				ts.Fatalf("%s printed no line matching %q in 30 s; stdout:\n%s\nstderr:\n%s", args[0], args[1], p.out.String(), p.stderr.String())
+				ts.Fatalf("%s printed no line matching %q in %s; stdout:\n%s\nstderr:\n%s", args[0], args[1], bgPatience, p.out.String(), p.stderr.String())
 			}
 		}
 	},
@@ -129,7 +134,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		want, err := strconv.Atoi(args[2])
 		ts.Check(err)
 		seen := map[string]bool{}
-		deadline := time.After(60 * time.Second)
+		deadline := time.After(bgPatience)
 		for len(seen) < want {
 			select {
 			case line, open := <-p.lines:
@@ -144,7 +149,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 				}
 				seen[line] = true
 			case <-deadline:
-				ts.Fatalf("%s printed %d of %d lines matching %q in 60 s", args[0], len(seen), want, args[1])
+				ts.Fatalf("%s printed %d of %d lines matching %q in %s", args[0], len(seen), want, args[1], bgPatience)
 			}
 		}
 	},
@@ -166,8 +171,8 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 	},
 	"bg-stop": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "TERM") {
-			ts.Fatalf("usage: bg-stop NAME [TERM]")
+		if neg || len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "TERM" && args[1] != "KILL") {
+			ts.Fatalf("usage: bg-stop NAME [TERM|KILL]")
 		}
 		v, ok := bgProcs.LoadAndDelete(bgKey(ts, args[0]))
 		if !ok {
@@ -176,7 +181,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		p := v.(*bgProc)
 		sig := syscall.SIGINT
 		if len(args) == 2 {
-			sig = syscall.SIGTERM
+			sig = map[string]syscall.Signal{"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL}[args[1]]
 		}
 		p.cmd.Process.Signal(sig)
 		for range p.lines { // drain until it exits

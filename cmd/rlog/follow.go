@@ -45,13 +45,9 @@ meanwhile.`,
 			if err != nil {
 				return err
 			}
-			dir, err := a.repoDir()
+			dir, cfg, err := a.repoConfig()
 			if err != nil {
 				return err
-			}
-			cfg, err := remotelog.LoadConfig(dir)
-			if err != nil {
-				return noRepo(dir, err)
 			}
 			if from == "" {
 				if cfg.Backend != "kubo" && a.apiFlag == "" {

@@ -12,7 +12,7 @@ import (
 // Every command has examples, and --api only where a Kubo daemon is used.
 func TestHelp(t *testing.T) {
 	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
-	withAPI := []string{"init", "publish", "recover", "fetch", "follow", "resolve", "backup", "check", "inspect", "block get", "pin", "keep", "sync"}
+	withAPI := []string{"init", "publish", "recover", "fetch", "follow", "resolve", "backup", "check", "inspect", "block get", "pin", "keep", "sync", "run"}
 	forEachCommand(a.root(), func(c *cobra.Command) {
 		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || (c.HasParent() && c.Parent().Name() == "completion") {
 			return

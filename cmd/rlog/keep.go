@@ -1,22 +1,9 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
-
-	"rlog/namesys"
-	"rlog/remotelog"
 )
 
 func (a *app) keepCmd() *cobra.Command {
@@ -39,100 +26,10 @@ the log of the record it holds is complete here and fetches what is missing from
   rlog keep k51qzi5uqu5d... k51qzi5uqu5e... --from kubo: --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var names []ipns.Name
-			for _, a := range args {
-				n, err := parseName(a)
-				if err != nil {
-					return err
-				}
-				names = append(names, n)
-			}
 			if from == "" {
 				return usagef("give --from SOURCE: where the logs are read (a gateway, a repo folder, kubo:...)")
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			repo, err := a.openOrInitRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			b, release, err := a.backend(ctx, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			target := remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}
-			if b != nil {
-				target = remotelog.KeepTarget{Store: b.Store, Names: b.Names}
-			}
-			src, err := a.openSource(ctx, from)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			var srv *remotelog.Server
-			if listen != "" {
-				if b != nil {
-					return usagef("--listen serves the embedded store; this repo keeps logs in Kubo, whose gateway serves them")
-				}
-				srv = remotelog.NewServer(repo, nil, nil)
-				gw, err := srv.Gateway()
-				if err != nil {
-					return err
-				}
-				ln, err := net.Listen("tcp", listen)
-				if err != nil {
-					return fmt.Errorf("listen on %s: %w", listen, err)
-				}
-				hs := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
-				go hs.Serve(ln)
-				defer hs.Close()
-				fmt.Fprintf(a.stdout, "serving kept logs at http://%s\n", ln.Addr())
-			}
-			cursors := remotelog.KeepCursors(repo.Dir)
-			var mu sync.Mutex // one line at a time
-			var wg sync.WaitGroup
-			errs := make(chan error, len(names))
-			for _, name := range names {
-				cur, err := cursors.Get(name)
-				if err != nil {
-					return err
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, err := remotelog.Keep(ctx, src, name, cur, target, remotelog.KeepOptions{
-						Republish: republish,
-						Follow: remotelog.FollowOptions{
-							MinInterval: minInterval, MaxInterval: maxInterval,
-							Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
-							Status: func(s remotelog.FollowStatus) {
-								if s.Err != nil {
-									mu.Lock()
-									fmt.Fprintf(a.stderr, "%s: source unavailable: %s; trying again in %s\n", name, a.brief(s.Err), s.Wait)
-									mu.Unlock()
-								}
-							},
-						},
-						Kept: func(rec *namesys.Record) {
-							mu.Lock()
-							fmt.Fprintf(a.stdout, "kept %s: record sequence %d, head %s\n", name, rec.Sequence, rec.Value)
-							mu.Unlock()
-							if srv != nil {
-								srv.Announce(remotelog.HeadEvent{Name: name.String(), Head: rec.Value.String(), RecordSeq: rec.Sequence})
-							}
-						},
-					})
-					if err != nil && !errors.Is(err, context.Canceled) {
-						errs <- explain("keep "+name.String(), err)
-						stop()
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			return <-errs
+			return a.runNode(cmd, nodeFlags{keep: args, keepFrom: from, serve: listen, republish: republish, minIntv: minInterval, maxIntv: maxInterval})
 		},
 	}
 	f := cmd.Flags()

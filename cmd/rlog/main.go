@@ -35,6 +35,12 @@ func main() {
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	return a.execute(ctx, args)
+}
+
+// execute runs one command line as a.
+func (a *app) execute(ctx context.Context, args []string) int {
+	stdin, stdout, stderr := a.stdin, a.stdout, a.stderr
 	cmd := a.root()
 	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
@@ -43,6 +49,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st) // a node ran the command and said why it failed
 	}
 	if a.debug {
 		fmt.Fprintf(stderr, "rlog: %s\n", debugText(err))

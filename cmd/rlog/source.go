@@ -137,6 +137,9 @@ const fromForms = "--from takes a repo folder, a backup file (FILE.car), kubo:MU
 // With publishing, the writer is on the repo's backend (Kubo when set);
 // without, it touches only the local log.
 func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remotelog.Repo, w *remotelog.Writer) error) error {
+	if a.node != nil {
+		return a.node.WithWriter(func(w *remotelog.Writer) error { return f(a.node.LendRepo(), w) })
+	}
 	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return err

@@ -1,62 +1,25 @@
 package main
 
 import (
-	"context"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/ipfs/boxo/ipns"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
-	"rlog/internal/atomicfile"
-	"rlog/mvds"
 	"rlog/remotelog"
 )
 
 // syncStatus is what `rlog sync status` prints.
-type syncStatus struct {
-	ID      string         `json:"id"`
-	Addrs   []string       `json:"addrs"`
-	Group   string         `json:"group"`
-	Epoch   int64          `json:"epoch"`
-	Peers   []peerStatus   `json:"peers"`
-	Records []recordStatus `json:"records,omitempty"`
-	Pending map[string]int `json:"pending_records_per_peer"`
-}
+type syncStatus = remotelog.SyncStatus
 
-// recordStatus is one thing the node still owes a peer.
-type recordStatus struct {
-	Type      string `json:"type"` // message, offer or request
-	Peer      string `json:"peer"`
-	ID        string `json:"id"` // message id, hex
-	Group     string `json:"group"`
-	SendCount int    `json:"send_count"`
-	SendEpoch int64  `json:"send_epoch"`
-}
+type recordStatus = remotelog.RecordStatus
 
-type peerStatus struct {
-	ID        string `json:"id"`
-	Connected bool   `json:"connected"`
-}
+type peerStatus = remotelog.PeerStatus
 
 func (a *app) syncCmd() *cobra.Command {
-	var listen, groupHex, groupName, mode, from string
-	var logEvery time.Duration
-	var peers []string
+	nf := nodeFlags{sync: true}
 	var asJSON bool
 	var wait time.Duration
-	var epoch time.Duration
 	cmd := &cobra.Command{
 		Use:   "sync --listen MULTIADDR [--peer MULTIADDR/p2p/ID ...]",
 		Short: "Sync messages directly with peers that are online now (MVDS)",
@@ -79,161 +42,9 @@ owed to each.`,
   rlog append --group-name room "hi"      # while sync runs: logged and sent
   rlog sync status --wait 30s`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := parseMode(mode)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			repo, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			group, err := parseGroup(groupHex, groupName, repo.DefaultGroup())
-			if err != nil {
-				return err
-			}
-			b, release, err := a.backend(ctx, repo)
-			if err != nil {
-				return err
-			}
-			defer release()
-			w, err := repo.Writer(b, nil)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			host, err := mvds.NewP2P(repo.Key(), listen)
-			if err != nil {
-				return err
-			}
-			defer host.Close()
-
-			// The node, restored from the repo when it ran before.
-			statePath := filepath.Join(repo.Dir, "mvds", hex.EncodeToString(group)+".json")
-			cfg := mvds.Config{ID: host.ID(), Mode: m}
-			node := mvds.NewNode(cfg)
-			if raw, err := os.ReadFile(statePath); err == nil {
-				var st mvds.State
-				if err := json.Unmarshal(raw, &st); err != nil {
-					return fmt.Errorf("state %s: %w", statePath, err)
-				}
-				if node, err = mvds.RestoreNode(cfg, st); err != nil {
-					return err
-				}
-			}
-			if err := os.MkdirAll(filepath.Dir(statePath), 0o755); err != nil {
-				return err
-			}
-			// Every message of the group in the local log is offered to peers.
-			if w.Len() > 0 {
-				if err := w.Scan(1, w.Len(), func(m remotelog.Message) error {
-					// A large message is too large for MVDS: peers read it from the log.
-					if string(m.GroupID) == string(group) && !m.IsLarge() {
-						node.Send(m.Message)
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-			}
-			var outMu sync.Mutex
-			out := &printer{w: a.stdout, asJSON: asJSON}
-			runner := mvds.NewRunner(mvds.RunnerConfig{
-				Node: node, Transport: host, Epoch: epoch,
-				Save: func(st mvds.State) error {
-					b, err := json.Marshal(st)
-					if err != nil {
-						return err
-					}
-					return atomicfile.Write(statePath, b, 0o644)
-				},
-				Deliver: func(msg mvds.Message) {
-					outMu.Lock()
-					defer outMu.Unlock()
-					out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
-				},
-			})
-			var peerIDs []mvds.PeerID
-			for _, addr := range peers {
-				pid, err := host.Connect(ctx, addr)
-				if pid == "" {
-					return usageError{err}
-				}
-				if err != nil {
-					fmt.Fprintf(a.stderr, "peer %s not reachable yet (%v); MVDS retries\n", addr, err)
-				}
-				peerIDs = append(peerIDs, pid)
-				runner.Do(func(n *mvds.Node) { n.AddPeer(group, pid) })
-			}
-
-			// Own the repo: appends from other rlog processes come here.
-			srv := remotelog.NewServer(repo, w, nil)
-			srv.OnAppend = func(out []remotelog.Appended) {
-				runner.Do(func(n *mvds.Node) {
-					for _, ap := range out {
-						if string(ap.GroupID) == string(group) && !ap.IsLarge() {
-							n.Send(ap.Message)
-						}
-					}
-				})
-			}
-			srv.Status = func() any {
-				st := syncStatus{ID: string(host.ID()), Addrs: host.Addrs(), Group: hex.EncodeToString(group), Pending: map[string]int{}}
-				runner.Do(func(n *mvds.Node) {
-					st.Epoch = n.Epoch()
-					for _, p := range n.Peers(group) {
-						st.Peers = append(st.Peers, peerStatus{ID: string(p), Connected: host.Connected(p)})
-						st.Pending[string(p)] = 0
-					}
-					for _, r := range n.Records() {
-						st.Records = append(st.Records, recordStatus{Type: strings.ToLower(r.Type.String()), Peer: string(r.Peer), ID: hex.EncodeToString(r.ID[:]),
-							Group: hex.EncodeToString(r.Group), SendCount: r.SendCount, SendEpoch: r.SendEpoch})
-						st.Pending[string(r.Peer)]++
-					}
-				})
-				return st
-			}
-			cl, err := remotelog.ListenControl(repo.Dir)
-			if err != nil {
-				return err
-			}
-			defer os.Remove(remotelog.ControlSocket(repo.Dir))
-			control := srv.ControlServer()
-			go control.Serve(cl)
-			defer control.Close()
-			for _, addr := range host.Addrs() {
-				fmt.Fprintf(a.stderr, "listening on %s\n", addr)
-			}
-			fmt.Fprintf(a.stderr, "syncing group %s with %s, %s mode\n", hex.EncodeToString(group)[:16], plural(len(peerIDs), "peer"), mode)
-			if from != "" {
-				go a.readPeerLogs(ctx, from, repo.Dir, group, peerIDs, runner, logEvery, func(msg mvds.Message) {
-					outMu.Lock()
-					defer outMu.Unlock()
-					out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
-				})
-			}
-			err = runner.Run(ctx, acceptPeers(ctx, host.Incoming(), runner, group, func(p mvds.PeerID) {
-				fmt.Fprintf(a.stderr, "peer %s connected: syncing with it too\n", p)
-			}))
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runNode(cmd, nf) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "/ip4/127.0.0.1/tcp/0", "libp2p listen multiaddr")
-	f.StringSliceVar(&peers, "peer", nil, "a peer's multiaddr ending in /p2p/ID (repeatable)")
-	f.StringVar(&groupHex, "group", "", "MVDS group id, hex (default: the repo's group)")
-	f.StringVar(&groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
-	f.StringVar(&mode, "mode", "batch", "batch or interactive")
-	f.BoolVar(&asJSON, "json", false, "print received messages as JSON lines")
-	f.DurationVar(&epoch, "epoch", 500*time.Millisecond, "length of an epoch")
-	f.StringVar(&from, "from", "", "also read the peers' remote logs from here (a peer's id names its log), so messages already read are acknowledged, not delivered again")
-	f.DurationVar(&logEvery, "log-interval", 10*time.Second, "how often to read the peers' remote logs (with --from)")
+	a.syncFlags(cmd.Flags(), &nf)
 	a.apiFlagOn(cmd)
 	status := &cobra.Command{
 		Use:   "status",
@@ -326,95 +137,4 @@ which readers give to fetch, follow, keep and backup. Both name the same Ed25519
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print both names as JSON")
 	return cmd
-}
-
-// acceptPeers passes packets on to the node, first adding a sender that is
-// not yet a peer of group: a peer that connects to this node is synced with,
-// as if both sides had named each other with --peer.
-func acceptPeers(ctx context.Context, in <-chan mvds.Packet, runner *mvds.Runner, group []byte, added func(mvds.PeerID)) <-chan mvds.Packet {
-	out := make(chan mvds.Packet)
-	go func() {
-		defer close(out)
-		for {
-			var pk mvds.Packet
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case pk, ok = <-in:
-				if !ok {
-					return
-				}
-			}
-			fresh := false
-			runner.Do(func(n *mvds.Node) {
-				if !slices.Contains(n.Peers(group), pk.From) {
-					n.AddPeer(group, pk.From)
-					fresh = true
-				}
-			})
-			if fresh {
-				added(pk.From)
-			}
-			select {
-			case out <- pk:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
-}
-
-// readPeerLogs reads each peer's remote log (a sync peer's id is the key of
-// its log) from src now and every interval: messages of the group the node
-// does not have are delivered, once, and become known to the node, which
-// then acknowledges them when the peer sends or offers them.
-func (a *app) readPeerLogs(ctx context.Context, from, dir string, group []byte, peers []mvds.PeerID, runner *mvds.Runner, every time.Duration, deliver func(mvds.Message)) {
-	src, err := remotelog.OpenSource(ctx, from)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "remote logs: %v\n", err)
-		return
-	}
-	defer src.Close()
-	cursors := remotelog.SyncCursors(dir)
-	for {
-		for _, p := range peers {
-			pid, err := peer.Decode(string(p))
-			if err != nil {
-				continue
-			}
-			name := ipns.NameFromPeer(pid)
-			cur, _ := cursors.Get(name)
-			next, _, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{}, func(m remotelog.Message) error {
-				// A large message cannot travel over MVDS: it is read from
-				// the log only.
-				if string(m.GroupID) != string(group) || m.IsLarge() {
-					return nil
-				}
-				fresh := false
-				runner.Do(func(n *mvds.Node) {
-					if !n.Has(m.ID) {
-						n.Have(m.Message)
-						fresh = true
-					}
-				})
-				if fresh {
-					deliver(m.Message)
-				}
-				return nil
-			})
-			if next != cur {
-				cursors.Save(name, next)
-			}
-			if err != nil && !errors.Is(err, remotelog.ErrNoLog) && ctx.Err() == nil {
-				fmt.Fprintf(a.stderr, "remote log of %s: %v\n", p, err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/spf13/cobra"
+
+	"rlog/mvds"
+	"rlog/namesys"
+	"rlog/remotelog"
+)
+
+// nodeFlags are what a node runs, as rlog run takes them; serve, sync and
+// keep set the part they are named after.
+type nodeFlags struct {
+	serve string
+
+	sync       bool
+	listen     []string
+	peers      []string
+	groupHex   string
+	groupName  string
+	mode       string
+	epoch      time.Duration
+	syncFrom   string
+	logEvery   time.Duration
+	syncJSON   bool
+	keep       []string
+	keepFrom   string
+	republish  time.Duration
+	follow     []string
+	followFrom string
+	followJSON bool
+	minIntv    time.Duration
+	maxIntv    time.Duration
+	publish    time.Duration
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var nf nodeFlags
+	cmd := &cobra.Command{
+		Use:   "run [--serve ADDR] [--sync] [--keep NAME --keep-from SOURCE] [--follow NAME --follow-from SOURCE] [--publish-every D]",
+		Short: "Run one node that owns the repo: serve, sync, keep, follow and publish at once",
+		Long: `Run the repo's node, as 'ipfs daemon' runs Kubo's: one process that owns the repo and
+runs any mix of the gateway (--serve, as 'rlog serve'), MVDS sync with peers (--sync, as
+'rlog sync'; the peers of 'rlog peer add' and --peer), keeping other logs readable
+(--keep, as 'rlog keep'), following logs (--follow, printing their messages as
+'rlog follow' does) and publishing what was appended every --publish-every (a publish
+that fails, offline, is tried again at the next one).
+
+While it runs, every other rlog command in the repo works through it, over the repo's
+control socket (run/rlog.sock, 0600 in a 0700 folder, this user's processes only):
+append and publish, log, fetch, check, resolve, inspect, block get, pin, backup,
+recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
+		Example: `  rlog run --serve 127.0.0.1:8080 --publish-every 1m
+  rlog run --sync --listen /ip4/0.0.0.0/tcp/4001 --serve 0.0.0.0:8080
+  rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nf.serve == "" && !nf.sync && len(nf.keep) == 0 && len(nf.follow) == 0 && nf.publish == 0 {
+				return usagef("give what the node runs: --serve ADDR, --sync, --keep NAME, --follow NAME or --publish-every D")
+			}
+			return a.runNode(cmd, nf)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&nf.serve, "serve", "", "serve the repo as a trustless gateway at this address (embedded store)")
+	f.BoolVar(&nf.sync, "sync", false, "sync with peers over MVDS (the peers of 'rlog peer add' and --peer)")
+	a.syncFlags(f, &nf)
+	f.StringSliceVar(&nf.keep, "keep", nil, "keep this log readable (repeatable)")
+	f.StringVar(&nf.keepFrom, "keep-from", "", "where kept logs are read: "+fromForms[len("--from takes "):])
+	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
+	f.StringSliceVar(&nf.follow, "follow", nil, "follow this log and print its messages (repeatable)")
+	f.StringVar(&nf.followFrom, "follow-from", "", "where followed logs are read")
+	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
+	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
+	f.DurationVar(&nf.maxIntv, "max-interval", time.Minute, "longest time between looks while nothing changes (keep, follow)")
+	f.DurationVar(&nf.publish, "publish-every", 0, "publish what was appended this often (0: only on 'rlog publish')")
+	a.apiFlagOn(cmd)
+	return cmd
+}
+
+// syncFlags are the flags of rlog sync, which rlog run has too.
+func (a *app) syncFlags(f interface {
+	StringSliceVar(p *[]string, name string, value []string, usage string)
+	StringVar(p *string, name string, value string, usage string)
+	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
+}, nf *nodeFlags) {
+	f.StringSliceVar(&nf.listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "libp2p listen multiaddr (sync)")
+	f.StringSliceVar(&nf.peers, "peer", nil, "a peer's multiaddr ending in /p2p/ID, for this run (repeatable; 'rlog peer add' keeps one)")
+	f.StringVar(&nf.groupHex, "group", "", "MVDS group id, hex (default: the repo's group)")
+	f.StringVar(&nf.groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
+	f.StringVar(&nf.mode, "mode", "batch", "batch or interactive")
+	f.BoolVar(&nf.syncJSON, "json", false, "print received messages as JSON lines")
+	f.DurationVar(&nf.epoch, "epoch", 500*time.Millisecond, "length of an epoch")
+	f.StringVar(&nf.syncFrom, "from", "", "also read the peers' remote logs from here (a peer's id names its log), so messages already read are acknowledged, not delivered again")
+	f.DurationVar(&nf.logEvery, "log-interval", 10*time.Second, "how often to read the peers' remote logs (with --from)")
+}
+
+// runNode runs a node as nf says until a signal or a failure.
+func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var repo *remotelog.Repo
+	var err error
+	if len(nf.keep) > 0 {
+		repo, err = a.openOrInitRepo(ctx)
+	} else {
+		repo, err = a.openRepo(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	b, release, err := a.backend(ctx, repo)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if nf.serve != "" && b != nil {
+		if len(nf.keep) > 0 {
+			return usagef("--listen serves the embedded store; this repo keeps logs in Kubo, whose gateway serves them")
+		}
+		return usagef("this repo publishes to Kubo: its daemon's gateway serves the log")
+	}
+	var outMu sync.Mutex // one line at a time
+	logf := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(a.stderr, format+"\n", args...)
+	}
+	cfg := remotelog.NodeConfig{Backend: b, Serve: nf.serve, PublishEvery: nf.publish, Logf: logf, Commands: nodeCommands}
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	var group []byte
+	if nf.sync {
+		m, err := parseMode(nf.mode)
+		if err != nil {
+			return err
+		}
+		if group, err = parseGroup(nf.groupHex, nf.groupName, repo.DefaultGroup()); err != nil {
+			return err
+		}
+		out := &printer{w: a.stdout, asJSON: nf.syncJSON}
+		sc := &remotelog.SyncConfig{Listen: nf.listen, Group: group, Mode: m, Epoch: nf.epoch, Peers: nf.peers, LogInterval: nf.logEvery,
+			Deliver: func(msg mvds.Message) {
+				outMu.Lock()
+				defer outMu.Unlock()
+				out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
+			}}
+		if nf.syncFrom != "" {
+			src, err := remotelog.OpenSource(ctx, nf.syncFrom)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, func() { src.Close() })
+			sc.From = src
+		}
+		cfg.Sync = sc
+	}
+	follow := remotelog.FollowOptions{MinInterval: nf.minIntv, MaxInterval: nf.maxIntv}
+	if len(nf.keep) > 0 {
+		if nf.keepFrom == "" {
+			return usagef("give --from SOURCE: where the logs are read (a gateway, a repo folder, kubo:...)")
+		}
+		names, src, err := a.namesFrom(ctx, nf.keep, nf.keepFrom, &closers)
+		if err != nil {
+			return err
+		}
+		cfg.Keep = &remotelog.KeepConfig{Names: names, Source: src, Options: remotelog.KeepOptions{Republish: nf.republish, Follow: follow}}
+		cfg.Keep.Kept = func(name ipns.Name, rec *namesys.Record) {
+			outMu.Lock()
+			defer outMu.Unlock()
+			fmt.Fprintf(a.stdout, "kept %s: record sequence %d, head %s\n", name, rec.Sequence, rec.Value)
+		}
+	}
+	if len(nf.follow) > 0 {
+		if nf.followFrom == "" {
+			return usagef("give --follow-from SOURCE: where followed logs are read")
+		}
+		names, src, err := a.namesFrom(ctx, nf.follow, nf.followFrom, &closers)
+		if err != nil {
+			return err
+		}
+		out := &printer{w: a.stdout, asJSON: nf.followJSON}
+		for _, name := range names {
+			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: func(m remotelog.Message) error {
+				outMu.Lock()
+				defer outMu.Unlock()
+				return out.print(m)
+			}})
+		}
+	}
+	node, err := remotelog.StartNode(ctx, repo, cfg)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	if addr := node.GatewayAddr(); addr != nil {
+		what := "serving " + repo.Name().String()
+		if len(nf.keep) > 0 && nf.sync == false && nf.publish == 0 {
+			what = "serving kept logs"
+		}
+		fmt.Fprintf(a.stdout, "%s at http://%s\n", what, addr)
+	}
+	if st, err := node.SyncStatus(); err == nil {
+		for _, addr := range st.Addrs {
+			fmt.Fprintf(a.stderr, "listening on %s\n", addr)
+		}
+		fmt.Fprintf(a.stderr, "syncing group %s with %s, %s mode\n", hex.EncodeToString(group)[:16], plural(len(st.Peers), "peer"), nf.mode)
+	}
+	err = node.Wait(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	if cerr := node.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// namesFrom parses log names and opens the source they are read from,
+// which closers then close.
+func (a *app) namesFrom(ctx context.Context, args []string, from string, closers *[]func()) ([]ipns.Name, remotelog.Source, error) {
+	names, err := parseNames(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := a.openSource(ctx, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	*closers = append(*closers, func() { src.Close() })
+	return names, src, nil
+}
+
+func parseNames(args []string) ([]ipns.Name, error) {
+	var names []ipns.Name
+	for _, s := range args {
+		n, err := parseName(s)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, nil
+}

@@ -1,0 +1,178 @@
+package remotelog_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"rlog/mvds"
+	"rlog/remotelog"
+)
+
+func openNewRepo(t *testing.T, name string) *remotelog.Repo {
+	t.Helper()
+	return openNewRepoWith(t, name, func(*remotelog.Config) {})
+}
+
+// openNewRepoWith opens a new repo made with the paged preset changed by
+// edit; it is closed when the test ends.
+func openNewRepoWith(t testing.TB, name string, edit func(*remotelog.Config)) *remotelog.Repo {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	cfg, err := remotelog.DefaultConfig("paged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&cfg)
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	return repo
+}
+
+func startNode(t *testing.T, repo *remotelog.Repo, cfg remotelog.NodeConfig) *remotelog.Node {
+	t.Helper()
+	n, err := remotelog.StartNode(context.Background(), repo, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestNodeSyncPeers: a peer added at runtime is synced with at once and
+// kept in the repo's config; paused, it stays paused across a restart.
+func TestNodeSyncPeers(t *testing.T) {
+	ctx := context.Background()
+	ra, rb := openNewRepo(t, "a"), openNewRepo(t, "b")
+	got := make(chan mvds.Message, 16)
+	sync := func(deliver func(mvds.Message)) *remotelog.SyncConfig {
+		return &remotelog.SyncConfig{Epoch: 20 * time.Millisecond, Deliver: deliver}
+	}
+	a := startNode(t, ra, remotelog.NodeConfig{Sync: sync(nil)})
+	b := startNode(t, rb, remotelog.NodeConfig{Sync: sync(func(m mvds.Message) { got <- m })})
+	st, err := a.SyncStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := st.Addrs[0]
+	if _, err := b.AddPeer(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	// b's message makes b known to a, which syncs with a peer that sends.
+	if _, err := b.Append(ctx, nil, [][]byte{[]byte("from b")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, nil, [][]byte{[]byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m.Body) != "hi" {
+			t.Fatalf("b got %q", m.Body)
+		}
+	case <-time.After(patience):
+		t.Fatal("b never got a's message")
+	}
+	cfg, err := remotelog.LoadConfig(rb.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Peers) != 1 || cfg.Peers[0].Addr != addr {
+		t.Fatalf("config peers %+v, want %s", cfg.Peers, addr)
+	}
+	if _, err := b.PausePeer(a.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PausePeer("12D3KooWnobody"); err == nil {
+		t.Error("paused a peer that is not in the config")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startNode(t, rb, remotelog.NodeConfig{Sync: sync(nil)})
+	st, err = b2.SyncStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Peers) != 1 || st.Peers[0].ID != a.PeerID() || !st.Peers[0].Paused {
+		t.Fatalf("after a restart, peers %+v: want %s paused", st.Peers, a.PeerID())
+	}
+	if _, err := b2.RemovePeer(a.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := remotelog.LoadConfig(rb.Dir); len(cfg.Peers) != 0 {
+		t.Errorf("removed peer still in the config: %+v", cfg.Peers)
+	}
+	if st, _ := b2.SyncStatus(); len(st.Peers) != 0 {
+		t.Errorf("removed peer still synced with: %+v", st.Peers)
+	}
+}
+
+// TestNodeRunsCommands: a command line sent to the control socket runs in
+// the node; its output streams back and its exit code is returned.
+func TestNodeRunsCommands(t *testing.T) {
+	repo := openNewRepo(t, "w")
+	startNode(t, repo, remotelog.NodeConfig{Commands: func(ctx context.Context, n *remotelog.Node, req remotelog.CommandRequest, stdout, stderr io.Writer) int {
+		fmt.Fprintf(stdout, "ran %v in %s\n", req.Args, n.Repo().Dir)
+		fmt.Fprintln(stderr, "note")
+		return 3
+	}})
+	c, err := remotelog.DialControl(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code, err := c.Run(context.Background(), remotelog.CommandRequest{Args: []string{"log", "--json"}}, &out, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 3 || out.String() != fmt.Sprintf("ran [log --json] in %s\n", repo.Dir) || errb.String() != "note\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	if _, err := c.ChangePeer(context.Background(), remotelog.PeerChange{Op: "frob", Peer: "x"}); err == nil {
+		t.Error("an unknown peer change was taken")
+	}
+}
+
+// TestNodeReplacesStaleSocket: the socket of a node that was killed (the
+// file left, nobody listening) is replaced by the next node.
+func TestNodeReplacesStaleSocket(t *testing.T) {
+	repo := openNewRepo(t, "w")
+	ln, err := remotelog.ListenControl(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // as a killed process leaves it
+	if c, err := net.Dial("unix", remotelog.ControlSocket(repo.Dir)); err == nil {
+		c.Close()
+		t.Fatal("the stale socket answers")
+	}
+	startNode(t, repo, remotelog.NodeConfig{})
+	c, err := remotelog.DialControl(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Append(context.Background(), repo.DefaultGroup(), [][]byte{[]byte("x")})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("append through the new node: %v %v", res, err)
+	}
+	st, err := c.NodeStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 1 || st.Published != 0 || st.Name != repo.Name().String() || st.Sync != nil {
+		t.Errorf("node status %+v", st)
+	}
+}
