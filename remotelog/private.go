@@ -2,6 +2,7 @@ package remotelog
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -101,18 +102,8 @@ func (k *Keyring) Add(keys ...ReadKey) error {
 		}
 		k.keys = append(k.keys, rk)
 	}
-	slices.SortFunc(k.keys, func(a, b ReadKey) int { return cmpUint(a.Epoch, b.Epoch) })
+	slices.SortFunc(k.keys, func(a, b ReadKey) int { return cmp.Compare(a.Epoch, b.Epoch) })
 	return nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Keys are the keys held, oldest epoch first.
@@ -629,4 +620,39 @@ func SaveKeyring(dir string, name ipns.Name, k *Keyring) error {
 		return fmt.Errorf("remotelog: save keys: %w", err)
 	}
 	return nil
+}
+
+// SealFile seals the file at path, a body of group, into a new file in dir
+// and returns its path; the caller appends it (Writer.AppendFile) and
+// removes it. The body is streamed, never held in memory.
+func (k *Keyring) SealFile(group []byte, path, dir string) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("remotelog: seal: %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return "", fmt.Errorf("remotelog: seal: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("remotelog: seal: %s is not a regular file", path)
+	}
+	out, err := os.CreateTemp(dir, ".rlog-seal-*")
+	if err != nil {
+		return "", fmt.Errorf("remotelog: seal: %w", err)
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	err = k.SealTo(bw, group, in, uint64(st.Size()))
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("remotelog: seal %s: %w", path, err)
+	}
+	return out.Name(), nil
 }
