@@ -446,7 +446,7 @@ func Opening(k *Keyring, deliver func(Message) error) func(Message) error {
 	return func(m Message) error {
 		if k == nil {
 			if sealedMessage(m) {
-				return fmt.Errorf("%w: message %d is sealed and this reader has no read key for the log: read it through a share link from its writer (rlog share)", ErrPrivate, m.Seq)
+				return fmt.Errorf("%w: message %d is sealed and no read key for the log is held", ErrPrivate, m.Seq)
 			}
 			return deliver(m)
 		}
