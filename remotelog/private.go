@@ -3,6 +3,7 @@ package remotelog
 import (
 	"bufio"
 	"cmp"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ipfs/boxo/ipns"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -65,6 +67,9 @@ type ReadKey struct {
 // with the newest. The zero Keyring holds none.
 type Keyring struct {
 	keys []ReadKey // ascending epochs
+
+	mu      sync.Mutex
+	ciphers map[uint64]cipher.AEAD // made once per epoch
 }
 
 // NewKeyring returns a keyring with one new random key, epoch 0.
@@ -117,6 +122,28 @@ func (k *Keyring) Current() (ReadKey, bool) {
 	return k.keys[len(k.keys)-1], true
 }
 
+// cipher is the AEAD of epoch's key.
+func (k *Keyring) cipher(epoch uint64) (cipher.AEAD, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if a, ok := k.ciphers[epoch]; ok {
+		return a, true
+	}
+	key, ok := k.key(epoch)
+	if !ok {
+		return nil, false
+	}
+	a, err := chacha20poly1305.NewX(key[:])
+	if err != nil {
+		panic(err) // a key is always KeySize bytes
+	}
+	if k.ciphers == nil {
+		k.ciphers = map[uint64]cipher.AEAD{}
+	}
+	k.ciphers[epoch] = a
+	return a, true
+}
+
 func (k *Keyring) key(epoch uint64) ([32]byte, bool) {
 	for _, rk := range k.keys {
 		if rk.Epoch == epoch {
@@ -157,10 +184,7 @@ func (k *Keyring) newSealer(group []byte) (*segSealer, error) {
 	if !ok {
 		return nil, errors.New("remotelog: seal: the keyring holds no key")
 	}
-	a, err := chacha20poly1305.NewX(rk.Key[:])
-	if err != nil {
-		return nil, err
-	}
+	a, _ := k.cipher(rk.Epoch)
 	s := &segSealer{aead: a}
 	s.header = append([]byte(sealMagic), sealVersion)
 	s.header = binary.AppendUvarint(s.header, rk.Epoch)
@@ -247,58 +271,62 @@ type segOpener struct {
 	epoch uint64
 }
 
-// readHeader reads a sealed body's header from r and makes its segOpener.
-func (k *Keyring) readHeader(r io.ByteReader, group []byte) (*segOpener, error) {
-	h := make([]byte, 0, maxSealHeader)
-	for range len(sealMagic) + 1 {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, fmt.Errorf("%w: the body is shorter than a header", ErrDecrypt)
+// errShortHeader: the bytes given end within the header.
+var errShortHeader = fmt.Errorf("%w: the body is shorter than a header", ErrDecrypt)
+
+// parseHeader reads the header at the start of b: the key epoch and the
+// header's length.
+func parseHeader(b []byte) (epoch uint64, n int, err error) {
+	const fixed = len(sealMagic) + 1
+	if len(b) < fixed {
+		return 0, 0, errShortHeader
+	}
+	if !IsSealed(b) {
+		if string(b[:len(sealMagic)]) == sealMagic {
+			return 0, 0, fmt.Errorf("%w: sealed with format version %d, this rlog knows %d", ErrDecrypt, b[len(sealMagic)], sealVersion)
 		}
-		h = append(h, b)
+		return 0, 0, fmt.Errorf("%w: the body is not sealed (a private log's bodies all are)", ErrDecrypt)
 	}
-	if !IsSealed(h) {
-		if string(h[:len(sealMagic)]) == sealMagic {
-			return nil, fmt.Errorf("%w: sealed with format version %d, this rlog knows %d", ErrDecrypt, h[len(sealMagic)], sealVersion)
-		}
-		return nil, fmt.Errorf("%w: the body is not sealed (a private log's bodies all are)", ErrDecrypt)
+	epoch, v := binary.Uvarint(b[fixed:])
+	switch {
+	case v == 0:
+		return 0, 0, errShortHeader
+	case v < 0:
+		return 0, 0, fmt.Errorf("%w: a bad key epoch in the header", ErrDecrypt)
+	case len(b) < fixed+v+saltSize:
+		return 0, 0, errShortHeader
 	}
-	epoch, err := binary.ReadUvarint(readerRec{r, &h})
-	if err != nil {
-		return nil, fmt.Errorf("%w: a bad key epoch in the header", ErrDecrypt)
-	}
-	for range saltSize {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, fmt.Errorf("%w: the body is shorter than a header", ErrDecrypt)
-		}
-		h = append(h, b)
-	}
-	key, ok := k.key(epoch)
+	return epoch, fixed + v + saltSize, nil
+}
+
+// newOpener makes the opener of a body whose header is h.
+func (k *Keyring) newOpener(h []byte, epoch uint64, group []byte) (*segOpener, error) {
+	a, ok := k.cipher(epoch)
 	if !ok {
 		return nil, fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): ask the writer for a share link made after the key changed", ErrPrivate, epoch, k.epochs())
 	}
-	a, err := chacha20poly1305.NewX(key[:])
-	if err != nil {
-		return nil, err
-	}
-	o := &segOpener{aead: a, epoch: epoch, aad: append(h, group...)}
+	o := &segOpener{aead: a, epoch: epoch, aad: append(slices.Clip(h), group...)}
 	copy(o.nonce[:], h[len(h)-saltSize:])
 	return o, nil
 }
 
-// readerRec records the bytes read through it.
-type readerRec struct {
-	r   io.ByteReader
-	rec *[]byte
-}
-
-func (r readerRec) ReadByte() (byte, error) {
-	b, err := r.r.ReadByte()
-	if err == nil {
-		*r.rec = append(*r.rec, b)
+// readHeader reads a sealed body's header from r and makes its opener.
+func (k *Keyring) readHeader(r io.ByteReader, group []byte) (*segOpener, error) {
+	h := make([]byte, 0, maxSealHeader)
+	for {
+		epoch, n, err := parseHeader(h)
+		if err == nil {
+			return k.newOpener(h[:n], epoch, group)
+		}
+		if err != errShortHeader || len(h) == maxSealHeader {
+			return nil, err
+		}
+		b, rerr := r.ReadByte()
+		if rerr != nil {
+			return nil, err
+		}
+		h = append(h, b)
 	}
-	return b, err
 }
 
 func (k *Keyring) epochs() string {
@@ -321,30 +349,19 @@ func (o *segOpener) segment(dst []byte, i uint64, ct []byte, last bool) ([]byte,
 	return out, nil
 }
 
-// byteSlice reads a byte slice, byte by byte, and then as a whole.
-type byteSlice struct {
-	b []byte
-}
-
-func (s *byteSlice) ReadByte() (byte, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
-	}
-	c := s.b[0]
-	s.b = s.b[1:]
-	return c, nil
-}
-
 // Open opens a sealed body of group. It fails with ErrPrivate when the
 // keyring has no key for the body's epoch and with ErrDecrypt when the
 // body does not authenticate; it returns nothing of the body then.
 func (k *Keyring) Open(group, sealed []byte) ([]byte, error) {
-	r := &byteSlice{sealed}
-	o, err := k.readHeader(r, group)
+	epoch, n, err := parseHeader(sealed)
 	if err != nil {
 		return nil, err
 	}
-	rest := r.b
+	o, err := k.newOpener(sealed[:n], epoch, group)
+	if err != nil {
+		return nil, err
+	}
+	rest := sealed[n:]
 	if len(rest) < tagSize {
 		return nil, fmt.Errorf("%w: the body is cut short", ErrDecrypt)
 	}
