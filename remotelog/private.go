@@ -36,7 +36,11 @@ import (
 //	header  = "\xf5rl" version(1) epoch(uvarint) salt(16)
 //	segment = ciphertext || tag(16)
 //	nonce   = salt || index (7 bytes, big endian) || last (1 byte: 0 or 1)
-//	aad     = header || group id
+//	aad     = group id
+//
+// The header needs no authentication of its own: its epoch picks the key
+// and its salt is in every nonce, so a changed header opens nothing, and
+// the epoch must be encoded in its shortest form.
 const (
 	sealMagic   = "\xf5rl" // 0xf5 never begins UTF-8 text
 	sealVersion = 1
@@ -194,7 +198,7 @@ func (k *Keyring) newSealer(group []byte) (*segSealer, error) {
 	}
 	s.header = append(s.header, salt[:]...)
 	copy(s.nonce[:], salt[:])
-	s.aad = append(slices.Clip(s.header), group...)
+	s.aad = group
 	return s, nil
 }
 
@@ -291,7 +295,7 @@ func parseHeader(b []byte) (epoch uint64, n int, err error) {
 	switch {
 	case v == 0:
 		return 0, 0, errShortHeader
-	case v < 0:
+	case v < 0 || v != uvarintLen(epoch):
 		return 0, 0, fmt.Errorf("%w: a bad key epoch in the header", ErrDecrypt)
 	case len(b) < fixed+v+saltSize:
 		return 0, 0, errShortHeader
@@ -305,7 +309,7 @@ func (k *Keyring) newOpener(h []byte, epoch uint64, group []byte) (*segOpener, e
 	if !ok {
 		return nil, fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): ask the writer for a share link made after the key changed", ErrPrivate, epoch, k.epochs())
 	}
-	o := &segOpener{aead: a, epoch: epoch, aad: append(slices.Clip(h), group...)}
+	o := &segOpener{aead: a, epoch: epoch, aad: group}
 	copy(o.nonce[:], h[len(h)-saltSize:])
 	return o, nil
 }
