@@ -136,6 +136,30 @@ func BenchmarkPrivateCatchUp(b *testing.B) {
 	}
 }
 
+// BenchmarkSealOpen: sealing and opening one 256-byte body.
+func BenchmarkSealOpen(b *testing.B) {
+	k := &remotelog.Keyring{}
+	k.Add(remotelog.ReadKey{Epoch: 0, Key: [32]byte{7}})
+	plain := make([]byte, 256)
+	sealed, _ := k.Seal(group, plain)
+	b.Run("seal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := k.Seal(group, plain); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := k.Open(group, sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func ExampleKeyring() {
 	k, _ := remotelog.NewKeyring()
 	sealed, _ := k.Seal([]byte("group"), []byte("hello"))
