@@ -241,3 +241,21 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLink: any text either is refused or gives a name and 32-byte
+// keys that make the same link again.
+func FuzzParseLink(f *testing.F) {
+	f.Add("rlog://k51qzi5uqu5dj6rcffv2yq5f0yvcfx3620wghwkqje004yryjzyudrc5679dea#keys=0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,1.AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE")
+	f.Add("rlog://x#keys=")
+	f.Add("rlog://#")
+	f.Fuzz(func(t *testing.T, s string) {
+		name, keys, err := remotelog.ParseLink(s)
+		if err != nil {
+			return
+		}
+		again, keys2, err := remotelog.ParseLink(remotelog.ShareLink(name, keys))
+		if err != nil || again != name || len(keys2) != len(keys) {
+			t.Fatalf("%q: parsed, but its link does not parse back: %v", s, err)
+		}
+	})
+}
