@@ -2,6 +2,7 @@ package remotelog_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -258,4 +259,42 @@ func FuzzParseLink(f *testing.F) {
 			t.Fatalf("%q: parsed, but its link does not parse back: %v", s, err)
 		}
 	})
+}
+
+// TestOpeningStopsAtDamage: a log whose writer published a changed, a cut
+// and a foreign sealed body (its ids hash what was published, so the log
+// verifies) is read up to the damaged body, which stops the read with
+// ErrDecrypt; nothing of it or after it is delivered.
+func TestOpeningStopsAtDamage(t *testing.T) {
+	k := newKeyring(t)
+	good, _ := k.Seal(group, []byte("good"))
+	changed, _ := k.Seal(group, []byte("changed"))
+	changed[len(changed)-20] ^= 1
+	cut, _ := k.Seal(group, bytes.Repeat([]byte("c"), remotelog.SegmentSize+10))
+	cut = cut[:21+remotelog.SegmentSize+16] // the last segment dropped
+	foreign, _ := newKeyring(t).Seal(group, []byte("foreign"))
+	for _, c := range []struct {
+		name string
+		bad  []byte
+	}{{"changed", changed}, {"cut", cut}, {"another key", foreign}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, small(t))
+			if _, err := w.w.Append(context.Background(), group, [][]byte{good, good, c.bad, good}); err != nil {
+				t.Fatal(err)
+			}
+			w.publish(t)
+			var got []string
+			cur, _, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now},
+				remotelog.Opening(k, func(m remotelog.Message) error {
+					got = append(got, string(m.Body))
+					return nil
+				}))
+			if !errors.Is(err, remotelog.ErrDecrypt) || len(got) != 2 || got[1] != "good" || cur.Seq != 2 {
+				t.Fatalf("delivered %q, cursor %d, %v; want the two before, ErrDecrypt", got, cur.Seq, err)
+			}
+			if !strings.Contains(err.Error(), "message 3") {
+				t.Errorf("the error does not name the message: %v", err)
+			}
+		})
+	}
 }
