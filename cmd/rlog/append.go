@@ -73,13 +73,24 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				if group == nil {
 					group = cfg.DefaultGroup()
 				}
+				seal, err := a.ownSealer()
+				if err != nil {
+					return err
+				}
 				var out []remotelog.Appended
 				if file != "" {
-					m, err := w.AppendFile(cmd.Context(), group, file)
+					path, done, err := seal.file(group, file)
+					if err != nil {
+						return err
+					}
+					defer done()
+					m, err := w.AppendFile(cmd.Context(), group, path)
 					if err != nil {
 						return err
 					}
 					out = append(out, m)
+				} else if bodies, err = seal.bodies(group, bodies); err != nil {
+					return err
 				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
 					return err
 				}

@@ -79,6 +79,8 @@ var reasons = []struct {
 	{cas.ErrHashMismatch, "a block does not match its hash: the data is damaged or forged", false},
 	{cas.ErrTruncated, "the file is cut short: damaged, or not completely written", false},
 	{namesys.ErrInvalid, "the record does not verify (bad signature, expired, or malformed)", false},
+	{remotelog.ErrPrivate, "the log is private and this repo has no read key for it: read it with its share link (rlog share)", true},
+	{remotelog.ErrDecrypt, "a sealed body does not open under the read key: changed, cut short, or another key", true},
 	{remotelog.ErrInvalidLog, "the log does not verify (pages or messages inconsistent)", true},
 	{pager.ErrVersion, "a page has a format version this rlog does not know", false},
 	{pager.ErrMalformed, "a block is not a valid page", false},

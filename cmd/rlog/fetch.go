@@ -20,7 +20,7 @@ func (a *app) fetchCmd() *cobra.Command {
 	var outDir string
 	var recordFile, headArg string
 	cmd := &cobra.Command{
-		Use:   "fetch NAME",
+		Use:   "fetch NAME|LINK",
 		Short: "Print the messages of log NAME this repo has not seen yet",
 		Long: `Resolve log NAME, fetch only the pages and payloads this repo has not seen, verify
 every block hash, record signature, page number, sequence and message id, and print
@@ -41,7 +41,13 @@ needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
 body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
-line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.`,
+line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.
+
+A private log is read with its share link (rlog://NAME#keys=..., from its writer's
+'rlog share') in place of NAME: the repo keeps the keys, and opens every body; later
+fetches may give the bare name. Without its key rlog prints nothing of a private log
+and exits with 6; a body that does not open under the key (changed, cut short, or
+another key) stops the read with exit 4.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
   rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
@@ -49,7 +55,11 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
   rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := parseName(args[0])
+			dir, err := a.repoDir()
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -68,6 +78,10 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
+				deliver, err := opening(dir, name, out.print)
+				if err != nil {
+					return err
+				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
@@ -75,9 +89,9 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 				var next remotelog.Cursor
 				var st remotelog.Stats
 				if keep {
-					next, st, err = remotelog.CatchUpKeeping(cmd.Context(), src, name, cur, remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}, opts, out.print)
+					next, st, err = remotelog.CatchUpKeeping(cmd.Context(), src, name, cur, remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}, opts, deliver)
 				} else {
-					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, out.print)
+					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, deliver)
 				}
 				// Save how far we got, also after a failure part way.
 				if next != cur || err == nil {
@@ -89,7 +103,7 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					return usageFail(err, "--since %d: the log has only %s", since, plural(st.LogLength, "message"))
 				}
 				if err != nil {
-					return err
+					return privateHint(name, err)
 				}
 				if asJSON {
 					return writeJSONLine(a.stdout, map[string]any{"summary": fetchSummary(st)})

@@ -21,7 +21,7 @@ func (a *app) followCmd() *cobra.Command {
 	var outDir string
 	var minInterval, maxInterval time.Duration
 	cmd := &cobra.Command{
-		Use:   "follow NAME --from SOURCE",
+		Use:   "follow NAME|LINK --from SOURCE",
 		Short: "Keep printing new messages of log NAME as they are published",
 		Long: `A read-only subscription: print what this repo has not seen of log NAME, then keep
 printing new messages as they are published, saving the cursor after each batch, so a
@@ -35,17 +35,18 @@ source that is back for a short while; a follower of 'rlog serve' tries again at
 On start it says how far behind it is. It stops on Ctrl-C, or with an error when the
 log was rewritten (fork), or at once when the source answers that nothing is published
 under NAME (a mistyped name). It takes no lock: other commands can use the repo
-meanwhile.`,
+meanwhile. A private log is followed with its share link in place of NAME (see 'rlog
+fetch --help').`,
 		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := parseName(args[0])
+			dir, cfg, err := a.repoConfig()
 			if err != nil {
 				return err
 			}
-			dir, cfg, err := a.repoConfig()
+			name, err := nameArg(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -80,6 +81,10 @@ meanwhile.`,
 				return err
 			}
 			out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
+			deliver, err := opening(dir, name, out.print)
+			if err != nil {
+				return err
+			}
 			seen := cur.RecordSeq > 0
 			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
 				Read:        remotelog.ReadOptions{SpoolDir: outDir},
@@ -98,14 +103,14 @@ meanwhile.`,
 						seen = true
 					}
 				},
-			}, out.print)
+			}, deliver)
 			if cause := context.Cause(ctx); explained(cause) {
 				return cause
 			}
 			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return privateHint(name, err)
 		},
 	}
 	f := cmd.Flags()

@@ -16,7 +16,7 @@ func (a *app) initCmd() *cobra.Command {
 	var pageEntries, pageBytes, inline, headInline, window, format int
 	var lifetime, ttl time.Duration
 	var addrs []string
-	var kubo bool
+	var kubo, private bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repo with a new key and print the log's name",
@@ -33,10 +33,16 @@ The other flags override single values of the preset.
 With --kubo the repo publishes to a Kubo daemon instead of its embedded store, and
 fetch reads through it: the daemon at --api, else the one whose api file is in
 $IPFS_PATH (default ~/.ipfs), found each time. The key stays in this repo: rlog signs
-records itself and hands Kubo only signed records.`,
+records itself and hands Kubo only signed records.
+
+With --private every message body is sealed (XChaCha20-Poly1305) under a read key kept
+in the repo: stores, gateways, keepers and relays carry and verify the log but read no
+body. 'rlog share' prints the link a reader needs, 'rlog rekey' changes the key for
+what comes next (docs/FORMAT.md says what is and is not hidden).`,
 		Example: `  rlog init                                   # ~/.rlog, or $RLOG_PATH
   rlog init --repo ~/reader                   # a second repo, e.g. to read others' logs
   rlog init --preset full                     # big pages, everything inline
+  rlog init --private                         # bodies sealed; 'rlog share' gives readers the key
   rlog init --kubo --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,6 +89,12 @@ records itself and hands Kubo only signed records.`,
 			if err != nil {
 				return err
 			}
+			if private {
+				if err := initPrivate(dir, name); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stderr, "private: message bodies are sealed under a read key kept in the repo (keys/, mode 0600); 'rlog share' prints the link readers need")
+			}
 			fmt.Fprintf(a.stderr, "created repo %s\n%s\n", dir, presetLine(preset, cfg.Policy, f.Changed))
 			fmt.Fprintln(a.stdout, name)
 			return nil
@@ -99,6 +111,7 @@ records itself and hands Kubo only signed records.`,
 	f.DurationVar(&lifetime, "lifetime", remotelog.DefaultLifetime, "how long a published record stays valid")
 	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
 	f.BoolVar(&kubo, "kubo", false, "publish to a Kubo daemon: the one at --api, else the one running from $IPFS_PATH (default ~/.ipfs)")
+	f.BoolVar(&private, "private", false, "seal every message body under a read key: storage and relays see ciphertext, readers need 'rlog share'")
 	f.StringSliceVar(&addrs, "addr", nil, "multiaddr where the log's blocks can be reached, written in the head page (repeatable)")
 	a.apiFlagOn(cmd)
 	return cmd

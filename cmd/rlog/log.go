@@ -27,14 +27,33 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
   rlog log --since 100 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withWriter(cmd.Context(), false, func(_ *remotelog.Repo, w *remotelog.Writer) error {
+			return a.withWriter(cmd.Context(), false, func(repo *remotelog.Repo, w *remotelog.Writer) error {
 				if w.Len() <= since {
 					return nil
 				}
+				k, err := remotelog.LoadKeyring(repo.Dir, w.Name())
+				if err != nil {
+					return err
+				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.ReadCloser, error) {
-					return w.OpenBody(cmd.Context(), m)
+					r, err := w.OpenBody(cmd.Context(), m)
+					if err != nil || k == nil {
+						return r, err
+					}
+					return openLocal(k, m.GroupID, r), nil
 				}}
-				return w.Scan(since+1, w.Len(), out.print)
+				deliver := out.print
+				if k != nil {
+					// A large local message is opened as its body streams.
+					small := remotelog.Opening(k, out.print)
+					deliver = func(m remotelog.Message) error {
+						if m.IsLarge() && m.BodyFile == "" {
+							return out.print(m)
+						}
+						return small(m)
+					}
+				}
+				return w.Scan(since+1, w.Len(), deliver)
 			})
 		},
 	}

@@ -24,6 +24,7 @@ const (
 	exitConflict = 3 // fork, rollback, local log behind or diverged
 	exitInvalid  = 4 // data or record that failed verification
 	exitNotFound = 5 // no repo, no published log, no block, no file named on the command line
+	exitPrivate  = 6 // a private log's body and no read key for it
 )
 
 func main() {
@@ -70,7 +71,9 @@ func exitCode(err error) int {
 	case errors.Is(err, remotelog.ErrFork), errors.Is(err, remotelog.ErrRollback),
 		errors.Is(err, remotelog.ErrBehind), errors.Is(err, remotelog.ErrDiverged):
 		return exitConflict
-	case errors.Is(err, remotelog.ErrInvalidLog), errors.Is(err, namesys.ErrInvalid),
+	case errors.Is(err, remotelog.ErrPrivate):
+		return exitPrivate
+	case errors.Is(err, remotelog.ErrInvalidLog), errors.Is(err, namesys.ErrInvalid), errors.Is(err, remotelog.ErrDecrypt),
 		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, cas.ErrTruncated), errors.Is(err, pager.ErrMalformed),
 		errors.Is(err, pager.ErrVersion), errors.Is(err, pager.ErrTooLarge):
 		return exitInvalid

@@ -216,11 +216,16 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		}
 		out := &printer{w: a.stdout, asJSON: nf.followJSON}
 		for _, name := range names {
-			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: func(m remotelog.Message) error {
+			// A private log's bodies are opened with the keys the repo holds.
+			deliver, err := opening(repo.Dir, name, func(m remotelog.Message) error {
 				outMu.Lock()
 				defer outMu.Unlock()
 				return out.print(m)
-			}})
+			})
+			if err != nil {
+				return err
+			}
+			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: deliver})
 		}
 	}
 	node, err := remotelog.StartNode(ctx, repo, cfg)

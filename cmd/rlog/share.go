@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+// Private logs: the repo keeps the read keys of each private log it writes
+// or reads in keys/NAME.json (mode 0600). Its own log is private when it
+// holds keys for its own name.
+
+func (a *app) shareCmd() *cobra.Command {
+	var current, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "share",
+		Short: "Print a link that lets a reader read this repo's private log",
+		Long: `Print a share link for this repo's private log ('rlog init --private'): its name and
+the read keys, as rlog://NAME#keys=EPOCH.KEY,... . A reader runs 'rlog fetch LINK' or
+'rlog follow LINK --from SOURCE'; its repo keeps the keys, so later it may give the
+bare name. Whoever has the link reads the log: send it as you would a password.
+
+The link carries every key the log was sealed under, so a new reader reads the whole
+log. --current gives only the newest key (the one since the last 'rlog rekey'): its
+reader reads the messages appended since that rekey, and is told which key it lacks
+for older ones.`,
+		Example: `  rlog share
+  rlog share --current       # only what was appended since the last rekey
+  rlog fetch "$(rlog --repo ~/writer share)" --from ~/writer --repo ~/reader`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, name, k, err := a.ownKeys()
+			if err != nil {
+				return err
+			}
+			keys := k.Keys()
+			if current {
+				cur, _ := k.Current()
+				keys = []remotelog.ReadKey{cur}
+			}
+			link := remotelog.ShareLink(name, keys)
+			if asJSON {
+				cur, _ := k.Current()
+				return writeJSONLine(a.stdout, map[string]any{"link": link, "name": name.String(), "epochs": len(keys), "current_epoch": cur.Epoch})
+			}
+			fmt.Fprintln(a.stdout, link)
+			fmt.Fprintf(a.stderr, "anyone with this link reads the log of %s (%s); keys in %s\n", dir, plural(len(keys), "read key"), "keys/"+name.String()+".json")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&current, "current", false, "give only the newest read key")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {link, name, epochs, current_epoch}")
+	return cmd
+}
+
+func (a *app) rekeyCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rekey",
+		Short: "Make a new read key for everything appended from now on",
+		Long: `Make a new read key for this repo's private log: messages appended from now on are
+sealed under it; those appended before stay under the keys they were sealed with.
+Readers who get a new share link ('rlog share') read across the change; a reader who
+does not (the one you remove) keeps reading what it could read before and nothing
+after. Messages already published stay readable to whoever holds their key: a rekey
+protects what comes next, not what was given.`,
+		Example: `  rlog rekey && rlog share   # the link to give the readers who stay`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, name, k, err := a.ownKeys()
+			if err != nil {
+				return err
+			}
+			rk, err := k.Rekey()
+			if err != nil {
+				return err
+			}
+			if err := remotelog.SaveKeyring(dir, name, k); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONLine(a.stdout, map[string]any{"epoch": rk.Epoch})
+			}
+			fmt.Fprintf(a.stdout, "read key epoch %d\n", rk.Epoch)
+			fmt.Fprintln(a.stderr, "messages appended from now on are sealed under the new key; give the readers who stay a new link: rlog share")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {epoch}")
+	return cmd
+}
+
+// ownKeys reads the keyring of the repo's own log, refusing a log that is
+// not private.
+func (a *app) ownKeys() (string, ipns.Name, *remotelog.Keyring, error) {
+	dir, _, err := a.repoConfig()
+	if err != nil {
+		return "", ipns.Name{}, nil, err
+	}
+	name, err := remotelog.ReadName(dir)
+	if err != nil {
+		return "", ipns.Name{}, nil, noRepo(dir, err)
+	}
+	k, err := remotelog.LoadKeyring(dir, name)
+	if err != nil {
+		return "", ipns.Name{}, nil, err
+	}
+	if k == nil {
+		return "", ipns.Name{}, nil, failf(nil, "the log of %s is not private: its messages are readable by anyone who has its name (a private log is made with 'rlog init --private')", dir)
+	}
+	return dir, name, k, nil
+}
+
+// initPrivate makes the read key of a new private log.
+func initPrivate(dir string, name ipns.Name) error {
+	k, err := remotelog.NewKeyring()
+	if err != nil {
+		return err
+	}
+	return remotelog.SaveKeyring(dir, name, k)
+}
+
+// sealer seals bodies for the repo's own log: those of a private log under
+// its newest key; a plain log's pass as they are.
+type sealer struct {
+	k   *remotelog.Keyring // nil: not private
+	dir string
+}
+
+func (a *app) ownSealer() (sealer, error) {
+	dir, err := a.repoDir()
+	if err != nil {
+		return sealer{}, err
+	}
+	name, err := remotelog.ReadName(dir)
+	if err != nil {
+		return sealer{}, noRepo(dir, err)
+	}
+	k, err := remotelog.LoadKeyring(dir, name)
+	return sealer{k: k, dir: dir}, err
+}
+
+func (s sealer) bodies(group []byte, bodies [][]byte) ([][]byte, error) {
+	if s.k == nil {
+		return bodies, nil
+	}
+	out := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		var err error
+		if out[i], err = s.k.Seal(group, b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// file returns the file to append for path: path itself, or a sealed copy
+// in the repo, and a function that removes that copy.
+func (s sealer) file(group []byte, path string) (string, func(), error) {
+	if s.k == nil {
+		return path, func() {}, nil
+	}
+	p, err := s.k.SealFile(group, path, s.dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return p, func() { os.Remove(p) }, nil
+}
+
+// nameArg reads the NAME argument of fetch and follow: a log name, or a
+// share link whose keys the repo in dir keeps from then on.
+func nameArg(dir, arg string) (ipns.Name, error) {
+	if !remotelog.IsLink(arg) {
+		return parseName(arg)
+	}
+	name, keys, err := remotelog.ParseLink(arg)
+	if err != nil {
+		return ipns.Name{}, usageFail(err, "%v", err)
+	}
+	k, err := remotelog.LoadKeyring(dir, name)
+	if err != nil {
+		return ipns.Name{}, err
+	}
+	if k == nil {
+		k = &remotelog.Keyring{}
+	}
+	if err := k.Add(keys...); err != nil {
+		return ipns.Name{}, failf(err, "the link's key for %s differs from the one this repo holds: is the link damaged? (%v)", name, err)
+	}
+	if err := remotelog.SaveKeyring(dir, name, k); err != nil {
+		return ipns.Name{}, err
+	}
+	return name, nil
+}
+
+// opening wraps deliver to open the bodies of log name with the keys the
+// repo in dir holds for it; without keys a sealed body stops the read.
+func opening(dir string, name ipns.Name, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
+	k, err := remotelog.LoadKeyring(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return remotelog.Opening(k, deliver), nil
+}
+
+// openLocal streams the opened body of a large message of the own log,
+// r the sealed body.
+func openLocal(k *remotelog.Keyring, group []byte, r io.ReadCloser) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := k.OpenTo(pw, group, r)
+		r.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
+// privateHint explains a read that stopped at a sealed body.
+func privateHint(name ipns.Name, err error) error {
+	switch {
+	case err == nil || explained(err):
+		return err
+	case errors.Is(err, remotelog.ErrPrivate):
+		return failf(err, "log %s is private: %s. Nothing from there on was printed; read it with the share link its writer's 'rlog share' prints: rlog fetch 'rlog://%s#keys=...'", name, detail(err, remotelog.ErrPrivate), name)
+	case errors.Is(err, remotelog.ErrDecrypt):
+		return failf(err, "log %s: %s: %s. Nothing from there on was printed", name, remotelog.ErrDecrypt, detail(err, remotelog.ErrDecrypt))
+	}
+	return err
+}
+
+// detail is what the library found, the text after "sentinel: ".
+func detail(err, sentinel error) string {
+	return strings.TrimPrefix(foundText(err, sentinel), sentinel.Error()+": ")
+}
