@@ -39,7 +39,7 @@ func BenchmarkPrivateAppendPublish(b *testing.B) {
 			var logBytes int64
 			for b.Loop() {
 				b.StopTimer()
-				dir, repo, w := newRepoWriter(b, 2)
+				dir, repo, w := newRepoWriter(b, 0)
 				ctx := context.Background()
 				stored = 0
 				b.StartTimer()
