@@ -178,16 +178,21 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 		}
 		s.setPeer(p)
 	}
+	return s, nil
+}
+
+// run starts syncing: the runner, and the reader of the peers' logs.
+func (s *syncer) run() {
+	n := s.n
 	n.goRun(func() {
 		err := s.runner.Run(n.ctx, s.acceptPeers(n.ctx))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			n.fail(fmt.Errorf("remotelog: sync: %w", err))
 		}
 	})
-	if cfg.From != nil {
+	if s.cfg.From != nil {
 		n.goRun(s.readPeerLogs)
 	}
-	return s, nil
 }
 
 func (s *syncer) deliver(m mvds.Message) {
