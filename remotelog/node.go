@@ -40,6 +40,11 @@ type NodeConfig struct {
 	// Logf, when set, hears what the node reports (a peer connected, a
 	// source unavailable, a publish failed): one line each.
 	Logf func(format string, args ...any)
+	// Started, when set, is called once everything listens (GatewayAddr,
+	// SyncStatus answer), before anything is synced, kept, followed or
+	// published: a program prints where it listens there, before any
+	// message it delivers.
+	Started func(*Node)
 	// Commands, when set, runs the command lines other processes send to
 	// the control socket (rlog runs its own commands).
 	Commands CommandRunner
@@ -143,6 +148,13 @@ func StartNode(ctx context.Context, repo *Repo, cfg NodeConfig) (_ *Node, err er
 	}
 	if err := n.startControl(); err != nil {
 		return nil, err
+	}
+	// Everything listens: the caller says so before anything is delivered.
+	if cfg.Started != nil {
+		cfg.Started(n)
+	}
+	if n.sync != nil {
+		n.sync.run()
 	}
 	if cfg.Keep != nil {
 		n.startKeep(*cfg.Keep)

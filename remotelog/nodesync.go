@@ -101,8 +101,11 @@ type syncer struct {
 	group  []byte
 	host   *mvds.P2P
 	runner *mvds.Runner
-	mu     sync.Mutex // serialises Deliver and the config's peers
-	done   chan error
+	mu     sync.Mutex // serialises Deliver
+	// removed are the peers removed while the node runs: one that still
+	// sends is not taken back as a peer (until added again).
+	removedMu sync.Mutex
+	removed   map[mvds.PeerID]bool
 }
 
 func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err error) {
@@ -118,7 +121,7 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 	if cfg.Epoch <= 0 {
 		cfg.Epoch = 500 * time.Millisecond
 	}
-	s := &syncer{n: n, cfg: cfg, group: cfg.Group, done: make(chan error, 1)}
+	s := &syncer{n: n, cfg: cfg, group: cfg.Group, removed: map[mvds.PeerID]bool{}}
 	if s.host, err = mvds.NewP2P(n.repo.Key(), cfg.Listen...); err != nil {
 		return nil, err
 	}
@@ -178,16 +181,21 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 		}
 		s.setPeer(p)
 	}
+	return s, nil
+}
+
+// run starts syncing: the runner, and the reader of the peers' logs.
+func (s *syncer) run() {
+	n := s.n
 	n.goRun(func() {
 		err := s.runner.Run(n.ctx, s.acceptPeers(n.ctx))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			n.fail(fmt.Errorf("remotelog: sync: %w", err))
 		}
 	})
-	if cfg.From != nil {
+	if s.cfg.From != nil {
 		n.goRun(s.readPeerLogs)
 	}
-	return s, nil
 }
 
 func (s *syncer) deliver(m mvds.Message) {
@@ -206,6 +214,9 @@ func (s *syncer) connect(ctx context.Context, addr string) (mvds.PeerID, error) 
 	if pid == "" {
 		return "", fmt.Errorf("remotelog: sync: peer %s: %w", addr, err)
 	}
+	s.removedMu.Lock()
+	delete(s.removed, pid)
+	s.removedMu.Unlock()
 	if err != nil {
 		s.n.logf("peer %s not reachable yet (%v); MVDS retries", addr, err)
 	}
@@ -223,7 +234,18 @@ func (s *syncer) setPeer(p PeerConfig) {
 
 func (s *syncer) removePeer(p PeerConfig) {
 	id, _ := p.ID()
-	s.runner.Do(func(n *mvds.Node) { n.RemovePeer(s.group, id) })
+	s.runner.Do(func(n *mvds.Node) { // with acceptPeers' look, under the runner's lock
+		s.removedMu.Lock()
+		s.removed[id] = true
+		s.removedMu.Unlock()
+		n.RemovePeer(s.group, id)
+	})
+}
+
+func (s *syncer) wasRemoved(id mvds.PeerID) bool {
+	s.removedMu.Lock()
+	defer s.removedMu.Unlock()
+	return s.removed[id]
 }
 
 func (s *syncer) appended(out []Appended) {
@@ -286,7 +308,7 @@ func (s *syncer) acceptPeers(ctx context.Context) <-chan mvds.Packet {
 			}
 			fresh := false
 			s.runner.Do(func(n *mvds.Node) {
-				if !slices.Contains(n.Peers(s.group), pk.From) {
+				if !s.wasRemoved(pk.From) && !slices.Contains(n.Peers(s.group), pk.From) {
 					n.AddPeer(s.group, pk.From)
 					fresh = true
 				}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +21,9 @@ import (
 // real processes:
 //
 //	bg NAME PROG ARGS...     start PROG in the background
-//	bg-expect NAME REGEXP    wait (at most bgPatience) for a line of its output to match
+//	bg-expect NAME REGEXP    wait (at most bgPatience) for a line of its output
+//	                         (either stream) to match; lines it passes over stay
+//	                         for the next bg-expect or bg-count
 //	bg-stop NAME [TERM|KILL] interrupt it (or send SIGTERM, SIGKILL), wait, and make its
 //	                         output the script's stdout/stderr for the usual
 //	                         assertions
@@ -30,6 +33,21 @@ type bgProc struct {
 	mu     sync.Mutex
 	out    strings.Builder
 	stderr strings.Builder
+	// pending are lines read that no bg-expect or bg-count has taken: its
+	// stdout and stderr are read apart, so a line may come before one
+	// printed earlier on the other stream.
+	pending []string
+}
+
+// takePending removes and returns the first pending line matching re.
+func (p *bgProc) takePending(re *regexp.Regexp) (string, bool) {
+	for i, l := range p.pending {
+		if re.MatchString(l) {
+			p.pending = slices.Delete(p.pending, i, i+1)
+			return l, true
+		}
+	}
+	return "", false
 }
 
 // bgPatience is how long bg-expect and bg-count wait for their lines:
@@ -103,6 +121,9 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		}
 		p := v.(*bgProc)
 		re := regexp.MustCompile(args[1])
+		if _, ok := p.takePending(re); ok {
+			return
+		}
 		deadline := time.After(bgPatience)
 		for {
 			select {
@@ -115,6 +136,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 				if re.MatchString(line) {
 					return
 				}
+				p.pending = append(p.pending, line)
 			case <-deadline:
 				p.mu.Lock()
 				defer p.mu.Unlock()
@@ -135,6 +157,16 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 		want, err := strconv.Atoi(args[2])
 		ts.Check(err)
 		seen := map[string]bool{}
+		for len(seen) < want {
+			line, ok := p.takePending(re)
+			if !ok {
+				break
+			}
+			if seen[line] {
+				ts.Fatalf("%s printed %q twice", args[0], line)
+			}
+			seen[line] = true
+		}
 		deadline := time.After(bgPatience)
 		for len(seen) < want {
 			select {
@@ -143,6 +175,7 @@ var bgCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string)
 					ts.Fatalf("%s exited after %d of %d lines matching %q", args[0], len(seen), want, args[1])
 				}
 				if !re.MatchString(line) {
+					p.pending = append(p.pending, line)
 					continue
 				}
 				if seen[line] {

@@ -228,24 +228,29 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: deliver})
 		}
 	}
+	// Where the node listens, before anything it delivers.
+	cfg.Started = func(node *remotelog.Node) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if addr := node.GatewayAddr(); addr != nil {
+			what := "serving " + repo.Name().String()
+			if len(nf.keep) > 0 && !nf.sync && nf.publish == 0 {
+				what = "serving kept logs"
+			}
+			fmt.Fprintf(a.stdout, "%s at http://%s\n", what, addr)
+		}
+		if st, err := node.SyncStatus(); err == nil {
+			for _, addr := range st.Addrs {
+				fmt.Fprintf(a.stderr, "listening on %s\n", addr)
+			}
+			fmt.Fprintf(a.stderr, "syncing group %s with %s, %s mode\n", hex.EncodeToString(group)[:16], plural(len(st.Peers), "peer"), nf.mode)
+		}
+	}
 	node, err := remotelog.StartNode(ctx, repo, cfg)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	if addr := node.GatewayAddr(); addr != nil {
-		what := "serving " + repo.Name().String()
-		if len(nf.keep) > 0 && nf.sync == false && nf.publish == 0 {
-			what = "serving kept logs"
-		}
-		fmt.Fprintf(a.stdout, "%s at http://%s\n", what, addr)
-	}
-	if st, err := node.SyncStatus(); err == nil {
-		for _, addr := range st.Addrs {
-			fmt.Fprintf(a.stderr, "listening on %s\n", addr)
-		}
-		fmt.Fprintf(a.stderr, "syncing group %s with %s, %s mode\n", hex.EncodeToString(group)[:16], plural(len(st.Peers), "peer"), nf.mode)
-	}
 	err = node.Wait(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
