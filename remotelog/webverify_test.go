@@ -21,7 +21,7 @@ import (
 )
 
 // golden reads a "name-or-cid | hex" vector file of testdata.
-func golden(t *testing.T, path string) (key, hexBytes string) {
+func golden(t testing.TB, path string) (key, hexBytes string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -113,7 +113,7 @@ func node(t *testing.T, script string, stdin []byte, env ...string) string {
 }
 
 // goldenV2 reads testdata/pages/v2.txt: what -> (cid, hex).
-func goldenV2(t *testing.T) map[string][2]string {
+func goldenV2(t testing.TB) map[string][2]string {
 	t.Helper()
 	b, err := os.ReadFile("../testdata/pages/v2.txt")
 	if err != nil {

@@ -512,14 +512,15 @@ function pvarint(b, pos) {
 
 // protoFields calls f(number, wire, value) for each varint (BigInt) and
 // length-delimited (bytes) field of a protobuf message; fixed-size fields
-// are skipped, anything else is refused, as protowire does.
+// and groups are skipped, as protowire does; anything malformed is refused.
 function protoFields(b, f) {
   let pos = 0;
+  const groups = []; // the numbers of the groups being skipped
   while (pos < b.length) {
     let key, v;
     [key, pos] = pvarint(b, pos);
     const num = Number(key >> 3n), wire = Number(key & 7n);
-    if (num === 0 || key >> 3n > 0x1fffffffn) throw new Refused(`protobuf: bad field number ${key >> 3n}`);
+    if (num === 0 || key >> 3n > 0x7fffffffn) throw new Refused(`protobuf: bad field number ${key >> 3n}`);
     if (wire === 0) [v, pos] = pvarint(b, pos);
     else if (wire === 2) {
       let len;
@@ -531,9 +532,16 @@ function protoFields(b, f) {
       pos += wire === 1 ? 8 : 4;
       if (pos > b.length) throw new Refused(`protobuf: field ${num} cut short`);
       continue;
+    } else if (wire === 3) {
+      if (groups.push(num) > 10000) throw new Refused('protobuf: groups nested too deep');
+      continue;
+    } else if (wire === 4) {
+      if (groups.pop() !== num) throw new Refused(`protobuf: end of group ${num} that is not open`);
+      continue;
     } else throw new Refused(`protobuf: field ${num} of wire type ${wire}`);
-    f(num, wire, v);
+    if (groups.length === 0) f(num, wire, v);
   }
+  if (groups.length > 0) throw new Refused(`protobuf: group ${groups.at(-1)} not ended`);
 }
 
 // decodePayload reads an MVDS message's wire payload as
