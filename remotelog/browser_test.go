@@ -166,6 +166,9 @@ func TestWebPageInBrowser(t *testing.T) {
 	if got := evalJS[string](t, ctx, `document.querySelector('#log li[data-seq="10001"] .body').textContent`); got != "pushed live" {
 		t.Errorf("message 10001 reads %q", got)
 	}
+	if n := evalJS[int](t, ctx, `rlogStats.eventRecords || 0`); n == 0 {
+		t.Errorf("the page fetched the record the event carried")
+	}
 	waitJS(t, ctx, "caught up", `document.getElementById('sync').textContent === 'caught up'`)
 
 	// A head event ahead of the record the gateway serves (a keeper that
@@ -292,7 +295,7 @@ func BenchmarkWebPage(b *testing.B) {
 	repo, w, srv, hs := servedLog(b, 100000)
 	name := w.Name().String()
 	c := context.Background()
-	var open, push []float64
+	var open, push, event, record, head []float64 // from the publish returning
 	seq := 100000
 	for b.Loop() {
 		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(pageURL(hs.URL, name, hs.URL))); err != nil {
@@ -308,8 +311,18 @@ func BenchmarkWebPage(b *testing.B) {
 		published := time.Now()
 		seq++
 		waitJS(b, ctx, "the pushed message", fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, seq))
-		push = append(push, evalJS[float64](b, ctx, fmt.Sprintf(`rlogStats.shown[%d]`, seq))-float64(published.UnixMilli()))
+		at := float64(published.UnixMilli())
+		push = append(push, evalJS[float64](b, ctx, fmt.Sprintf(`rlogStats.shown[%d]`, seq))-at)
+		event = append(event, evalJS[float64](b, ctx, `rlogStats.lastEventAt`)-at)
+		record = append(record, evalJS[float64](b, ctx, `rlogStats.recordAt`)-at)
+		head = append(head, evalJS[float64](b, ctx, `rlogStats.headAt`)-at)
 	}
+	for _, x := range [][]float64{event, record, head} {
+		slices.Sort(x)
+	}
+	b.ReportMetric(event[len(event)/2], "event-ms")
+	b.ReportMetric(record[len(record)/2], "record-ms")
+	b.ReportMetric(head[len(head)/2], "head-ms")
 	slices.Sort(open)
 	slices.Sort(push)
 	b.ReportMetric(open[len(open)/2], "open-ms")

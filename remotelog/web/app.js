@@ -1,7 +1,7 @@
 // rlog's read-only log page: give it a log's name (and the gateway to read
 // from), it shows the newest messages, verified in this browser, and keeps
 // them current from the server's head events.
-import { Gateway, Log, Refused, hex } from './verify.js';
+import { CID, Gateway, Log, Refused, hex, verifyRecord } from './verify.js';
 
 const WANT = 100; // messages shown at first, and per "older"
 const $ = (id) => document.getElementById(id);
@@ -147,17 +147,46 @@ async function refresh() {
   showSync();
 }
 
+// announced is what the newest head event said: the head's CID, fetched
+// beside the record and used only if the verified record names it, and
+// the signed record itself (rlog serve sends it), verified as a fetched
+// one would be, which saves fetching it.
+let announced = null;
+
 async function readNewest() {
   const s = state;
-  const record = await s.gw.record(s.name);
+  const ann = announced;
+  announced = null;
+  let early = null;
+  if (ann?.head && ann.head !== s.head.cid.toString()) {
+    try {
+      early = s.gw.page(CID.parse(ann.head));
+      early.catch(() => {}); // judged below, if the record names it
+    } catch {
+      early = null; // not a CID: ignored
+    }
+  }
+  let record = null;
+  if (ann?.record) {
+    try {
+      record = await verifyRecord(s.name, Uint8Array.from(atob(ann.record), (c) => c.charCodeAt(0)));
+      stats.eventRecords = (stats.eventRecords || 0) + 1;
+    } catch {
+      record = null; // not this log's valid record: read the gateway's
+    }
+  }
+  record ??= await s.gw.record(s.name);
+  stats.recordAt = Date.now();
   if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
   if (record.head.equals(s.head.cid)) return;
-  const head = await s.gw.page(record.head);
+  const hinted = early && (await early.catch(() => null));
+  const head = hinted?.cid.equals(record.head) ? hinted : await s.gw.page(record.head);
   if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
   if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
   const from = Math.max(s.last + 1, head.last - WANT + 1);
   // Back to the message shown last, to check it is still there, unless
   // that is more than WANT back (then the newest WANT are shown).
+  stats.headAt = Date.now();
   const back = head.last - s.last <= WANT ? s.last : from;
   const log = new Log(s.gw, head);
   const pages = await log.pagesFrom(back);
@@ -201,7 +230,13 @@ function listen() {
   es.addEventListener('head', (ev) => {
     stats.events++;
     stats.lastEventAt = Date.now();
-    const h = JSON.parse(ev.data);
+    let h;
+    try {
+      h = JSON.parse(ev.data);
+    } catch {
+      h = {};
+    }
+    if (h.name === s.name && typeof h.head === 'string') announced = { head: h.head, record: typeof h.record === 'string' ? h.record : null };
     if (h.messages > s.known) s.known = h.messages;
     if (s.known > s.last) setSync(`behind by ${s.known - s.last}`, 'behind');
     else setSync('updating …', 'behind');
