@@ -73,7 +73,17 @@ func waitJS(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0))); err != nil {
+	// An error the page shows ends the wait too: it will not go away.
+	until := fmt.Sprintf(`(%s) || window.rlogStats?.errors.length > 0`, expr)
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](until, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	if err == nil {
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && !ok {
+			err = fmt.Errorf("the page failed")
+		}
+	}
+	if err != nil {
 		status, _ := chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate[string](`document.getElementById('status').textContent`))
 		t.Fatalf("waiting for %s (%s): %v; page status: %q", what, expr, err, status)
 	}
@@ -155,6 +165,9 @@ func TestWebPageInBrowser(t *testing.T) {
 	t.Logf("pushed: message 10001 shown %.0f ms after its publish returned", shown-float64(published.UnixMilli()))
 	if got := evalJS[string](t, ctx, `document.querySelector('#log li[data-seq="10001"] .body').textContent`); got != "pushed live" {
 		t.Errorf("message 10001 reads %q", got)
+	}
+	if n := evalJS[int](t, ctx, `rlogStats.eventRecords || 0`); n == 0 {
+		t.Errorf("the page fetched the record the event carried")
 	}
 	waitJS(t, ctx, "caught up", `document.getElementById('sync').textContent === 'caught up'`)
 
@@ -282,7 +295,7 @@ func BenchmarkWebPage(b *testing.B) {
 	repo, w, srv, hs := servedLog(b, 100000)
 	name := w.Name().String()
 	c := context.Background()
-	var open, push []float64
+	var open, push, event, record, head []float64 // from the publish returning
 	seq := 100000
 	for b.Loop() {
 		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(pageURL(hs.URL, name, hs.URL))); err != nil {
@@ -298,8 +311,18 @@ func BenchmarkWebPage(b *testing.B) {
 		published := time.Now()
 		seq++
 		waitJS(b, ctx, "the pushed message", fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, seq))
-		push = append(push, evalJS[float64](b, ctx, fmt.Sprintf(`rlogStats.shown[%d]`, seq))-float64(published.UnixMilli()))
+		at := float64(published.UnixMilli())
+		push = append(push, evalJS[float64](b, ctx, fmt.Sprintf(`rlogStats.shown[%d]`, seq))-at)
+		event = append(event, evalJS[float64](b, ctx, `rlogStats.lastEventAt`)-at)
+		record = append(record, evalJS[float64](b, ctx, `rlogStats.recordAt`)-at)
+		head = append(head, evalJS[float64](b, ctx, `rlogStats.headAt`)-at)
 	}
+	for _, x := range [][]float64{event, record, head} {
+		slices.Sort(x)
+	}
+	b.ReportMetric(event[len(event)/2], "event-ms")
+	b.ReportMetric(record[len(record)/2], "record-ms")
+	b.ReportMetric(head[len(head)/2], "head-ms")
 	slices.Sort(open)
 	slices.Sort(push)
 	b.ReportMetric(open[len(open)/2], "open-ms")
@@ -338,4 +361,88 @@ func TestWebPageReadsKuboGateway(t *testing.T) {
 		t.Errorf("message 101 reads %q", got)
 	}
 	waitJS(t, ctx, "polling", `document.getElementById('live').textContent.startsWith('no head events here')`)
+}
+
+// worldGateway serves w's blocks and records as a trustless gateway (raw
+// blocks and IPNS records, nothing else), open to pages of other origins.
+func worldGateway(t testing.TB, w *world) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Access-Control-Allow-Origin", "*")
+		var b []byte
+		var err error
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/ipfs/") && r.URL.Query().Get("format") == "raw":
+			var c cid.Cid
+			if c, err = cid.Decode(strings.TrimPrefix(r.URL.Path, "/ipfs/")); err == nil {
+				b, err = w.store.Get(r.Context(), c)
+			}
+		case strings.HasPrefix(r.URL.Path, "/ipns/") && r.URL.Query().Get("format") == "ipns-record":
+			var n ipns.Name
+			if n, err = ipns.NameFromString(strings.TrimPrefix(r.URL.Path, "/ipns/")); err == nil {
+				b, err = w.names.Resolve(r.Context(), n)
+			}
+		default:
+			http.NotFound(rw, r)
+			return
+		}
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusNotFound)
+			return
+		}
+		rw.Write(b)
+	}))
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// TestWebPageReadsChangedFormat: in headless Chromium, the page reads a
+// log whose first 1,000 messages were written in format v1 and the next
+// ones in v2 (its index lists v1 and v2 pages under a v2 head), and pages
+// back with "older" across the change, every message checked.
+func TestWebPageReadsChangedFormat(t *testing.T) {
+	ctx := browser(t)
+	_, _, _, hs := servedLog(t, 1) // the page's own server
+	pol, _ := pager.Preset("paged")
+	pol.PageEntries = 16
+	pol.Window = 2
+	pol.Format = pager.V1
+	w := newWorld(t, pol)
+	w.appendN(t, 0, 1000, 0)
+	w.publish(t)
+	w.cfg.Policy.Format = 0 // the default: v2
+	w.reopen(t)
+	w.appendN(t, 1000, 50, 0)
+	res := w.publish(t)
+	if hp := page(t, w, res.Head); hp.V() != pager.Version || len(hp.Index) == 0 {
+		t.Fatalf("head v%d with %d index links", hp.V(), len(hp.Index))
+	}
+	gw := worldGateway(t, w)
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(hs.URL, w.w.Name().String(), gw.URL))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the newest message", `document.querySelector('#log li[data-seq="1050"]') !== null`)
+	for _, seq := range []int{951, 1000, 1001, 1050} {
+		if got := evalJS[string](t, ctx, fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"] .body').textContent`, seq)); got != string(body(seq-1)) {
+			t.Errorf("message %d reads %q, want %q", seq, got, body(seq-1))
+		}
+	}
+	if n := evalJS[int](t, ctx, `document.querySelectorAll('#log li').length`); n != 100 {
+		t.Errorf("shows %d messages, want 100", n)
+	}
+	// Older, twice: messages 751..950 are on v1 pages found through the
+	// v2 head's index.
+	for _, first := range []int{851, 751} {
+		evalJS[bool](t, ctx, `document.getElementById('older').click() === undefined`)
+		waitJS(t, ctx, fmt.Sprintf("message %d", first), fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, first))
+	}
+	if got := evalJS[string](t, ctx, `document.querySelector('#log li[data-seq="751"] .body').textContent`); got != string(body(750)) {
+		t.Errorf("message 751 reads %q", got)
+	}
+	if n := evalJS[int](t, ctx, `document.querySelectorAll('#log li').length`); n != 300 {
+		t.Errorf("shows %d messages, want 300: %s", n, evalJS[string](t, ctx, `Array.from(document.querySelectorAll('#log li'), (li) => li.dataset.seq).join(' ')`))
+	}
+	if errs := evalJS[[]string](t, ctx, `rlogStats.errors`); len(errs) > 0 {
+		t.Errorf("page errors: %q", errs)
+	}
 }

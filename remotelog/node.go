@@ -271,7 +271,7 @@ func (n *Node) startKeep(kc KeepConfig) {
 			}
 		}
 		opts.Kept = func(rec *namesys.Record) {
-			n.srv.Announce(HeadEvent{Name: name.String(), Head: rec.Value.String(), RecordSeq: rec.Sequence})
+			n.srv.Announce(HeadEvent{Name: name.String(), Head: rec.Value.String(), RecordSeq: rec.Sequence, Record: rec.Raw})
 			if kc.Kept != nil {
 				kc.Kept(name, rec)
 			}

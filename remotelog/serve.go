@@ -124,6 +124,9 @@ type HeadEvent struct {
 	Head      string `json:"head"`
 	Messages  uint64 `json:"messages"`
 	RecordSeq uint64 `json:"record_seq"`
+	// Record is the signed IPNS record (base64 in JSON), when the sender
+	// has it: a reader that verifies it needs not fetch it (the web page).
+	Record []byte `json:"record,omitempty"`
 }
 
 type subscribers struct {
@@ -269,7 +272,9 @@ func (s *Server) Publish(ctx context.Context) (PublishResult, error) {
 	res, err := s.w.Publish(ctx, PublishOptions{})
 	s.mu.Unlock()
 	if err == nil {
-		s.subs.send(HeadEvent{Name: res.Name.String(), Head: res.Head.String(), Messages: res.Messages, RecordSeq: res.RecordSeq})
+		ev := HeadEvent{Name: res.Name.String(), Head: res.Head.String(), Messages: res.Messages, RecordSeq: res.RecordSeq}
+		ev.Record, _ = s.repo.Names().Resolve(ctx, res.Name) // without it, readers fetch it
+		s.subs.send(ev)
 	}
 	return res, err
 }

@@ -2,17 +2,26 @@ package remotelog_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"rlog/pager"
+	"rlog/remotelog"
 )
 
 // golden reads a "name-or-cid | hex" vector file of testdata.
-func golden(t *testing.T, path string) (key, hexBytes string) {
+func golden(t testing.TB, path string) (key, hexBytes string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,5 +86,228 @@ func TestWebVerifier(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("verify.js: %v\n%s", err, out)
+	}
+}
+
+// node runs script (an ES module) in Node from web/, with stdin and env,
+// and returns its output; the test skips without Node (fails under CI).
+func node(t *testing.T, script string, stdin []byte, env ...string) string {
+	t.Helper()
+	bin := os.Getenv("RLOG_NODE")
+	if bin == "" {
+		missing(t, "RLOG_NODE is not set: run .ci/web.sh for Node 22")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--input-type=module", "--eval", script)
+	cmd.Dir, _ = filepath.Abs("web")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// goldenV2 reads testdata/pages/v2.txt: what -> (cid, hex).
+func goldenV2(t testing.TB) map[string][2]string {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/pages/v2.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][2]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Split(line, " | "); len(f) == 3 && !strings.HasPrefix(line, "#") {
+			out[f[0]] = [2]string{f[1], f[2]}
+		}
+	}
+	return out
+}
+
+// webV2Script checks the verifier on the v2 golden vectors: a head with
+// bare inline entries, a pointer, a window and index links; a sealed page;
+// an index node; and that what pager refuses it refuses too.
+const webV2Script = `
+import { CID, checkBlock, decodePage, decodeIndex, Refused } from './verify.js'
+const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
+const fail = (m) => { console.error(m); process.exit(1) }
+const refuses = (what, f) => {
+  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
+  fail(what + ': accepted')
+}
+const v = JSON.parse(process.env.VECTORS)
+const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
+const [hc, hb] = get('page 5 head=true'), [sc, sb] = get('page 4 head=false'), [ic, ib] = get('index 3-4')
+for (const [c, b] of [[hc, hb], [sc, sb], [ic, ib]]) await checkBlock(c, b)
+const h = decodePage(hc, hb)
+const td = new TextDecoder()
+if (h.v !== 2 || h.p !== 5 || h.s !== 11 || !h.head || h.last !== 12 || h.links.length !== 0) fail('head: ' + JSON.stringify([h.v, h.p, h.s, h.head, h.last]))
+if (td.decode(h.entries[0].payload) !== 'hello' || h.entries[0].id || !h.entries[1].ref || h.entries[1].id.length !== 32) fail('head entries')
+if (h.window.length !== 2 || h.window[0].s !== 9 || h.window[1].s !== 7) fail('head window')
+if (h.index.length !== 2 || h.index[0].n !== 0 || h.index[0].s !== 1 || h.index[1].n !== 3 || h.index[1].s !== 7) fail('head index')
+if (h.addrs[0] !== '/ip4/127.0.0.1/tcp/4001') fail('head addrs')
+const s = decodePage(sc, sb)
+if (s.v !== 2 || s.p !== 4 || s.s !== 9 || s.head || s.entries.length !== 2 || td.decode(s.entries[0].payload) !== 'nine' || s.entries[1].payload.length !== 0) fail('sealed')
+const ix = decodeIndex(ic, ib)
+if (ix.first !== 3 || ix.last !== 4 || ix.pages[0].s !== 7 || ix.pages[1].s !== 9 || !ix.pages[1].cid.equals(h.window[0].cid)) fail('index')
+refuses('an index node as a page', () => decodePage(ic, ib))
+refuses('a page as an index node', () => decodeIndex(sc, sb))
+// Each a byte change of a golden block that pager.Decode refuses.
+const swap = (b, from, to) => { const i = b.findIndex((x, k) => b.subarray(k, k + from.length).every((y, j) => y === from[j])); if (i < 0) fail('no ' + from); const c = b.slice(); c.set(to, i); return c }
+const te = new TextEncoder()
+refuses('a v1 version on a v2 sealed page', () => decodePage(sc, swap(sb, [0x61, 0x76, 0x02], [0x61, 0x76, 0x01])))
+refuses('version 3', () => decodePage(sc, swap(sb, [0x61, 0x76, 0x02], [0x61, 0x76, 0x03])))
+refuses('a non-shortest integer', () => decodePage(sc, swap(sb, [0x61, 0x76, 0x02], [0x61, 0x76, 0x18])))
+refuses('keys out of order', () => decodePage(sc, swap(sb, te.encode('ap'), te.encode('aa'))))
+refuses('a head without x', () => decodePage(hc, swap(hb, te.encode('ax'), te.encode('az'))))
+refuses('page 4 claiming to start at 4', () => decodePage(sc, swap(sb, [0x61, 0x73, 0x09], [0x61, 0x73, 0x04])))
+refuses('an index of version 1', () => decodeIndex(ic, swap(ib, [0x61, 0x76, 0x02], [0x61, 0x76, 0x01])))
+refuses('trailing bytes', () => decodePage(sc, new Uint8Array([...sb, 0])))
+console.log('ok')
+`
+
+// TestWebVerifierV2: the verifier on the v2 golden vectors
+// (testdata/pages/v2.txt), and on mutations of them that pager refuses.
+func TestWebVerifierV2(t *testing.T) {
+	v, _ := json.Marshal(goldenV2(t))
+	if out := node(t, webV2Script, nil, "VECTORS="+string(v)); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("verify.js: %s", out)
+	}
+}
+
+// webLogScript reads a whole log, given as its head and blocks on stdin,
+// with the page's Log and Gateway (every block hash-checked), and prints
+// each message: seq, id and body in hex.
+const webLogScript = `
+import { CID, Gateway, Log, checkBlock, hex, Refused } from './verify.js'
+const fromHex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
+let input = ''
+for await (const chunk of process.stdin) input += chunk
+const { head, blocks } = JSON.parse(input)
+class Store extends Gateway {
+  async block(cid) {
+    const b = blocks[cid.toString()]
+    if (!b) throw new Error('no block ' + cid)
+    const bytes = fromHex(b)
+    await checkBlock(cid, bytes)
+    this.blocks++
+    return bytes
+  }
+}
+try {
+  const gw = new Store('http://unused')
+  const log = new Log(gw, await gw.page(CID.parse(head)))
+  const pages = await log.pagesFrom(Number(process.env.FROM))
+  const out = []
+  for (const pg of pages) for (const [k, e] of pg.entries.entries()) {
+    const m = await gw.message(pg.s + k, e)
+    out.push(m.seq + ' ' + hex(m.id) + ' ' + hex(m.body))
+  }
+  console.log(out.join('\n'))
+  console.log('versions ' + [...new Set(pages.map((p) => p.v))].join(','))
+} catch (e) {
+  console.log((e instanceof Refused ? 'refused ' : 'THREW ') + e.message)
+}
+`
+
+// logBlocks is every block reachable from head in w's store, CID -> hex.
+func logBlocks(t *testing.T, w *world, head cid.Cid) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(c cid.Cid)
+	walk = func(c cid.Cid) {
+		if _, ok := out[c.String()]; ok {
+			return
+		}
+		b, err := w.store.Get(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.String()] = hex.EncodeToString(b)
+		if c.Prefix().Codec != cid.DagCBOR {
+			return
+		}
+		kids, err := pager.Children(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range kids {
+			walk(k)
+		}
+	}
+	walk(head)
+	return out
+}
+
+// TestWebVerifierReadsLogs: the page's verifier reads a v1 log, a v2 log
+// and a log that changed from v1 to v2 (old pages v1, index nodes listing
+// them under a v2 head) to the very messages remotelog's reader reads,
+// from the first message and from inside each part; entries of 300 bytes
+// and more are pointers here, fetched and checked against their ids.
+func TestWebVerifierReadsLogs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		v1, v2   int // messages written in v1, then in v2
+		versions string
+	}{
+		{"v1", 95, 0, "1"},
+		{"v2", 0, 195, "2"},
+		{"v1 then v2", 95, 100, "1,2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := small(t)
+			pol.InlineLimit = 300
+			pol.Format = pager.V1
+			if tc.v1 == 0 {
+				pol.Format = 0
+			}
+			w := newWorld(t, pol)
+			appendSome := func(from, n int) {
+				for i := from; i < from+n; i += 10 {
+					w.appendN(t, i, min(10, from+n-i), 100+i*3%400) // some over the inline limit
+				}
+			}
+			appendSome(0, tc.v1)
+			if tc.v1 > 0 && tc.v2 > 0 {
+				w.publish(t)
+				w.cfg.Policy.Format = 0 // the default: v2
+				w.reopen(t)
+			}
+			appendSome(tc.v1, tc.v2)
+			res := w.publish(t)
+			want, _, _, err := read(t, w, w, remotelog.Cursor{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, _ := json.Marshal(map[string]any{"head": res.Head.String(), "blocks": logBlocks(t, w, res.Head)})
+			for _, from := range []int{1, 50, len(want) - 5} {
+				out := node(t, webLogScript, in, fmt.Sprintf("FROM=%d", from))
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				if last := lines[len(lines)-1]; from == 1 && last != "versions "+tc.versions || !strings.HasPrefix(last, "versions ") {
+					t.Fatalf("from %d: %s (want pages of versions %s)", from, last, tc.versions)
+				}
+				got := map[string]bool{}
+				for _, l := range lines[:len(lines)-1] {
+					got[l] = true
+				}
+				n := 0
+				for _, m := range want {
+					if int(m.Seq) < from {
+						continue
+					}
+					n++
+					if l := fmt.Sprintf("%d %x %x", m.Seq, m.ID[:], m.Body); !got[l] {
+						t.Fatalf("from %d: message %d not read as %s\n%s", from, m.Seq, l, out)
+					}
+				}
+				if n > len(lines)-1 {
+					t.Fatalf("from %d: %d messages read, want at least %d", from, len(lines)-1, n)
+				}
+			}
+		})
 	}
 }

@@ -54,8 +54,10 @@ func (a *app) runCmd() *cobra.Command {
 		Use:   "run [--serve ADDR] [--sync] [--keep NAME --keep-from SOURCE] [--follow NAME --follow-from SOURCE] [--publish-every D]",
 		Short: "Run one node that owns the repo: serve, sync, keep, follow and publish at once",
 		Long: `Run the repo's node, as 'ipfs daemon' runs Kubo's: one process that owns the repo and
-runs any mix of the gateway (--serve, as 'rlog serve'), MVDS sync with peers (--sync, as
-'rlog sync'; the peers of 'rlog peer add' and --peer), keeping other logs readable
+runs any mix of the gateway (--serve, as 'rlog serve': a trustless gateway, head
+events at /rlog/v1/events, Delegated Routing V1, and the web page at / that verifies a
+log in a browser, docs/WEB.md; its request limits: docs/CLI.md), MVDS sync with peers
+(--sync, as 'rlog sync'; the peers of 'rlog peer add' and --peer), keeping other logs readable
 (--keep, as 'rlog keep'), following logs (--follow, printing their messages as
 'rlog follow' does) and publishing what was appended every --publish-every (a publish
 that fails, offline, is tried again at the next one).

@@ -1,7 +1,7 @@
 // rlog's read-only log page: give it a log's name (and the gateway to read
 // from), it shows the newest messages, verified in this browser, and keeps
 // them current from the server's head events.
-import { Gateway, Refused, checkLinked, hex, previousLink } from './verify.js';
+import { CID, Gateway, Log, Refused, hex, verifyRecord } from './verify.js';
 
 const WANT = 100; // messages shown at first, and per "older"
 const $ = (id) => document.getElementById(id);
@@ -46,7 +46,8 @@ function row(m) {
   const li = document.createElement('li');
   li.dataset.seq = m.seq;
   li.className = 'msg';
-  const when = m.large ? '' : new Date(m.timestamp * 1000).toISOString().replace('.000Z', 'Z');
+  const t = new Date(Number(m.timestamp) * 1000);
+  const when = m.large || isNaN(t) ? '' : t.toISOString().replace('.000Z', 'Z');
   const text = m.large ? '(a large message: not loaded here)' : bodyText(m.body);
   li.innerHTML = '<span class="seq"></span> <span class="id"></span> <span class="time"></span> <span class="body"></span>';
   li.children[0].textContent = m.seq;
@@ -65,21 +66,6 @@ async function messagesOf(gw, pages, from) {
     });
   }
   return Promise.all(out);
-}
-
-// pagesBack fetches pages before pg (newest first) until one starts at or
-// before seq, checking each is the page its link names.
-async function pagesBack(gw, pg, seq) {
-  const pages = [];
-  while (pg.s > seq) {
-    const link = previousLink(pg);
-    if (!link) break;
-    const prev = await gw.page(link.cid);
-    checkLinked(pg, link, prev, pg.p - 1);
-    pages.push(prev);
-    pg = prev;
-  }
-  return pages;
 }
 
 function render(msgs, where) {
@@ -101,6 +87,7 @@ function describe() {
 async function open(name, gatewayURL) {
   const t0 = performance.now();
   stats.openedAt = Date.now();
+  stats.errors = [];
   if (state?.events) state.events.close();
   if (state?.poll) clearInterval(state.poll);
   state = null;
@@ -110,10 +97,11 @@ async function open(name, gatewayURL) {
   const record = await gw.record(name);
   const head = await gw.page(record.head);
   if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
+  const log = new Log(gw, head);
   const from = Math.max(1, head.last - WANT + 1);
-  const pages = [head, ...(await pagesBack(gw, head, from))].reverse();
+  const pages = await log.pagesFrom(from);
   const msgs = await messagesOf(gw, pages, from);
-  state = { name, gw, record, head, oldest: pages[0], first: from, last: head.last, known: head.last };
+  state = { name, gw, record, head, log, oldest: pages[0], first: from, last: head.last, known: head.last };
   render(msgs, 'bottom');
   stats.firstShownMs = performance.now() - t0;
   setStatus(`read and verified in ${Math.round(stats.firstShownMs)} ms`, 'ok');
@@ -126,10 +114,11 @@ async function open(name, gatewayURL) {
 async function older() {
   const s = state;
   const from = Math.max(1, s.first - WANT);
-  const pages = await pagesBack(s.gw, s.oldest, from);
-  const all = pages.reverse();
+  // The oldest page read holds messages not shown yet when the first
+  // shown is not its first.
+  const all = [...(s.oldest.s > from ? await s.log.pagesFrom(from, s.oldest.p - 1) : []), s.oldest];
   const msgs = (await messagesOf(s.gw, all, from)).filter((m) => m.seq < s.first);
-  if (all.length) s.oldest = all[0];
+  s.oldest = all[0];
   s.first = from;
   render(msgs, 'top');
   describe();
@@ -158,34 +147,63 @@ async function refresh() {
   showSync();
 }
 
+// announced is what the newest head event said: the head's CID, fetched
+// beside the record and used only if the verified record names it, and
+// the signed record itself (rlog serve sends it), verified as a fetched
+// one would be, which saves fetching it.
+let announced = null;
+
 async function readNewest() {
   const s = state;
-  const record = await s.gw.record(s.name);
+  const ann = announced;
+  announced = null;
+  let early = null;
+  if (ann?.head && ann.head !== s.head.cid.toString()) {
+    try {
+      early = s.gw.page(CID.parse(ann.head));
+      early.catch(() => {}); // judged below, if the record names it
+    } catch {
+      early = null; // not a CID: ignored
+    }
+  }
+  let record = null;
+  if (ann?.record) {
+    try {
+      record = await verifyRecord(s.name, Uint8Array.from(atob(ann.record), (c) => c.charCodeAt(0)));
+      stats.eventRecords = (stats.eventRecords || 0) + 1;
+    } catch {
+      record = null; // not this log's valid record: read the gateway's
+    }
+  }
+  record ??= await s.gw.record(s.name);
+  stats.recordAt = Date.now();
   if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
   if (record.head.equals(s.head.cid)) return;
-  const head = await s.gw.page(record.head);
+  const hinted = early && (await early.catch(() => null));
+  const head = hinted?.cid.equals(record.head) ? hinted : await s.gw.page(record.head);
   if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
   if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
   const from = Math.max(s.last + 1, head.last - WANT + 1);
   // Back to the message shown last, to check it is still there, unless
   // that is more than WANT back (then the newest WANT are shown).
+  stats.headAt = Date.now();
   const back = head.last - s.last <= WANT ? s.last : from;
-  const pages = [head, ...(await pagesBack(s.gw, head, back))].reverse();
+  const log = new Log(s.gw, head);
+  const pages = await log.pagesFrom(back);
+  let msgs = await messagesOf(s.gw, pages, back);
   // The message shown last must still be there: else the log was rewritten.
-  const keep = pages.find((pg) => pg.s <= s.last && s.last <= pg.last);
-  if (keep) {
+  if (back === s.last) {
     const shown = document.querySelector(`#log li[data-seq="${s.last}"] .id`);
-    const id = hex(keep.entries[s.last - keep.s].id).slice(0, 16);
-    if (shown && shown.textContent !== id) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
+    if (shown && shown.textContent !== hex(msgs[0].id).slice(0, 16)) throw new Refused(`message ${s.last} changed (fork): the log was rewritten`);
+    msgs = msgs.slice(1);
   }
-  const msgs = await messagesOf(s.gw, pages, from);
   if (from > s.last + 1) { // more than WANT new: the newest WANT, after a gap
     const gap = document.createElement('li');
     gap.className = 'gap';
     gap.textContent = `… messages ${s.last + 1}–${from - 1} not shown`;
     $('log').appendChild(gap);
   }
-  Object.assign(s, { record, head, last: head.last, known: Math.max(s.known, head.last) });
+  Object.assign(s, { record, head, log, last: head.last, known: Math.max(s.known, head.last) });
   render(msgs, 'bottom');
   describe();
 }
@@ -212,7 +230,13 @@ function listen() {
   es.addEventListener('head', (ev) => {
     stats.events++;
     stats.lastEventAt = Date.now();
-    const h = JSON.parse(ev.data);
+    let h;
+    try {
+      h = JSON.parse(ev.data);
+    } catch {
+      h = {};
+    }
+    if (h.name === s.name && typeof h.head === 'string') announced = { head: h.head, record: typeof h.record === 'string' ? h.record : null };
     if (h.messages > s.known) s.known = h.messages;
     if (s.known > s.last) setSync(`behind by ${s.known - s.last}`, 'behind');
     else setSync('updating …', 'behind');

@@ -1,8 +1,11 @@
-// rlog's in-browser verifier: CIDs, DAG-CBOR, IPNS records, pages and
-// messages, over any IPFS trustless gateway. Nothing a gateway returns is
-// trusted: every block is hashed (SHA-256) against its CID, the record's
-// Ed25519 signature is checked against the name's key, and every message
-// against its id. It needs WebCrypto (SHA-256, Ed25519): a secure context
+// rlog's in-browser verifier: CIDs, DAG-CBOR, IPNS records, pages (format
+// v1 and v2, docs/FORMAT.md), index nodes and messages, over any IPFS
+// trustless gateway. Nothing a gateway returns is trusted: every block is
+// hashed (SHA-256) against its CID, the record's Ed25519 signature is
+// checked against the name's key, pages and index nodes are decoded as
+// strictly as pager.Decode and pager.DecodeIndex (what the Go encoder would
+// not write is refused), and every message is hashed to its id. Every
+// decoder throws Refused, and nothing else, on any input. It needs WebCrypto (SHA-256, Ed25519): a secure context
 // (https, or http on localhost/127.0.0.1).
 
 export class Refused extends Error {}
@@ -67,15 +70,20 @@ function baseXDecode(s, alphabet) {
 
 // --- varints and CIDs -------------------------------------------------
 
+// varint reads an unsigned varint of up to 7 bytes (49 bits) in its
+// shortest form, as CIDs and multihashes need.
 function varint(b, pos) {
   let n = 0, shift = 0;
   for (;;) {
     if (pos >= b.length) throw new Refused('varint cut short');
     const x = b[pos++];
     n += (x & 127) * 2 ** shift;
-    if (x < 128) return [n, pos];
+    if (x < 128) {
+      if (x === 0 && shift > 0) throw new Refused('varint not in its shortest form');
+      return [n, pos];
+    }
     shift += 7;
-    if (shift > 49) throw new Refused('varint too long');
+    if (shift > 42) throw new Refused('varint too long');
   }
 }
 
@@ -84,8 +92,9 @@ export const codecs = { raw: 0x55, dagPB: 0x70, dagCBOR: 0x71, libp2pKey: 0x72 }
 // A CID: version, codec, multihash code and digest, and its bytes.
 export class CID {
   constructor(bytes) {
+    if (!(bytes instanceof Uint8Array)) throw new Refused('CID: not bytes');
     let pos = 0, version, codec;
-    if (bytes[0] === 0x12 && bytes[1] === 0x20) { // CIDv0
+    if (bytes.length === 34 && bytes[0] === 0x12 && bytes[1] === 0x20) { // CIDv0
       version = 0; codec = codecs.dagPB;
     } else {
       [version, pos] = varint(bytes, 0);
@@ -99,13 +108,18 @@ export class CID {
     Object.assign(this, { version, codec, code, bytes, digest: bytes.subarray(pos) });
   }
   static parse(s) {
+    if (typeof s !== 'string') throw new Refused('CID: not text');
     if (s.startsWith('b')) return new CID(base32Decode(s.slice(1)));
     if (s.startsWith('k')) return new CID(baseXDecode(s.slice(1), b36));
     if (s.startsWith('Qm')) return new CID(baseXDecode(s, b58));
-    throw new Refused(`unsupported CID ${s}`);
+    throw new Refused(`unsupported CID ${JSON.stringify(s.slice(0, 80))}`);
+  }
+  // sha256v1 is whether it is a CIDv1 of codec with a SHA2-256 hash.
+  sha256v1(codec) {
+    return this.version === 1 && this.codec === codec && this.code === 0x12 && this.digest.length === 32;
   }
   toString() { return 'b' + base32Encode(this.bytes); }
-  equals(o) { return o && bytesEqual(this.bytes, o.bytes); }
+  equals(o) { return o instanceof CID && bytesEqual(this.bytes, o.bytes); }
 }
 
 export function bytesEqual(a, b) {
@@ -136,8 +150,20 @@ export async function checkBlock(cid, bytes) {
 
 // --- DAG-CBOR ---------------------------------------------------------
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function text(b, what) {
+  try {
+    return utf8.decode(b);
+  } catch {
+    throw new Refused(`${what}: not UTF-8`);
+  }
+}
+
 // decodeCBOR decodes one DAG-CBOR value: maps (as Map with text keys),
-// arrays, byte and text strings, integers, booleans, null, and tag 42 (CID).
+// arrays, byte and text strings, integers, booleans, null, and tag 42
+// (CID). IPNS records' data is read with it; pages and index nodes with
+// the stricter Strict reader below.
 export function decodeCBOR(b) {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let pos = 0;
@@ -177,7 +203,7 @@ export function decodeCBOR(b) {
       case 0: return n;
       case 1: return -1 - n;
       case 2: need(n); pos += n; return b.subarray(pos - n, pos);
-      case 3: need(n); pos += n; return new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(pos - n, pos));
+      case 3: need(n); pos += n; return text(b.subarray(pos - n, pos), 'CBOR text');
       case 4: {
         if (n > b.length) throw new Refused('CBOR array too long');
         const a = [];
@@ -190,6 +216,7 @@ export function decodeCBOR(b) {
         for (let i = 0; i < n; i++) {
           const k = item(depth + 1);
           if (typeof k !== 'string') throw new Refused('CBOR map key not text');
+          if (m.has(k)) throw new Refused(`CBOR map key ${JSON.stringify(k)} twice`);
           m.set(k, item(depth + 1));
         }
         return m;
@@ -208,37 +235,369 @@ export function decodeCBOR(b) {
   return v;
 }
 
-// --- protobuf ---------------------------------------------------------
+// The limits of pager (docs/FORMAT.md).
+export const limits = {
+  pageBytes: 1 << 20, entries: 4096, window: 4096, addrs: 16, addrLen: 1024,
+  indexPages: 4096, indexNodes: 4096, maxSeq: 2 ** 62,
+};
+const [UINT, BYTES, TEXT, ARRAY, MAP, TAG] = [0, 2, 3, 4, 5, 6];
+const majorNames = ['unsigned integer', 'negative integer', 'byte string', 'text string', 'array', 'map', 'tag', 'float or simple value'];
 
-// protoFields reads a protobuf message: field number -> last value
-// (varints as numbers, length-delimited as bytes), as protobuf does.
-function protoFields(b) {
-  const f = new Map();
+// Strict reads canonical DAG-CBOR the way pager's reader does: each item
+// of the type the schema wants, integers in their shortest form, map keys
+// in canonical order without repeats, bounded lengths.
+class Strict {
+  constructor(b, what) {
+    this.b = b;
+    this.off = 0;
+    this.what = what;
+  }
+  error(msg) {
+    return new Refused(`${this.what}: malformed at byte ${this.off}: ${msg}`);
+  }
+  head(major) {
+    const b = this.b;
+    if (this.off >= b.length) throw this.error('unexpected end of data');
+    const ib = b[this.off];
+    if (ib >> 5 !== major) throw this.error(`found ${majorNames[ib >> 5]}, want ${majorNames[major]}`);
+    const info = ib & 31;
+    this.off++;
+    if (info < 24) return info;
+    const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+    if (!size) throw this.error(`indefinite or reserved length (additional info ${info})`);
+    if (b.length - this.off < size) throw this.error('unexpected end of data');
+    let n = 0;
+    for (let i = 0; i < size; i++) n = n * 256 + b[this.off + i];
+    this.off += size;
+    if (n > Number.MAX_SAFE_INTEGER) throw this.error(`integer over 2^53 (${hex(b.subarray(this.off - size, this.off))})`);
+    const shortest = n < 24 ? 0 : n < 256 ? 1 : n < 65536 ? 2 : n < 2 ** 32 ? 4 : 8;
+    if (shortest !== size) throw this.error(`integer ${n} not in shortest form`);
+    return n;
+  }
+  uint() { return this.head(UINT); }
+  bytes(max) {
+    const n = this.head(BYTES);
+    if (n > max || n > this.b.length - this.off) throw this.error(`byte string of ${n} bytes (limit ${max}, ${this.b.length - this.off} left)`);
+    this.off += n;
+    return this.b.subarray(this.off - n, this.off);
+  }
+  text(max) {
+    const n = this.head(TEXT);
+    if (n > max || n > this.b.length - this.off) throw this.error(`text string of ${n} bytes (limit ${max}, ${this.b.length - this.off} left)`);
+    this.off += n;
+    return new TextDecoder().decode(this.b.subarray(this.off - n, this.off));
+  }
+  length(major, max, what) {
+    const n = this.head(major);
+    if (n > max) throw this.error(`${what} has ${n} items, limit ${max}`);
+    return n;
+  }
+  cid() {
+    const tag = this.head(TAG);
+    if (tag !== 42) throw this.error(`tag ${tag}, want 42 (CID)`);
+    const raw = this.bytes(128);
+    if (raw.length === 0 || raw[0] !== 0) throw this.error('CID without the 0x00 multibase prefix');
+    try {
+      return new CID(raw.subarray(1));
+    } catch (e) {
+      throw this.error(`bad CID: ${e.message}`);
+    }
+  }
+  // keys reads n map keys in canonical order, calling f at each value.
+  keys(n, f) {
+    let prev = null;
+    for (let i = 0; i < n; i++) {
+      const k = this.text(16);
+      if (prev !== null && !(prev.length < k.length || (prev.length === k.length && prev < k))) {
+        throw this.error(prev === k ? `duplicate key ${JSON.stringify(k)}` : `key ${JSON.stringify(k)} after ${JSON.stringify(prev)}: not in canonical order`);
+      }
+      prev = k;
+      f(k);
+    }
+  }
+  // map reads a whole block that is one map of at most maxKeys keys.
+  map(maxKeys, f) {
+    if (this.b.length > limits.pageBytes) throw new Refused(`${this.what}: ${this.b.length} bytes, limit ${limits.pageBytes}`);
+    const have = new Set();
+    this.keys(this.length(MAP, maxKeys, this.what), (k) => {
+      have.add(k);
+      f(k);
+    });
+    if (this.off !== this.b.length) throw this.error(`${this.b.length - this.off} trailing bytes`);
+    return have;
+  }
+  links(max, what) {
+    const out = [];
+    const n = this.length(ARRAY, max, what);
+    for (let i = 0; i < n; i++) {
+      if (this.length(ARRAY, 2, 'link') !== 2) throw this.error(`${what}[${i}] is not a pair [CID, s]`);
+      out.push({ cid: this.cid(), s: this.uint() });
+    }
+    return out;
+  }
+}
+
+function isPageLink(c) { return c.sha256v1(codecs.dagCBOR); }
+function isPayloadRef(c) { return c.sha256v1(codecs.raw) || c.sha256v1(codecs.dagPB); }
+const sameLink = (a, b) => a.cid.equals(b.cid) && a.s === b.s;
+
+// decodePage decodes a page block as pager.Decode does, v1 or v2, and
+// refuses what it refuses (docs/FORMAT.md, "Rules a decoder enforces").
+// Entries are {payload} (v2 inline), {payload, id} (v1 inline) or
+// {id, ref} (a pointer).
+export function decodePage(cid, bytes) {
+  if (!isPageLink(cid)) throw new Refused(`page ${cid}: not a DAG-CBOR SHA2-256 CIDv1`);
+  const r = new Strict(bytes, `page ${cid}`);
+  const pg = { cid, v: undefined, p: undefined, s: undefined, entries: [], links: [], window: null, index: null, addrs: [] };
+  let bare = 0, v1Inline = 0;
+  const have = r.map(8, (k) => {
+    switch (k) {
+      case 'a': {
+        const n = r.length(ARRAY, limits.addrs, 'a');
+        for (let i = 0; i < n; i++) pg.addrs.push(r.text(limits.addrLen));
+        break;
+      }
+      case 'e': {
+        const n = r.length(ARRAY, limits.entries, 'e');
+        for (let i = 0; i < n; i++) {
+          if (r.off < r.b.length && r.b[r.off] >> 5 === BYTES) {
+            bare++;
+            pg.entries.push({ payload: r.bytes(limits.pageBytes) });
+            continue;
+          }
+          const e = entry(r, i);
+          if (e.payload) v1Inline++;
+          pg.entries.push(e);
+        }
+        break;
+      }
+      case 'l': pg.links = r.links(64, 'l'); break;
+      case 'p': pg.p = r.uint(); break;
+      case 's': pg.s = r.uint(); break;
+      case 'v': pg.v = r.uint(); break;
+      case 'w': pg.window = r.links(limits.window, 'w'); break;
+      case 'x': {
+        pg.index = [];
+        const n = r.length(ARRAY, limits.indexNodes, 'x');
+        for (let i = 0; i < n; i++) {
+          if (r.length(ARRAY, 3, 'index link') !== 3) throw r.error(`index link ${i} is not a triple [CID, n, s]`);
+          pg.index.push({ cid: r.cid(), n: r.uint(), s: r.uint() });
+        }
+        break;
+      }
+      default: throw r.error(`unknown key ${JSON.stringify(k)}`);
+    }
+  });
+  const bad = (msg) => new Refused(`page ${cid}: malformed: ${msg}`);
+  pg.head = pg.window !== null;
+  if (!have.has('v')) throw bad('missing key "v"');
+  if (pg.v !== 1 && pg.v !== 2) throw new Refused(`page ${cid}: format version ${pg.v} (this page reads 1 and 2)`);
+  const v2 = pg.v === 2;
+  if (v2) {
+    if (have.has('l')) throw bad('key "l" in a v2 page (v2 pages carry no skip links)');
+    if (v1Inline > 0) throw bad('an inline entry in v1 form {c, i} in a v2 page');
+    if (pg.head && !have.has('x')) throw bad('a v2 head page without "x"');
+    if (!pg.head && have.has('x')) throw bad('key "x" on a sealed page (no "w")');
+  } else {
+    if (have.has('x')) throw bad('key "x" in a v1 page');
+    if (bare > 0) throw bad('an entry without id in a v1 page');
+  }
+  for (const k of v2 ? ['p', 's', 'e'] : ['p', 's', 'e', 'l']) if (!have.has(k)) throw bad(`missing key "${k}"`);
+  if (have.has('a') && !pg.head) throw bad('key "a" on a sealed page (no "w")');
+  if (have.has('a') && pg.addrs.length === 0) throw bad('empty "a" must be omitted');
+  const { p, s, entries, links, window } = pg;
+  if (entries.length === 0) throw bad(`page ${p} has no entries`);
+  if (s < p + 1) throw bad(`page ${p} starts at sequence ${s}: s must be at least p+1`);
+  if (s > limits.maxSeq) throw bad(`sequence ${s} out of range`);
+  if (p === 0 && s !== 1) throw bad(`page 0 starts at sequence ${s}, want 1`);
+  const want = p === 0 ? 0 : Math.floor(Math.log2(p)) + 1;
+  if (!v2 && links.length !== want) throw bad(`page ${p} has ${links.length} skip links, want ${want}`);
+  links.forEach((l, j) => {
+    if (!isPageLink(l.cid)) throw bad(`l[${j}]: ${l.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+    const target = p - 2 ** j;
+    if (l.s < target + 1 || l.s >= s || (j > 0 && l.s >= links[j - 1].s)) throw bad(`l[${j}] (page ${target}) starts at sequence ${l.s}, inconsistent with page ${p} at ${s}`);
+  });
+  if (pg.head) {
+    if (window.length > p) throw bad(`window of ${window.length} pages before page ${p}`);
+    window.forEach((w, k) => {
+      if (!isPageLink(w.cid)) throw bad(`w[${k}]: ${w.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+      if (w.s >= (k === 0 ? s : window[k - 1].s)) throw bad(`w[${k}] starts at sequence ${w.s}, not older than the page after it`);
+      if (!v2 && ((k + 1) & k) === 0 && !sameLink(links[Math.log2(k + 1)], w)) throw bad(`w[${k}] and l[${Math.log2(k + 1)}] name page ${p - k - 1} differently`);
+    });
+  }
+  if (v2 && pg.head) checkIndexLinks(pg, bad);
+  entries.forEach((e, i) => {
+    if (e.ref && !isPayloadRef(e.ref)) throw bad(`entry ${i}: pointer ${e.ref} is not a raw or dag-pb SHA2-256 CIDv1`);
+  });
+  pg.last = s + entries.length - 1;
+  return pg;
+}
+
+// entry reads a v1 entry or a v2 pointer: a map of i and one of c and r.
+function entry(r, i) {
+  const n = r.length(MAP, 3, 'entry');
+  const e = {};
+  r.keys(n, (k) => {
+    if (k === 'c') e.payload = r.bytes(limits.pageBytes);
+    else if (k === 'i') {
+      e.id = r.bytes(32);
+      if (e.id.length !== 32) throw r.error(`entry ${i}: id is ${e.id.length} bytes, want 32`);
+    } else if (k === 'r') e.ref = r.cid();
+    else throw r.error(`entry ${i}: unknown key ${JSON.stringify(k)}`);
+  });
+  if (!e.id) throw new Refused(`${r.what}: malformed: entry ${i}: no id "i"`);
+  if (e.payload && e.ref) throw new Refused(`${r.what}: malformed: entry ${i}: both inline payload "c" and pointer "r"`);
+  if (!e.payload && !e.ref) throw new Refused(`${r.what}: malformed: entry ${i}: neither inline payload "c" nor pointer "r"`);
+  return e;
+}
+
+// checkIndexLinks checks a v2 head's x: from page 0 on, oldest first,
+// every one before the head.
+function checkIndexLinks(pg, bad) {
+  const x = pg.index;
+  if (pg.p > 0 && x.length === 0) throw bad(`head page ${pg.p} lists no index node: the sealed pages are not reachable`);
+  x.forEach((l, i) => {
+    if (!isPageLink(l.cid)) throw bad(`x[${i}]: ${l.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+    if (i === 0 && (l.n !== 0 || l.s !== 1)) throw bad(`x[0] lists page ${l.n} at sequence ${l.s}, want page 0 at 1`);
+    if (i > 0 && (l.n <= x[i - 1].n || l.s <= x[i - 1].s)) throw bad(`x[${i}] (page ${l.n} at ${l.s}) does not follow x[${i - 1}]`);
+    if (i > 0 && l.n - x[i - 1].n > limits.indexPages) throw bad(`x[${i - 1}] lists more than ${limits.indexPages} pages`);
+    if (l.n >= pg.p || l.s >= pg.s || l.s < l.n + 1) throw bad(`x[${i}] (page ${l.n} at ${l.s}) is impossible before page ${pg.p} at ${pg.s}`);
+  });
+  if (x.length > 0 && pg.p - x[x.length - 1].n > limits.indexPages) throw bad(`the last index node would list more than ${limits.indexPages} pages`);
+}
+
+// decodeIndex decodes an index node as pager.DecodeIndex does:
+// {f, l, v: 2}, 1..4096 links of increasing, possible starts.
+export function decodeIndex(cid, bytes) {
+  if (!isPageLink(cid)) throw new Refused(`index node ${cid}: not a DAG-CBOR SHA2-256 CIDv1`);
+  const r = new Strict(bytes, `index node ${cid}`);
+  let f, l, v;
+  const have = r.map(3, (k) => {
+    if (k === 'f') f = r.uint();
+    else if (k === 'l') l = r.links(limits.indexPages, 'l');
+    else if (k === 'v') v = r.uint();
+    else throw r.error(`unknown key ${JSON.stringify(k)} in an index node`);
+  });
+  const bad = (msg) => new Refused(`index node ${cid}: malformed: ${msg}`);
+  for (const k of ['f', 'l', 'v']) if (!have.has(k)) throw bad(`no key "${k}"`);
+  if (v !== 2) throw new Refused(`index node ${cid}: version ${v} (index nodes are v2)`);
+  if (l.length === 0) throw bad('lists no pages');
+  if (f > limits.maxSeq) throw bad(`page number ${f} out of range`);
+  l.forEach((x, k) => {
+    if (!isPageLink(x.cid)) throw bad(`l[${k}]: ${x.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+    const p = f + k;
+    if (x.s < p + 1 || (k > 0 && x.s <= l[k - 1].s) || (p === 0 && x.s !== 1) || x.s > limits.maxSeq) {
+      throw bad(`l[${k}] (page ${p}) starts at sequence ${x.s}: impossible after the pages before it`);
+    }
+  });
+  return { cid, first: f, pages: l, last: f + l.length - 1 };
+}
+
+// --- protobuf and messages --------------------------------------------
+
+// pvarint reads a protobuf varint (up to 10 bytes, 64 bits) as a BigInt.
+function pvarint(b, pos) {
+  let n = 0n;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= b.length) throw new Refused('protobuf: varint cut short');
+    const x = b[pos++];
+    n |= BigInt(x & 127) << BigInt(7 * i);
+    if (x < 128) {
+      if (i === 9 && x > 1) throw new Refused('protobuf: varint over 64 bits');
+      return [n, pos];
+    }
+  }
+  throw new Refused('protobuf: varint over 10 bytes');
+}
+
+// protoFields calls f(number, wire, value) for each varint (BigInt) and
+// length-delimited (bytes) field of a protobuf message; fixed-size fields
+// and groups are skipped, as protowire does; anything malformed is refused.
+function protoFields(b, f) {
   let pos = 0;
+  const groups = []; // the numbers of the groups being skipped
   while (pos < b.length) {
     let key, v;
-    [key, pos] = varint(b, pos);
-    const num = Math.floor(key / 8), wire = key % 8;
-    if (wire === 0) [v, pos] = varint(b, pos);
+    [key, pos] = pvarint(b, pos);
+    const num = Number(key >> 3n), wire = Number(key & 7n);
+    if (num === 0 || key >> 3n > 0x7fffffffn) throw new Refused(`protobuf: bad field number ${key >> 3n}`);
+    if (wire === 0) [v, pos] = pvarint(b, pos);
     else if (wire === 2) {
       let len;
-      [len, pos] = varint(b, pos);
-      if (pos + len > b.length) throw new Refused('protobuf field cut short');
-      v = b.subarray(pos, pos + len);
-      pos += len;
-    } else if (wire === 1) { v = null; pos += 8; } else if (wire === 5) { v = null; pos += 4; } else throw new Refused(`protobuf wire type ${wire}`);
-    if (pos > b.length) throw new Refused('protobuf cut short');
-    f.set(num, v);
+      [len, pos] = pvarint(b, pos);
+      if (len > BigInt(b.length - pos)) throw new Refused(`protobuf: field ${num} cut short`);
+      v = b.subarray(pos, pos + Number(len));
+      pos += Number(len);
+    } else if (wire === 1 || wire === 5) {
+      pos += wire === 1 ? 8 : 4;
+      if (pos > b.length) throw new Refused(`protobuf: field ${num} cut short`);
+      continue;
+    } else if (wire === 3) {
+      if (groups.push(num) > 10000) throw new Refused('protobuf: groups nested too deep');
+      continue;
+    } else if (wire === 4) {
+      if (groups.pop() !== num) throw new Refused(`protobuf: end of group ${num} that is not open`);
+      continue;
+    } else throw new Refused(`protobuf: field ${num} of wire type ${wire}`);
+    if (groups.length === 0) f(num, wire, v);
   }
-  return f;
+  if (groups.length > 0) throw new Refused(`protobuf: group ${groups.at(-1)} not ended`);
+}
+
+// decodePayload reads an MVDS message's wire payload as
+// mvds.UnmarshalMessage does: group 6001, timestamp 6002, body 6003,
+// metadata 6004 (or 1..4, the numbering of the first known field; fields
+// of the other are skipped), unknown fields and wrong wire types skipped,
+// the last of a repeated field wins.
+export function decodePayload(b) {
+  if (!(b instanceof Uint8Array)) throw new Refused('payload: not bytes');
+  let numbering = null;
+  const m = { group: new Uint8Array(), timestamp: 0n, body: new Uint8Array() };
+  protoFields(b, (num, wire, v) => {
+    let i = -1, n = null;
+    for (const [k, nums] of [[6001, 1], [6002, 2], [6003, 3], [6004, 4]].entries()) {
+      const at = nums.indexOf(num);
+      if (at >= 0) [i, n] = [k, at];
+    }
+    if (i < 0 || (numbering !== null && numbering !== n)) return;
+    numbering = n;
+    if (wire !== (i === 1 ? 0 : 2)) return;
+    if (i === 0) m.group = v;
+    else if (i === 1) m.timestamp = v;
+    else if (i === 2) m.body = v;
+    else protoFields(v, () => {}); // metadata must be protobuf too
+  });
+  m.timestamp = BigInt.asIntN(64, m.timestamp);
+  return m;
+}
+
+// messageId is H1: SHA-256("MESSAGE_ID" || group || uint64_le(ts) || body).
+export async function messageId(m) {
+  const ts = new Uint8Array(8);
+  new DataView(ts.buffer).setBigUint64(0, BigInt.asUintN(64, BigInt(m.timestamp)), true);
+  const pre = te.encode('MESSAGE_ID');
+  const all = new Uint8Array(pre.length + m.group.length + 8 + m.body.length);
+  all.set(pre, 0);
+  all.set(m.group, pre.length);
+  all.set(ts, pre.length + m.group.length);
+  all.set(m.body, pre.length + m.group.length + 8);
+  return sha256(all);
 }
 
 // --- IPNS -------------------------------------------------------------
+
+// protoMap is a protobuf message's fields: number -> last value.
+function protoMap(b) {
+  const f = new Map();
+  protoFields(b, (num, wire, v) => f.set(num, v));
+  return f;
+}
 
 // nameKey returns the Ed25519 public key an IPNS name (k51..., a
 // libp2p-key CID with the key inline, or a 12D3Koo... peer id) holds.
 export function nameKey(name) {
   let mh;
+  if (typeof name !== 'string') throw new Refused('IPNS name: not text');
   if (name.startsWith('12D3Koo')) mh = baseXDecode(name, b58);
   else {
     const c = CID.parse(name);
@@ -248,87 +607,51 @@ export function nameKey(name) {
   let code, len, pos;
   [code, pos] = varint(mh, 0);
   [len, pos] = varint(mh, pos);
-  if (code !== 0x00) throw new Refused('IPNS name: only names holding their key inline (Ed25519) verify here');
-  const pk = protoFields(mh.subarray(pos, pos + len));
-  if (pk.get(1) !== 1) throw new Refused(`IPNS name: key type ${pk.get(1)}: only Ed25519 verifies here`);
+  if (code !== 0x00 || pos + len !== mh.length) throw new Refused('IPNS name: only names holding their key inline (Ed25519) verify here');
+  const pk = protoMap(mh.subarray(pos, pos + len));
+  if (pk.get(1) !== 1n) throw new Refused(`IPNS name: key type ${pk.get(1)}: only Ed25519 verifies here`);
   const key = pk.get(2);
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new Refused('IPNS name: bad Ed25519 key');
   return key;
 }
 
 // verifyRecord checks a signed IPNS record (V2 signature, validity) for
-// the name and returns {value, sequence, validity, ttlSeconds}.
+// the name and returns {value, head, sequence, validity, ttlSeconds}.
 export async function verifyRecord(name, raw, now = Date.now()) {
   if (raw.length > 10 << 10) throw new Refused('IPNS record over 10 KiB');
   const key = nameKey(name);
-  const f = protoFields(raw);
+  const f = protoMap(raw);
   const data = f.get(9), sig = f.get(8);
   if (!(data instanceof Uint8Array) || !(sig instanceof Uint8Array)) throw new Refused('IPNS record without a V2 signature');
   const msg = new Uint8Array([...te.encode('ipns-signature:'), ...data]);
-  const pub = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
-  if (!(await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig, msg))) {
-    throw new Refused(`IPNS record for ${name}: the signature does not verify: refused`);
+  let ok = false;
+  try {
+    const pub = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+    ok = await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig, msg);
+  } catch (e) {
+    throw new Refused(`IPNS record for ${name}: the signature cannot be checked: ${e.message}`);
   }
+  if (!ok) throw new Refused(`IPNS record for ${name}: the signature does not verify: refused`);
   const d = decodeCBOR(data);
   if (!(d instanceof Map)) throw new Refused('IPNS record data is not a map');
-  const value = new TextDecoder().decode(d.get('Value'));
-  const validity = new TextDecoder().decode(d.get('Validity'));
-  if (d.get('ValidityType') !== 0) throw new Refused('IPNS record: unknown validity type');
+  const field = (k, type) => {
+    const v = d.get(k);
+    if (type === 'bytes' ? !(v instanceof Uint8Array) : typeof v !== 'number') throw new Refused(`IPNS record: ${k} missing or not ${type}`);
+    return v;
+  };
+  const value = text(field('Value', 'bytes'), 'IPNS record value');
+  const validity = text(field('Validity', 'bytes'), 'IPNS record validity');
+  if (field('ValidityType', 'number') !== 0) throw new Refused('IPNS record: unknown validity type');
+  const sequence = field('Sequence', 'number');
+  const ttl = d.has('TTL') ? field('TTL', 'number') : 0;
   const until = Date.parse(validity);
   if (!(until > now)) throw new Refused(`IPNS record for ${name}: expired (${validity})`);
-  if (f.has(1) && new TextDecoder().decode(f.get(1)) !== value) throw new Refused('IPNS record: V1 value differs from the signed data');
+  if (f.has(1) && !(f.get(1) instanceof Uint8Array && bytesEqual(f.get(1), te.encode(value)))) throw new Refused('IPNS record: V1 value differs from the signed data');
   if (!value.startsWith('/ipfs/')) throw new Refused(`IPNS record value ${value} is not /ipfs/CID`);
-  return { value, head: CID.parse(value.slice(6)), sequence: d.get('Sequence'), validity, ttlSeconds: Math.round((d.get('TTL') || 0) / 1e9) };
+  return { value, head: CID.parse(value.slice(6)), sequence, validity, ttlSeconds: Math.round(ttl / 1e9) };
 }
 
-// --- pages and messages -----------------------------------------------
-
-// decodePage checks a page block's shape (docs/FORMAT.md) enough to walk
-// it: p, s, e, l (and w on a head).
-export function decodePage(cid, bytes) {
-  if (cid.codec !== codecs.dagCBOR) throw new Refused(`page ${cid}: not dag-cbor`);
-  const m = decodeCBOR(bytes);
-  if (!(m instanceof Map) || m.get('v') !== 1) throw new Refused(`page ${cid}: not an rlog page (format v1)`);
-  const p = m.get('p'), s = m.get('s'), e = m.get('e'), l = m.get('l');
-  if (!Number.isInteger(p) || !Number.isInteger(s) || !Array.isArray(e) || !Array.isArray(l) || e.length === 0) {
-    throw new Refused(`page ${cid}: malformed`);
-  }
-  const link = (x) => {
-    if (!Array.isArray(x) || !(x[0] instanceof CID) || !Number.isInteger(x[1])) throw new Refused(`page ${cid}: malformed link`);
-    return { cid: x[0], s: x[1] };
-  };
-  const entries = e.map((x) => {
-    if (!(x instanceof Map) || !(x.get('i') instanceof Uint8Array) || x.get('i').length !== 32) throw new Refused(`page ${cid}: malformed entry`);
-    const inline = x.get('c'), ref = x.get('r');
-    if ((inline instanceof Uint8Array) === (ref instanceof CID) || x.size !== 2) throw new Refused(`page ${cid}: an entry needs exactly one of c (payload) and r (CID)`);
-    return { id: x.get('i'), inline, ref };
-  });
-  const w = m.get('w');
-  return { cid, p, s, entries, links: l.map(link), window: w ? w.map(link) : null, head: !!w, last: s + entries.length - 1 };
-}
-
-// decodePayload reads an MVDS wire payload: group, timestamp, body (spec
-// numbering 6001..6003, or 1..3).
-export function decodePayload(b) {
-  const f = protoFields(b);
-  const group = f.get(6001) ?? f.get(1) ?? new Uint8Array();
-  const timestamp = f.get(6002) ?? f.get(2) ?? 0;
-  const body = f.get(6003) ?? f.get(3) ?? new Uint8Array();
-  return { group, timestamp, body };
-}
-
-// messageId is H1: SHA-256("MESSAGE_ID" || group || uint64_le(ts) || body).
-export async function messageId(m) {
-  const ts = new Uint8Array(8);
-  new DataView(ts.buffer).setBigUint64(0, BigInt(m.timestamp), true);
-  const pre = te.encode('MESSAGE_ID');
-  const all = new Uint8Array(pre.length + m.group.length + 8 + m.body.length);
-  all.set(pre, 0);
-  all.set(m.group, pre.length);
-  all.set(ts, pre.length + m.group.length);
-  all.set(m.body, pre.length + m.group.length + 8);
-  return sha256(all);
-}
+// --- reading a log ----------------------------------------------------
 
 // Gateway reads blocks and records from a trustless gateway, verifying.
 export class Gateway {
@@ -355,6 +678,9 @@ export class Gateway {
   async page(cid) {
     return decodePage(cid, await this.block(cid));
   }
+  async index(cid) {
+    return decodeIndex(cid, await this.block(cid));
+  }
   async record(name) {
     let raw;
     try {
@@ -364,28 +690,105 @@ export class Gateway {
     }
     return verifyRecord(name, raw);
   }
-  // message resolves and verifies one entry's payload.
+  // message resolves and verifies one entry's payload: its id is the hash
+  // of the payload, which must be the entry's id where it has one.
   async message(seq, entry) {
-    let payload = entry.inline;
+    let payload = entry.payload;
     if (entry.ref) {
       if (entry.ref.codec !== codecs.raw) return { seq, id: entry.id, large: true };
       payload = await this.block(entry.ref);
     }
     const m = decodePayload(payload);
-    if (!bytesEqual(await messageId(m), entry.id)) throw new Refused(`message ${seq}: does not match its id: refused`);
-    return { seq, id: entry.id, ...m };
+    const id = await messageId(m);
+    if (entry.id && !bytesEqual(id, entry.id)) throw new Refused(`message ${seq}: does not match its id: refused`);
+    return { seq, id, ...m };
   }
 }
 
-// previousLink is the link from page pg to page pg.p - 1, or null.
-export function previousLink(pg) {
-  if (pg.p === 0) return null;
-  if (pg.head && pg.window.length > 0) return pg.window[0];
-  return pg.links[0];
-}
-
-// checkLinked refuses a page that is not the one its link promised.
-export function checkLinked(from, link, pg, wantP) {
-  if (pg.p !== wantP || pg.s !== link.s || pg.head) throw new Refused(`page ${pg.cid}: not page ${wantP} from ${link.s} as page ${from.p} says`);
-  if (pg.last + 1 !== from.s) throw new Refused(`page ${pg.cid}: not contiguous with page ${from.p}`);
+// Log finds and checks the pages of the log whose head is head, as
+// remotelog's reader does: page links come from the head's window, its
+// index nodes (v2) and v1 pages' skip links; a page must be the page and
+// start its link says, not a head, and contiguous with the page after it;
+// no two links may name one page differently. Old v1 pages under a v2
+// head (a log that changed format) are read the same way.
+export class Log {
+  constructor(gw, head) {
+    if (!head.head) throw new Refused(`${head.cid} is a sealed page, not a head`);
+    Object.assign(this, { gw, head, known: new Map(), pages: new Map(), nodes: new Map() });
+    this.pages.set(head.p, Promise.resolve(head));
+    this.learn(head);
+  }
+  addLink(p, l) {
+    if (p < 0 || p >= this.head.p) throw new Refused(`a link names page ${p}, not before the head (page ${this.head.p})`);
+    const old = this.known.get(p);
+    if (old && !sameLink(old, l)) throw new Refused(`page ${p} is linked both as ${old.cid} at ${old.s} and as ${l.cid} at ${l.s}: refused`);
+    this.known.set(p, l);
+  }
+  learn(pg) {
+    pg.links.forEach((l, j) => this.addLink(pg.p - 2 ** j, l));
+    (pg.window || []).forEach((l, k) => this.addLink(pg.p - 1 - k, l));
+  }
+  // start is page p's first sequence, if known.
+  start(p) {
+    if (p === this.head.p) return this.head.s;
+    return this.known.get(p)?.s ?? this.head.index?.find((x) => x.n === p)?.s;
+  }
+  // node fetches index node i once and learns the pages it lists.
+  node(i) {
+    if (!this.nodes.has(i)) {
+      this.nodes.set(i, (async () => {
+        const x = this.head.index[i];
+        const end = i + 1 < this.head.index.length ? this.head.index[i + 1].n : this.head.p;
+        const ix = await this.gw.index(x.cid);
+        if (ix.first !== x.n || ix.pages[0].s !== x.s || ix.last + 1 !== end) {
+          throw new Refused(`index node ${x.cid} lists pages ${ix.first} to ${ix.last} from sequence ${ix.pages[0].s}, but is linked as listing pages ${x.n} to ${end - 1} from ${x.s}: refused`);
+        }
+        ix.pages.forEach((l, k) => this.addLink(ix.first + k, l));
+      })());
+    }
+    return this.nodes.get(i);
+  }
+  // link finds page p's link: from an index node (v2), or by fetching
+  // the nearest newer page known, whose skip links come closer (v1).
+  async link(p) {
+    while (!this.known.has(p)) {
+      const before = this.known.size;
+      if (this.head.index) {
+        const i = this.head.index.findLastIndex((x) => x.n <= p);
+        if (i >= 0) await this.node(i);
+      } else {
+        let q = this.head.p;
+        for (const k of this.known.keys()) if (k > p && k < q) q = k;
+        await this.page(q);
+      }
+      if (!this.known.has(p) && this.known.size === before) throw new Refused(`no link names page ${p}`);
+    }
+    return this.known.get(p);
+  }
+  // page fetches and checks page p, once.
+  page(p) {
+    if (!this.pages.has(p)) {
+      this.pages.set(p, (async () => {
+        const l = await this.link(p);
+        const pg = await this.gw.page(l.cid);
+        if (pg.p !== p || pg.s !== l.s || pg.head) throw new Refused(`page ${pg.cid}: not page ${p} from sequence ${l.s} as linked (it says page ${pg.p} from ${pg.s}${pg.head ? ', a head' : ''})`);
+        const next = this.start(p + 1);
+        if (next !== undefined && pg.last + 1 !== next) throw new Refused(`page ${pg.cid}: not contiguous with page ${p + 1}`);
+        this.learn(pg);
+        return pg;
+      })());
+    }
+    return this.pages.get(p);
+  }
+  // pagesFrom is the pages from the one holding seq up to page upTo,
+  // oldest first.
+  async pagesFrom(seq, upTo = this.head.p) {
+    const out = [];
+    for (let p = upTo; p >= 0; p--) {
+      const pg = await this.page(p);
+      out.push(pg);
+      if (pg.s <= seq) break;
+    }
+    return out.reverse();
+  }
 }
