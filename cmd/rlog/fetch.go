@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
@@ -14,7 +15,7 @@ import (
 )
 
 func (a *app) fetchCmd() *cobra.Command {
-	var from string
+	var froms []string
 	var since uint64
 	var all, asJSON, keep bool
 	var outDir string
@@ -56,7 +57,8 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
-			err = a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
+			from := strings.Join(froms, ", ")
+			err = a.withSources(cmd.Context(), froms, func(repo *remotelog.Repo, src remotelog.Source) error {
 				cur, err := repo.Cursor(name)
 				if err != nil {
 					return err
@@ -68,6 +70,19 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
+				// Each message delivered is recorded at once, so that a fetch
+				// killed at any moment starts again after it.
+				prog, err := remotelog.Cursors(repo.Dir).Progress(name, cur)
+				if err != nil {
+					return err
+				}
+				defer prog.Close()
+				deliver := func(m remotelog.Message) error {
+					if err := out.print(m); err != nil {
+						return err
+					}
+					return prog.Delivered(m.Seq, m.ID)
+				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
@@ -75,9 +90,9 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 				var next remotelog.Cursor
 				var st remotelog.Stats
 				if keep {
-					next, st, err = remotelog.CatchUpKeeping(cmd.Context(), src, name, cur, remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}, opts, out.print)
+					next, st, err = remotelog.CatchUpKeeping(cmd.Context(), src, name, cur, remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}, opts, deliver)
 				} else {
-					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, out.print)
+					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, deliver)
 				}
 				// Save how far we got, also after a failure part way.
 				if next != cur || err == nil {
@@ -106,7 +121,7 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", fromHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
 	f.StringVar(&recordFile, "record", "", "the name's signed IPNS record, from this file (for a source that has none, such as a plain CAR); verified as any record")
 	f.StringVar(&headArg, "head", "", "read from this head page CID, which you vouch for, instead of the name's record: no record is checked")
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
@@ -115,6 +130,7 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)
+	a.retriesFlagOn(cmd)
 	return cmd
 }
 

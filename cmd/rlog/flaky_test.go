@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+
+	"rlog/internal/netproxy"
+	"rlog/remotelog"
+)
+
+// servedLog publishes total messages of 256 B, served by `rlog serve`'s
+// gateway on loopback.
+func servedLog(t *testing.T, total int) (*httptest.Server, ipns.Name) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "w")
+	cfg, _ := remotelog.DefaultConfig("paged")
+	if _, err := remotelog.Init(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	ctx := context.Background()
+	bodies := make([][]byte, total)
+	for i := range bodies {
+		bodies[i] = bytes.Repeat([]byte{'a' + byte(i%26)}, 256)
+	}
+	if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+		t.Fatal(err)
+	}
+	srv := remotelog.NewServer(repo, w, nil)
+	if _, err := srv.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := srv.Gateway()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs, w.Name()
+}
+
+// TestFetchKilledAtRandomMoments: `rlog fetch` through a link that cuts 1
+// response in 10 is killed with SIGKILL at random moments of a catch-up,
+// then run once more to the end: every message is printed, and one is
+// printed twice only when a kill landed between printing it and recording
+// it (two writes in a row): at most one per kill. RLOG_KILLS sets the
+// kills (default 5) and RLOG_KILL_MESSAGES the log's length (default 20,000).
+func TestFetchKilledAtRandomMoments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds rlog and runs it many times")
+	}
+	kills, total := 5, 20_000
+	if n, err := strconv.Atoi(os.Getenv("RLOG_KILLS")); err == nil {
+		kills = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("RLOG_KILL_MESSAGES")); err == nil {
+		total = n
+	}
+	if plainDir == "" {
+		plainDir = t.TempDir()
+	}
+	bin, err := plainRlog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, name := servedLog(t, total)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	px, err := netproxy.Start(hs.URL, netproxy.Options{RTT: 100 * time.Millisecond, CutEvery: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	work := t.TempDir()
+	outPath := filepath.Join(work, "out")
+	var repo string
+	fetch := func(killAfter time.Duration) (killed bool) {
+		out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, "fetch", "--repo", repo, name.String(), "--from", px.URL)
+		cmd.Stdout, cmd.Stderr = out, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if killAfter > 0 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("fetch: %v: %s", err, stderr.String())
+				}
+				return false
+			case <-time.After(killAfter):
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				return true
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("fetch: %v: %s", err, stderr.String())
+		}
+		return false
+	}
+	initRepo := func(dir string) {
+		repo = filepath.Join(work, dir)
+		if out, err := exec.Command(bin, "init", "--repo", repo).CombinedOutput(); err != nil {
+			t.Fatalf("init: %v: %s", err, out)
+		}
+	}
+	// A clean run first, through the same link: how long a run takes.
+	initRepo("clean")
+	start := time.Now()
+	fetch(0)
+	took, clean := time.Since(start), px.Counts()
+	os.Remove(outPath)
+	px.Reset()
+	initRepo("r")
+	landed := 0
+	for range kills {
+		if fetch(time.Duration(rng.Int64N(int64(took)))) {
+			landed++
+		}
+	}
+	fetch(0)
+	b, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]int, total+1)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		seq, err := strconv.Atoi(strings.SplitN(line, "\t", 2)[0])
+		if err != nil || seq < 1 || seq > total {
+			t.Fatalf("line %q: not a message of the log", line)
+		}
+		seen[seq]++
+	}
+	dups := 0
+	for seq := 1; seq <= total; seq++ {
+		if seen[seq] == 0 {
+			t.Fatalf("message %d never printed", seq)
+		}
+		dups += seen[seq] - 1
+	}
+	c := px.Counts()
+	t.Logf("a run without kills: %s, %d requests, %d bytes", took, clean.Requests, clean.Bytes)
+	t.Logf("%d kills landed of %d, %d messages, %d printed twice; the proxy: %d requests, %d cut, %d bytes (%.2fx)", landed, kills, total, dups, c.Requests, c.Cut, c.Bytes, float64(c.Bytes)/float64(clean.Bytes))
+	if dups > landed {
+		t.Errorf("%d messages printed twice for %d kills", dups, landed)
+	}
+}
