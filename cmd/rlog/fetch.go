@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/boxo/ipns"
@@ -87,6 +89,16 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
 				}
+				// Blocks fetched across a network are kept until the fetch
+				// succeeds: one that fails or is killed part way does not
+				// fetch them again.
+				var cache *remotelog.BlockCache
+				if slices.ContainsFunc(froms, isNetSource) {
+					if cache, err = remotelog.CacheBlocks(src, filepath.Join(repo.Dir, "cache", "blocks"), 0); err != nil {
+						return err
+					}
+					src = cache
+				}
 				var next remotelog.Cursor
 				var st remotelog.Stats
 				if keep {
@@ -105,6 +117,9 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 				}
 				if err != nil {
 					return err
+				}
+				if cache != nil {
+					cache.Forget()
 				}
 				if asJSON {
 					return writeJSONLine(a.stdout, map[string]any{"summary": fetchSummary(st)})

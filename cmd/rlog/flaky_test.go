@@ -142,11 +142,14 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	os.Remove(outPath)
 	px.Reset()
 	initRepo("r")
+	// Kills at random moments, about kills of them within a clean run's
+	// time, until kills have landed or a run completes.
 	landed := 0
-	for range kills {
-		if fetch(time.Duration(rng.Int64N(int64(took)))) {
-			landed++
+	for landed < kills {
+		if !fetch(time.Duration(rng.Int64N(2*int64(took)/int64(kills)) + 1)) {
+			break
 		}
+		landed++
 	}
 	fetch(0)
 	b, err := os.ReadFile(outPath)
