@@ -22,7 +22,7 @@ import (
 // process is killed in the middle of is not possible (the kernel completes
 // it); a record torn by a power loss fails its CRC and is ignored, and the
 // cursor before it is used. The progress file is folded into the cursor
-// and removed when the catch-up saves its cursor.
+// and emptied when the catch-up saves its cursor.
 const progressRecord = 48
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -90,10 +90,11 @@ func (s CursorStore) withProgress(name ipns.Name, c Cursor) (Cursor, error) {
 	return c, nil
 }
 
-// dropProgress removes the progress file once a cursor that includes it is
-// saved.
+// dropProgress empties the progress file once a cursor that includes it is
+// saved. It is emptied, not removed, so that a Progress still open (a
+// follower's) goes on recording in it.
 func (s CursorStore) dropProgress(name ipns.Name) error {
-	if err := os.Remove(s.progressPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Truncate(s.progressPath(name), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remotelog: drop progress: %w", err)
 	}
 	return nil

@@ -371,3 +371,56 @@ func briefErr(err error) string {
 		err = u
 	}
 }
+
+// Subscribe listens to every source that pushes; the channel is closed
+// when any of those subscriptions ends, so that the follower looks again
+// and subscribes anew. It fails when no source pushes.
+func (p *Pool) Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var chans []<-chan struct{}
+	var errs []error
+	for _, m := range p.srcs {
+		s, ok := m.Src.(Subscriber)
+		if !ok {
+			continue
+		}
+		ch, err := s.Subscribe(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		chans = append(chans, ch)
+	}
+	if len(chans) == 0 {
+		cancel()
+		if len(errs) == 0 {
+			return nil, errors.New("remotelog: no source pushes")
+		}
+		return nil, errors.Join(errs...)
+	}
+	out := make(chan struct{}, 1)
+	var mu sync.Mutex
+	closed := false
+	for _, ch := range chans {
+		go func() {
+			for range ch {
+				mu.Lock()
+				if !closed {
+					select {
+					case out <- struct{}{}:
+					default: // one pending is enough
+					}
+				}
+				mu.Unlock()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !closed {
+				closed = true
+				cancel()
+				close(out)
+			}
+		}()
+	}
+	return out, nil
+}
