@@ -376,7 +376,8 @@ func briefErr(err error) string {
 // when any of those subscriptions ends, so that the follower looks again
 // and subscribes anew. It fails when no source pushes.
 func (p *Pool) Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelAll := context.WithCancel(ctx)
+	cancel := sync.OnceFunc(cancelAll) // the goroutines below end it
 	var chans []<-chan struct{}
 	var errs []error
 	for _, m := range p.srcs {
@@ -384,8 +385,16 @@ func (p *Pool) Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, 
 		if !ok {
 			continue
 		}
-		ch, err := s.Subscribe(ctx, name)
+		// A source that does not answer the subscription within the
+		// attempt timeout is left out: the follower polls it instead.
+		mctx, mcancel := context.WithCancel(ctx)
+		t := time.AfterFunc(p.policy.Timeout, mcancel)
+		ch, err := s.Subscribe(mctx, name)
+		if !t.Stop() && err == nil {
+			err = fmt.Errorf("source %s: no answer within %s", m.Name, p.policy.Timeout)
+		}
 		if err != nil {
+			mcancel()
 			errs = append(errs, err)
 			continue
 		}

@@ -19,14 +19,12 @@
 package netproxy
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
@@ -211,19 +209,8 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		}
 		cw := &countingWriter{ResponseWriter: rw}
 		if cut {
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			body := rec.Body.Bytes()
-			if len(body) > 1 {
-				p.cutHalfway(cw, rec, body)
-				return // not reached: cutHalfway aborts the handler
-			}
-			cw.Header().Set("Content-Length", strconv.Itoa(len(body)))
-			for k, v := range rec.Header() {
-				cw.Header()[k] = v
-			}
-			cw.WriteHeader(rec.Code)
-			cw.Write(body)
+			next.ServeHTTP(&cutWriter{countingWriter: cw, p: p}, r)
+			// A body too short to cut, sent whole.
 		} else {
 			next.ServeHTTP(cw, r)
 		}
@@ -238,20 +225,41 @@ func (p *Proxy) count(cw *countingWriter) {
 	p.mu.Unlock()
 }
 
-// cutHalfway promises the whole body, sends half and drops the connection.
-func (p *Proxy) cutHalfway(cw *countingWriter, rec *httptest.ResponseRecorder, body []byte) {
-	for k, v := range rec.Header() {
-		cw.Header()[k] = v
+// cutWriter sends half of a response whose length is known (the headers
+// still promise all of it), or the first write of a stream, then drops
+// the connection.
+type cutWriter struct {
+	*countingWriter
+	p     *Proxy
+	limit int64 // bytes to send before the cut; -1 until the headers
+}
+
+func (w *cutWriter) WriteHeader(code int) {
+	w.limit = 0
+	if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
+		w.limit = n / 2
 	}
-	cw.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	cw.WriteHeader(rec.Code)
-	io.Copy(cw, bytes.NewReader(body[:len(body)/2]))
-	cw.Flush()
-	p.mu.Lock()
-	p.c.Cut++
-	p.mu.Unlock()
-	p.count(cw)
-	panic(http.ErrAbortHandler) // the server drops the connection, quietly
+	w.countingWriter.WriteHeader(code)
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.limit == 0 || w.n+int64(len(b)) > w.limit {
+		if rest := w.limit - w.n; rest > 0 {
+			w.countingWriter.Write(b[:rest])
+		} else if w.limit == 0 && w.n == 0 && len(b) > 1 {
+			w.countingWriter.Write(b[:len(b)/2]) // a stream: half its first write
+		}
+		w.countingWriter.Flush()
+		w.p.mu.Lock()
+		w.p.c.Cut++
+		w.p.mu.Unlock()
+		w.p.count(w.countingWriter)
+		panic(http.ErrAbortHandler) // the server drops the connection, quietly
+	}
+	return w.countingWriter.Write(b)
 }
 
 // wait sleeps d, or less if ctx ends first; it reports whether d passed.
