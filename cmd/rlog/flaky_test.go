@@ -178,3 +178,49 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 		t.Errorf("%d messages printed twice for %d kills", dups, landed)
 	}
 }
+
+// TestFetchFromTwoSourcesOneStalls: of two sources, one stops answering
+// after a few requests; `rlog fetch --from A --from B` completes from the
+// other, and says so in one line.
+func TestFetchFromTwoSourcesOneStalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a stalled source's attempt timeout (15 s)")
+	}
+	const total = 20_000
+	if plainDir == "" {
+		plainDir = t.TempDir()
+	}
+	bin, err := plainRlog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, name := servedLog(t, total)
+	stall, err := netproxy.Start(hs.URL, netproxy.Options{StallAfter: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	ok, err := netproxy.Start(hs.URL, netproxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Close()
+	repo := filepath.Join(t.TempDir(), "r")
+	if out, err := exec.Command(bin, "init", "--repo", repo).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v: %s", err, out)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "fetch", "--repo", repo, name.String(), "--from", stall.URL, "--from", ok.URL)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("fetch: %v: %s", err, stderr.String())
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != total {
+		t.Fatalf("%d messages printed, want %d", n, total)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	t.Logf("stderr: %q; stalled requests %d", lines, stall.Counts().Stalled)
+	if len(lines) != 2 || !strings.Contains(lines[0], "source "+stall.URL+" is not answering") {
+		t.Errorf("stderr %q: want one notice about %s, then the summary", lines, stall.URL)
+	}
+}
