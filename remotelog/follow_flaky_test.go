@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
+
 	"rlog/internal/netproxy"
+	"rlog/pager"
 	"rlog/remotelog"
 )
 
@@ -126,4 +129,39 @@ func TestFollowThroughAFlakyLink(t *testing.T) {
 	}
 	c := px.Counts()
 	t.Logf("%d messages; the proxy: %d requests, %d cut, %d restarts; pool %+v; slowest delivery after a publish %s", total, c.Requests, c.Cut, c.Restarts, pool.Stats(), worst)
+}
+
+// TestKeepThroughAFlakyLink: a node keeps a log read through a link that
+// cuts 1 response in 3; its status shows how far the log is held and the
+// source in use.
+func TestKeepThroughAFlakyLink(t *testing.T) {
+	const total = 3_000
+	hs, name := servedFormatLog(t, pager.Version, total)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("cut seed %d", seed)
+	px, err := netproxy.Start(hs.URL, netproxy.Options{CutRate: 1.0 / 3, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	policy, _ := noWait(t)
+	pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: "flaky proxy", Src: remotelog.GatewaySourceWith(px.URL, &http.Client{})})
+	repo := openNewRepo(t, "keeper")
+	n := startNode(t, repo, remotelog.NodeConfig{Keep: &remotelog.KeepConfig{Names: []ipns.Name{name}, Source: pool,
+		Options: remotelog.KeepOptions{Follow: remotelog.FollowOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}}}})
+	deadline := time.Now().Add(patience)
+	for {
+		st := n.Status()
+		if len(st.Kept) == 1 && st.Kept[0].Seq == total {
+			if st.Kept[0].Source != "flaky proxy" || st.Kept[0].Name != name.String() {
+				t.Fatalf("kept %+v: want the log, from flaky proxy", st.Kept[0])
+			}
+			t.Logf("kept %+v; the proxy: %+v", st.Kept[0], px.Counts())
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v: the log not kept whole", st.Kept)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
 }
