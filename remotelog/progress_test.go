@@ -72,3 +72,29 @@ func TestProgressMovesTheCursorOn(t *testing.T) {
 		t.Fatalf("cursor at %d, want 20", got.Seq)
 	}
 }
+
+// FuzzProgress: whatever a progress file holds, reading the cursor does
+// not panic, and it never moves the cursor back.
+func FuzzProgress(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, 48))
+	f.Add(make([]byte, 100))
+	name := newHostileLog(f, 7).name
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		cs := remotelog.Cursors(dir)
+		if err := cs.Save(name, remotelog.Cursor{Seq: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cursors", name.String()+".progress"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cs.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Seq < 5 {
+			t.Fatalf("cursor moved back to %d", c.Seq)
+		}
+	})
+}

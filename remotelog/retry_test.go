@@ -199,3 +199,29 @@ func TestPoolFallsBackFromAStalledSource(t *testing.T) {
 		t.Errorf("using %s, want steady", u)
 	}
 }
+
+// A run whose retries exceed its budget (RunRetries plus one per request)
+// gives up: later failures are final.
+func TestRetryRunBudget(t *testing.T) {
+	var calls int
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer hs.Close()
+	policy, _ := noWait(t)
+	policy.Attempts, policy.RunRetries = 100, 3
+	pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: "busy", Src: remotelog.GatewaySourceWith(hs.URL, &http.Client{})})
+	_, err := pool.Get(context.Background(), someCID(t))
+	if err == nil || !strings.Contains(err.Error(), "this run retried more than 3 times") {
+		t.Fatalf("got %v, want the run's budget spent", err)
+	}
+	if calls > 6 {
+		t.Errorf("%d requests for a budget of 3 retries beyond one per request", calls)
+	}
+	// A new request earns one retry, no more.
+	calls = 0
+	if _, err := pool.Get(context.Background(), someCID(t)); err == nil || calls > 2 {
+		t.Errorf("after the budget: %d requests, %v; want at most 2 and an error", calls, err)
+	}
+}
