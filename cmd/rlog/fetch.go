@@ -42,11 +42,20 @@ characters (or starts with a quote or "base64:"); any other body as base64:... .
 --out DIR saves each body to a file DIR/SEQ-ID instead and shows file:PATH; it is
 needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
+--from may be given more than once (serve, a keeper, Kubo's gateway, any trustless
+gateway): requests are spread over the sources and move to another when one fails or
+stalls, everything verified either way. A request that fails for a reason that may pass
+(a cut connection, no answer) is retried with backoff; what gives up and when is in
+docs/CLI.md. Each message is recorded as it is printed, and blocks fetched from a
+gateway are kept until the fetch succeeds: a fetch that fails or is killed starts again
+after the last message it printed and fetches nothing twice.
+
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
 body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
 line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
+  rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io  # two sources
   rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
   rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
   rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,

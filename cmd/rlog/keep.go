@@ -50,5 +50,6 @@ done again at the next publish).
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
 	a.apiFlagOn(cmd)
+	a.retriesFlagOn(cmd)
 	return cmd
 }
