@@ -60,6 +60,17 @@ func servedLog(t *testing.T, total int) (*httptest.Server, ipns.Name) {
 	return hs, w.Name()
 }
 
+// buildRlog builds rlog without the race detector into the test's own
+// folder (plainRlog's folder belongs to whichever test made it first).
+func buildRlog(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rlog")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build rlog: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestFetchKilledAtRandomMoments: `rlog fetch` through a link that cuts 1
 // response in 10 is killed with SIGKILL at random moments of a catch-up,
 // then run once more to the end: every message is printed, and one is
@@ -77,13 +88,7 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("RLOG_KILL_MESSAGES")); err == nil {
 		total = n
 	}
-	if plainDir == "" {
-		plainDir = t.TempDir()
-	}
-	bin, err := plainRlog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildRlog(t)
 	hs, name := servedLog(t, total)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -187,13 +192,7 @@ func TestFetchFromTwoSourcesOneStalls(t *testing.T) {
 		t.Skip("waits for a stalled source's attempt timeout (15 s)")
 	}
 	const total = 20_000
-	if plainDir == "" {
-		plainDir = t.TempDir()
-	}
-	bin, err := plainRlog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildRlog(t)
 	hs, name := servedLog(t, total)
 	stall, err := netproxy.Start(hs.URL, netproxy.Options{StallAfter: 5})
 	if err != nil {
