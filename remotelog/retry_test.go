@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,9 +92,9 @@ func TestPoolRidesOutCutResponses(t *testing.T) {
 
 // Backoffs double from Base up to Max, each within [d/2, d] by jitter.
 func TestRetryBackoffGrowsAndGivesUp(t *testing.T) {
-	var calls int
+	var calls atomic.Int32
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
+		calls.Add(1)
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	}))
 	defer hs.Close()
@@ -104,8 +105,8 @@ func TestRetryBackoffGrowsAndGivesUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "giving up after 6 attempts") {
 		t.Fatalf("got %v, want giving up after 6 attempts", err)
 	}
-	if calls != 6 {
-		t.Errorf("%d requests, want 6", calls)
+	if n := calls.Load(); n != 6 {
+		t.Errorf("%d requests, want 6", n)
 	}
 	w := waits()
 	want := []time.Duration{100, 200, 400, 400, 400}
@@ -133,18 +134,18 @@ func TestRetryNotOnPermanentErrors(t *testing.T) {
 		{"404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, cas.ErrNotFound},
 		{"forged", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("not the block")) }, cas.ErrHashMismatch},
 	} {
-		var bad, good int
-		hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { bad++; tc.handler(w, r) }))
+		var bad, good atomic.Int32
+		hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { bad.Add(1); tc.handler(w, r) }))
 		defer hb.Close()
-		hg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { good++; w.Write([]byte("hello")) }))
+		hg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { good.Add(1); w.Write([]byte("hello")) }))
 		defer hg.Close()
 		policy, waits := noWait(t)
 		pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: "bad", Src: remotelog.GatewaySourceWith(hb.URL, &http.Client{})})
 		if _, err := pool.Get(context.Background(), c); !errors.Is(err, tc.want) {
 			t.Fatalf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
-		if bad != 1 || len(waits()) != 0 {
-			t.Errorf("%s: %d requests and %d backoffs, want 1 and 0", tc.name, bad, len(waits()))
+		if bad.Load() != 1 || len(waits()) != 0 {
+			t.Errorf("%s: %d requests and %d backoffs, want 1 and 0", tc.name, bad.Load(), len(waits()))
 		}
 		pool = remotelog.NewPool(policy,
 			remotelog.PoolSource{Name: "bad", Src: remotelog.GatewaySourceWith(hb.URL, &http.Client{})},
@@ -203,9 +204,9 @@ func TestPoolFallsBackFromAStalledSource(t *testing.T) {
 // A run whose retries exceed its budget (RunRetries plus one per request)
 // gives up: later failures are final.
 func TestRetryRunBudget(t *testing.T) {
-	var calls int
+	var calls atomic.Int32
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
+		calls.Add(1)
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	}))
 	defer hs.Close()
@@ -216,12 +217,12 @@ func TestRetryRunBudget(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "this run retried more than 3 times") {
 		t.Fatalf("got %v, want the run's budget spent", err)
 	}
-	if calls > 6 {
-		t.Errorf("%d requests for a budget of 3 retries beyond one per request", calls)
+	if n := calls.Load(); n > 6 {
+		t.Errorf("%d requests for a budget of 3 retries beyond one per request", n)
 	}
 	// A new request earns one retry, no more.
-	calls = 0
-	if _, err := pool.Get(context.Background(), someCID(t)); err == nil || calls > 2 {
-		t.Errorf("after the budget: %d requests, %v; want at most 2 and an error", calls, err)
+	calls.Store(0)
+	if _, err := pool.Get(context.Background(), someCID(t)); err == nil || calls.Load() > 2 {
+		t.Errorf("after the budget: %d requests, %v; want at most 2 and an error", calls.Load(), err)
 	}
 }
