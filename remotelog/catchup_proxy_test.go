@@ -82,7 +82,7 @@ func TestRoundsAsTheNetworkSeesThem(t *testing.T) {
 
 // servedFormatLog publishes total messages of 256 B in pages of 256 entries in
 // the given format, served by `rlog serve`'s gateway on loopback.
-func servedFormatLog(t *testing.T, format uint64, total int) (*httptest.Server, ipns.Name) {
+func servedFormatLog(t testing.TB, format uint64, total int) (*httptest.Server, ipns.Name) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo")
 	cfg, _ := remotelog.DefaultConfig("paged")

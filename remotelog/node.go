@@ -103,6 +103,7 @@ type Node struct {
 	cfgMu sync.Mutex // the repo's config (its peers)
 	subMu sync.Mutex
 	subs  map[string]*subscription // by log name
+	kept  map[string]*subscription // kept logs' progress, by name
 
 	closeOnce sync.Once
 	closeErr  error
@@ -113,6 +114,7 @@ type subscription struct {
 	done   chan struct{} // closed when its follower has returned
 	status FollowStatus
 	cur    Cursor
+	src    Source
 }
 
 // StartNode starts a node on repo, which it uses until Close (the caller
@@ -264,8 +266,24 @@ func (n *Node) startKeep(kc KeepConfig) {
 	cursors := KeepCursors(n.repo.Dir)
 	for _, name := range kc.Names {
 		opts := kc.Options
-		opts.Follow.Save = func(c Cursor) error { return cursors.Save(name, c) }
+		kept := &subscription{src: kc.Source}
+		kept.cur, _ = cursors.Get(name)
+		n.subMu.Lock()
+		if n.kept == nil {
+			n.kept = map[string]*subscription{}
+		}
+		n.kept[name.String()] = kept
+		n.subMu.Unlock()
+		opts.Follow.Save = func(c Cursor) error {
+			n.subMu.Lock()
+			kept.cur = c
+			n.subMu.Unlock()
+			return cursors.Save(name, c)
+		}
 		opts.Follow.Status = func(s FollowStatus) {
+			n.subMu.Lock()
+			kept.status = s
+			n.subMu.Unlock()
 			if s.Err != nil {
 				n.logf("%s: source unavailable: %v; trying again in %s", name, s.Err, s.Wait)
 			}
@@ -366,7 +384,7 @@ func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(n.ctx)
-	sub := &subscription{cancel: cancel, cur: cur, done: make(chan struct{})}
+	sub := &subscription{cancel: cancel, cur: cur, done: make(chan struct{}), src: src}
 	n.subs[name.String()] = sub
 	opts.Save = func(c Cursor) error {
 		n.subMu.Lock()
@@ -492,6 +510,8 @@ type NodeStatus struct {
 	Published     uint64               `json:"published"`
 	Sync          *SyncStatus          `json:"sync,omitempty"`
 	Subscriptions []SubscriptionStatus `json:"subscriptions,omitempty"`
+	// Kept is how far each kept log is held (rlog keep).
+	Kept []SubscriptionStatus `json:"kept,omitempty"`
 }
 
 // SubscriptionStatus is one subscription: how far it has read, and why it
@@ -501,6 +521,24 @@ type SubscriptionStatus struct {
 	Seq       uint64 `json:"seq"`
 	RecordSeq uint64 `json:"record_seq"`
 	Error     string `json:"error,omitempty"`
+	// Source is the source that answered last, when read from a Pool.
+	Source string `json:"source,omitempty"`
+}
+
+// sourceInUse names the source of a pool that answered last, or "".
+func sourceInUse(src Source) string {
+	if p, ok := src.(interface{ Stats() PoolStats }); ok {
+		return p.Stats().Using
+	}
+	return ""
+}
+
+func (s *subscription) report(name string) SubscriptionStatus {
+	ss := SubscriptionStatus{Name: name, Seq: s.cur.Seq, RecordSeq: s.cur.RecordSeq, Source: sourceInUse(s.src)}
+	if s.status.Err != nil {
+		ss.Error = s.status.Err.Error()
+	}
+	return ss
 }
 
 // Status is what the node runs and how far it is.
@@ -519,12 +557,13 @@ func (n *Node) Status() NodeStatus {
 	n.subMu.Lock()
 	defer n.subMu.Unlock()
 	for name, s := range n.subs {
-		ss := SubscriptionStatus{Name: name, Seq: s.cur.Seq, RecordSeq: s.cur.RecordSeq}
-		if s.status.Err != nil {
-			ss.Error = s.status.Err.Error()
-		}
-		st.Subscriptions = append(st.Subscriptions, ss)
+		st.Subscriptions = append(st.Subscriptions, s.report(name))
 	}
-	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int { return strings.Compare(a.Name, b.Name) })
+	for name, s := range n.kept {
+		st.Kept = append(st.Kept, s.report(name))
+	}
+	byName := func(a, b SubscriptionStatus) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(st.Subscriptions, byName)
+	slices.SortFunc(st.Kept, byName)
 	return st
 }

@@ -384,7 +384,7 @@ func (s CursorStore) Get(name ipns.Name) (Cursor, error) {
 	var c Cursor
 	b, err := os.ReadFile(s.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+		return s.withProgress(name, c)
 	}
 	if err != nil {
 		return c, fmt.Errorf("remotelog: read cursor: %w", err)
@@ -392,7 +392,7 @@ func (s CursorStore) Get(name ipns.Name) (Cursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("remotelog: read cursor %s: %w", s.path(name), err)
 	}
-	return c, nil
+	return s.withProgress(name, c)
 }
 
 // Save durably records c for log name.
@@ -404,7 +404,7 @@ func (s CursorStore) Save(name ipns.Name, c Cursor) error {
 	if err := atomicfile.Write(s.path(name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("remotelog: save cursor: %w", err)
 	}
-	return nil
+	return s.dropProgress(name)
 }
 
 // SaveConfig replaces the repo's configuration with cfg, atomically.

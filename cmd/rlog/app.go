@@ -26,6 +26,7 @@ type app struct {
 	apiFlag        string
 	debug          bool
 	lockTimeout    time.Duration
+	retries        int    // --retries: attempts per request, 0 for the default
 	command        string // the command running, "rlog append"
 	// node, when set, is the node this command runs in (sent over its
 	// control socket): the repo is the node's.
@@ -114,6 +115,10 @@ func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {
 
 // apiFlagOn gives cmd the --api flag: only commands that talk to a Kubo
 // daemon have it.
+func (a *app) retriesFlagOn(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&a.retries, "retries", 0, "attempts per request across the sources before it fails (default 8; 1: no retry); see docs/CLI.md for what gives up when")
+}
+
 func (a *app) apiFlagOn(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.apiFlag, "api", "", "Kubo RPC API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001): use this daemon instead of the repo's")
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
@@ -14,7 +17,7 @@ import (
 )
 
 func (a *app) fetchCmd() *cobra.Command {
-	var from string
+	var froms []string
 	var since uint64
 	var all, asJSON, keep bool
 	var outDir string
@@ -39,6 +42,14 @@ characters (or starts with a quote or "base64:"); any other body as base64:... .
 --out DIR saves each body to a file DIR/SEQ-ID instead and shows file:PATH; it is
 needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
+--from may be given more than once (serve, a keeper, Kubo's gateway, any trustless
+gateway): requests are spread over the sources and move to another when one fails or
+stalls, everything verified either way. A request that fails for a reason that may pass
+(a cut connection, no answer) is retried with backoff; what gives up and when is in
+docs/CLI.md. Each message is recorded as it is printed, and blocks fetched from a
+gateway are kept until the fetch succeeds: a fetch that fails or is killed starts again
+after the last message it printed and fetches nothing twice.
+
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
 body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
 line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.
@@ -50,6 +61,7 @@ and exits with 6; a body that does not open under the key (changed, cut short, o
 another key) stops the read with exit 4.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
+  rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io  # two sources
   rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
   rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
   rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,
@@ -66,7 +78,8 @@ another key) stops the read with exit 4.`,
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
-			err = a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
+			from := strings.Join(froms, ", ")
+			err = a.withSources(cmd.Context(), froms, func(repo *remotelog.Repo, src remotelog.Source) error {
 				cur, err := repo.Cursor(name)
 				if err != nil {
 					return err
@@ -78,13 +91,35 @@ another key) stops the read with exit 4.`,
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
 				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
-				deliver, err := opening(dir, name, out.print)
+				// Each message delivered is recorded at once, so that a fetch
+				// killed at any moment starts again after it.
+				prog, err := remotelog.Cursors(repo.Dir).Progress(name, cur)
+				if err != nil {
+					return err
+				}
+				defer prog.Close()
+				deliver, err := opening(dir, name, func(m remotelog.Message) error {
+					if err := out.print(m); err != nil {
+						return err
+					}
+					return prog.Delivered(m.Seq, m.ID)
+				})
 				if err != nil {
 					return err
 				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
+				}
+				// Blocks fetched across a network are kept until the fetch
+				// succeeds: one that fails or is killed part way does not
+				// fetch them again.
+				var cache *remotelog.BlockCache
+				if slices.ContainsFunc(froms, isNetSource) {
+					if cache, err = remotelog.CacheBlocks(src, filepath.Join(repo.Dir, "cache", "blocks"), 0); err != nil {
+						return err
+					}
+					src = cache
 				}
 				var next remotelog.Cursor
 				var st remotelog.Stats
@@ -105,6 +140,9 @@ another key) stops the read with exit 4.`,
 				if err != nil {
 					return privateHint(name, err)
 				}
+				if cache != nil {
+					cache.Forget()
+				}
 				if asJSON {
 					return writeJSONLine(a.stdout, map[string]any{"summary": fetchSummary(st)})
 				}
@@ -120,7 +158,7 @@ another key) stops the read with exit 4.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", fromHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
 	f.StringVar(&recordFile, "record", "", "the name's signed IPNS record, from this file (for a source that has none, such as a plain CAR); verified as any record")
 	f.StringVar(&headArg, "head", "", "read from this head page CID, which you vouch for, instead of the name's record: no record is checked")
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
@@ -129,6 +167,7 @@ another key) stops the read with exit 4.`,
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)
+	a.retriesFlagOn(cmd)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 func (a *app) followCmd() *cobra.Command {
-	var from string
+	var froms []string
 	var asJSON bool
 	var outDir string
 	var minInterval, maxInterval time.Duration
@@ -50,7 +51,7 @@ fetch --help').`,
 			if err != nil {
 				return err
 			}
-			if from == "" {
+			if len(froms) == 0 {
 				if cfg.Backend != "kubo" && a.apiFlag == "" {
 					return usagef("give --from SOURCE: a gateway (e.g. http://127.0.0.1:8080 from 'rlog serve'), a repo folder, or kubo:")
 				}
@@ -62,15 +63,16 @@ fetch --help').`,
 						}
 					}
 				}
-				from = "kubo:" + api
+				froms = []string{"kubo:" + api}
 			}
+			from := strings.Join(froms, ", ")
 			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// A source that answers that nothing is published under the name
 			// on the first look ends the follower: the name is most likely wrong.
 			ctx, giveUp := context.WithCancelCause(sctx)
 			defer giveUp(nil)
-			src, err := a.openSource(ctx, from)
+			src, err := a.openSources(ctx, froms)
 			if err != nil {
 				return err
 			}
@@ -81,9 +83,40 @@ fetch --help').`,
 				return err
 			}
 			out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
-			deliver, err := opening(dir, name, out.print)
+			// Each message delivered is recorded at once (see fetch).
+			prog, err := cursors.Progress(name, cur)
 			if err != nil {
 				return err
+			}
+			defer prog.Close()
+			var verified uint64
+			deliver, err := opening(dir, name, func(m remotelog.Message) error {
+				if err := out.print(m); err != nil {
+					return err
+				}
+				verified++
+				return prog.Delivered(m.Seq, m.ID)
+			})
+			if err != nil {
+				return err
+			}
+			// --json: a status line after each look that caught up or
+			// failed: messages verified so far and the source in use.
+			status := func(s remotelog.FollowStatus) {
+				if !asJSON || (s.Err == nil && s.Caught == 0) {
+					return
+				}
+				st := map[string]any{"verified": verified, "at": cur.Seq + verified}
+				if p, ok := src.(*pooled); ok {
+					ps := p.Stats()
+					st["source"], st["requests"], st["retries"] = ps.Using, ps.Requests, ps.Retries
+				} else {
+					st["source"] = from
+				}
+				if s.Err != nil {
+					st["error"] = a.brief(s.Err)
+				}
+				writeJSONLine(a.stdout, map[string]any{"status": st})
 			}
 			seen := cur.RecordSeq > 0
 			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
@@ -91,6 +124,7 @@ fetch --help').`,
 				MinInterval: minInterval, MaxInterval: maxInterval,
 				Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
 				Status: func(s remotelog.FollowStatus) {
+					status(s)
 					switch {
 					case s.Err != nil && !seen && (errors.Is(s.Err, remotelog.ErrNoLog) || errors.Is(s.Err, namesys.ErrNotFound)):
 						giveUp(failf(s.Err, "log %s is not published at %s: check the name (a follower of a log not published yet starts after its first publish)", name, from))
@@ -114,11 +148,12 @@ fetch --help').`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", fromHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
 	a.apiFlagOn(cmd)
+	a.retriesFlagOn(cmd)
 	return cmd
 }

@@ -7,7 +7,8 @@ import (
 )
 
 func (a *app) keepCmd() *cobra.Command {
-	var from, listen, backup string
+	var froms []string
+	var listen, backup string
 	var endpoint *string
 	var republish, minInterval, maxInterval time.Duration
 	cmd := &cobra.Command{
@@ -39,14 +40,14 @@ done again at the next publish).
   rlog keep k51qzi5uqu5d... --from http://writer:8080 --backup s3://backups/rlog`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if from == "" {
+			if len(froms) == 0 {
 				return usagef("give --from SOURCE: where the logs are read (a gateway, a repo folder, kubo:...)")
 			}
-			return a.runNode(cmd, nodeFlags{keep: args, keepFrom: from, serve: listen, republish: republish, minIntv: minInterval, maxIntv: maxInterval, keepBackup: backup, s3Endpoint: *endpoint})
+			return a.runNode(cmd, nodeFlags{keep: args, keepFrom: froms, serve: listen, republish: republish, minIntv: minInterval, maxIntv: maxInterval, keepBackup: backup, s3Endpoint: *endpoint})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", fromHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
 	f.StringVar(&backup, "backup", "", "also back every kept record's log up to this s3://BUCKET/PREFIX")
 	endpoint = s3FlagOn(cmd)
 	f.StringVar(&listen, "listen", "", "also serve the kept logs as a gateway at this address (embedded store)")
@@ -54,5 +55,6 @@ done again at the next publish).
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")
 	a.apiFlagOn(cmd)
+	a.retriesFlagOn(cmd)
 	return cmd
 }

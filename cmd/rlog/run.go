@@ -36,12 +36,12 @@ type nodeFlags struct {
 	logEvery   time.Duration
 	syncJSON   bool
 	keep       []string
-	keepFrom   string
+	keepFrom   []string
 	keepBackup string // s3://BUCKET/PREFIX each kept record's log is backed up to
 	s3Endpoint string
 	republish  time.Duration
 	follow     []string
-	followFrom string
+	followFrom []string
 	followJSON bool
 	minIntv    time.Duration
 	maxIntv    time.Duration
@@ -82,10 +82,10 @@ recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 	f.BoolVar(&nf.sync, "sync", false, "sync with peers over MVDS (the peers of 'rlog peer add' and --peer)")
 	a.syncFlags(f, &nf)
 	f.StringSliceVar(&nf.keep, "keep", nil, "keep this log readable (repeatable)")
-	f.StringVar(&nf.keepFrom, "keep-from", "", "where kept logs are read: "+fromForms[len("--from takes "):])
+	f.StringArrayVar(&nf.keepFrom, "keep-from", nil, "where kept logs are read: "+fromForms[len("--from takes "):]+fromsHelp)
 	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
 	f.StringSliceVar(&nf.follow, "follow", nil, "follow this log and print its messages (repeatable)")
-	f.StringVar(&nf.followFrom, "follow-from", "", "where followed logs are read")
+	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
 	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
 	f.DurationVar(&nf.maxIntv, "max-interval", time.Minute, "longest time between looks while nothing changes (keep, follow)")
@@ -179,7 +179,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 	}
 	follow := remotelog.FollowOptions{MinInterval: nf.minIntv, MaxInterval: nf.maxIntv}
 	if len(nf.keep) > 0 {
-		if nf.keepFrom == "" {
+		if len(nf.keepFrom) == 0 {
 			return usagef("give --from SOURCE: where the logs are read (a gateway, a repo folder, kubo:...)")
 		}
 		names, src, err := a.namesFrom(ctx, nf.keep, nf.keepFrom, &closers)
@@ -209,7 +209,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		}
 	}
 	if len(nf.follow) > 0 {
-		if nf.followFrom == "" {
+		if len(nf.followFrom) == 0 {
 			return usagef("give --follow-from SOURCE: where followed logs are read")
 		}
 		names, src, err := a.namesFrom(ctx, nf.follow, nf.followFrom, &closers)
@@ -265,12 +265,12 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 
 // namesFrom parses log names and opens the source they are read from,
 // which closers then close.
-func (a *app) namesFrom(ctx context.Context, args []string, from string, closers *[]func()) ([]ipns.Name, remotelog.Source, error) {
+func (a *app) namesFrom(ctx context.Context, args []string, froms []string, closers *[]func()) ([]ipns.Name, remotelog.Source, error) {
 	names, err := parseNames(args)
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := a.openSource(ctx, from)
+	src, err := a.openSources(ctx, froms)
 	if err != nil {
 		return nil, nil, err
 	}

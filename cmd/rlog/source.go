@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -94,11 +95,64 @@ func (a *app) source(ctx context.Context, from string, local *remotelog.Repo) (r
 		}
 		from = "kubo:" + api
 	}
-	src, err := a.openSource(ctx, from)
+	src, err := a.openSources(ctx, []string{from})
 	if err != nil {
 		return nil, nil, err
 	}
 	return src, func() { src.Close() }, nil
+}
+
+// isNetSource reports whether --from names a source across a network,
+// whose requests are retried: a gateway or a bucket.
+func isNetSource(from string) bool {
+	return strings.HasPrefix(from, "http://") || strings.HasPrefix(from, "https://") || remotelog.IsS3URL(from)
+}
+
+// openSources opens one or more --from arguments as one source. Sources
+// across a network, and several sources of any kind, are read through a
+// pool: requests spread over them, retried when they fail for a reason
+// that may pass, moved to another source when one fails or stalls; a
+// source that stops answering is reported in one line on stderr.
+func (a *app) openSources(ctx context.Context, froms []string) (remotelog.SourceCloser, error) {
+	if len(froms) == 1 && !isNetSource(froms[0]) {
+		return a.openSource(ctx, froms[0])
+	}
+	ps := &pooled{}
+	var members []remotelog.PoolSource
+	for _, from := range froms {
+		if from == "kubo:" {
+			api, err := a.localKuboAPI()
+			if err != nil {
+				ps.Close()
+				return nil, failf(err, "--from kubo: reads through the local Kubo daemon, but %v: start `ipfs daemon`, or give kubo:MULTIADDR", err)
+			}
+			from += api
+		}
+		src, err := a.openSource(ctx, from)
+		if err != nil {
+			ps.Close()
+			return nil, err
+		}
+		ps.closers = append(ps.closers, src)
+		members = append(members, remotelog.PoolSource{Name: from, Src: src})
+	}
+	ps.Pool = remotelog.NewPool(remotelog.RetryPolicy{Attempts: a.retries}, members...)
+	ps.Pool.Notice = func(line string) { fmt.Fprintf(a.stderr, "rlog: %s\n", line) }
+	return ps, nil
+}
+
+// pooled is a pool with the sources to close after.
+type pooled struct {
+	*remotelog.Pool
+	closers []io.Closer
+}
+
+func (p *pooled) Close() error {
+	var errs []error
+	for _, c := range p.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func samePath(a, b string) bool {
@@ -223,6 +277,27 @@ func (a *app) withSource(ctx context.Context, from string, f func(repo *remotelo
 	defer release()
 	return f(repo, src)
 }
+
+// withSources is withSource for --from given any number of times: several
+// sources are read as one pool.
+func (a *app) withSources(ctx context.Context, froms []string, f func(repo *remotelog.Repo, src remotelog.Source) error) error {
+	if len(froms) <= 1 {
+		return a.withSource(ctx, strings.Join(froms, ""), f)
+	}
+	repo, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	src, err := a.openSources(ctx, froms)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return f(repo, src)
+}
+
+const fromsHelp = "; give it more than once to read from several sources: requests are spread over them and move to another when one fails or stalls"
 
 const fromHelp = "where to read: a directory holding another rlog repo, kubo:MULTIADDR (kubo: alone for the local daemon), a gateway http(s)://HOST[:PORT], or a backup bucket s3://BUCKET/PREFIX (AWS_* environment); default: this repo's backend"
 

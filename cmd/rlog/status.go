@@ -51,15 +51,27 @@ has read. It fails (exit 1) when no node runs in the repo. --json prints one obj
 				}
 			}
 			for _, s := range st.Subscriptions {
-				line := fmt.Sprintf("follows   %s at %d", s.Name, s.Seq)
-				if s.Error != "" {
-					line += " (" + s.Error + ")"
-				}
-				fmt.Fprintln(a.stdout, line)
+				fmt.Fprintln(a.stdout, subscriptionLine("follows", s))
+			}
+			for _, s := range st.Kept {
+				fmt.Fprintln(a.stdout, subscriptionLine("keeps", s))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return cmd
+}
+
+// subscriptionLine is a followed or kept log in `rlog status`: how far it
+// is read, from which source, and why it last failed.
+func subscriptionLine(verb string, s remotelog.SubscriptionStatus) string {
+	line := fmt.Sprintf("%-9s %s at %d", verb, s.Name, s.Seq)
+	if s.Source != "" {
+		line += " from " + s.Source
+	}
+	if s.Error != "" {
+		line += " (" + s.Error + ")"
+	}
+	return line
 }

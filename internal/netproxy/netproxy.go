@@ -11,16 +11,23 @@
 //
 // The added round trip (RTT) delays each response by RTT before it is
 // forwarded, the way a link with that latency delays the first byte.
-// Later issues extend Options (cut responses, stalls, restarts).
+// A flaky link: CutEvery or CutRate cut responses halfway (the headers
+// promise the whole body, half of it is sent, the connection is dropped),
+// StallAfter stops answering after a number of requests (each one held
+// until its client gives up), and Restart drops every connection and
+// refuses new ones for a moment, as a restarting server does.
 package netproxy
 
 import (
 	"context"
 	"io"
+	"log"
+	"math/rand/v2"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -29,6 +36,15 @@ import (
 type Options struct {
 	// RTT is added to every request before it is forwarded.
 	RTT time.Duration
+	// CutEvery cuts every CutEvery-th response halfway (0: none).
+	CutEvery int
+	// CutRate cuts each response halfway with this probability, drawn
+	// from a generator seeded with Seed.
+	CutRate float64
+	Seed    uint64
+	// StallAfter, when positive, stops answering after that many requests:
+	// later ones are held until their client gives up or Unstall.
+	StallAfter int
 }
 
 // Counts is what the proxy saw.
@@ -38,6 +54,9 @@ type Counts struct {
 	Bytes    int64 // response body bytes sent to the client
 	// HeaderBytes approximates the response status lines and headers.
 	HeaderBytes int64
+	Cut         int // responses cut halfway
+	Stalled     int // requests held unanswered
+	Restarts    int
 }
 
 // Proxy forwards to one target URL and counts.
@@ -45,12 +64,17 @@ type Proxy struct {
 	URL string // where clients connect: http://127.0.0.1:PORT
 
 	opts     Options
-	srv      *httptest.Server
+	srv      *http.Server
+	inner    http.Handler
+	addr     string
 	tr       *http.Transport
 	mu       sync.Mutex
 	c        Counts
 	inFlight int
 	paths    map[string]int
+	rng      *rand.Rand
+	seen     int // requests since Start, for CutEvery and StallAfter
+	unstall  chan struct{}
 }
 
 // Start serves a proxy to target on a loopback port until Close.
@@ -59,21 +83,68 @@ func Start(target string, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{opts: opts, paths: map[string]int{}}
+	p := &Proxy{opts: opts, paths: map[string]int{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), unstall: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	rp.Transport = tr
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a client that gave up is no news
 	p.tr = tr
-	p.srv = httptest.NewServer(p.handler(rp))
-	p.URL = p.srv.URL
+	p.inner = p.handler(rp)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p.addr = ln.Addr().String()
+	p.URL = "http://" + p.addr
+	p.serve(ln)
 	return p, nil
+}
+
+func (p *Proxy) serve(ln net.Listener) {
+	srv := &http.Server{Handler: p.inner}
+	p.mu.Lock()
+	p.srv = srv
+	p.mu.Unlock()
+	go srv.Serve(ln)
 }
 
 // Close stops the proxy and closes its connections to the target.
 func (p *Proxy) Close() {
-	p.srv.Close()
+	p.Unstall()
+	p.mu.Lock()
+	srv := p.srv
+	p.mu.Unlock()
+	srv.Close()
 	p.tr.CloseIdleConnections()
+}
+
+// Restart drops every connection, refuses new ones for down, then listens
+// again on the same address, as a restarting server does.
+func (p *Proxy) Restart(down time.Duration) error {
+	p.mu.Lock()
+	srv := p.srv
+	p.c.Restarts++
+	p.mu.Unlock()
+	srv.Close()
+	wait(context.Background(), down)
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	p.serve(ln)
+	return nil
+}
+
+// Unstall answers the requests held by StallAfter, and all later ones.
+func (p *Proxy) Unstall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.unstall:
+	default:
+		close(p.unstall)
+	}
 }
 
 // Counts returns the counts so far.
@@ -113,6 +184,13 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		p.inFlight++
 		p.c.Requests++
 		p.paths[r.URL.Path]++
+		p.seen++
+		stall := p.opts.StallAfter > 0 && p.seen > p.opts.StallAfter
+		cut := (p.opts.CutEvery > 0 && p.seen%p.opts.CutEvery == 0) || (p.opts.CutRate > 0 && p.rng.Float64() < p.opts.CutRate)
+		if stall {
+			p.c.Stalled++
+		}
+		unstall := p.unstall
 		p.mu.Unlock()
 		defer func() {
 			p.mu.Lock()
@@ -122,13 +200,66 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		if p.opts.RTT > 0 && !wait(r.Context(), p.opts.RTT) {
 			return
 		}
+		if stall {
+			select {
+			case <-unstall:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		cw := &countingWriter{ResponseWriter: rw}
-		next.ServeHTTP(cw, r)
-		p.mu.Lock()
-		p.c.Bytes += cw.n
-		p.c.HeaderBytes += cw.header
-		p.mu.Unlock()
+		if cut {
+			next.ServeHTTP(&cutWriter{countingWriter: cw, p: p}, r)
+			// A body too short to cut, sent whole.
+		} else {
+			next.ServeHTTP(cw, r)
+		}
+		p.count(cw)
 	})
+}
+
+func (p *Proxy) count(cw *countingWriter) {
+	p.mu.Lock()
+	p.c.Bytes += cw.n
+	p.c.HeaderBytes += cw.header
+	p.mu.Unlock()
+}
+
+// cutWriter sends half of a response whose length is known (the headers
+// still promise all of it), or the first write of a stream, then drops
+// the connection.
+type cutWriter struct {
+	*countingWriter
+	p     *Proxy
+	limit int64 // bytes to send before the cut; -1 until the headers
+}
+
+func (w *cutWriter) WriteHeader(code int) {
+	w.limit = 0
+	if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
+		w.limit = n / 2
+	}
+	w.countingWriter.WriteHeader(code)
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.limit == 0 || w.n+int64(len(b)) > w.limit {
+		if rest := w.limit - w.n; rest > 0 {
+			w.countingWriter.Write(b[:rest])
+		} else if w.limit == 0 && w.n == 0 && len(b) > 1 {
+			w.countingWriter.Write(b[:len(b)/2]) // a stream: half its first write
+		}
+		w.countingWriter.Flush()
+		w.p.mu.Lock()
+		w.p.c.Cut++
+		w.p.mu.Unlock()
+		w.p.count(w.countingWriter)
+		panic(http.ErrAbortHandler) // the server drops the connection, quietly
+	}
+	return w.countingWriter.Write(b)
 }
 
 // wait sleeps d, or less if ctx ends first; it reports whether d passed.
