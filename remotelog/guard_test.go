@@ -30,6 +30,10 @@ func linkedServed(t testing.TB, n int) (*remotelog.Server, *httptest.Server, rem
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Format v1: its skip links make the deep lattice these guards are for
+	// (a v2 log's sealed pages link only their predecessor); servers still
+	// serve v1 logs.
+	cfg.Policy.Format = 1
 	repo, w, srv, hs := servedRepoConfig(t, cfg)
 	ctx := context.Background()
 	var bodies [][]byte
