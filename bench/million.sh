@@ -69,5 +69,5 @@ for d in "$W"/*; do
 	printf '| %s/ | %s | |\n' "$(basename "$d")" "$(du_mb "$d")"
 done
 printf '| total | %s | %s |\n' "$total" "$(awk -v t="$total" -v b="$bodies" 'BEGIN {printf "%.2f", t * 1048576 / b}')"
-printf '| reader repo after fetch | %s | %s |\n' "$(du_mb "$R")" "$(awk -v t="$(du_mb "$R")" -v b="$bodies" 'BEGIN {printf "%.2f", t * 1048576 / b}')"
+printf '| reader repo after fetch (fetch keeps no blocks) | %s | %s |\n' "$(du_mb "$R")" "$(awk -v t="$(du_mb "$R")" -v b="$bodies" 'BEGIN {printf "%.2f", t * 1048576 / b}')"
 printf '| backup CAR | %s | |\n' "$(du_mb "$WORK/log.car")"
