@@ -95,7 +95,7 @@ type ReadOptions struct {
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 32 MiB, or 8 MiB from a LocalSource. A wave reckons each page by its number of
+	// turn comes. Default 32 MiB, or 4 MiB from a LocalSource. A wave reckons each page by its number of
 	// entries and the most bytes per entry seen so far, so a log whose
 	// pages grow may take it over by what they exceed that.
 	MemoryBudget int
@@ -136,7 +136,7 @@ func (o *ReadOptions) defaults() {
 // phone").
 const (
 	DefaultMemoryBudget = 32 << 20
-	LocalMemoryBudget   = 8 << 20
+	LocalMemoryBudget   = 4 << 20
 )
 
 // LocalSource is a Source whose blocks are on this machine when Local
