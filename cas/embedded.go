@@ -44,6 +44,10 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 		ReadOnly:       readOnly,
 		ErrorIfMissing: readOnly,
 		Compression:    opt.NoCompression,
+		// Blocks are read about once each (a page by a reader, a
+		// payload by a fetch): a 2 MiB cache, not LevelDB's 8 MiB, keeps
+		// the memory of a command on a million messages bounded.
+		BlockCacheCapacity: 2 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)

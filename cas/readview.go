@@ -66,6 +66,11 @@ func openViewDB(ctx context.Context, dir string) (*leveldb.DB, string, error) {
 		}
 		db, err := leveldb.Open(roStorage{dir}, &opt.Options{
 			ReadOnly: true, ErrorIfMissing: true,
+			// A view reads pages once each, in order: small buffers keep a
+			// reader's memory bounded (LevelDB's defaults: a 4 MiB memtable
+			// preallocated to replay the journal, an 8 MiB block cache).
+			WriteBuffer:        256 << 10,
+			BlockCacheCapacity: 1 << 20,
 			// Not strict about the journal: a torn record at its end, one
 			// the writer is writing, is left out (and so is the padding
 			// between joined journals, see openJournals).

@@ -123,6 +123,9 @@ func (t *teeSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return b, t.err
 }
 
+// Local says whether the source teed is local.
+func (t *teeSource) Local() bool { return isLocal(t.src) }
+
 func (t *teeSource) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 	return t.src.Resolve(ctx, name)
 }
@@ -282,6 +285,9 @@ type CARSource struct {
 	Head   cid.Cid
 }
 
+// Local is true: the blocks are in a file on this machine.
+func (*CARSource) Local() bool { return true }
+
 // OpenCARSource opens a backup file written by Backup as a source. Any
 // other CAR is ErrNotBackup, saying what it holds; OpenCARBlocks reads one.
 func OpenCARSource(_ context.Context, path string) (SourceCloser, error) {
@@ -358,6 +364,9 @@ type CARBlocks struct {
 	why   error
 }
 
+// Local is true: the blocks are in a file on this machine.
+func (*CARBlocks) Local() bool { return true }
+
 // OpenCARBlocks opens a CAR file for its blocks alone.
 func OpenCARBlocks(_ context.Context, path string) (*CARBlocks, error) {
 	f, roots, err := openCARRoots(path)
@@ -394,6 +403,9 @@ type withRecord struct {
 	name   ipns.Name
 	record []byte
 }
+
+// Local says whether the source of the blocks is local.
+func (w withRecord) Local() bool { return isLocal(w.Source) }
 
 func (w withRecord) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 	if name == w.name {

@@ -54,7 +54,7 @@ func BenchmarkAppendPublish(b *testing.B) {
 
 // newRepoWriter makes a repo with the default preset writing the given
 // format (0: the default) and opens its writer.
-func newRepoWriter(b *testing.B, format uint64) (string, *remotelog.Repo, *remotelog.Writer) {
+func newRepoWriter(b testing.TB, format uint64) (string, *remotelog.Repo, *remotelog.Writer) {
 	dir := b.TempDir()
 	cfg, _ := remotelog.DefaultConfig("paged")
 	cfg.Policy.Format = format

@@ -95,7 +95,7 @@ type ReadOptions struct {
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 32 MiB. A wave reckons each page by its number of
+	// turn comes. Default 32 MiB, or 4 MiB from a LocalSource. A wave reckons each page by its number of
 	// entries and the most bytes per entry seen so far, so a log whose
 	// pages grow may take it over by what they exceed that.
 	MemoryBudget int
@@ -125,8 +125,29 @@ func (o *ReadOptions) defaults() {
 		o.Concurrency = 256
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 32 << 20
+		o.MemoryBudget = DefaultMemoryBudget
 	}
+}
+
+// Default page budgets of a catch-up (ReadOptions.MemoryBudget). From a
+// local source a round costs a disk read, not a network round trip, so it
+// holds fewer pages ahead: a million messages from a repo or a backup file
+// then fit a phone's memory (docs/PERFORMANCE.md, "A million messages on a
+// phone").
+const (
+	DefaultMemoryBudget = 32 << 20
+	LocalMemoryBudget   = 4 << 20
+)
+
+// LocalSource is a Source whose blocks are on this machine when Local
+// says so: a repo's embedded store, a CAR file.
+type LocalSource interface {
+	Local() bool
+}
+
+func isLocal(src any) bool {
+	l, ok := src.(LocalSource)
+	return ok && l.Local()
 }
 
 // CatchUp reads the messages of log name after cur from src and calls
@@ -138,6 +159,9 @@ func (o *ReadOptions) defaults() {
 // so does one shorter than cur.Seq; a cursor without an ID (chosen by
 // hand) beyond the log's end fails with ErrPastEnd.
 func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
+	if opts.MemoryBudget <= 0 && isLocal(src) {
+		opts.MemoryBudget = LocalMemoryBudget
+	}
 	opts.defaults()
 	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
 	r.get = &counting{g: cas.Verify(src), n: &r.stats.BytesFetched}

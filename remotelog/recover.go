@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
 
+	"rlog/cas"
 	"rlog/internal/atomicfile"
 	"rlog/mvds"
 	"rlog/namesys"
@@ -46,6 +47,12 @@ func (w *Writer) Recover(ctx context.Context) (RecoverResult, error) {
 }
 
 type writerSource struct{ *Writer }
+
+// Local says whether the writer publishes to its embedded store.
+func (s writerSource) Local() bool {
+	_, ok := s.cfg.Store.(*cas.Embedded)
+	return ok
+}
 
 func (s writerSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.cfg.Store.Get(ctx, c)

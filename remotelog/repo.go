@@ -332,6 +332,14 @@ func (r *Repo) Names() *namesys.Dir { return r.names }
 
 // Get and Resolve make a Repo a Source.
 func (r *Repo) Get(ctx context.Context, c cid.Cid) ([]byte, error) { return r.Store().Get(ctx, c) }
+
+// Local says whether the repo's blocks are on this machine: its embedded
+// store, not a Kubo daemon.
+func (r *Repo) Local() bool {
+	_, ok := r.Store().(*cas.Embedded)
+	return ok
+}
+
 func (r *Repo) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 	return r.names.Resolve(ctx, name)
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -22,8 +24,14 @@ func (a *app) appendCmd() *cobra.Command {
 		Short: "Append messages to the local log; returns once they are on disk",
 		Long: `Append one message per argument, or one per line of standard input when there
 is none, or the whole of --file as one message. Prints the sequence number and id of
-each. The messages are durable when the command returns (all of them, or none, with
-an error); run 'rlog publish' to make them readable.
+each; run 'rlog publish' to make them readable. Arguments and --file are appended
+all or none: durable when the command returns, or nothing with an error.
+
+Standard input is streamed in batches (up to 2048 lines or 1 MiB), each made durable
+with one fsync before its lines are printed, so input of any length takes bounded
+memory: a printed line is an acknowledged, durable message. When a batch fails (a
+full disk, a line too long), the batches before it stay appended and the error says
+how many lines landed and from which line to resume.
 
 A message body may be up to 4 GiB with --file, which streams the file: a large body
 (over 1 MiB) is stored once, in the repo's block store, never held in memory. A line of
@@ -49,20 +57,6 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				for _, s := range args {
 					bodies = append(bodies, []byte(s))
 				}
-			default:
-				sc := bufio.NewScanner(a.stdin)
-				sc.Buffer(make([]byte, 64<<10), 64<<20)
-				for sc.Scan() {
-					bodies = append(bodies, append([]byte(nil), sc.Bytes()...))
-				}
-				if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
-					return fmt.Errorf("read standard input: line %d is over 64 MiB: append a large body with --file (nothing was appended)", len(bodies)+1)
-				} else if err != nil {
-					return fmt.Errorf("read standard input: %w (nothing was appended)", err)
-				}
-			}
-			if len(bodies) == 0 && file == "" {
-				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
 			}
 			group, err := parseGroup(groupHex, groupName, nil)
 			if err != nil {
@@ -76,6 +70,9 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				seal, err := a.ownSealer()
 				if err != nil {
 					return err
+				}
+				if file == "" && len(args) == 0 {
+					return a.appendLines(cmd.Context(), w, group, seal, asJSON)
 				}
 				var out []remotelog.Appended
 				if file != "" {
@@ -94,21 +91,8 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
 					return err
 				}
-				if owner, ok := w.(*remotelog.ControlClient); ok {
-					// rlog sync sends one group: say so when these went elsewhere.
-					var st struct{ Group string }
-					if owner.Status(cmd.Context(), &st) == nil && st.Group != "" && st.Group != hex.EncodeToString(group) {
-						fmt.Fprintf(a.stderr, "note: appended to group %.16s..., which the running 'rlog sync' (group %.16s...) does not send; it is in the log only (sync sends the group given by its --group-name)\n", hex.EncodeToString(group), st.Group)
-					}
-				}
-				for _, m := range out {
-					if asJSON {
-						b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": rfc3339(time.Unix(m.Timestamp, 0))})
-						fmt.Fprintf(a.stdout, "%s\n", b)
-					} else {
-						fmt.Fprintf(a.stdout, "%d\t%s\n", m.Seq, m.ID)
-					}
-				}
+				noteOtherGroup(cmd.Context(), a.stderr, w, group)
+				printAppended(a.stdout, out, asJSON)
 				return nil
 			})
 		},
@@ -119,4 +103,108 @@ hashed with SHA-256 to 32 bytes) names another.`,
 	f.StringVar(&file, "file", "", "append this file's content as one message")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	return cmd
+}
+
+// Standard input is appended in batches, each durable (one group commit)
+// before its lines are acknowledged on standard output, so memory stays
+// bounded however long the input is.
+const (
+	appendBatchLines = 2048
+	appendBatchBytes = 1 << 20
+)
+
+// appendLines appends one message per line of standard input, streamed in
+// batches. When a batch fails, the batches before it stay appended: the
+// error says how many messages landed and from which line to resume.
+func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, seal sealer, asJSON bool) error {
+	sc := bufio.NewScanner(a.stdin)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	out := bufio.NewWriterSize(a.stdout, 64<<10)
+	var (
+		batch  [][]byte
+		size   int
+		landed uint64
+		arena  []byte
+	)
+	landedErr := func(err error) error {
+		if landed == 0 {
+			return fmt.Errorf("%w (nothing was appended)", err)
+		}
+		return fmt.Errorf("%w (%d messages, lines 1 to %d, were appended and printed; the rest was not: resume from line %d)", err, landed, landed, landed+1)
+	}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		sealed, err := seal.bodies(group, batch)
+		if err != nil {
+			return landedErr(err)
+		}
+		done, err := w.Append(ctx, group, sealed)
+		if err != nil {
+			return landedErr(err)
+		}
+		landed += uint64(len(done))
+		if landed == uint64(len(done)) {
+			noteOtherGroup(ctx, a.stderr, w, group)
+		}
+		printAppended(out, done, asJSON)
+		batch, size, arena = batch[:0], 0, arena[:0]
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("write standard output: %w", err)
+		}
+		return nil
+	}
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(arena)+len(line) > cap(arena) {
+			// A new arena: the bodies of the batch so far keep the old one.
+			arena = make([]byte, 0, max(appendBatchBytes, len(line)))
+		}
+		arena = append(arena, line...)
+		batch = append(batch, arena[len(arena)-len(line):len(arena):len(arena)])
+		size += len(line)
+		if len(batch) >= appendBatchLines || size >= appendBatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return landedErr(fmt.Errorf("read standard input: line %d is over 64 MiB: append a large body with --file", landed+uint64(len(batch))+1))
+	} else if err != nil {
+		return landedErr(fmt.Errorf("read standard input: %w", err))
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if landed == 0 {
+		return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
+	}
+	return nil
+}
+
+// noteOtherGroup warns when the messages went through a running 'rlog
+// sync' that sends another group than group.
+func noteOtherGroup(ctx context.Context, stderr io.Writer, w logWriter, group []byte) {
+	owner, ok := w.(*remotelog.ControlClient)
+	if !ok {
+		return
+	}
+	// rlog sync sends one group: say so when these went elsewhere.
+	var st struct{ Group string }
+	if owner.Status(ctx, &st) == nil && st.Group != "" && st.Group != hex.EncodeToString(group) {
+		fmt.Fprintf(stderr, "note: appended to group %.16s..., which the running 'rlog sync' (group %.16s...) does not send; it is in the log only (sync sends the group given by its --group-name)\n", hex.EncodeToString(group), st.Group)
+	}
+}
+
+func printAppended(w io.Writer, out []remotelog.Appended, asJSON bool) {
+	for _, m := range out {
+		if asJSON {
+			b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": rfc3339(time.Unix(m.Timestamp, 0))})
+			fmt.Fprintf(w, "%s\n", b)
+		} else {
+			fmt.Fprintf(w, "%d\t%s\n", m.Seq, m.ID)
+		}
+	}
 }

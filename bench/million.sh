@@ -1,0 +1,73 @@
+#!/bin/sh
+# million.sh: a million messages on a phone, as a user runs them from the CLI
+# (docs/PERFORMANCE.md, "A million messages"). For each step: wall time, the
+# process's peak RSS (/usr/bin/time -f %M) and, after publish, the repo's size
+# on disk against the bodies appended.
+#
+#   go build -o bin/rlog ./cmd/rlog
+#   sh bench/million.sh [N [BODY_BYTES]]        # default 1000000 256
+#
+# RLOG (default bin/rlog) is the binary measured; WORK (default a temporary
+# directory, removed after) holds the repos. Prints a Markdown table.
+set -eu
+N=${1:-1000000}
+B=${2:-256}
+RLOG=${RLOG:-bin/rlog}
+RLOG=$(cd "$(dirname "$RLOG")" && pwd)/$(basename "$RLOG")
+[ -x "$RLOG" ] || { echo "million.sh: $RLOG is not an executable rlog (go build -o bin/rlog ./cmd/rlog)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "million.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+KEEP=${WORK:+1}
+WORK=${WORK:-$(mktemp -d)}
+[ -n "$KEEP" ] || trap 'rm -rf "$WORK"' EXIT
+W=$WORK/w
+R=$WORK/r
+
+# lines N B: N distinct lines of B bytes each (B-1 characters and a newline).
+lines() {
+	awk -v n="$1" -v b="$2" 'BEGIN {
+		pad = sprintf("%*s", b, ""); gsub(/ /, "x", pad)
+		for (i = 1; i <= n; i++) { s = sprintf("%d ", i); print s substr(pad, 1, b - 1 - length(s)) }
+	}'
+}
+
+# run NAME CMD...: runs CMD, records wall seconds and peak RSS (MiB).
+run() {
+	name=$1; shift
+	/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || {
+		echo "million.sh: $name failed:" >&2; tail -5 "$WORK/err" >&2; exit 1; }
+	read -r secs kb <"$WORK/time"
+	printf '| %s | %s s | %d MiB |\n' "$name" "$secs" $((kb / 1024))
+}
+
+du_mb() { du -sk "$1" | awk '{printf "%.1f", $1 / 1024}'; }
+
+bodies=$((N * (B - 1)))
+echo "rlog: $N messages of $((B - 1))-byte bodies (+ newline), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| step | time | peak RSS |"
+echo "|---|---|---|"
+"$RLOG" init --repo "$W" >/dev/null 2>&1
+lines "$N" "$B" >"$WORK/lines"
+run "append $N lines from a pipe" sh -c "cat '$WORK/lines' | '$RLOG' append --repo '$W' >/dev/null"
+rm -f "$WORK/lines"
+run "publish" "$RLOG" publish --repo "$W"
+NAME=$("$RLOG" id --repo "$W" --json | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p')
+run "log (all)" sh -c "'$RLOG' log --repo '$W' >/dev/null"
+run "backup" "$RLOG" backup --repo "$W" "$NAME" -o "$WORK/log.car"
+run "check FILE.car" "$RLOG" check --repo "$W" "$WORK/log.car"
+"$RLOG" init --repo "$R" >/dev/null 2>&1
+run "restore FILE.car" "$RLOG" restore --repo "$R" "$WORK/log.car"
+rm -rf "$R"
+"$RLOG" init --repo "$R" >/dev/null 2>&1
+run "fetch --from DIR (all)" sh -c "'$RLOG' fetch --repo '$R' '$NAME' --from '$W' >/dev/null"
+echo
+total=$(du_mb "$W")
+echo "| writer's repo after publish | MB | x bodies |"
+echo "|---|---|---|"
+for d in "$W"/*; do
+	[ -d "$d" ] || continue
+	printf '| %s/ | %s | |\n' "$(basename "$d")" "$(du_mb "$d")"
+done
+printf '| total | %s | %s |\n' "$total" "$(awk -v t="$total" -v b="$bodies" 'BEGIN {printf "%.2f", t * 1048576 / b}')"
+printf '| reader repo after fetch (fetch keeps no blocks) | %s | %s |\n' "$(du_mb "$R")" "$(awk -v t="$(du_mb "$R")" -v b="$bodies" 'BEGIN {printf "%.2f", t * 1048576 / b}')"
+printf '| backup CAR | %s | |\n' "$(du_mb "$WORK/log.car")"
