@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"rlog/mvds"
 )
 
 // ControlSocket is where the process that owns a repo (rlog serve) listens
@@ -142,6 +144,20 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 func (c *ControlClient) Append(ctx context.Context, group []byte, bodies [][]byte) ([]Appended, error) {
 	var out []Appended
 	err := c.call(ctx, "/append", AppendRequest{Group: group, Bodies: bodies}, &out)
+	return out, err
+}
+
+// AppendMeta appends bodies naming md's parents through the owner.
+func (c *ControlClient) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata, bodies [][]byte) ([]Appended, error) {
+	req := AppendRequest{Group: group, Bodies: bodies}
+	if md != nil {
+		if md.Ephemeral {
+			return nil, fmt.Errorf("remotelog: append: an ephemeral message is never logged: send it over MVDS")
+		}
+		req.Parents = md.Parents
+	}
+	var out []Appended
+	err := c.call(ctx, "/append", req, &out)
 	return out, err
 }
 
