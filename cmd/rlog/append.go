@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"rlog/mvds"
 	"rlog/remotelog"
 )
 
@@ -30,7 +31,10 @@ A message body may be up to 4 GiB with --file, which streams the file: a large b
 standard input may be up to 64 MiB. Readers save large bodies with 'fetch --out DIR'.
 
 The group is the log's default group unless --group (hex) or --group-name (a text,
-hashed with SHA-256 to 32 bytes) names another.`,
+hashed with SHA-256 to 32 bytes) names another. When the repo keeps a group of that
+name ('rlog group'), each message names in its MVDS metadata the newest messages of the
+group this repo has seen (its parents: what 'rlog fetch --group' last read, and this
+log's last message in the group), so readers deliver it after them.`,
 		Example: `  rlog append "hello" "world"
   printf 'one\ntwo\n' | rlog append
   rlog append --file photo.jpg
@@ -68,6 +72,32 @@ hashed with SHA-256 to 32 bytes) names another.`,
 			if err != nil {
 				return err
 			}
+			// A group kept in the repo: each message names the group's
+			// heads as its parents, and becomes its head.
+			var md *mvds.Metadata
+			var groups remotelog.GroupStore
+			if groupName != "" {
+				dir, err := a.repoDir()
+				if err != nil {
+					return err
+				}
+				groups = remotelog.Groups(dir)
+				if g, err := groups.Get(groupName); err == nil {
+					heads, err := g.HeadIDs()
+					if err != nil {
+						return err
+					}
+					if file != "" && len(heads) > 0 {
+						return usagef("a large message (--file) cannot name parents yet: append it outside the group's conversation (--group)")
+					}
+					md = &mvds.Metadata{}
+					for _, h := range heads {
+						md.Parents = append(md.Parents, append([]byte(nil), h[:]...))
+					}
+				} else if !errors.Is(err, remotelog.ErrNoGroup) {
+					return err
+				}
+			}
 			// Appending touches only the local log, not the backend.
 			return a.withLogWriter(cmd.Context(), false, func(cfg remotelog.Config, w logWriter) error {
 				if group == nil {
@@ -80,8 +110,21 @@ hashed with SHA-256 to 32 bytes) names another.`,
 						return err
 					}
 					out = append(out, m)
+				} else if md != nil && len(md.Parents) > 0 {
+					if out, err = w.AppendMeta(cmd.Context(), group, md, bodies); err != nil {
+						return err
+					}
 				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
 					return err
+				}
+				if md != nil && len(out) > 0 {
+					last := out[len(out)-1].ID
+					if err := groups.Update(groupName, func(g *remotelog.Group) error {
+						g.Heads = []string{last.String()}
+						return nil
+					}); err != nil {
+						return fmt.Errorf("appended, but saving the group's heads failed: %w", err)
+					}
 				}
 				if owner, ok := w.(*remotelog.ControlClient); ok {
 					// rlog sync sends one group: say so when these went elsewhere.

@@ -19,8 +19,10 @@ func (a *app) fetchCmd() *cobra.Command {
 	var all, asJSON, keep bool
 	var outDir string
 	var recordFile, headArg string
+	var groupName string
+	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "fetch NAME",
+		Use:   "fetch NAME | fetch --group GROUP",
 		Short: "Print the messages of log NAME this repo has not seen yet",
 		Long: `Resolve log NAME, fetch only the pages and payloads this repo has not seen, verify
 every block hash, record signature, page number, sequence and message id, and print
@@ -41,14 +43,37 @@ needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
 body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
-line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.`,
+line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC 3339.
+
+--group GROUP reads every member's log of a group kept in the repo ('rlog group'), in
+parallel, each from its own cursor, and prints their messages merged: each after the
+messages it names as parents and after its author's previous one, ties broken by
+(height in the DAG, id), so every reader that read the same messages prints them in the
+same order. Each line starts with the author's log name; --json lines gain author and
+parents (hex ids). A message whose parent no member's log gave yet is held back, with
+what follows it (said on standard error: "waiting for 3 messages of k51..."), and
+printed by a later fetch once the parent comes; --no-wait prints it now, its gap
+marked. A member that cannot be read, or whose log forked or rolled back, is reported
+and not merged past that point; the others are printed.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
   rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
   rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
-  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,
-		Args: cobra.ExactArgs(1),
+  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files
+  rlog fetch --group room --from http://127.0.0.1:8080 --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" && len(args) > 0 {
+				return usagef("give a log NAME or --group, not both")
+			}
+			if groupName != "" {
+				return nil
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" {
+				return a.fetchGroup(cmd, groupName, from, asJSON, noWait, outDir)
+			}
 			name, err := parseName(args[0])
 			if err != nil {
 				return err
@@ -112,6 +137,8 @@ line is {"summary": {...}}, what the fetch did (docs/CLI.md). Timestamps are RFC
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
+	f.StringVar(&groupName, "group", "", "read every member's log of this group (rlog group) merged in causal order")
+	f.BoolVar(&noWait, "no-wait", false, "with --group: print messages whose parents were not read, their gap marked, instead of holding them back")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)
