@@ -19,6 +19,10 @@ type GroupReadOptions struct {
 	// NoWait delivers the messages whose parents no member's log gave,
 	// with GroupMessage.Gap naming them, instead of holding them back.
 	NoWait bool
+	// FromStart reads every member's log from its first message and keeps
+	// no cursor (rlog log --group): what the group's cursors say is left
+	// as it is.
+	FromStart bool
 }
 
 // GroupStats reports a group catch-up.
@@ -45,9 +49,11 @@ func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, op
 		return GroupStats{}, err
 	}
 	cursors := store.Cursors(g.Name)
-	known, err := store.delivered(g.Name)
-	if err != nil {
-		return GroupStats{}, err
+	var known []knownID
+	if !opts.FromStart {
+		if known, err = store.delivered(g.Name); err != nil {
+			return GroupStats{}, err
+		}
 	}
 	st := GroupStats{Members: make([]Stats, len(names)), Errors: make([]error, len(names))}
 	curs := make([]Cursor, len(names))
@@ -55,7 +61,9 @@ func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, op
 	got := make([][]Message, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
-		if curs[i], err = cursors.Get(name); err != nil {
+		if opts.FromStart {
+			curs[i] = Cursor{}
+		} else if curs[i], err = cursors.Get(name); err != nil {
 			return st, err
 		}
 		wg.Add(1)
@@ -118,6 +126,9 @@ func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, op
 		derr = m.Flush(emit)
 	}
 	st.Waiting, st.Missing = m.Waiting()
+	if opts.FromStart {
+		return st, derr
+	}
 	// Save: the ids delivered, then each member's cursor: to its end when
 	// nothing of it waits, else to its last message delivered.
 	if err := store.saveDelivered(g.Name, done); err != nil {

@@ -213,3 +213,32 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait b
 		return nil
 	})
 }
+
+// logGroup is log --group [--graph]: the group from the start, from this
+// repo's backend, cursors untouched.
+func (a *app) logGroup(cmd *cobra.Command, name string, drawGraph, asJSON bool) error {
+	if drawGraph && asJSON {
+		return usagef("give --graph or --json, not both")
+	}
+	return a.withSource(cmd.Context(), "", func(repo *remotelog.Repo, src remotelog.Source) error {
+		store := remotelog.Groups(repo.Dir)
+		g, err := store.Get(name)
+		if err != nil {
+			return usageFail(err, "--group %s: the repo has no such group ('rlog group ls')", name)
+		}
+		out := &printer{w: a.stdout, asJSON: asJSON}
+		gr := newGraph(a.stdout, len(g.Members))
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{FromStart: true, NoWait: true}, func(gm remotelog.GroupMessage) error {
+			if drawGraph {
+				return gr.draw(gm, fmt.Sprintf("%.8s %s %s", gm.ID.String(), shortName(groupAuthor(g, gm.Author)), bodyText(gm.Message.Body)))
+			}
+			return out.printGroup(gm, groupAuthor(g, gm.Author))
+		})
+		for _, e := range st.Errors {
+			if e != nil {
+				fmt.Fprintf(a.stderr, "%v\n", e)
+			}
+		}
+		return err
+	})
+}
