@@ -1,7 +1,6 @@
 package remotelog
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"sort"
 
@@ -44,7 +43,8 @@ type Merger struct {
 type mnode struct {
 	msg       GroupMessage
 	missing   int      // parents not yet delivered
-	children  []*mnode // those waiting for it
+	child     *mnode   // the first waiting for it (most have one or none)
+	children  []*mnode // the others waiting for it
 	same      *mnode   // the next message whose id starts with the same 8 bytes
 	delivered bool
 }
@@ -93,7 +93,7 @@ func (m *Merger) Add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 	}
 	if n.missing == 0 {
 		n.msg.Height++
-		heap.Push(&m.ready, n)
+		m.ready.push(n)
 	} else {
 		m.waiting++
 	}
@@ -121,11 +121,15 @@ func (m *Merger) dependOn(n, p *mnode) {
 		n.msg.Height = max(n.msg.Height, p.msg.Height)
 		return
 	}
-	if containsNode(p.children, n) {
+	if p.child == n || containsNode(p.children, n) {
 		return // a parent named twice, or the previous named too
 	}
 	n.missing++
-	p.children = append(p.children, n)
+	if p.child == nil {
+		p.child = n
+	} else {
+		p.children = append(p.children, n)
+	}
 }
 
 // alloc takes a node from a slab: one allocation per 1024 messages.
@@ -152,7 +156,7 @@ func (m *Merger) Next() (GroupMessage, bool) {
 	if m.ready.Len() == 0 {
 		return GroupMessage{}, false
 	}
-	n := heap.Pop(&m.ready).(*mnode)
+	n := m.ready.pop()
 	m.deliver(n)
 	g := n.msg
 	// Keep only what later messages need: the id and height.
@@ -162,15 +166,23 @@ func (m *Merger) Next() (GroupMessage, bool) {
 
 func (m *Merger) deliver(n *mnode) {
 	n.delivered = true
-	ws := n.children
+	if n.child != nil {
+		m.release(n, n.child)
+		n.child = nil
+	}
+	for _, w := range n.children {
+		m.release(n, w)
+	}
 	n.children = nil
-	for _, w := range ws {
-		w.msg.Height = max(w.msg.Height, n.msg.Height)
-		if w.missing--; w.missing == 0 {
-			w.msg.Height++
-			m.waiting--
-			heap.Push(&m.ready, w)
-		}
+}
+
+// release tells w that its parent p was delivered.
+func (m *Merger) release(p, w *mnode) {
+	w.msg.Height = max(w.msg.Height, p.msg.Height)
+	if w.missing--; w.missing == 0 {
+		w.msg.Height++
+		m.waiting--
+		m.ready.push(w)
 	}
 }
 
@@ -242,20 +254,53 @@ func lessID(a, b mvds.MessageID) bool {
 	return false
 }
 
+// readyHeap is a binary min-heap of the ready by (height, id), typed to
+// spare container/heap's interface calls.
 type readyHeap []*mnode
 
 func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
+
+func (h readyHeap) less(i, j int) bool {
 	if h[i].msg.Height != h[j].msg.Height {
 		return h[i].msg.Height < h[j].msg.Height
 	}
 	return lessID(h[i].msg.ID, h[j].msg.ID)
 }
-func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *readyHeap) Push(x any)   { *h = append(*h, x.(*mnode)) }
-func (h *readyHeap) Pop() any {
-	old := *h
-	n := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return n
+
+func (h *readyHeap) push(n *mnode) {
+	*h = append(*h, n)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+func (h *readyHeap) pop() *mnode {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = nil
+	q = q[:last]
+	for i := 0; ; {
+		l, r, least := 2*i+1, 2*i+2, i
+		if l < len(q) && q.less(l, least) {
+			least = l
+		}
+		if r < len(q) && q.less(r, least) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+	*h = q
+	return top
 }
