@@ -20,6 +20,7 @@ func (a *app) followCmd() *cobra.Command {
 	var asJSON bool
 	var outDir string
 	var minInterval, maxInterval time.Duration
+	var groupName string
 	cmd := &cobra.Command{
 		Use:   "follow NAME --from SOURCE",
 		Short: "Keep printing new messages of log NAME as they are published",
@@ -35,12 +36,32 @@ source that is back for a short while; a follower of 'rlog serve' tries again at
 On start it says how far behind it is. It stops on Ctrl-C, or with an error when the
 log was rewritten (fork), or at once when the source answers that nothing is published
 under NAME (a mistyped name). It takes no lock: other commands can use the repo
-meanwhile.`,
+meanwhile.
+
+--group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
+log from --from, merged and held back as 'fetch --group' does, polling every
+--min-interval, backing off to --max-interval while nothing is new. A member that
+cannot be read is said once, until that changes.`,
 		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
-  rlog follow k51qzi5uqu5d... --from kubo: --json`,
-		Args: cobra.ExactArgs(1),
+  rlog follow k51qzi5uqu5d... --from kubo: --json
+  rlog follow --group room --from http://127.0.0.1:8080`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" && len(args) > 0 {
+				return usagef("give a log NAME or --group, not both")
+			}
+			if groupName != "" {
+				return nil
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" {
+				if from == "" {
+					return usagef("follow --group: give --from SOURCE, where the members' logs are (a gateway, a repo folder, kubo:)")
+				}
+				return a.followGroup(cmd, groupName, from, asJSON, minInterval, maxInterval)
+			}
 			name, err := parseName(args[0])
 			if err != nil {
 				return err
@@ -111,6 +132,7 @@ meanwhile.`,
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", fromHelp)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.StringVar(&groupName, "group", "", "follow every member's log of this group (rlog group), merged as 'fetch --group' prints them; polls the source")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
@@ -241,4 +244,71 @@ func (a *app) logGroup(cmd *cobra.Command, name string, drawGraph, asJSON bool) 
 		}
 		return err
 	})
+}
+
+// followGroup is follow --group: fetch --group again and again, polling.
+func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, minInterval, maxInterval time.Duration) error {
+	dir, _, err := a.repoConfig()
+	if err != nil {
+		return err
+	}
+	store := remotelog.Groups(dir)
+	g, err := store.Get(name)
+	if err != nil {
+		return usageFail(err, "--group %s: the repo has no such group ('rlog group ls')", name)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	src, err := a.openSource(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	out := &printer{w: a.stdout, asJSON: asJSON}
+	wait, said := minInterval, ""
+	for {
+		saved, err := g.HeadIDs()
+		if err != nil {
+			return err
+		}
+		heads := remotelog.NewHeads(saved)
+		st, err := remotelog.CatchUpGroup(ctx, src, g, store, remotelog.GroupReadOptions{}, func(gm remotelog.GroupMessage) error {
+			author := groupAuthor(g, gm.Author)
+			heads.Observe(author, gm.ID, gm.Parents)
+			return out.printGroup(gm, author)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st.Messages > 0 {
+			if err := store.Update(name, func(sg *remotelog.Group) error { sg.Heads = heads.Hex(); return nil }); err != nil {
+				return err
+			}
+			g.Heads = heads.Hex()
+			wait = minInterval
+		} else {
+			wait = min(2*wait, maxInterval)
+		}
+		var b strings.Builder
+		for _, e := range st.Errors {
+			if e != nil {
+				fmt.Fprintf(&b, "%s\n", a.brief(e))
+			}
+		}
+		for i, n := range st.Waiting {
+			fmt.Fprintf(&b, "waiting for %s of %s\n", plural(n, "message"), shortName(groupAuthor(g, i)))
+		}
+		if b.String() != said {
+			said = b.String()
+			fmt.Fprint(a.stderr, said)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 }
