@@ -61,15 +61,7 @@ and not merged past that point; the others are printed.`,
   rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
   rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files
   rlog fetch --group room --from http://127.0.0.1:8080 --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if groupName != "" && len(args) > 0 {
-				return usagef("give a log NAME or --group, not both")
-			}
-			if groupName != "" {
-				return nil
-			}
-			return cobra.ExactArgs(1)(cmd, args)
-		},
+		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if groupName != "" {
 				return a.fetchGroup(cmd, groupName, from, asJSON, noWait, outDir)

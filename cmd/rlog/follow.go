@@ -46,15 +46,7 @@ cannot be read is said once, until that changes.`,
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json
   rlog follow --group room --from http://127.0.0.1:8080`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if groupName != "" && len(args) > 0 {
-				return usagef("give a log NAME or --group, not both")
-			}
-			if groupName != "" {
-				return nil
-			}
-			return cobra.ExactArgs(1)(cmd, args)
-		},
+		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if groupName != "" {
 				if from == "" {

@@ -312,3 +312,17 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 		}
 	}
 }
+
+// nameOrGroup checks the arguments of a command reading a log NAME or, with
+// --group, a group: one NAME, or none with --group.
+func nameOrGroup(group *string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if *group != "" && len(args) > 0 {
+			return usagef("give a log NAME or --group, not both")
+		}
+		if *group != "" {
+			return nil
+		}
+		return cobra.ExactArgs(1)(cmd, args)
+	}
+}
