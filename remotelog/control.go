@@ -161,6 +161,16 @@ func (c *ControlClient) AppendMeta(ctx context.Context, group []byte, md *mvds.M
 	return out, err
 }
 
+// SendEphemeral has the owner (a node that syncs) send body as an
+// ephemeral MVDS message; it returns the message id, hex.
+func (c *ControlClient) SendEphemeral(ctx context.Context, body []byte) (string, error) {
+	var id string
+	err := c.call(ctx, "/ephemeral", struct {
+		Body []byte `json:"body"`
+	}{body}, &id)
+	return id, err
+}
+
 // AppendFile appends the file at path through the owner, which reads it.
 func (c *ControlClient) AppendFile(ctx context.Context, group []byte, path string) (Appended, error) {
 	abs, err := filepath.Abs(path)

@@ -17,7 +17,7 @@ import (
 
 func (a *app) appendCmd() *cobra.Command {
 	var groupHex, groupName, file string
-	var asJSON bool
+	var asJSON, ephemeral bool
 	cmd := &cobra.Command{
 		Use:   "append [BODY...]",
 		Short: "Append messages to the local log; returns once they are on disk",
@@ -34,7 +34,11 @@ The group is the log's default group unless --group (hex) or --group-name (a tex
 hashed with SHA-256 to 32 bytes) names another. When the repo keeps a group of that
 name ('rlog group'), each message names in its MVDS metadata the newest messages of the
 group this repo has seen (its parents: what 'rlog fetch --group' last read, and this
-log's last message in the group), so readers deliver it after them.`,
+log's last message in the group), so readers deliver it after them.
+
+--ephemeral sends each body instead as an ephemeral MVDS message (4/MVDS-META) through the
+node that runs on this repo ('rlog run --sync', 'rlog sync') to its peers online now: once,
+never logged, stored or retransmitted. It prints each message's id.`,
 		Example: `  rlog append "hello" "world"
   printf 'one\ntwo\n' | rlog append
   rlog append --file photo.jpg
@@ -67,6 +71,12 @@ log's last message in the group), so readers deliver it after them.`,
 			}
 			if len(bodies) == 0 && file == "" {
 				return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
+			}
+			if ephemeral {
+				if file != "" || groupHex != "" || groupName != "" {
+					return usagef("--ephemeral goes to the running node's sync group: give bodies only, no --file or --group")
+				}
+				return a.sendEphemeral(cmd, bodies, asJSON)
 			}
 			group, err := parseGroup(groupHex, groupName, nil)
 			if err != nil {
@@ -150,5 +160,42 @@ log's last message in the group), so readers deliver it after them.`,
 	f.StringVar(&groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
 	f.StringVar(&file, "file", "", "append this file's content as one message")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.BoolVar(&ephemeral, "ephemeral", false, "send each body once over MVDS to the running node's peers (typing, presence), never into the log; needs 'rlog run --sync' or 'rlog sync'")
 	return cmd
+}
+
+// sendEphemeral is append --ephemeral: through the node that owns the repo.
+func (a *app) sendEphemeral(cmd *cobra.Command, bodies [][]byte, asJSON bool) error {
+	send := func(b []byte) (string, error) {
+		id, err := a.node.SendEphemeral(b)
+		return id.String(), err
+	}
+	if a.node == nil {
+		dir, err := a.repoDir()
+		if err != nil {
+			return err
+		}
+		if !ownerListens(dir) {
+			return failf(nil, "--ephemeral: no node runs on %s: an ephemeral message goes to peers online now, through 'rlog run --sync' or 'rlog sync'", dir)
+		}
+		owner, err := remotelog.DialControl(dir)
+		if err != nil {
+			return err
+		}
+		send = func(b []byte) (string, error) { return owner.SendEphemeral(cmd.Context(), b) }
+	}
+	for _, b := range bodies {
+		id, err := send(b)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if err := writeJSONLine(a.stdout, map[string]any{"id": id, "ephemeral": true}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(a.stdout, "-\t%s\n", id)
+		}
+	}
+	return nil
 }
