@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"rlog/mvds"
 )
@@ -259,4 +260,66 @@ func (s GroupStore) saveDelivered(name string, ks []knownID) error {
 		return fmt.Errorf("remotelog: save the group's delivered messages: %w", err)
 	}
 	return nil
+}
+
+// FollowGroupOptions tune FollowGroup.
+type FollowGroupOptions struct {
+	GroupReadOptions
+	// MinInterval is the time between looks while messages come (default
+	// 1 s); it doubles while nothing does, up to MaxInterval (default 1 min).
+	MinInterval, MaxInterval time.Duration
+	// Status, when set, hears what each look did.
+	Status func(GroupStats)
+	// Heads, when set, is told the group's heads after a look that
+	// delivered messages, for the caller to keep (Group.Heads).
+	Heads func([]string)
+}
+
+// FollowGroup reads group g again and again (CatchUpGroup), polling src,
+// until ctx ends (it returns nil then) or deliver or a store fails.
+func FollowGroup(ctx context.Context, src Source, g Group, store GroupStore, opts FollowGroupOptions, deliver func(GroupMessage) error) error {
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = time.Second
+	}
+	if opts.MaxInterval < opts.MinInterval {
+		opts.MaxInterval = max(time.Minute, opts.MinInterval)
+	}
+	saved, err := g.HeadIDs()
+	if err != nil {
+		return err
+	}
+	heads := NewHeads(saved)
+	wait := opts.MinInterval
+	for {
+		st, err := CatchUpGroup(ctx, src, g, store, opts.GroupReadOptions, func(gm GroupMessage) error {
+			if gm.Author >= 0 && gm.Author < len(g.Members) {
+				heads.Observe(g.Members[gm.Author], gm.ID, gm.Parents)
+			}
+			return deliver(gm)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if opts.Status != nil {
+			opts.Status(st)
+		}
+		if st.Messages > 0 {
+			if opts.Heads != nil {
+				opts.Heads(heads.Hex())
+			}
+			wait = opts.MinInterval
+		} else {
+			wait = min(2*wait, opts.MaxInterval)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,26 @@ type shared struct {
 func (s shared) Get(ctx context.Context, c cid.Cid) ([]byte, error) { return s.store.Get(ctx, c) }
 func (s shared) Resolve(ctx context.Context, n ipns.Name) ([]byte, error) {
 	return s.names.Resolve(ctx, n)
+}
+
+// writer opens a writer publishing to s, its key made from seed.
+func (s shared) writer(t *testing.T, seed byte, clk *clock) *remotelog.Writer {
+	t.Helper()
+	seedKey := make([]byte, 32)
+	seedKey[0] = seed
+	sk, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seedKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := remotelog.OpenWriter(remotelog.WriterConfig{
+		Dir: t.TempDir(), Key: sk, Store: s.store, Publisher: s.names, Resolver: s.names,
+		Policy: small(t), Lifetime: testLifetime, TTL: time.Minute, Now: clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }
 
 // groupWriter is a member: its writer, and its own view of the group (a
@@ -56,20 +77,7 @@ func TestGroupPartitioned(t *testing.T) {
 	readNow := func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
 	ws := make([]*groupWriter, 3)
 	for i := range ws {
-		seedKey := make([]byte, 32)
-		seedKey[0] = byte(i + 1)
-		sk, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seedKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := remotelog.OpenWriter(remotelog.WriterConfig{
-			Dir: t.TempDir(), Key: sk, Store: sh.store, Publisher: sh.names, Resolver: sh.names,
-			Policy: small(t), Lifetime: testLifetime, TTL: time.Minute, Now: clk.Now,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
+		w := sh.writer(t, byte(i+1), clk)
 		ws[i] = &groupWriter{w: w, store: remotelog.Groups(t.TempDir()), heads: remotelog.NewHeads(nil)}
 		g.Members = append(g.Members, w.Name().String())
 	}
@@ -213,5 +221,85 @@ func TestGroupPartitioned(t *testing.T) {
 	}
 	if c, _ := r3.Cursors(g.Name).Get(name0); c != forged {
 		t.Fatalf("the forked member's cursor moved to %+v", c)
+	}
+}
+
+// TestNodeSubscribeGroup: a node subscribed to a group kept in its repo
+// delivers the members' messages merged, then what they publish later,
+// and keeps the group's heads.
+func TestNodeSubscribeGroup(t *testing.T) {
+	ctx := context.Background()
+	sh := shared{store: cas.NewMemory(), names: namesys.NewMemory()}
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	repo := openNewRepo(t, "reader")
+	store := remotelog.Groups(repo.Dir)
+	if err := store.Create("room"); err != nil {
+		t.Fatal(err)
+	}
+	g := remotelog.Group{Name: "room"}
+	var ws []*remotelog.Writer
+	for i := 0; i < 2; i++ {
+		w := sh.writer(t, byte(i+10), clk)
+		if err := store.AddMember("room", w.Name()); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	var mu sync.Mutex // guards clk: writers append while the node reads
+	say := func(w *remotelog.Writer, body string, parents ...mvds.MessageID) mvds.MessageID {
+		mu.Lock()
+		defer mu.Unlock()
+		md := &mvds.Metadata{}
+		for _, p := range parents {
+			md.Parents = append(md.Parents, slices.Clone(p[:]))
+		}
+		out, err := w.AppendMeta(ctx, g.ID(), md, [][]byte{[]byte(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return out[0].ID
+	}
+	a1 := say(ws[0], "a1")
+	say(ws[1], "b1", a1)
+	n := startNode(t, repo, remotelog.NodeConfig{})
+	got := make(chan string, 16)
+	readNow := func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+	sctx, cancel := context.WithCancel(ctx)
+	done, errp, err := n.SubscribeGroup(sctx, "room", sh, remotelog.FollowGroupOptions{
+		GroupReadOptions: remotelog.GroupReadOptions{ReadOptions: remotelog.ReadOptions{Now: readNow}},
+		MinInterval:      5 * time.Millisecond, MaxInterval: 20 * time.Millisecond,
+	}, func(gm remotelog.GroupMessage) error {
+		got <- string(gm.Message.Body)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want string) {
+		t.Helper()
+		select {
+		case b := <-got:
+			if b != want {
+				t.Fatalf("delivered %q, want %q", b, want)
+			}
+		case <-time.After(patience):
+			t.Fatalf("never delivered %q", want)
+		}
+	}
+	next("a1")
+	next("b1")
+	say(ws[0], "a2")
+	next("a2")
+	cancel()
+	<-done
+	if *errp != nil {
+		t.Fatal(*errp)
+	}
+	saved, err := store.Get("room")
+	if err != nil || len(saved.Heads) == 0 {
+		t.Fatalf("the group's heads were not kept: %+v, %v", saved, err)
 	}
 }

@@ -265,52 +265,32 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 	}
 	defer src.Close()
 	out := &printer{w: a.stdout, asJSON: asJSON}
-	wait, said := minInterval, ""
-	for {
-		saved, err := g.HeadIDs()
-		if err != nil {
-			return err
-		}
-		heads := remotelog.NewHeads(saved)
-		st, err := remotelog.CatchUpGroup(ctx, src, g, store, remotelog.GroupReadOptions{}, func(gm remotelog.GroupMessage) error {
-			author := groupAuthor(g, gm.Author)
-			heads.Observe(author, gm.ID, gm.Parents)
-			return out.printGroup(gm, author)
-		})
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if st.Messages > 0 {
-			if err := store.Update(name, func(sg *remotelog.Group) error { sg.Heads = heads.Hex(); return nil }); err != nil {
-				return err
+	said := ""
+	return remotelog.FollowGroup(ctx, src, g, store, remotelog.FollowGroupOptions{
+		MinInterval: minInterval, MaxInterval: maxInterval,
+		Heads: func(hs []string) {
+			if err := store.Update(name, func(sg *remotelog.Group) error { sg.Heads = hs; return nil }); err != nil {
+				fmt.Fprintf(a.stderr, "saving the group's heads: %v\n", err)
 			}
-			g.Heads = heads.Hex()
-			wait = minInterval
-		} else {
-			wait = min(2*wait, maxInterval)
-		}
-		var b strings.Builder
-		for _, e := range st.Errors {
-			if e != nil {
-				fmt.Fprintf(&b, "%s\n", a.brief(e))
+		},
+		Status: func(st remotelog.GroupStats) {
+			var b strings.Builder
+			for _, e := range st.Errors {
+				if e != nil {
+					fmt.Fprintf(&b, "%s\n", a.brief(e))
+				}
 			}
-		}
-		for i, n := range st.Waiting {
-			fmt.Fprintf(&b, "waiting for %s of %s\n", plural(n, "message"), shortName(groupAuthor(g, i)))
-		}
-		if b.String() != said {
-			said = b.String()
-			fmt.Fprint(a.stderr, said)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+			for i, n := range st.Waiting {
+				fmt.Fprintf(&b, "waiting for %s of %s\n", plural(n, "message"), shortName(groupAuthor(g, i)))
+			}
+			if b.String() != said {
+				said = b.String()
+				fmt.Fprint(a.stderr, said)
+			}
+		},
+	}, func(gm remotelog.GroupMessage) error {
+		return out.printGroup(gm, groupAuthor(g, gm.Author))
+	})
 }
 
 // nameOrGroup checks the arguments of a command reading a log NAME or, with
