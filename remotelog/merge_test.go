@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -316,4 +317,36 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// FuzzGroupFiles: whatever groups.json and a group's delivered file hold,
+// reading them gives groups or an error, never a panic.
+func FuzzGroupFiles(f *testing.F) {
+	f.Add([]byte(`{"groups":[{"name":"room","members":["k51qzi5uqu5dgy"],"heads":["00"]}]}`), []byte("short"))
+	f.Add([]byte(`{"groups":[{"name":"room","members":[],"heads":[]}]}`), make([]byte, 81))
+	f.Fuzz(func(t *testing.T, groups, delivered []byte) {
+		dir := t.TempDir()
+		s := Groups(dir)
+		if err := os.WriteFile(s.path(), groups, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gs, err := s.List()
+		if err != nil {
+			return
+		}
+		for _, g := range gs {
+			g.MemberNames()
+			g.HeadIDs()
+			if err := os.MkdirAll(s.Cursors(g.Name).dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(s.deliveredPath(g.Name), delivered, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ks, err := s.delivered(g.Name)
+			if err == nil && len(ks) != len(delivered)/40 {
+				t.Fatalf("%d records from %d bytes", len(ks), len(delivered))
+			}
+		}
+	})
 }
