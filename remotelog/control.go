@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"rlog/mvds"
 )
 
 // ControlSocket is where the process that owns a repo (rlog serve) listens
@@ -143,6 +145,30 @@ func (c *ControlClient) Append(ctx context.Context, group []byte, bodies [][]byt
 	var out []Appended
 	err := c.call(ctx, "/append", AppendRequest{Group: group, Bodies: bodies}, &out)
 	return out, err
+}
+
+// AppendMeta appends bodies naming md's parents through the owner.
+func (c *ControlClient) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata, bodies [][]byte) ([]Appended, error) {
+	req := AppendRequest{Group: group, Bodies: bodies}
+	if md != nil {
+		if md.Ephemeral {
+			return nil, fmt.Errorf("remotelog: append: an ephemeral message is never logged: send it over MVDS")
+		}
+		req.Parents = md.Parents
+	}
+	var out []Appended
+	err := c.call(ctx, "/append", req, &out)
+	return out, err
+}
+
+// SendEphemeral has the owner (a node that syncs) send body as an
+// ephemeral MVDS message; it returns the message id, hex.
+func (c *ControlClient) SendEphemeral(ctx context.Context, body []byte) (string, error) {
+	var id string
+	err := c.call(ctx, "/ephemeral", struct {
+		Body []byte `json:"body"`
+	}{body}, &id)
+	return id, err
 }
 
 // AppendFile appends the file at path through the owner, which reads it.

@@ -567,3 +567,39 @@ func (n *Node) Status() NodeStatus {
 	slices.SortFunc(st.Kept, byName)
 	return st
 }
+
+// SubscribeGroup follows group name kept in the repo (Groups) from src
+// until ctx ends or the node closes, delivering the members' messages
+// merged (FollowGroup), each once, also across restarts (the group's
+// cursors), and keeping the group's heads for the node's next messages in
+// it. It returns when the subscription has started; done is closed when
+// it ends, with its error in *errp.
+func (n *Node) SubscribeGroup(ctx context.Context, name string, src Source, opts FollowGroupOptions, deliver func(GroupMessage) error) (done <-chan struct{}, errp *error, err error) {
+	store := Groups(n.repo.Dir)
+	g, err := store.Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	heads := opts.Heads
+	opts.Heads = func(hs []string) {
+		if err := store.Update(name, func(g *Group) error { g.Heads = hs; return nil }); err != nil {
+			n.logf("group %s: save its heads: %v", name, err)
+		}
+		if heads != nil {
+			heads(hs)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.ctx, cancel)
+	ch := make(chan struct{})
+	var ferr error
+	n.goRun(func() {
+		defer close(ch)
+		defer stop()
+		defer cancel()
+		if ferr = FollowGroup(ctx, src, g, store, opts, deliver); ferr != nil {
+			n.logf("group %s: subscription ended: %v", name, ferr)
+		}
+	})
+	return ch, &ferr, nil
+}

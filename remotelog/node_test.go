@@ -176,3 +176,56 @@ func TestNodeReplacesStaleSocket(t *testing.T) {
 		t.Errorf("node status %+v", st)
 	}
 }
+
+// TestNodeEphemeral: an ephemeral message reaches a peer online, once,
+// marked ephemeral, and goes into neither log.
+func TestNodeEphemeral(t *testing.T) {
+	ctx := context.Background()
+	ra, rb := openNewRepo(t, "a"), openNewRepo(t, "b")
+	got := make(chan mvds.Message, 16)
+	cfg := func(deliver func(mvds.Message)) remotelog.NodeConfig {
+		return remotelog.NodeConfig{Sync: &remotelog.SyncConfig{Epoch: 20 * time.Millisecond, Deliver: deliver}}
+	}
+	a := startNode(t, ra, cfg(nil))
+	b := startNode(t, rb, cfg(func(m mvds.Message) { got <- m }))
+	st, err := a.SyncStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddPeer(ctx, st.Addrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	// b's message makes b known to a; a's logged message shows the link is up.
+	if _, err := b.Append(ctx, nil, [][]byte{[]byte("from b")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, nil, [][]byte{[]byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"hi": false, "typing": false}
+	sent := false
+	deadline := time.After(patience)
+	for !want["hi"] || !want["typing"] {
+		select {
+		case m := <-got:
+			if _, ok := want[string(m.Body)]; !ok || want[string(m.Body)] {
+				t.Fatalf("b got %q (again?)", m.Body)
+			}
+			want[string(m.Body)] = true
+			if string(m.Body) == "typing" && !m.Ephemeral() {
+				t.Fatal("the ephemeral message arrived without its mark")
+			}
+			if string(m.Body) == "hi" && !sent {
+				if _, err := a.SendEphemeral([]byte("typing")); err != nil {
+					t.Fatal(err)
+				}
+				sent = true
+			}
+		case <-deadline:
+			t.Fatalf("b got %v", want)
+		}
+	}
+	if na, nb := a.Writer().Len(), b.Writer().Len(); na != 1 || nb != 1 {
+		t.Fatalf("the logs hold %d and %d messages, want 1 each (an ephemeral one is never logged)", na, nb)
+	}
+}

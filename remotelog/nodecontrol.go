@@ -48,6 +48,17 @@ func (n *Node) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /node", func(rw http.ResponseWriter, r *http.Request) { reply(rw, n.Status(), nil) })
 	mux.HandleFunc("POST /run", n.runCommand)
+	mux.HandleFunc("POST /ephemeral", func(rw http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Body []byte `json:"body"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id, err := n.SendEphemeral(req.Body)
+		reply(rw, id.String(), err)
+	})
 	return mux
 }
 

@@ -507,3 +507,17 @@ func findPeer(ps []PeerConfig, peer string) (int, error) {
 	}
 	return -1, fmt.Errorf("remotelog: no peer %s in the repo's config (rlog peer ls lists them)", peer)
 }
+
+// SendEphemeral sends body to the node's sync group as an ephemeral MVDS
+// message (4/MVDS-META): once, to the peers online now, never logged,
+// stored, acknowledged or retransmitted (typing, presence). It needs a
+// node that syncs (NodeConfig.Sync).
+func (n *Node) SendEphemeral(body []byte) (mvds.MessageID, error) {
+	if n.sync == nil {
+		return mvds.MessageID{}, fmt.Errorf("remotelog: send ephemeral: this node does not sync over MVDS: start it with sync ('rlog run --sync')")
+	}
+	m := mvds.Message{GroupID: n.sync.group, Timestamp: time.Now().Unix(), Body: body, Metadata: &mvds.Metadata{Ephemeral: true}}
+	var id mvds.MessageID
+	n.sync.runner.Do(func(mn *mvds.Node) { id = mn.Send(m) })
+	return id, nil
+}

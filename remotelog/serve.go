@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/boxo/ipns"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"rlog/mvds"
 	"rlog/namesys"
 )
 
@@ -223,7 +224,11 @@ func (s *Server) control() http.Handler {
 			reply(rw, a, err)
 			return
 		}
-		out, err := s.w.Append(r.Context(), req.Group, req.Bodies)
+		var md *mvds.Metadata
+		if len(req.Parents) > 0 {
+			md = &mvds.Metadata{Parents: req.Parents}
+		}
+		out, err := s.w.AppendMeta(r.Context(), req.Group, md, req.Bodies)
 		if err == nil && s.OnAppend != nil {
 			s.OnAppend(out)
 		}
@@ -249,6 +254,9 @@ type AppendRequest struct {
 	Group  []byte   `json:"group"`
 	Bodies [][]byte `json:"bodies,omitempty"`
 	File   string   `json:"file,omitempty"`
+	// Parents, when given, are the MVDS metadata parents of each body's
+	// message (a group conversation's heads).
+	Parents [][]byte `json:"parents,omitempty"`
 }
 
 func reply(rw http.ResponseWriter, v any, err error) {

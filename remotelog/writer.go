@@ -183,10 +183,21 @@ func (a Appended) IsLarge() bool { return a.Body == nil && a.BodySize > 0 }
 // share an id. A body whose message is large (see LargeMessage) is stored
 // in the block store first.
 func (w *Writer) Append(ctx context.Context, group []byte, bodies [][]byte) ([]Appended, error) {
+	return w.AppendMeta(ctx, group, nil, bodies)
+}
+
+// AppendMeta is Append with MVDS metadata md (4/MVDS-META) on each message:
+// the parents a message of a group conversation names. The metadata is in
+// the log (not part of the id). md must not be ephemeral (an ephemeral
+// message is never logged); a large message cannot carry metadata.
+func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata, bodies [][]byte) ([]Appended, error) {
+	if md != nil && md.Ephemeral {
+		return nil, fmt.Errorf("remotelog: append: an ephemeral message is never logged: send it over MVDS")
+	}
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
 	for _, body := range bodies {
-		e, a, err := w.entry(ctx, group, bytes.NewReader(body), uint64(len(body)))
+		e, a, err := w.entry(ctx, group, md, bytes.NewReader(body), uint64(len(body)))
 		if err != nil {
 			return nil, fmt.Errorf("remotelog: append: %w", err)
 		}
@@ -214,7 +225,7 @@ func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (App
 	if !st.Mode().IsRegular() {
 		return Appended{}, fmt.Errorf("remotelog: append: %s is not a regular file", path)
 	}
-	e, a, err := w.entry(ctx, group, f, uint64(st.Size()))
+	e, a, err := w.entry(ctx, group, nil, f, uint64(st.Size()))
 	if err != nil {
 		return Appended{}, fmt.Errorf("remotelog: append %s: %w", path, err)
 	}
@@ -240,7 +251,7 @@ func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) 
 // entry makes the journal entry of one message of group whose body is the
 // size bytes of r, applying the duplicate rule. A large message's payload
 // is stored in the local block store; a small one is read into memory.
-func (w *Writer) entry(ctx context.Context, group []byte, r io.ReadSeeker, size uint64) (journal.Entry, Appended, error) {
+func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, r io.ReadSeeker, size uint64) (journal.Entry, Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return journal.Entry{}, Appended{}, err
 	}
@@ -255,6 +266,9 @@ func (w *Writer) entry(ctx context.Context, group []byte, r io.ReadSeeker, size 
 		return journal.Entry{}, Appended{}, err
 	}
 	large := uint64(len(mvds.WireHead(m, size)))+size > LargeMessage
+	if large && md != nil {
+		return journal.Entry{}, Appended{}, fmt.Errorf("a large message (%d bytes) cannot carry MVDS metadata (parents)", size)
+	}
 	var body []byte
 	if !large {
 		body = make([]byte, size)
@@ -273,7 +287,7 @@ func (w *Writer) entry(ctx context.Context, group []byte, r io.ReadSeeker, size 
 				return journal.Entry{}, Appended{}, err
 			}
 		} else {
-			m.Body = body
+			m.Body, m.Metadata = body, md
 			e = journal.Entry{ID: m.ID(), Payload: m.Marshal()}
 		}
 		if _, dup := w.run[e.ID]; !dup {

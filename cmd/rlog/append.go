@@ -13,12 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"rlog/mvds"
 	"rlog/remotelog"
 )
 
 func (a *app) appendCmd() *cobra.Command {
 	var groupHex, groupName, file string
-	var asJSON bool
+	var asJSON, ephemeral bool
 	cmd := &cobra.Command{
 		Use:   "append [BODY...]",
 		Short: "Append messages to the local log; returns once they are on disk",
@@ -38,7 +39,14 @@ A message body may be up to 4 GiB with --file, which streams the file: a large b
 standard input may be up to 64 MiB. Readers save large bodies with 'fetch --out DIR'.
 
 The group is the log's default group unless --group (hex) or --group-name (a text,
-hashed with SHA-256 to 32 bytes) names another.`,
+hashed with SHA-256 to 32 bytes) names another. When the repo keeps a group of that
+name ('rlog group'), each message names in its MVDS metadata the newest messages of the
+group this repo has seen (its parents: what 'rlog fetch --group' last read, and this
+log's last message in the group), so readers deliver it after them.
+
+--ephemeral sends each body instead as an ephemeral MVDS message (4/MVDS-META) through the
+node that runs on this repo ('rlog run --sync', 'rlog sync') to its peers online now: once,
+never logged, stored or retransmitted. It prints each message's id.`,
 		Example: `  rlog append "hello" "world"
   printf 'one\ntwo\n' | rlog append
   rlog append --file photo.jpg
@@ -58,9 +66,44 @@ hashed with SHA-256 to 32 bytes) names another.`,
 					bodies = append(bodies, []byte(s))
 				}
 			}
+			if ephemeral {
+				if len(args) == 0 {
+					return usagef("--ephemeral takes its bodies as arguments")
+				}
+				if file != "" || groupHex != "" || groupName != "" {
+					return usagef("--ephemeral goes to the running node's sync group: give bodies only, no --file or --group")
+				}
+				return a.sendEphemeral(cmd, bodies, asJSON)
+			}
 			group, err := parseGroup(groupHex, groupName, nil)
 			if err != nil {
 				return err
+			}
+			// A group kept in the repo: each message names the group's
+			// heads as its parents, and becomes its head.
+			var md *mvds.Metadata
+			var groups remotelog.GroupStore
+			if groupName != "" {
+				dir, err := a.repoDir()
+				if err != nil {
+					return err
+				}
+				groups = remotelog.Groups(dir)
+				if g, err := groups.Get(groupName); err == nil {
+					heads, err := g.HeadIDs()
+					if err != nil {
+						return err
+					}
+					if file != "" && len(heads) > 0 {
+						return usagef("a large message (--file) cannot name parents yet: append it outside the group's conversation (--group)")
+					}
+					md = &mvds.Metadata{}
+					for _, h := range heads {
+						md.Parents = append(md.Parents, append([]byte(nil), h[:]...))
+					}
+				} else if !errors.Is(err, remotelog.ErrNoGroup) {
+					return err
+				}
 			}
 			// Appending touches only the local log, not the backend.
 			return a.withLogWriter(cmd.Context(), false, func(cfg remotelog.Config, w logWriter) error {
@@ -71,8 +114,35 @@ hashed with SHA-256 to 32 bytes) names another.`,
 				if err != nil {
 					return err
 				}
+				// put appends a batch of bodies: sealed for a private log, and
+				// in a group kept in the repo naming the group's heads as
+				// parents, the last becoming the head.
+				put := func(ctx context.Context, bodies [][]byte) ([]remotelog.Appended, error) {
+					bodies, err := seal.bodies(group, bodies)
+					if err != nil {
+						return nil, err
+					}
+					var out []remotelog.Appended
+					if md != nil && len(md.Parents) > 0 {
+						out, err = w.AppendMeta(ctx, group, md, bodies)
+					} else {
+						out, err = w.Append(ctx, group, bodies)
+					}
+					if err != nil || md == nil || len(out) == 0 {
+						return out, err
+					}
+					last := out[len(out)-1].ID
+					if err := groups.Update(groupName, func(g *remotelog.Group) error {
+						g.Heads = []string{last.String()}
+						return nil
+					}); err != nil {
+						return out, fmt.Errorf("appended, but saving the group's heads failed: %w", err)
+					}
+					md.Parents = [][]byte{append([]byte(nil), last[:]...)}
+					return out, nil
+				}
 				if file == "" && len(args) == 0 {
-					return a.appendLines(cmd.Context(), w, group, seal, asJSON)
+					return a.appendLines(cmd.Context(), w, group, put, asJSON)
 				}
 				var out []remotelog.Appended
 				if file != "" {
@@ -86,9 +156,7 @@ hashed with SHA-256 to 32 bytes) names another.`,
 						return err
 					}
 					out = append(out, m)
-				} else if bodies, err = seal.bodies(group, bodies); err != nil {
-					return err
-				} else if out, err = w.Append(cmd.Context(), group, bodies); err != nil {
+				} else if out, err = put(cmd.Context(), bodies); err != nil {
 					return err
 				}
 				noteOtherGroup(cmd.Context(), a.stderr, w, group)
@@ -102,6 +170,7 @@ hashed with SHA-256 to 32 bytes) names another.`,
 	f.StringVar(&groupName, "group-name", "", "MVDS group named by a text (SHA-256 of it)")
 	f.StringVar(&file, "file", "", "append this file's content as one message")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.BoolVar(&ephemeral, "ephemeral", false, "send each body once over MVDS to the running node's peers (typing, presence), never into the log; needs 'rlog run --sync' or 'rlog sync'")
 	return cmd
 }
 
@@ -116,7 +185,7 @@ const (
 // appendLines appends one message per line of standard input, streamed in
 // batches. When a batch fails, the batches before it stay appended: the
 // error says how many messages landed and from which line to resume.
-func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, seal sealer, asJSON bool) error {
+func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put func(context.Context, [][]byte) ([]remotelog.Appended, error), asJSON bool) error {
 	sc := bufio.NewScanner(a.stdin)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	out := bufio.NewWriterSize(a.stdout, 64<<10)
@@ -136,15 +205,11 @@ func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, seal s
 		if len(batch) == 0 {
 			return nil
 		}
-		sealed, err := seal.bodies(group, batch)
-		if err != nil {
-			return landedErr(err)
-		}
-		done, err := w.Append(ctx, group, sealed)
-		if err != nil {
-			return landedErr(err)
-		}
+		done, err := put(ctx, batch)
 		landed += uint64(len(done))
+		if err != nil {
+			return landedErr(err)
+		}
 		if landed == uint64(len(done)) {
 			noteOtherGroup(ctx, a.stderr, w, group)
 		}
@@ -207,4 +272,40 @@ func printAppended(w io.Writer, out []remotelog.Appended, asJSON bool) {
 			fmt.Fprintf(w, "%d\t%s\n", m.Seq, m.ID)
 		}
 	}
+}
+
+// sendEphemeral is append --ephemeral: through the node that owns the repo.
+func (a *app) sendEphemeral(cmd *cobra.Command, bodies [][]byte, asJSON bool) error {
+	send := func(b []byte) (string, error) {
+		id, err := a.node.SendEphemeral(b)
+		return id.String(), err
+	}
+	if a.node == nil {
+		dir, err := a.repoDir()
+		if err != nil {
+			return err
+		}
+		if !ownerListens(dir) {
+			return failf(nil, "--ephemeral: no node runs on %s: an ephemeral message goes to peers online now, through 'rlog run --sync' or 'rlog sync'", dir)
+		}
+		owner, err := remotelog.DialControl(dir)
+		if err != nil {
+			return err
+		}
+		send = func(b []byte) (string, error) { return owner.SendEphemeral(cmd.Context(), b) }
+	}
+	for _, b := range bodies {
+		id, err := send(b)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if err := writeJSONLine(a.stdout, map[string]any{"id": id, "ephemeral": true}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(a.stdout, "-\t%s\n", id)
+		}
+	}
+	return nil
 }

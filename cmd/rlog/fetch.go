@@ -22,8 +22,10 @@ func (a *app) fetchCmd() *cobra.Command {
 	var all, asJSON, keep bool
 	var outDir string
 	var recordFile, headArg string
+	var groupName string
+	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "fetch NAME|LINK",
+		Use:   "fetch NAME|LINK | fetch --group GROUP",
 		Short: "Print the messages of log NAME this repo has not seen yet",
 		Long: `Resolve log NAME, fetch only the pages and payloads this repo has not seen, verify
 every block hash, record signature, page number, sequence and message id, and print
@@ -58,15 +60,34 @@ A private log is read with its share link (rlog://NAME#keys=..., from its writer
 'rlog share') in place of NAME: the repo keeps the keys, and opens every body; later
 fetches may give the bare name. Without its key rlog prints nothing of a private log
 and exits with 6; a body that does not open under the key (changed, cut short, or
-another key) stops the read with exit 4.`,
+another key) stops the read with exit 4.
+
+--group GROUP reads every member's log of a group kept in the repo ('rlog group'), in
+parallel, each from its own cursor, and prints their messages merged: each after the
+messages it names as parents and after its author's previous one, ties broken by
+(height in the DAG, id), so every reader that read the same messages prints them in the
+same order. Each line starts with the author's log name; --json lines gain author and
+parents (hex ids). A message whose parent no member's log gave yet is held back, with
+what follows it (said on standard error: "waiting for 3 messages of k51..."), and
+printed by a later fetch once the parent comes; --no-wait prints it now, its gap
+marked. A member that cannot be read, or whose log forked or rolled back, is reported
+and not merged past that point; the others are printed.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
   rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io  # two sources
   rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
   rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
-  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files`,
-		Args: cobra.ExactArgs(1),
+  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files
+  rlog fetch --group room --from http://127.0.0.1:8080 --json`,
+		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" {
+				from, err := oneSource("fetch --group", froms, false)
+				if err != nil {
+					return err
+				}
+				return a.fetchGroup(cmd, groupName, from, asJSON, noWait, outDir)
+			}
 			dir, err := a.repoDir()
 			if err != nil {
 				return err
@@ -164,6 +185,8 @@ another key) stops the read with exit 4.`,
 	f.Uint64Var(&since, "since", 0, "print messages after this sequence number, ignoring the saved cursor")
 	f.BoolVar(&all, "all", false, "print every message, ignoring the saved cursor")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
+	f.StringVar(&groupName, "group", "", "read every member's log of this group (rlog group) merged in causal order")
+	f.BoolVar(&noWait, "no-wait", false, "with --group: print messages whose parents were not read, their gap marked, instead of holding them back")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)

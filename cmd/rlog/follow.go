@@ -21,6 +21,7 @@ func (a *app) followCmd() *cobra.Command {
 	var asJSON bool
 	var outDir string
 	var minInterval, maxInterval time.Duration
+	var groupName string
 	cmd := &cobra.Command{
 		Use:   "follow NAME|LINK --from SOURCE",
 		Short: "Keep printing new messages of log NAME as they are published",
@@ -37,12 +38,25 @@ On start it says how far behind it is. It stops on Ctrl-C, or with an error when
 log was rewritten (fork), or at once when the source answers that nothing is published
 under NAME (a mistyped name). It takes no lock: other commands can use the repo
 meanwhile. A private log is followed with its share link in place of NAME (see 'rlog
-fetch --help').`,
+fetch --help').
+
+--group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
+log from --from, merged and held back as 'fetch --group' does, polling every
+--min-interval, backing off to --max-interval while nothing is new. A member that
+cannot be read is said once, until that changes.`,
 		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
-  rlog follow k51qzi5uqu5d... --from kubo: --json`,
-		Args: cobra.ExactArgs(1),
+  rlog follow k51qzi5uqu5d... --from kubo: --json
+  rlog follow --group room --from http://127.0.0.1:8080`,
+		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if groupName != "" {
+				from, err := oneSource("follow --group", froms, true)
+				if err != nil {
+					return err
+				}
+				return a.followGroup(cmd, groupName, from, asJSON, minInterval, maxInterval)
+			}
 			dir, cfg, err := a.repoConfig()
 			if err != nil {
 				return err
@@ -150,6 +164,7 @@ fetch --help').`,
 	f := cmd.Flags()
 	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	f.StringVar(&groupName, "group", "", "follow every member's log of this group (rlog group), merged as 'fetch --group' prints them; polls the source")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.DurationVar(&minInterval, "min-interval", time.Second, "shortest time between looks when polling")
 	f.DurationVar(&maxInterval, "max-interval", time.Minute, "longest time between looks while nothing changes")

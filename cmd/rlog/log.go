@@ -11,7 +11,8 @@ import (
 func (a *app) logCmd() *cobra.Command {
 	var since uint64
 	var asJSON bool
-	var outDir string
+	var outDir, groupName string
+	var drawGraph bool
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "List the local log",
@@ -20,13 +21,25 @@ number, the first 16 hex digits of the message id, time (RFC 3339, UTC) and text
 prints the lines of 'rlog fetch --json'. A large message is listed by size; --out DIR saves
 the bodies as files.
 
+--group NAME lists a group's messages from the start, merged as 'fetch --group' prints
+them, from the members' logs this repo has ('fetch NAME --keep', 'rlog keep', and its
+own), leaving the group's cursors as they are; --graph draws them in lanes, one per
+member, a line above a message joining the lanes of the parents it names ('+').
+
 Only this repo's own log is here. Logs you read are not stored unless you ask: 'rlog
 fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo, and
 'rlog fetch NAME --all' then reads it again from the repo, without the source.`,
 		Example: `  rlog log
-  rlog log --since 100 --json`,
+  rlog log --since 100 --json
+  rlog log --group room --graph`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if groupName != "" {
+				return a.logGroup(cmd, groupName, drawGraph, asJSON)
+			}
+			if drawGraph {
+				return usagef("--graph draws a group: give --group NAME")
+			}
 			return a.withWriter(cmd.Context(), false, func(repo *remotelog.Repo, w *remotelog.Writer) error {
 				if w.Len() <= since {
 					return nil
@@ -60,5 +73,7 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
 	cmd.Flags().Uint64Var(&since, "since", 0, "list messages after this sequence number")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	cmd.Flags().StringVar(&outDir, "out", "", outHelp)
+	cmd.Flags().StringVar(&groupName, "group", "", "list a group's messages (rlog group), merged, from every member's log kept in this repo, from the start; cursors untouched")
+	cmd.Flags().BoolVar(&drawGraph, "graph", false, "with --group: draw the DAG in lanes, one per member, oldest first")
 	return cmd
 }

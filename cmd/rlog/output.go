@@ -28,6 +28,11 @@ type msgJSON struct {
 	Body      []byte `json:"body,omitempty"`
 	Text      string `json:"text,omitempty"`
 	File      string `json:"file,omitempty"`
+	// A group's messages (fetch --group) say who wrote them and what they
+	// follow; Gap names the parents one was delivered without (--no-wait).
+	Author  string   `json:"author,omitempty"`
+	Parents []string `json:"parents,omitempty"`
+	Gap     []string `json:"gap,omitempty"`
 }
 
 // printer prints messages, one line each. With outDir set, every body is
@@ -41,6 +46,28 @@ type printer struct {
 	// (the local log's). Without outDir, such a message is listed with its
 	// size, not its body: nothing is lost, the body stays where it is.
 	open func(m remotelog.Message) (io.ReadCloser, error)
+	// group, when set, is the group message being printed.
+	group *groupLine
+}
+
+type groupLine struct {
+	author       string
+	parents, gap []string
+}
+
+// printGroup prints a message of a group: print's line with its author
+// first (and, with --json, its parents).
+func (p *printer) printGroup(gm remotelog.GroupMessage, author string) error {
+	gl := &groupLine{author: author}
+	for _, id := range gm.Parents {
+		gl.parents = append(gl.parents, id.String())
+	}
+	for _, id := range gm.Gap {
+		gl.gap = append(gl.gap, id.String())
+	}
+	p.group = gl
+	defer func() { p.group = nil }()
+	return p.print(gm.Message)
 }
 
 const outHelp = "save each message's body to a file in this directory (SEQ-ID) and print its path instead of the body; needed for large messages"
@@ -57,6 +84,9 @@ func (p *printer) print(m remotelog.Message) error {
 	}
 	if p.asJSON {
 		j := msgJSON{Seq: m.Seq, ID: hex.EncodeToString(m.ID[:]), Group: hex.EncodeToString(m.GroupID), Timestamp: rfc3339(time.Unix(m.Timestamp, 0)), Size: m.BodySize, File: file}
+		if g := p.group; g != nil {
+			j.Author, j.Parents, j.Gap = g.author, g.parents, g.gap
+		}
 		if file == "" {
 			j.Body = m.Body
 			if utf8.Valid(m.Body) {
@@ -77,6 +107,13 @@ func (p *printer) print(m remotelog.Message) error {
 	seq := "-" // a message received over MVDS has no place in a log
 	if m.Seq > 0 {
 		seq = fmt.Sprint(m.Seq)
+	}
+	if g := p.group; g != nil {
+		if len(g.gap) > 0 {
+			shown += fmt.Sprintf("\t(gap: %s not read)", plural(len(g.gap), "parent"))
+		}
+		_, err := fmt.Fprintf(p.w, "%s\t%s\t%s\t%s\t%s\n", shortName(g.author), seq, hex.EncodeToString(m.ID[:])[:16], rfc3339(time.Unix(m.Timestamp, 0)), shown)
+		return err
 	}
 	_, err := fmt.Fprintf(p.w, "%s\t%s\t%s\t%s\n", seq, hex.EncodeToString(m.ID[:])[:16], rfc3339(time.Unix(m.Timestamp, 0)), shown)
 	return err

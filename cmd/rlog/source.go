@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/boxo/ipns"
 
 	"rlog/cas"
+	"rlog/mvds"
 	"rlog/namesys"
 	"rlog/remotelog"
 )
@@ -222,6 +223,7 @@ func (a *app) withWriter(ctx context.Context, publishing bool, f func(repo *remo
 // while another process (rlog serve) owns the repo, that owner.
 type logWriter interface {
 	Append(ctx context.Context, group []byte, bodies [][]byte) ([]remotelog.Appended, error)
+	AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata, bodies [][]byte) ([]remotelog.Appended, error)
 	AppendFile(ctx context.Context, group []byte, path string) (remotelog.Appended, error)
 	Publish(ctx context.Context, opts remotelog.PublishOptions) (remotelog.PublishResult, error)
 }

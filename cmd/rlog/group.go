@@ -1,0 +1,323 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/spf13/cobra"
+
+	"rlog/remotelog"
+)
+
+func (a *app) groupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "group",
+		Short: "Create, list and change the group conversations kept in the repo",
+		Long: `A group is a conversation of many writers, each with a log of its own: a name
+(whose SHA-256 is its MVDS group id, as 'append --group-name NAME' has it) and the
+names of its members' logs, kept in the repo's groups.json. Add your own log's name
+('rlog resolve' or 'rlog status' print it) to read your messages in the group too.
+
+'rlog append --group-name NAME' then names, in each message's MVDS metadata, the
+newest messages of the group this repo has seen (its parents), and 'rlog fetch --group
+NAME' reads every member's log and prints their messages merged, each after its
+parents, in the same order for every reader.`,
+		Example: `  rlog group create room
+  rlog group add room k51qzi5uqu5d...
+  rlog group ls --json
+  rlog group rm room k51qzi5uqu5d...
+  rlog group remove room`,
+	}
+	store := func() (remotelog.GroupStore, error) {
+		dir, err := a.repoDir()
+		if err != nil {
+			return remotelog.GroupStore{}, err
+		}
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+			return remotelog.GroupStore{}, failf(err, "no repo at %s: run 'rlog init' first", dir)
+		}
+		return remotelog.Groups(dir), nil
+	}
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create an empty group", Args: cobra.ExactArgs(1),
+		Example: "  rlog group create room",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := store()
+			if err != nil {
+				return err
+			}
+			if err := s.Create(args[0]); err != nil {
+				return err
+			}
+			g := remotelog.Group{Name: args[0]}
+			fmt.Fprintf(a.stdout, "created group %s (MVDS group id %s)\n", args[0], hex.EncodeToString(g.ID()))
+			return nil
+		},
+	}
+	// member makes add and rm: op applied to each log named, in turn.
+	member := func(use, short, example, done string, op func(remotelog.GroupStore, string, ipns.Name) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Example: example, Args: cobra.MinimumNArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				s, err := store()
+				if err != nil {
+					return err
+				}
+				for _, l := range args[1:] {
+					n, err := parseName(l)
+					if err != nil {
+						return err
+					}
+					if err := op(s, args[0], n); err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, done+"\n", n, args[0])
+				}
+				return nil
+			},
+		}
+	}
+	add := member("add NAME LOG...", "Add members' logs to a group", "  rlog group add room k51qzi5uqu5d... k51qzi5uqu5d...", "added %s to %s", remotelog.GroupStore.AddMember)
+	rm := member("rm NAME LOG...", "Take members' logs out of a group", "  rlog group rm room k51qzi5uqu5d...", "removed %s from %s", remotelog.GroupStore.RemoveMember)
+	remove := &cobra.Command{
+		Use: "remove NAME", Short: "Forget a group and its cursors (the messages stay in the logs)", Args: cobra.ExactArgs(1),
+		Example: "  rlog group remove room",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := store()
+			if err != nil {
+				return err
+			}
+			if err := s.Remove(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "removed group %s\n", args[0])
+			return nil
+		},
+	}
+	var asJSON bool
+	ls := &cobra.Command{
+		Use: "ls", Short: "List the groups, their members and heads", Args: cobra.NoArgs,
+		Example: "  rlog group ls\n  rlog group ls --json",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := store()
+			if err != nil {
+				return err
+			}
+			gs, err := s.List()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				for _, g := range gs {
+					if err := writeJSONLine(a.stdout, map[string]any{"name": g.Name, "id": hex.EncodeToString(g.ID()), "members": g.Members, "heads": g.Heads}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(gs) == 0 {
+				fmt.Fprintln(a.stderr, "no groups: create one with 'rlog group create NAME'")
+			}
+			for _, g := range gs {
+				fmt.Fprintf(a.stdout, "%s\t%d members\t%d heads\n", g.Name, len(g.Members), len(g.Heads))
+				for _, m := range g.Members {
+					fmt.Fprintf(a.stdout, "  %s\n", m)
+				}
+			}
+			return nil
+		},
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per group: name, id (hex), members, heads")
+	cmd.AddCommand(create, add, rm, remove, ls)
+	return cmd
+}
+
+// groupAuthor is the member's name as output shows it.
+func groupAuthor(g remotelog.Group, i int) string {
+	if i < 0 || i >= len(g.Members) {
+		return "?"
+	}
+	return g.Members[i]
+}
+
+// shortName abbreviates a log name for messages to people.
+func shortName(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return strings.TrimSpace(s)
+}
+
+// fetchGroup is fetch --group: every member's log merged.
+func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait bool, outDir string) error {
+	if outDir != "" {
+		return usagef("--out: a group reads small messages only; fetch a member's log alone to save large bodies")
+	}
+	return a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
+		store := remotelog.Groups(repo.Dir)
+		g, err := store.Get(name)
+		if err != nil {
+			return usageFail(err, "--group %s: the repo has no such group: create it with 'rlog group create %s' and add members", name, name)
+		}
+		if len(g.Members) == 0 {
+			return usagef("--group %s has no members: add their logs with 'rlog group add %s k51...'", name, name)
+		}
+		saved, err := g.HeadIDs()
+		if err != nil {
+			return err
+		}
+		heads := remotelog.NewHeads(saved)
+		out := &printer{w: a.stdout, asJSON: asJSON}
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: noWait}, func(gm remotelog.GroupMessage) error {
+			author := groupAuthor(g, gm.Author)
+			heads.Observe(author, gm.ID, gm.Parents)
+			return out.printGroup(gm, author)
+		})
+		if st.Messages > 0 {
+			if serr := store.Update(name, func(g *remotelog.Group) error { g.Heads = heads.Hex(); return nil }); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, e := range st.Errors {
+			if e != nil {
+				failed++
+				fmt.Fprintf(a.stderr, "%v (not merged past what was read)\n", e)
+			}
+		}
+		for i, n := range st.Waiting {
+			fmt.Fprintf(a.stderr, "waiting for %s of %s: %s not read yet\n", plural(n, "message"), shortName(groupAuthor(g, i)), plural(len(st.Missing), "parent"))
+		}
+		if asJSON {
+			var waiting uint64
+			for _, n := range st.Waiting {
+				waiting += uint64(n)
+			}
+			if err := writeJSONLine(a.stdout, map[string]any{"summary": map[string]any{"new_messages": st.Messages, "members": len(g.Members), "members_failed": failed, "waiting": waiting}}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(a.stderr, "%s from %s\n", plural(st.Messages, "new message"), plural(len(g.Members), "member"))
+		}
+		if failed == len(g.Members) {
+			return fmt.Errorf("fetch --group %s: no member's log could be read: %w", name, errors.Join(st.Errors...))
+		}
+		return nil
+	})
+}
+
+// logGroup is log --group [--graph]: the group from the start, from this
+// repo's backend, cursors untouched.
+func (a *app) logGroup(cmd *cobra.Command, name string, drawGraph, asJSON bool) error {
+	if drawGraph && asJSON {
+		return usagef("give --graph or --json, not both")
+	}
+	return a.withSource(cmd.Context(), "", func(repo *remotelog.Repo, src remotelog.Source) error {
+		store := remotelog.Groups(repo.Dir)
+		g, err := store.Get(name)
+		if err != nil {
+			return usageFail(err, "--group %s: the repo has no such group ('rlog group ls')", name)
+		}
+		out := &printer{w: a.stdout, asJSON: asJSON}
+		gr := newGraph(a.stdout, len(g.Members))
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{FromStart: true, NoWait: true}, func(gm remotelog.GroupMessage) error {
+			if drawGraph {
+				return gr.draw(gm, fmt.Sprintf("%.8s %s %s", gm.ID.String(), shortName(groupAuthor(g, gm.Author)), bodyText(gm.Message.Body)))
+			}
+			return out.printGroup(gm, groupAuthor(g, gm.Author))
+		})
+		for _, e := range st.Errors {
+			if e != nil {
+				fmt.Fprintf(a.stderr, "%v\n", e)
+			}
+		}
+		return err
+	})
+}
+
+// followGroup is follow --group: fetch --group again and again, polling.
+func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, minInterval, maxInterval time.Duration) error {
+	dir, _, err := a.repoConfig()
+	if err != nil {
+		return err
+	}
+	store := remotelog.Groups(dir)
+	g, err := store.Get(name)
+	if err != nil {
+		return usageFail(err, "--group %s: the repo has no such group ('rlog group ls')", name)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	src, err := a.openSource(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	out := &printer{w: a.stdout, asJSON: asJSON}
+	said := ""
+	return remotelog.FollowGroup(ctx, src, g, store, remotelog.FollowGroupOptions{
+		MinInterval: minInterval, MaxInterval: maxInterval,
+		Heads: func(hs []string) {
+			if err := store.Update(name, func(sg *remotelog.Group) error { sg.Heads = hs; return nil }); err != nil {
+				fmt.Fprintf(a.stderr, "saving the group's heads: %v\n", err)
+			}
+		},
+		Status: func(st remotelog.GroupStats) {
+			var b strings.Builder
+			for _, e := range st.Errors {
+				if e != nil {
+					fmt.Fprintf(&b, "%s\n", a.brief(e))
+				}
+			}
+			for i, n := range st.Waiting {
+				fmt.Fprintf(&b, "waiting for %s of %s\n", plural(n, "message"), shortName(groupAuthor(g, i)))
+			}
+			if b.String() != said {
+				said = b.String()
+				fmt.Fprint(a.stderr, said)
+			}
+		},
+	}, func(gm remotelog.GroupMessage) error {
+		return out.printGroup(gm, groupAuthor(g, gm.Author))
+	})
+}
+
+// nameOrGroup checks the arguments of a command reading a log NAME or, with
+// --group, a group: one NAME, or none with --group.
+func nameOrGroup(group *string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if *group != "" && len(args) > 0 {
+			return usagef("give a log NAME or --group, not both")
+		}
+		if *group != "" {
+			return nil
+		}
+		return cobra.ExactArgs(1)(cmd, args)
+	}
+}
+
+// oneSource is the one --from a group read takes (its members' logs are
+// read from one source), or "" (this repo) when none is given and none is
+// required.
+func oneSource(what string, froms []string, required bool) (string, error) {
+	switch {
+	case len(froms) == 0 && required:
+		return "", usagef("%s: give --from SOURCE, where the members' logs are (a gateway, a repo folder, kubo:)", what)
+	case len(froms) == 0:
+		return "", nil
+	case len(froms) == 1:
+		return froms[0], nil
+	}
+	return "", usagef("%s reads the members' logs from one source: give --from once", what)
+}
