@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"rlog/mvds"
 	"rlog/pager"
 	"rlog/remotelog"
 )
@@ -393,6 +395,96 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 					if wantBlocks := fmt.Sprintf("blocks %d", 1+pieces); blocks != wantBlocks {
 						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces)", from, blocks, wantBlocks, pieces)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestWebVerifierRefusesForgedTails: logs whose head's tail pieces lie,
+// made by hand. remotelog's reader refuses each with ErrInvalidLog, and
+// the page's verifier refuses each too (and reads the honest one whole).
+func TestWebVerifierRefusesForgedTails(t *testing.T) {
+	v2 := func(from, to int) []pager.Entry {
+		es := entries(from, to)
+		for i := range es {
+			es[i] = pager.Entry{Payload: es[i].Payload}
+		}
+		return es
+	}
+	sealed := func(f *forge, p, s uint64, from, to int) cid.Cid {
+		return f.page(&pager.Page{Version: pager.Version, Number: p, Start: s, Entries: v2(from, to)})
+	}
+	// Page 0 (1-3) sealed; the head's page 1 holds 4-5 and 6-7 in pieces
+	// and 8 itself. w0 is the window's link to page 0.
+	head := func(f *forge, w0 pager.Link, tail ...pager.Link) cid.Cid {
+		b, _, err := pager.EncodeIndex(&pager.Index{First: 0, Pages: []pager.Link{{Cid: sealed(f, 0, 1, 1, 3), Start: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.page(&pager.Page{Version: pager.Version, Number: 1, Start: 8, Entries: v2(8, 8), Head: true,
+			Window: []pager.Link{w0}, Index: []pager.IndexLink{{Cid: f.put(b), Page: 0, Start: 1}}, Tail: tail})
+	}
+	p0 := func(f *forge) pager.Link { return pager.Link{Cid: sealed(f, 0, 1, 1, 3), Start: 1} }
+	for _, tc := range []struct {
+		name            string
+		build           func(f *forge) cid.Cid
+		goText, webText string // empty: honest
+	}{
+		{"honest", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "", ""},
+		{"a piece of another page", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 0, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "says it is page 0 but is linked as page 1", "not a piece of page 1 from sequence 4"},
+		{"a piece that starts elsewhere", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 5, 5, 7), Start: 6})
+		}, "starts at sequence 5 but is linked as starting at 6", "not a piece of page 1 from sequence 6"},
+		{"a piece that ends early", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 6), Start: 6})
+		}, "ends at 6 but the next piece or the head starts at 8", "ends at 6, but the next piece or the head starts at 8"},
+		{"a gap between pieces", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 4), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "ends at 4 but the next piece or the head starts at 6", "ends at 4, but the next piece or the head starts at 6"},
+		{"a piece in head form", func(f *forge) cid.Cid {
+			w0 := p0(f)
+			b, _, _ := pager.EncodeIndex(&pager.Index{First: 0, Pages: []pager.Link{w0}})
+			piece := f.page(&pager.Page{Version: pager.Version, Number: 1, Start: 6, Entries: v2(6, 7), Head: true,
+				Window: []pager.Link{w0}, Index: []pager.IndexLink{{Cid: f.put(b), Page: 0, Start: 1}}})
+			return head(f, w0, pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: piece, Start: 6})
+		}, "in head form", "a head"},
+		{"page 0 linked at 2", func(f *forge) cid.Cid {
+			return head(f, pager.Link{Cid: sealed(f, 0, 2, 2, 3), Start: 2}, pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "page 0 is linked as starting at sequence 2", "page 0 is linked as starting at sequence 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForge(t)
+			h := tc.build(f)
+			f.publishHead(h)
+			n, err := f.read(remotelog.Cursor{})
+			if tc.goText == "" && (err != nil || n != 8) || tc.goText != "" && (!errors.Is(err, remotelog.ErrInvalidLog) || !strings.Contains(err.Error(), tc.goText)) {
+				t.Fatalf("remotelog's reader: %d messages, %v; want %q", n, err, tc.goText)
+			}
+			in, _ := json.Marshal(map[string]any{"head": h.String(), "blocks": logBlocks(t, f.w, h)})
+			out := strings.TrimSpace(node(t, webLogScript, in, "FROM=1"))
+			if tc.webText != "" {
+				if !strings.HasPrefix(out, "refused ") || !strings.Contains(out, tc.webText) {
+					t.Fatalf("the page's verifier: %s\nwant it refused: %q", out, tc.webText)
+				}
+				return
+			}
+			lines := strings.Split(out, "\n")
+			if len(lines) != 8+2 {
+				t.Fatalf("the page's verifier read:\n%s", out)
+			}
+			for i, l := range lines[:8] {
+				id, wire := msg(i + 1)
+				m, _, err := mvds.UnmarshalMessage(wire)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("%d %x %x", i+1, id[:], m.Body); l != want {
+					t.Fatalf("message %d read as %s, want %s", i+1, l, want)
 				}
 			}
 		})
