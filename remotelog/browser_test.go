@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -445,4 +446,50 @@ func TestWebPageReadsChangedFormat(t *testing.T) {
 	if errs := evalJS[[]string](t, ctx, `rlogStats.errors`); len(errs) > 0 {
 		t.Errorf("page errors: %q", errs)
 	}
+}
+
+// TestWebPageReadsTailPieces: in headless Chromium, the page reads a log
+// of the default preset whose head holds only its newest 8 messages and
+// links the rest of its page (769..992) in 14 tail pieces, then pages back
+// with "older" from the pieces into the sealed pages, every message
+// checked.
+func TestWebPageReadsTailPieces(t *testing.T) {
+	ctx := browser(t)
+	_, _, _, hs := servedLog(t, 1) // the page's own server
+	pol, _ := pager.Preset("paged")
+	w := newWorld(t, pol)
+	w.appendN(t, 0, 1000, 0)
+	res := w.publish(t)
+	if hp := page(t, w, res.Head); len(hp.Tail) != 14 || hp.Start != 993 {
+		t.Fatalf("head with %d tail pieces, its own entries from %d", len(hp.Tail), hp.Start)
+	}
+	gw := worldGateway(t, w)
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL(hs.URL, w.w.Name().String(), gw.URL))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the newest message", `document.querySelector('#log li[data-seq="1000"]') !== null`)
+	for _, first := range []int{801, 701} {
+		evalJS[bool](t, ctx, `document.getElementById('older').click() === undefined`)
+		waitJS(t, ctx, fmt.Sprintf("message %d", first), fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, first))
+	}
+	for _, seq := range []int{701, 768, 769, 784, 785, 901, 992, 993, 1000} {
+		if got := evalJS[string](t, ctx, fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"] .body').textContent`, seq)); got != string(body(seq-1)) {
+			t.Errorf("message %d reads %q, want %q", seq, got, body(seq-1))
+		}
+	}
+	if got := evalJS[string](t, ctx, `Array.from(document.querySelectorAll('#log li'), (li) => li.dataset.seq).join(' ')`); got != seqs(701, 1000) {
+		t.Errorf("shows %s, want 701..1000 in order", got)
+	}
+	if errs := evalJS[[]string](t, ctx, `rlogStats.errors`); len(errs) > 0 {
+		t.Errorf("page errors: %q", errs)
+	}
+}
+
+// seqs is from..to, space-separated.
+func seqs(from, to int) string {
+	out := make([]string, 0, to-from+1)
+	for i := from; i <= to; i++ {
+		out = append(out, strconv.Itoa(i))
+	}
+	return strings.Join(out, " ")
 }

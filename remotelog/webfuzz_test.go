@@ -29,7 +29,7 @@ import { createInterface } from 'node:readline'
 const fromHex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
 const pageCid = CID.parse(process.env.PAGE_CID)
 const run = {
-  page: (b) => { const p = decodePage(pageCid, b); return [p.v, p.p, p.s, p.entries.length, p.head].join(' ') },
+  page: (b) => { const p = decodePage(pageCid, b); return [p.v, p.p, p.s, p.entries.length, p.head, p.tail.map((l) => l.s).join(',')].join(' ') },
   index: (b) => { const x = decodeIndex(pageCid, b); return [x.first, x.pages.length].join(' ') },
   payload: (b) => { const m = decodePayload(b); return [hex(m.group), m.timestamp, hex(m.body)].join(' ') },
   cbor: (b) => { decodeCBOR(b); return '' },
@@ -125,7 +125,11 @@ func checkWebDecode(t testing.TB, d *webDecoders, kind string, b []byte) {
 	case "page":
 		var pg *pager.Page
 		if pg, err = pager.Decode(b); err == nil {
-			want = fmt.Sprintf("ok %d %d %d %d %t", pg.V(), pg.Number, pg.Start, len(pg.Entries), pg.Head)
+			tail := make([]string, len(pg.Tail))
+			for i, l := range pg.Tail {
+				tail[i] = strconv.FormatUint(l.Start, 10)
+			}
+			want = fmt.Sprintf("ok %d %d %d %d %t %s", pg.V(), pg.Number, pg.Start, len(pg.Entries), pg.Head, strings.Join(tail, ","))
 		}
 	case "index":
 		var ix *pager.Index
@@ -152,7 +156,8 @@ func checkWebDecode(t testing.TB, d *webDecoders, kind string, b []byte) {
 }
 
 // webSeeds are golden blocks of each kind: the v1 example page, the v2
-// head, sealed page and index node, MVDS wire payloads, and the record.
+// heads (without and with tail pieces), sealed page and index node, MVDS
+// wire payloads, and the record.
 func webSeeds(t testing.TB) map[string][][]byte {
 	t.Helper()
 	dec := func(h string) []byte {
@@ -166,7 +171,7 @@ func webSeeds(t testing.TB) map[string][][]byte {
 	_, rec := golden(t, "../testdata/ipns/record.txt")
 	v2 := goldenV2(t)
 	seeds := map[string][][]byte{
-		"page":   {dec(v1), dec(v2["page 5 head=true"][1]), dec(v2["page 4 head=false"][1])},
+		"page":   {dec(v1), dec(v2["page 5 head=true"][1]), dec(v2["page 4 head=false"][1]), dec(v2["page 5 head=true tail=2"][1])},
 		"index":  {dec(v2["index 3-4"][1])},
 		"record": {dec(rec)},
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"rlog/mvds"
 	"rlog/pager"
 	"rlog/remotelog"
 )
@@ -167,13 +169,55 @@ refuses('a head without x', () => decodePage(hc, swap(hb, te.encode('ax'), te.en
 refuses('page 4 claiming to start at 4', () => decodePage(sc, swap(sb, [0x61, 0x73, 0x09], [0x61, 0x73, 0x04])))
 refuses('an index of version 1', () => decodeIndex(ic, swap(ib, [0x61, 0x76, 0x02], [0x61, 0x76, 0x01])))
 refuses('trailing bytes', () => decodePage(sc, new Uint8Array([...sb, 0])))
+// The head with two tail pieces: entries 11-12 and 13-14 in pieces, 15-16
+// in the head, which begins its page at 11.
+const [tc, tb] = get('page 5 head=true tail=2')
+await checkBlock(tc, tb)
+const t = decodePage(tc, tb)
+if (t.p !== 5 || t.s !== 15 || t.pageStart !== 11 || t.last !== 16 || t.tail.length !== 2 || t.tail[0].s !== 11 || t.tail[1].s !== 13) fail('tail head: ' + JSON.stringify([t.p, t.s, t.pageStart, t.last, t.tail.length]))
+if (h.tail.length !== 0 || h.pageStart !== 11 || s.tail.length !== 0) fail('pages without t')
+if (t.window[0].s !== 9 || t.index.length !== 2 || td.decode(t.entries[0].payload) !== 'hello') fail('tail head window, index or entries')
+// t[1] at 13 made 11 (not increasing), 15 (not before the head's 15), 5
+// (impossible for page 5); t[0] at 11 made 9 (not after w[0] at 9).
+refuses('tail starts that do not increase', () => decodePage(tc, swap(tb, [0x0d, 0x61, 0x76], [0x0b, 0x61, 0x76])))
+refuses('a tail piece not before the head', () => decodePage(tc, swap(tb, [0x0d, 0x61, 0x76], [0x0f, 0x61, 0x76])))
+refuses('a tail piece impossible for page 5', () => decodePage(tc, swap(tb, [0x0d, 0x61, 0x76], [0x05, 0x61, 0x76])))
+refuses('a window page not before the first piece', () => decodePage(tc, swap(tb, [0x0b, 0x82, 0xd8], [0x09, 0x82, 0xd8])))
+refuses('an empty t', () => decodePage(tc, swap(tb, te.encode('at'), [0x61, 0x74, 0x80])))
+refuses('a tail piece link that is not a page', () => decodePage(tc, swap(tb, [0x74, 0x82, 0x82, 0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71], [0x74, 0x82, 0x82, 0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x55])))
 console.log('ok')
 `
 
 // TestWebVerifierV2: the verifier on the v2 golden vectors
-// (testdata/pages/v2.txt), and on mutations of them that pager refuses.
+// (testdata/pages/v2.txt), a head with tail pieces among them, and on
+// mutations of them that pager refuses (each checked to be refused by
+// pager.Decode too).
 func TestWebVerifierV2(t *testing.T) {
-	v, _ := json.Marshal(goldenV2(t))
+	vectors := goldenV2(t)
+	tb, err := hex.DecodeString(vectors["page 5 head=true tail=2"][1])
+	if err != nil || len(tb) == 0 {
+		t.Fatalf("no v2 vector with tail pieces: %v", err)
+	}
+	swap := func(from, to []byte) []byte {
+		i := bytes.Index(tb, from)
+		if i < 0 {
+			t.Fatalf("no %x in the vector", from)
+		}
+		return append(append(append([]byte{}, tb[:i]...), to...), tb[i+len(to):]...)
+	}
+	for _, m := range [][2][]byte{
+		{{0x0d, 0x61, 0x76}, {0x0b, 0x61, 0x76}},
+		{{0x0d, 0x61, 0x76}, {0x0f, 0x61, 0x76}},
+		{{0x0d, 0x61, 0x76}, {0x05, 0x61, 0x76}},
+		{{0x0b, 0x82, 0xd8}, {0x09, 0x82, 0xd8}},
+		{[]byte("at"), {0x61, 0x74, 0x80}},
+		{{0x74, 0x82, 0x82, 0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71}, {0x74, 0x82, 0x82, 0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x55}},
+	} {
+		if _, err := pager.Decode(swap(m[0], m[1])); err == nil {
+			t.Fatalf("pager.Decode accepts the vector with %x made %x", m[0], m[1])
+		}
+	}
+	v, _ := json.Marshal(vectors)
 	if out := node(t, webV2Script, nil, "VECTORS="+string(v)); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("verify.js: %s", out)
 	}
@@ -208,6 +252,7 @@ try {
     out.push(m.seq + ' ' + hex(m.id) + ' ' + hex(m.body))
   }
   console.log(out.join('\n'))
+  console.log('blocks ' + gw.blocks)
   console.log('versions ' + [...new Set(pages.map((p) => p.v))].join(','))
 } catch (e) {
   console.log((e instanceof Refused ? 'refused ' : 'THREW ') + e.message)
@@ -247,20 +292,32 @@ func logBlocks(t *testing.T, w *world, head cid.Cid) map[string]string {
 // and a log that changed from v1 to v2 (old pages v1, index nodes listing
 // them under a v2 head) to the very messages remotelog's reader reads,
 // from the first message and from inside each part; entries of 300 bytes
-// and more are pointers here, fetched and checked against their ids.
+// and more are pointers here, fetched and checked against their ids. Logs
+// of the default preset, whose heads have tail pieces (20 and 40 messages:
+// pieces of page 0; 700 and 1000: of page 2 and 3), are read from around
+// every piece, fetching the head and only the pieces from the one holding
+// the first message asked for.
 func TestWebVerifierReadsLogs(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		v1, v2   int // messages written in v1, then in v2
 		versions string
+		paged    bool // the default preset, unchanged: tail pieces of 16
 	}{
-		{"v1", 95, 0, "1"},
-		{"v2", 0, 195, "2"},
-		{"v1 then v2", 95, 100, "1,2"},
+		{"v1", 95, 0, "1", false},
+		{"v2", 0, 195, "2", false},
+		{"v1 then v2", 95, 100, "1,2", false},
+		{"tail 20", 0, 20, "2", true},
+		{"tail 40", 0, 40, "2", true},
+		{"tail 700", 0, 700, "2", true},
+		{"tail 1000", 0, 1000, "2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pol := small(t)
 			pol.InlineLimit = 300
+			if tc.paged {
+				pol, _ = pager.Preset("paged")
+			}
 			pol.Format = pager.V1
 			if tc.v1 == 0 {
 				pol.Format = 0
@@ -283,15 +340,31 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			hp := page(t, w, res.Head)
+			if tc.paged != (len(hp.Tail) > 0) {
+				t.Fatalf("the head has %d tail pieces", len(hp.Tail))
+			}
+			froms := []int{1, 50, len(want) - 5}
+			if tc.paged {
+				froms = []int{1, len(want) - 5, len(want), int(hp.Start) - 1, int(hp.Start)}
+				for _, l := range hp.Tail {
+					froms = append(froms, int(l.Start)-1, int(l.Start), int(l.Start)+1)
+				}
+			}
 			in, _ := json.Marshal(map[string]any{"head": res.Head.String(), "blocks": logBlocks(t, w, res.Head)})
-			for _, from := range []int{1, 50, len(want) - 5} {
+			for _, from := range froms {
+				if from < 1 {
+					continue
+				}
 				out := node(t, webLogScript, in, fmt.Sprintf("FROM=%d", from))
 				lines := strings.Split(strings.TrimSpace(out), "\n")
-				if last := lines[len(lines)-1]; from == 1 && last != "versions "+tc.versions || !strings.HasPrefix(last, "versions ") {
+				if last := lines[len(lines)-1]; from == 1 && last != "versions "+tc.versions || !strings.HasPrefix(last, "versions ") || len(lines) < 2 {
 					t.Fatalf("from %d: %s (want pages of versions %s)", from, last, tc.versions)
 				}
+				blocks := lines[len(lines)-2]
+				lines = lines[:len(lines)-2]
 				got := map[string]bool{}
-				for _, l := range lines[:len(lines)-1] {
+				for _, l := range lines {
 					got[l] = true
 				}
 				n := 0
@@ -304,8 +377,114 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 						t.Fatalf("from %d: message %d not read as %s\n%s", from, m.Seq, l, out)
 					}
 				}
-				if n > len(lines)-1 {
-					t.Fatalf("from %d: %d messages read, want at least %d", from, len(lines)-1, n)
+				if n > len(lines) {
+					t.Fatalf("from %d: %d messages read, want at least %d", from, len(lines), n)
+				}
+				// Inside the head's page: the head and the pieces from the
+				// one holding from, and nothing else.
+				if from >= int(hp.PageStart()) {
+					pieces := 0
+					for _, l := range hp.Tail {
+						if int(l.Start) > from {
+							pieces++
+						}
+					}
+					if from < int(hp.Start) {
+						pieces++ // the piece holding from
+					}
+					if wantBlocks := fmt.Sprintf("blocks %d", 1+pieces); blocks != wantBlocks {
+						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces)", from, blocks, wantBlocks, pieces)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWebVerifierRefusesForgedTails: logs whose head's tail pieces lie,
+// made by hand. remotelog's reader refuses each with ErrInvalidLog, and
+// the page's verifier refuses each too (and reads the honest one whole).
+func TestWebVerifierRefusesForgedTails(t *testing.T) {
+	v2 := func(from, to int) []pager.Entry {
+		es := entries(from, to)
+		for i := range es {
+			es[i] = pager.Entry{Payload: es[i].Payload}
+		}
+		return es
+	}
+	sealed := func(f *forge, p, s uint64, from, to int) cid.Cid {
+		return f.page(&pager.Page{Version: pager.Version, Number: p, Start: s, Entries: v2(from, to)})
+	}
+	// Page 0 (1-3) sealed; the head's page 1 holds 4-5 and 6-7 in pieces
+	// and 8 itself. w0 is the window's link to page 0.
+	head := func(f *forge, w0 pager.Link, tail ...pager.Link) cid.Cid {
+		b, _, err := pager.EncodeIndex(&pager.Index{First: 0, Pages: []pager.Link{{Cid: sealed(f, 0, 1, 1, 3), Start: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.page(&pager.Page{Version: pager.Version, Number: 1, Start: 8, Entries: v2(8, 8), Head: true,
+			Window: []pager.Link{w0}, Index: []pager.IndexLink{{Cid: f.put(b), Page: 0, Start: 1}}, Tail: tail})
+	}
+	p0 := func(f *forge) pager.Link { return pager.Link{Cid: sealed(f, 0, 1, 1, 3), Start: 1} }
+	for _, tc := range []struct {
+		name            string
+		build           func(f *forge) cid.Cid
+		goText, webText string // empty: honest
+	}{
+		{"honest", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "", ""},
+		{"a piece of another page", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 0, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "says it is page 0 but is linked as page 1", "not a piece of page 1 from sequence 4"},
+		{"a piece that starts elsewhere", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 5, 5, 7), Start: 6})
+		}, "starts at sequence 5 but is linked as starting at 6", "not a piece of page 1 from sequence 6"},
+		{"a piece that ends early", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 6), Start: 6})
+		}, "ends at 6 but the next piece or the head starts at 8", "ends at 6, but the next piece or the head starts at 8"},
+		{"a gap between pieces", func(f *forge) cid.Cid {
+			return head(f, p0(f), pager.Link{Cid: sealed(f, 1, 4, 4, 4), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "ends at 4 but the next piece or the head starts at 6", "ends at 4, but the next piece or the head starts at 6"},
+		{"a piece in head form", func(f *forge) cid.Cid {
+			w0 := p0(f)
+			b, _, _ := pager.EncodeIndex(&pager.Index{First: 0, Pages: []pager.Link{w0}})
+			piece := f.page(&pager.Page{Version: pager.Version, Number: 1, Start: 6, Entries: v2(6, 7), Head: true,
+				Window: []pager.Link{w0}, Index: []pager.IndexLink{{Cid: f.put(b), Page: 0, Start: 1}}})
+			return head(f, w0, pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: piece, Start: 6})
+		}, "in head form", "a head"},
+		{"page 0 linked at 2", func(f *forge) cid.Cid {
+			return head(f, pager.Link{Cid: sealed(f, 0, 2, 2, 3), Start: 2}, pager.Link{Cid: sealed(f, 1, 4, 4, 5), Start: 4}, pager.Link{Cid: sealed(f, 1, 6, 6, 7), Start: 6})
+		}, "page 0 is linked as starting at sequence 2", "page 0 is linked as starting at sequence 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForge(t)
+			h := tc.build(f)
+			f.publishHead(h)
+			n, err := f.read(remotelog.Cursor{})
+			if tc.goText == "" && (err != nil || n != 8) || tc.goText != "" && (!errors.Is(err, remotelog.ErrInvalidLog) || !strings.Contains(err.Error(), tc.goText)) {
+				t.Fatalf("remotelog's reader: %d messages, %v; want %q", n, err, tc.goText)
+			}
+			in, _ := json.Marshal(map[string]any{"head": h.String(), "blocks": logBlocks(t, f.w, h)})
+			out := strings.TrimSpace(node(t, webLogScript, in, "FROM=1"))
+			if tc.webText != "" {
+				if !strings.HasPrefix(out, "refused ") || !strings.Contains(out, tc.webText) {
+					t.Fatalf("the page's verifier: %s\nwant it refused: %q", out, tc.webText)
+				}
+				return
+			}
+			lines := strings.Split(out, "\n")
+			if len(lines) != 8+2 {
+				t.Fatalf("the page's verifier read:\n%s", out)
+			}
+			for i, l := range lines[:8] {
+				id, wire := msg(i + 1)
+				m, _, err := mvds.UnmarshalMessage(wire)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("%d %x %x", i+1, id[:], m.Body); l != want {
+					t.Fatalf("message %d read as %s, want %s", i+1, l, want)
 				}
 			}
 		})

@@ -101,7 +101,7 @@ async function open(name, gatewayURL) {
   const from = Math.max(1, head.last - WANT + 1);
   const pages = await log.pagesFrom(from);
   const msgs = await messagesOf(gw, pages, from);
-  state = { name, gw, record, head, log, oldest: pages[0], first: from, last: head.last, known: head.last };
+  state = { name, gw, record, head, log, first: from, last: head.last, known: head.last };
   render(msgs, 'bottom');
   stats.firstShownMs = performance.now() - t0;
   setStatus(`read and verified in ${Math.round(stats.firstShownMs)} ms`, 'ok');
@@ -114,11 +114,11 @@ async function open(name, gatewayURL) {
 async function older() {
   const s = state;
   const from = Math.max(1, s.first - WANT);
-  // The oldest page read holds messages not shown yet when the first
-  // shown is not its first.
-  const all = [...(s.oldest.s > from ? await s.log.pagesFrom(from, s.oldest.p - 1) : []), s.oldest];
+  // Up to the page or tail piece holding the message before the first
+  // shown, found by sequence: the log may have a newer head since, in
+  // which that piece is part of a sealed page.
+  const all = await s.log.pagesFrom(from, await s.log.firstSlot(s.first - 1));
   const msgs = (await messagesOf(s.gw, all, from)).filter((m) => m.seq < s.first);
-  s.oldest = all[0];
   s.first = from;
   render(msgs, 'top');
   describe();

@@ -348,9 +348,9 @@ const sameLink = (a, b) => a.cid.equals(b.cid) && a.s === b.s;
 export function decodePage(cid, bytes) {
   if (!isPageLink(cid)) throw new Refused(`page ${cid}: not a DAG-CBOR SHA2-256 CIDv1`);
   const r = new Strict(bytes, `page ${cid}`);
-  const pg = { cid, v: undefined, p: undefined, s: undefined, entries: [], links: [], window: null, index: null, addrs: [] };
+  const pg = { cid, v: undefined, p: undefined, s: undefined, entries: [], links: [], window: null, index: null, tail: [], addrs: [] };
   let bare = 0, v1Inline = 0;
-  const have = r.map(8, (k) => {
+  const have = r.map(9, (k) => {
     switch (k) {
       case 'a': {
         const n = r.length(ARRAY, limits.addrs, 'a');
@@ -374,6 +374,10 @@ export function decodePage(cid, bytes) {
       case 'l': pg.links = r.links(64, 'l'); break;
       case 'p': pg.p = r.uint(); break;
       case 's': pg.s = r.uint(); break;
+      case 't':
+        pg.tail = r.links(limits.entries, 't');
+        if (pg.tail.length === 0) throw r.error('empty "t" must be omitted');
+        break;
       case 'v': pg.v = r.uint(); break;
       case 'w': pg.window = r.links(limits.window, 'w'); break;
       case 'x': {
@@ -405,11 +409,15 @@ export function decodePage(cid, bytes) {
   for (const k of v2 ? ['p', 's', 'e'] : ['p', 's', 'e', 'l']) if (!have.has(k)) throw bad(`missing key "${k}"`);
   if (have.has('a') && !pg.head) throw bad('key "a" on a sealed page (no "w")');
   if (have.has('a') && pg.addrs.length === 0) throw bad('empty "a" must be omitted');
-  const { p, s, entries, links, window } = pg;
+  const { p, s, entries, links, window, tail } = pg;
+  // The page begins at its first tail piece, or at its own first entry.
+  pg.pageStart = tail.length > 0 ? tail[0].s : s;
   if (entries.length === 0) throw bad(`page ${p} has no entries`);
   if (s < p + 1) throw bad(`page ${p} starts at sequence ${s}: s must be at least p+1`);
   if (s > limits.maxSeq) throw bad(`sequence ${s} out of range`);
-  if (p === 0 && s !== 1) throw bad(`page 0 starts at sequence ${s}, want 1`);
+  // A sealed v2 page 0 may be a tail piece of a head page 0: that the
+  // page 0 a link names starts at 1 is checked where it is linked (Log).
+  if (p === 0 && pg.pageStart !== 1 && (pg.head || !v2)) throw bad(`page 0 starts at sequence ${pg.pageStart}, want 1`);
   const want = p === 0 ? 0 : Math.floor(Math.log2(p)) + 1;
   if (!v2 && links.length !== want) throw bad(`page ${p} has ${links.length} skip links, want ${want}`);
   links.forEach((l, j) => {
@@ -425,6 +433,12 @@ export function decodePage(cid, bytes) {
       if (!v2 && ((k + 1) & k) === 0 && !sameLink(links[Math.log2(k + 1)], w)) throw bad(`w[${k}] and l[${Math.log2(k + 1)}] name page ${p - k - 1} differently`);
     });
   }
+  if (tail.length > 0 && !(v2 && pg.head)) throw bad('tail pieces "t" on a page that is not a v2 head');
+  tail.forEach((l, i) => {
+    if (!isPageLink(l.cid)) throw bad(`t[${i}]: ${l.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+    if (l.s < p + 1 || l.s >= s || (i > 0 && l.s <= tail[i - 1].s)) throw bad(`t[${i}] starts at sequence ${l.s}: impossible before the head's entries at ${s}`);
+  });
+  if (tail.length > 0 && window.length > 0 && window[0].s >= tail[0].s) throw bad(`w[0] starts at sequence ${window[0].s}, not before the page's first piece at ${tail[0].s}`);
   if (v2 && pg.head) checkIndexLinks(pg, bad);
   entries.forEach((e, i) => {
     if (e.ref && !isPayloadRef(e.ref)) throw bad(`entry ${i}: pointer ${e.ref} is not a raw or dag-pb SHA2-256 CIDv1`);
@@ -709,17 +723,27 @@ export class Gateway {
 // remotelog's reader does: page links come from the head's window, its
 // index nodes (v2) and v1 pages' skip links; a page must be the page and
 // start its link says, not a head, and contiguous with the page after it;
-// no two links may name one page differently. Old v1 pages under a v2
-// head (a log that changed format) are read the same way.
+// no two links may name one page differently, and page 0 starts at 1. Old
+// v1 pages under a v2 head (a log that changed format) are read the same
+// way. A v2 head's tail pieces (t) hold its page's entries before its own:
+// each must be in sealed form with the head's page number and the start
+// its link says, and end where the next piece or the head begins.
+//
+// Reading goes over slots, as remotelog's reader does: the sealed pages
+// 0..h-1, then the head's tail pieces h..end-1, then the head, end; each
+// page or piece read carries its slot.
 export class Log {
   constructor(gw, head) {
     if (!head.head) throw new Refused(`${head.cid} is a sealed page, not a head`);
-    Object.assign(this, { gw, head, known: new Map(), pages: new Map(), nodes: new Map() });
+    Object.assign(this, { gw, head, known: new Map(), pages: new Map(), pieces: new Map(), nodes: new Map() });
+    this.end = head.p + head.tail.length;
+    head.slot = this.end;
     this.pages.set(head.p, Promise.resolve(head));
     this.learn(head);
   }
   addLink(p, l) {
     if (p < 0 || p >= this.head.p) throw new Refused(`a link names page ${p}, not before the head (page ${this.head.p})`);
+    if (p === 0 && l.s !== 1) throw new Refused(`page 0 is linked as starting at sequence ${l.s}; a log starts at 1: refused`);
     const old = this.known.get(p);
     if (old && !sameLink(old, l)) throw new Refused(`page ${p} is linked both as ${old.cid} at ${old.s} and as ${l.cid} at ${l.s}: refused`);
     this.known.set(p, l);
@@ -728,9 +752,10 @@ export class Log {
     pg.links.forEach((l, j) => this.addLink(pg.p - 2 ** j, l));
     (pg.window || []).forEach((l, k) => this.addLink(pg.p - 1 - k, l));
   }
-  // start is page p's first sequence, if known.
+  // start is page p's first sequence, if known; the head's page begins at
+  // its first tail piece.
   start(p) {
-    if (p === this.head.p) return this.head.s;
+    if (p === this.head.p) return this.head.pageStart;
     return this.known.get(p)?.s ?? this.head.index?.find((x) => x.n === p)?.s;
   }
   // node fetches index node i once and learns the pages it lists.
@@ -775,20 +800,56 @@ export class Log {
         const next = this.start(p + 1);
         if (next !== undefined && pg.last + 1 !== next) throw new Refused(`page ${pg.cid}: not contiguous with page ${p + 1}`);
         this.learn(pg);
+        pg.slot = p;
         return pg;
       })());
     }
     return this.pages.get(p);
   }
-  // pagesFrom is the pages from the one holding seq up to page upTo,
-  // oldest first.
-  async pagesFrom(seq, upTo = this.head.p) {
-    const out = [];
-    for (let p = upTo; p >= 0; p--) {
-      const pg = await this.page(p);
-      out.push(pg);
-      if (pg.s <= seq) break;
+  // piece fetches and checks the head's tail piece i, once.
+  piece(i) {
+    if (!this.pieces.has(i)) {
+      this.pieces.set(i, (async () => {
+        const { p, tail } = this.head, l = tail[i];
+        const pg = await this.gw.page(l.cid);
+        if (pg.p !== p || pg.s !== l.s || pg.head) throw new Refused(`tail piece ${pg.cid}: not a piece of page ${p} from sequence ${l.s} as linked (it says page ${pg.p} from ${pg.s}${pg.head ? ', a head' : ''})`);
+        const next = i + 1 < tail.length ? tail[i + 1].s : this.head.s;
+        if (pg.last + 1 !== next) throw new Refused(`tail piece ${pg.cid} of page ${p} from sequence ${pg.s}: ends at ${pg.last}, but the next piece or the head starts at ${next}`);
+        pg.slot = p + i;
+        return pg;
+      })());
     }
-    return out.reverse();
+    return this.pieces.get(i);
+  }
+  // slot fetches slot q: a sealed page, a tail piece or the head.
+  slot(q) {
+    const h = this.head.p;
+    return q < h ? this.page(q) : q < this.end ? this.piece(q - h) : Promise.resolve(this.head);
+  }
+  // firstSlot is the slot holding sequence seq. Beyond the head's window
+  // (v2) the index nodes listing the pages from seq on are fetched at
+  // once, one round; a v1 log is walked back through skip links.
+  async firstSlot(seq) {
+    const { p: h, tail, index, window } = this.head;
+    if (seq >= this.head.s) return this.end;
+    for (let i = tail.length - 1; i >= 0; i--) if (tail[i].s <= seq) return h + i;
+    if (index) {
+      const from = Math.max(0, index.findLastIndex((x) => x.s <= seq));
+      const nodes = [];
+      for (let i = from; i < index.length; i++) if (index[i].n < h - window.length) nodes.push(this.node(i));
+      await Promise.all(nodes);
+    }
+    for (let p = h - 1; p > 0; p--) {
+      if ((this.start(p) ?? (await this.link(p)).s) <= seq) return p;
+    }
+    return 0;
+  }
+  // pagesFrom is the pages and tail pieces from the one holding seq up to
+  // slot upTo (the head, by default), oldest first, fetched in parallel.
+  async pagesFrom(seq, upTo = this.end) {
+    const first = Math.min(await this.firstSlot(seq), upTo);
+    const want = [];
+    for (let q = first; q <= upTo; q++) want.push(this.slot(q));
+    return Promise.all(want);
   }
 }
