@@ -3,7 +3,6 @@ package remotelog_test
 import (
 	"context"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -84,17 +83,7 @@ func TestRoundsAsTheNetworkSeesThem(t *testing.T) {
 // the given format, served by `rlog serve`'s gateway on loopback.
 func servedFormatLog(t testing.TB, format uint64, total int) (*httptest.Server, ipns.Name) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	cfg, _ := remotelog.DefaultConfig("paged")
-	cfg.Policy.Format = format
-	if _, err := remotelog.Init(dir, cfg); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { repo.Close() })
+	repo := openNewRepoWith(t, "repo", func(cfg *remotelog.Config) { cfg.Policy.Format = format })
 	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatal(err)

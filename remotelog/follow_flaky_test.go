@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,16 +20,7 @@ import (
 // message published is delivered exactly once, in order. The delay from a
 // publish to its delivery is logged.
 func TestFollowThroughAFlakyLink(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "w")
-	cfg, _ := remotelog.DefaultConfig("paged")
-	if _, err := remotelog.Init(dir, cfg); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
+	repo := openNewRepo(t, "w")
 	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatal(err)
