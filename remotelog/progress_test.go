@@ -1,6 +1,8 @@
 package remotelog_test
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,4 +99,49 @@ func FuzzProgress(f *testing.F) {
 			t.Fatalf("cursor moved back to %d", c.Seq)
 		}
 	})
+}
+
+// The output mark of the last record is read back with it: Start's before
+// any message, then each message's; a file of records from before output
+// marks (48 bytes each) still moves the cursor, without a mark.
+func TestProgressOutputMarks(t *testing.T) {
+	dir := t.TempDir()
+	cs := remotelog.Cursors(dir)
+	name := newHostileLog(t, 7).name
+	if _, ok, err := cs.LastProgress(name); ok || err != nil {
+		t.Fatalf("no progress file: ok %v, %v", ok, err)
+	}
+	base := remotelog.Cursor{Seq: 10, ID: mvds.MessageID{10}}
+	p, err := cs.Progress(name, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Start(remotelog.OutputMark{File: 77, Offset: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := cs.LastProgress(name)
+	if want := (remotelog.ProgressEntry{Seq: 10, ID: mvds.MessageID{10}, Out: remotelog.OutputMark{File: 77, Offset: 1000}}); !ok || err != nil || e != want {
+		t.Fatalf("after Start: %+v %v %v, want %+v", e, ok, err, want)
+	}
+	if err := p.DeliveredTo(11, mvds.MessageID{11}, remotelog.OutputMark{File: 77, Offset: 1090}); err != nil {
+		t.Fatal(err)
+	}
+	e, _, _ = cs.LastProgress(name)
+	if e.Seq != 11 || e.Out.Offset != 1090 || e.Out.File != 77 {
+		t.Fatalf("after message 11: %+v", e)
+	}
+	// A record of the form before marks.
+	old := make([]byte, 48)
+	old[7] = 12
+	old[8] = 12
+	binary.BigEndian.PutUint32(old[40:44], crc32.Checksum(old[:40], crc32.MakeTable(crc32.Castagnoli)))
+	path := filepath.Join(dir, "cursors", name.String()+".progress")
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, _ = cs.LastProgress(name)
+	if !ok || e.Seq != 12 || e.ID != (mvds.MessageID{12}) || e.Out != (remotelog.OutputMark{}) {
+		t.Fatalf("a record of 48 bytes read as %+v (ok %v)", e, ok)
+	}
 }

@@ -111,19 +111,41 @@ and not merged past that point; the others are printed.`,
 				case cmd.Flags().Changed("since"):
 					cur = remotelog.Cursor{Seq: since, RecordSeq: cur.RecordSeq, Head: cur.Head}
 				}
-				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
-				// Each message delivered is recorded at once, so that a fetch
-				// killed at any moment starts again after it.
-				prog, err := remotelog.Cursors(repo.Dir).Progress(name, cur)
+				// Each message delivered is recorded at once, with where the
+				// output stood after it, so that a fetch killed at any moment
+				// starts again after it and, printing to a file, finds in
+				// the file what it printed and did not record.
+				cursors := remotelog.Cursors(repo.Dir)
+				last, hasLast, err := cursors.LastProgress(name)
+				if err != nil {
+					return err
+				}
+				mo, err := newMarkedOutput(a.stdout, last, hasLast, cur.Seq, func(format string, args ...any) {
+					fmt.Fprintf(a.stderr, "rlog: "+format+"\n", args...)
+				})
+				if err != nil {
+					return err
+				}
+				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
+				prog, err := cursors.Progress(name, cur)
 				if err != nil {
 					return err
 				}
 				defer prog.Close()
+				if err := prog.Start(mo.Mark()); err != nil {
+					return err
+				}
 				deliver, err := opening(dir, name, func(m remotelog.Message) error {
+					if killHook != nil && outDir == "" {
+						killAt(out, m, a.stdout)
+					}
 					if err := out.print(m); err != nil {
 						return err
 					}
-					return prog.Delivered(m.Seq, m.ID)
+					if killHook != nil {
+						killHook("printed", m.Seq, nil, nil)
+					}
+					return prog.DeliveredTo(m.Seq, m.ID, mo.Mark())
 				})
 				if err != nil {
 					return err
@@ -149,6 +171,7 @@ and not merged past that point; the others are printed.`,
 				} else {
 					next, st, err = remotelog.CatchUp(cmd.Context(), src, name, cur, opts, deliver)
 				}
+				mo.Done(err == nil)
 				// Save how far we got, also after a failure part way.
 				if next != cur || err == nil {
 					if serr := repo.SaveCursor(name, next); serr != nil {

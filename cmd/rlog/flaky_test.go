@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -61,37 +62,48 @@ func servedLog(t *testing.T, total int) (*httptest.Server, ipns.Name) {
 }
 
 // buildRlog builds rlog without the race detector into the test's own
-// folder (plainRlog's folder belongs to whichever test made it first).
-func buildRlog(t *testing.T) string {
+// folder (plainRlog's folder belongs to whichever test made it first),
+// with the build tags given.
+func buildRlog(t *testing.T, tags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rlog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("build rlog: %v\n%s", err, out)
 	}
 	return bin
 }
 
-// TestFetchKilledAtRandomMoments: `rlog fetch` through a link that cuts 1
-// response in 10 is killed with SIGKILL at random moments of a catch-up,
-// then run once more to the end: every message is printed, and one is
-// printed twice only when a kill landed between printing it and recording
-// it (two writes in a row): at most one per kill. RLOG_KILLS sets the
-// kills (default 5) and RLOG_KILL_MESSAGES the log's length (default 20,000).
+// TestFetchKilledAtRandomMoments: `rlog fetch NAME >> out` through a link
+// that cuts 1 response in 10 is killed with SIGKILL during a catch-up,
+// then run once more to the end: out holds every message exactly once,
+// byte for byte what a run without kills prints. Most kills land at random
+// moments; one in four lands (through the rlogkillhook build's test hook)
+// right after a message is printed and before it is recorded, and one in
+// four in the middle of writing a line: the window a kill at a random
+// moment rarely hits. RLOG_KILLS sets the kills (default 8) and
+// RLOG_KILL_MESSAGES the log's length (default 20,000); the seed is logged.
 func TestFetchKilledAtRandomMoments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds rlog and runs it many times")
 	}
-	kills, total := 5, 20_000
+	kills, total := 8, 20_000
 	if n, err := strconv.Atoi(os.Getenv("RLOG_KILLS")); err == nil {
 		kills = n
 	}
 	if n, err := strconv.Atoi(os.Getenv("RLOG_KILL_MESSAGES")); err == nil {
 		total = n
 	}
-	bin := buildRlog(t)
+	bin := buildRlog(t, "rlogkillhook")
 	hs, name := servedLog(t, total)
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if s, err := strconv.ParseUint(os.Getenv("RLOG_KILL_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("seed %d (RLOG_KILL_SEED)", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	px, err := netproxy.Start(hs.URL, netproxy.Options{RTT: 100 * time.Millisecond, CutEvery: 10})
 	if err != nil {
@@ -101,7 +113,10 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	work := t.TempDir()
 	outPath := filepath.Join(work, "out")
 	var repo string
-	fetch := func(killAfter time.Duration) (killed bool) {
+	var notices []string
+	// fetch runs `rlog fetch ... >> out`, killed after killAfter (if
+	// positive) or by the hook named in env.
+	fetch := func(killAfter time.Duration, env string) (killed bool) {
 		out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			t.Fatal(err)
@@ -110,28 +125,37 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd := exec.Command(bin, "fetch", "--repo", repo, name.String(), "--from", px.URL)
 		cmd.Stdout, cmd.Stderr = out, &stderr
+		cmd.Env = append(os.Environ(), "RLOG_TEST_KILL="+env)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		if killAfter > 0 {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("fetch: %v: %s", err, stderr.String())
+		defer func() {
+			for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				if strings.Contains(l, "output file") {
+					notices = append(notices, l)
 				}
-				return false
-			case <-time.After(killAfter):
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-done
+			}
+		}()
+		var timeout <-chan time.Time
+		if killAfter > 0 {
+			timeout = time.After(killAfter)
+		}
+		select {
+		case err := <-done:
+			if ee, ok := err.(*exec.ExitError); ok && env != "" && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 				return true
 			}
+			if err != nil {
+				t.Fatalf("fetch: %v: %s", err, stderr.String())
+			}
+			return false
+		case <-timeout:
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			return true
 		}
-		if err := <-done; err != nil {
-			t.Fatalf("fetch: %v: %s", err, stderr.String())
-		}
-		return false
 	}
 	initRepo := func(dir string) {
 		repo = filepath.Join(work, dir)
@@ -139,48 +163,80 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 			t.Fatalf("init: %v: %s", err, out)
 		}
 	}
-	// A clean run first, through the same link: how long a run takes.
+	// lastPrinted is the sequence of out's last whole line.
+	lastPrinted := func() int {
+		b, _ := os.ReadFile(outPath)
+		b = b[:bytes.LastIndexByte(b, '\n')+1]
+		if len(b) == 0 {
+			return 0
+		}
+		line := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+		seq, _ := strconv.Atoi(string(line[:bytes.IndexByte(line, '\t')]))
+		return seq
+	}
+	// A clean run first, through the same link: how long a run takes,
+	// what it costs and what it prints.
 	initRepo("clean")
 	start := time.Now()
-	fetch(0)
+	fetch(0, "")
 	took, clean := time.Since(start), px.Counts()
+	want, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.Remove(outPath)
 	px.Reset()
 	initRepo("r")
-	// Kills at random moments, about kills of them within a clean run's
-	// time, until kills have landed or a run completes.
-	landed := 0
+	// Kills until kills have landed or a run completes.
+	landed, hooked := 0, 0
 	for landed < kills {
-		if !fetch(time.Duration(rng.Int64N(2*int64(took)/int64(kills)) + 1)) {
+		var killed bool
+		switch landed % 4 {
+		case 1, 3: // at a chosen message, right after printing it or halfway through its line
+			stage := map[int]string{1: "printed", 3: "halfline"}[landed%4]
+			at := lastPrinted() + 1 + rng.IntN(max(1, 2*total/kills))
+			if at > total {
+				at = total
+			}
+			killed = fetch(0, fmt.Sprintf("%s:%d", stage, at))
+			if killed {
+				hooked++
+			}
+		default: // at a random moment, about kills of them within a clean run's time
+			killed = fetch(time.Duration(rng.Int64N(2*int64(took)/int64(kills))+1), "")
+		}
+		if !killed {
 			break
 		}
 		landed++
 	}
-	fetch(0)
-	b, err := os.ReadFile(outPath)
+	fetch(0, "")
+	got, err := os.ReadFile(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := make([]int, total+1)
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(got)), "\n") {
 		seq, err := strconv.Atoi(strings.SplitN(line, "\t", 2)[0])
 		if err != nil || seq < 1 || seq > total {
 			t.Fatalf("line %q: not a message of the log", line)
 		}
 		seen[seq]++
 	}
-	dups := 0
 	for seq := 1; seq <= total; seq++ {
-		if seen[seq] == 0 {
-			t.Fatalf("message %d never printed", seq)
+		if seen[seq] != 1 {
+			t.Errorf("message %d printed %d times", seq, seen[seq])
 		}
-		dups += seen[seq] - 1
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the output (%d bytes) is not what a run without kills prints (%d bytes)", len(got), len(want))
 	}
 	c := px.Counts()
 	t.Logf("a run without kills: %s, %d requests, %d bytes", took, clean.Requests, clean.Bytes)
-	t.Logf("%d kills landed of %d, %d messages, %d printed twice; the proxy: %d requests, %d cut, %d bytes (%.2fx)", landed, kills, total, dups, c.Requests, c.Cut, c.Bytes, float64(c.Bytes)/float64(clean.Bytes))
-	if dups > landed {
-		t.Errorf("%d messages printed twice for %d kills", dups, landed)
+	t.Logf("%d kills landed of %d (%d by the hook, after printing or mid-line), %d messages; the proxy: %d requests, %d cut, %d bytes (%.2fx)", landed, kills, hooked, total, c.Requests, c.Cut, c.Bytes, float64(c.Bytes)/float64(clean.Bytes))
+	t.Logf("notices: %q", notices)
+	if r := float64(c.Bytes) / float64(clean.Bytes); r > 1.3 {
+		t.Errorf("%.2fx the bytes of a clean run, want at most 1.3x", r)
 	}
 }
 
