@@ -18,4 +18,7 @@ var (
 	// ErrTruncated is returned for a file (a CAR) that ends in the middle
 	// of a block: cut short, damaged or still being written.
 	ErrTruncated = errors.New("file is cut short")
+	// ErrCut is returned when a source answered and its response was cut
+	// before the end of the body: the source is there, the link dropped.
+	ErrCut = errors.New("response cut short")
 )

@@ -74,7 +74,7 @@ func (g *Gateway) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBlock+1))
 	if err != nil {
-		return nil, fmt.Errorf("cas: gateway %s: get %s: %w", g.base(), c, err)
+		return nil, fmt.Errorf("cas: gateway %s: get %s: %w after %d bytes: %w", g.base(), c, ErrCut, len(b), err)
 	}
 	if len(b) > maxBlock {
 		return nil, fmt.Errorf("cas: gateway %s: get %s: block over %d bytes", g.base(), c, maxBlock)

@@ -27,11 +27,7 @@ func BenchmarkFlakyCatchUp(b *testing.B) {
 		for _, cut := range []int{0, 10, 3} {
 			b.Run(fmt.Sprintf("behind=%d/cut=1in%d", behind, cut), func(b *testing.B) {
 				opts := netproxy.Options{RTT: 100 * time.Millisecond, CutEvery: cut}
-				px, err := netproxy.Start(hs.URL, opts)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer px.Close()
+				px := netproxy.StartTB(b, hs.URL, opts)
 				var bytes int64
 				var took time.Duration
 				for range b.N {
@@ -53,4 +49,43 @@ func BenchmarkFlakyCatchUp(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkFlakyCatchUpRandomCuts: the catch-up of 100,000 messages from
+// scratch through a proxy adding 100 ms of round trip and cutting each
+// response with probability 1/3 (a new seed each run, logged), with the
+// default retry policy: every run must complete. Run it 10 times or more:
+//
+//	go test -run '^$' -bench FlakyCatchUpRandomCuts -benchtime 10x ./remotelog
+func BenchmarkFlakyCatchUpRandomCuts(b *testing.B) {
+	const total = 100_000
+	hs, name := servedFormatLog(b, pager.Version, total)
+	var failed, cuts, retries int
+	var took time.Duration
+	base := uint64(time.Now().UnixNano())
+	for i := range b.N {
+		seed := base + uint64(i)
+		px, err := netproxy.Start(hs.URL, netproxy.Options{RTT: 100 * time.Millisecond, CutRate: 1.0 / 3, Seed: seed})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pool := remotelog.NewPool(remotelog.RetryPolicy{}, remotelog.PoolSource{Name: "proxy", Src: remotelog.GatewaySourceWith(px.URL, &http.Client{})})
+		start := time.Now()
+		_, st, err := remotelog.CatchUp(context.Background(), pool, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+		d := time.Since(start)
+		took += d
+		c, ps := px.Counts(), pool.Stats()
+		px.Close()
+		cuts += c.Cut
+		retries += int(ps.Retries)
+		b.Logf("run %d, seed %d: %d messages in %s, %d requests, %d cut, %d retries, %v", i, seed, st.Messages, d.Round(time.Millisecond), c.Requests, c.Cut, ps.Retries, err)
+		if err != nil || st.Messages != total {
+			failed++
+			b.Errorf("run %d (seed %d) did not complete: %d messages, %v", i, seed, st.Messages, err)
+		}
+	}
+	b.ReportMetric(float64(failed), "failed-runs")
+	b.ReportMetric(float64(cuts)/float64(b.N), "cut/op")
+	b.ReportMetric(float64(retries)/float64(b.N), "retries/op")
+	b.ReportMetric(took.Seconds()/float64(b.N), "s/op")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,21 +24,41 @@ import (
 // block that does not match its CID, a record that is not valid; the
 // request moves to the next source, and fails when none is left.
 //
+// Two failures that may pass are told apart: a source that does not
+// answer (refused, reset before an answer, no answer within Timeout, an
+// error status), and a response cut short after the source answered
+// (the headers came, the body was cut: cas.ErrCut). A source that answers
+// and cuts is there and making progress; it is retried soon and for
+// longer.
+//
 // What gives up, and when:
-//   - a request, after Attempts failures that may pass, across its
-//     sources: it fails with the last error;
-//   - a run (all requests through one Pool), when its retries exceed
-//     RunRetries plus the number of requests made so far, a link failing
-//     more than half its requests: every later failure is final.
+//   - a request, after Attempts failures in a row in which no source
+//     answered (a cut response, which did answer, starts the count again),
+//     or after Cuts responses cut short: it fails with the last error;
+//   - a run (all requests through one Pool), when its retries after a
+//     source did not answer exceed RunRetries plus the number of requests
+//     made so far, a link failing more than half its requests: every later
+//     failure is final. Retries after cut responses are bounded per
+//     request (Cuts) and do not count here.
+//
+// With more than one source, a request whose source has not answered
+// within the hedge delay is asked of another source too, and the first
+// verified answer is taken (a hedged request). The hedge delay is learned
+// from the answers seen: max(HedgeMin, 4 x their 90th percentile), over
+// the last 128; Timeout/5 before the first. A source that lost to a hedge
+// counts as failed, and after 3 failures in a row it is skipped for Down.
 //
 // The zero value is the default of each field.
 type RetryPolicy struct {
-	Attempts int           // per request; default 8
+	Attempts int           // per request, failures in a row without an answer; default 8
+	Cuts     int           // per request, responses cut short; default 32
 	Base     time.Duration // first backoff; default 100 ms, doubling per retry
-	Max      time.Duration // longest backoff; default 5 s
+	Max      time.Duration // longest backoff; default 5 s (1 s after a cut)
 	// Timeout bounds one attempt, answer and body: a source that stalls
 	// fails the attempt after it. Default 15 s.
 	Timeout time.Duration
+	// HedgeMin is the shortest hedge delay; default 1 s.
+	HedgeMin time.Duration
 	// RunRetries is the retries a run may make beyond one per request;
 	// default 100.
 	RunRetries int
@@ -45,16 +66,23 @@ type RetryPolicy struct {
 	// skipped while others answer; default 30 s.
 	Down time.Duration
 	// Sleep waits d or until ctx ends; Now tells the time; Jitter picks
-	// the wait for a backoff d (default: uniform in [d/2, d]). Tests
-	// inject all three.
+	// the wait for a backoff d (default: uniform in [d/2, d]); After is
+	// the hedge timer (default: a real timer). Tests inject them.
 	Sleep  func(ctx context.Context, d time.Duration) error
 	Now    func() time.Time
 	Jitter func(d time.Duration) time.Duration
+	After  func(d time.Duration) <-chan time.Time
 }
+
+// maxCutBackoff is the longest backoff after a cut response.
+const maxCutBackoff = time.Second
 
 func (p *RetryPolicy) defaults() {
 	if p.Attempts <= 0 {
 		p.Attempts = 8
+	}
+	if p.Cuts <= 0 {
+		p.Cuts = 32
 	}
 	if p.Base <= 0 {
 		p.Base = 100 * time.Millisecond
@@ -64,6 +92,9 @@ func (p *RetryPolicy) defaults() {
 	}
 	if p.Timeout <= 0 {
 		p.Timeout = 15 * time.Second
+	}
+	if p.HedgeMin <= 0 {
+		p.HedgeMin = time.Second
 	}
 	if p.RunRetries <= 0 {
 		p.RunRetries = 100
@@ -80,6 +111,9 @@ func (p *RetryPolicy) defaults() {
 	if p.Jitter == nil {
 		p.Jitter = func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 	}
+	if p.After == nil {
+		p.After = time.After
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -93,13 +127,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// backoff is the wait before retry n (1 for the first), before jitter.
-func (p *RetryPolicy) backoff(n int) time.Duration {
+// backoff is the wait before retry n (1 for the first), before jitter,
+// at most longest.
+func (p *RetryPolicy) backoff(n int, longest time.Duration) time.Duration {
 	d := p.Base
-	for i := 1; i < n && d < p.Max; i++ {
+	for i := 1; i < n && d < longest; i++ {
 		d *= 2
 	}
-	return min(d, p.Max)
+	return min(d, longest)
 }
 
 // Permanent reports whether err cannot pass by asking the same source
@@ -137,8 +172,13 @@ type Pool struct {
 	next     atomic.Uint64
 	requests atomic.Int64
 	retries  atomic.Int64
+	silent   atomic.Int64 // retries after no answer, for the run's budget
+	cuts     atomic.Int64
+	hedges   atomic.Int64
 	mu       sync.Mutex
-	using    int // the source that answered last
+	using    int             // the source that answered last
+	took     []time.Duration // how long the last answers took, a ring
+	tookNext int
 }
 
 type member struct {
@@ -148,6 +188,7 @@ type member struct {
 	mu        sync.Mutex
 	failures  int       // requests failed in a row
 	downUntil time.Time // skipped until then while others answer
+	downAt    time.Time // when it was put down
 	down      bool
 }
 
@@ -165,25 +206,27 @@ func NewPool(policy RetryPolicy, srcs ...PoolSource) *Pool {
 type PoolStats struct {
 	Requests int64  // block and record requests
 	Retries  int64  // attempts beyond the first of each request
+	Cuts     int64  // responses cut short after the source answered
+	Hedges   int64  // requests asked of a second source while the first was slow
 	Using    string // the source that answered last
+	// HedgeDelay is the current hedge delay (with more than one source).
+	HedgeDelay time.Duration
 }
 
 // Stats reports the pool's requests, retries and the source in use.
 func (p *Pool) Stats() PoolStats {
+	d := p.hedgeDelay()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Requests: p.requests.Load(), Retries: p.retries.Load(), Using: p.srcs[p.using].Name}
+	return PoolStats{Requests: p.requests.Load(), Retries: p.retries.Load(), Cuts: p.cuts.Load(), Hedges: p.hedges.Load(),
+		Using: p.srcs[p.using].Name, HedgeDelay: d}
 }
 
 // Get fetches block c from the sources in turn, verified.
 func (p *Pool) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	var b []byte
-	err := p.do(ctx, int(p.next.Add(1)-1), func(ctx context.Context, m *member) error {
-		var err error
-		b, err = m.get.Get(ctx, c)
-		return err
+	return doOn(p, ctx, p.srcs, int(p.next.Add(1)-1), func(ctx context.Context, m *member) ([]byte, error) {
+		return m.get.Get(ctx, c)
 	})
-	return b, err
 }
 
 // Resolve asks every source that answers for the record of name at once
@@ -229,77 +272,190 @@ func (p *Pool) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
 
 // resolveOne fetches and checks the record of name from source i only.
 func (p *Pool) resolveOne(ctx context.Context, i int, name ipns.Name) ([]byte, error) {
-	var raw []byte
-	err := p.doOn(ctx, []*member{p.srcs[i]}, 0, func(ctx context.Context, m *member) error {
+	return doOn(p, ctx, []*member{p.srcs[i]}, 0, func(ctx context.Context, m *member) ([]byte, error) {
 		b, err := m.Src.Resolve(ctx, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := namesys.Parse(name, b, p.policy.Now()); err != nil {
-			return fmt.Errorf("source %s: %w", m.Name, err)
+			return nil, fmt.Errorf("source %s: %w", m.Name, err)
 		}
-		raw = b
-		return nil
+		return b, nil
 	})
-	return raw, err
-}
-
-func (p *Pool) do(ctx context.Context, start int, f func(context.Context, *member) error) error {
-	return p.doOn(ctx, p.srcs, start, f)
 }
 
 // doOn runs request f on the members, from start on in turn: a failure
 // that may pass moves it to the next member that has not failed it for
-// good, waiting a backoff when that one already failed it.
-func (p *Pool) doOn(ctx context.Context, ms []*member, start int, f func(context.Context, *member) error) error {
+// good, waiting a backoff when that one already failed it (RetryPolicy).
+func doOn[T any](p *Pool, ctx context.Context, ms []*member, start int, f func(context.Context, *member) (T, error)) (T, error) {
 	p.requests.Add(1)
 	refused := make([]bool, len(ms)) // failed this request for good
 	tried := make([]bool, len(ms))   // failed this request, may pass
+	var zero T
 	var last error
+	silent, cuts := 0, 0 // failures without an answer in a row; cut responses
+	cutLast := false
 	for attempt := 0; ; attempt++ {
 		i := p.pick(ms, start+attempt, refused)
 		if i < 0 {
-			return last
+			return zero, last
 		}
-		m := ms[i]
 		if tried[i] {
-			if p.retries.Load() > int64(p.policy.RunRetries)+p.requests.Load() {
-				return fmt.Errorf("%w (giving up: this run retried more than %d times, beyond one per request)", last, p.policy.RunRetries)
+			wait := p.policy.backoff(silent, p.policy.Max)
+			if cutLast {
+				wait = p.policy.backoff(cuts, maxCutBackoff)
+			} else if p.silent.Load() > int64(p.policy.RunRetries)+p.requests.Load() {
+				return zero, fmt.Errorf("%w (giving up: this run retried more than %d times after no answer, beyond one per request)", last, p.policy.RunRetries)
 			}
-			if err := p.policy.Sleep(ctx, p.policy.Jitter(p.policy.backoff(attempt))); err != nil {
-				return errors.Join(last, err)
+			if err := p.policy.Sleep(ctx, p.policy.Jitter(wait)); err != nil {
+				return zero, errors.Join(last, err)
 			}
 		}
 		if attempt > 0 {
 			p.retries.Add(1)
+			if !cutLast {
+				p.silent.Add(1)
+			}
 		}
-		actx, cancel := context.WithTimeout(ctx, p.policy.Timeout)
-		err := f(actx, m)
-		stalled := err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
-		cancel()
-		if err == nil {
-			p.answered(ms, i)
-			return nil
+		o := hedged(p, ctx, ms, i, refused, f)
+		if o.err == nil {
+			p.answered(ms, o.i, o.started)
+			return o.v, nil
 		}
+		i, err := o.i, o.err
+		m := ms[i]
 		if ctx.Err() != nil {
-			return err
+			return zero, err
 		}
 		reason := briefErr(err)
-		if stalled {
+		if o.stalled {
 			reason = fmt.Sprintf("no answer within %s", p.policy.Timeout)
 			err = fmt.Errorf("source %s: %s: %w", m.Name, reason, err)
 		}
 		last = err
-		if Permanent(err) && !stalled {
+		if Permanent(err) && !o.stalled {
 			refused[i] = true
 			continue
 		}
 		tried[i] = true
 		p.failed(m, reason)
-		if attempt+1 >= p.policy.Attempts {
-			return fmt.Errorf("%w (giving up after %d attempts)", err, attempt+1)
+		cutLast = errors.Is(err, cas.ErrCut) && !o.stalled
+		if cutLast {
+			// The source answered: it is there, and the count of
+			// failures without an answer starts again.
+			p.cuts.Add(1)
+			cuts++
+			silent = 0
+			if cuts >= p.policy.Cuts {
+				return zero, fmt.Errorf("%w (giving up after %d responses cut short)", err, cuts)
+			}
+			continue
+		}
+		silent++
+		if silent >= p.policy.Attempts {
+			return zero, fmt.Errorf("%w (giving up after %d attempts without an answer)", err, silent)
 		}
 	}
+}
+
+// outcome is the end of one attempt at a request, possibly hedged: its
+// value or error, the member that gave it, and whether that member's
+// attempt ran out of time.
+type outcome[T any] struct {
+	v       T
+	err     error
+	i       int
+	stalled bool
+	started time.Time
+}
+
+// hedged runs f on member i within the attempt timeout. With more than one
+// member, when i has not answered within the hedge delay, f runs on
+// another member too (one not refused, not down if possible) and the first
+// answer wins; the member that lost to the hedge counts as failed. A
+// failed hedge is returned at once (the first counted as failed too); a
+// first attempt that fails after the hedge went out waits for the hedge.
+func hedged[T any](p *Pool, ctx context.Context, ms []*member, i int, refused []bool, f func(context.Context, *member) (T, error)) outcome[T] {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the loser
+	out := make(chan outcome[T], 2)
+	run := func(i int) {
+		actx, acancel := context.WithTimeout(ctx, p.policy.Timeout)
+		t0 := p.policy.Now()
+		v, err := f(actx, ms[i])
+		stalled := err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+		acancel()
+		if err == nil {
+			p.observe(p.policy.Now().Sub(t0))
+		}
+		out <- outcome[T]{v: v, err: err, i: i, stalled: stalled, started: t0}
+	}
+	go run(i)
+	var hedgeAt <-chan time.Time
+	h, delay := -1, time.Duration(0)
+	if len(ms) > 1 {
+		others := append([]bool(nil), refused...)
+		others[i] = true
+		if h = p.pick(ms, i+1, others); h >= 0 {
+			if delay = p.hedgeDelay(); delay < p.policy.Timeout {
+				hedgeAt = p.policy.After(delay)
+			}
+		}
+	}
+	pending := 1
+	for {
+		select {
+		case <-hedgeAt:
+			hedgeAt = nil
+			pending++
+			p.hedges.Add(1)
+			go run(h)
+		case o := <-out:
+			pending--
+			switch {
+			case o.err == nil:
+				if o.i == h && pending > 0 {
+					p.failed(ms[i], fmt.Sprintf("no answer within %s; %s answered", delay.Round(time.Millisecond), ms[h].Name))
+				}
+				return o
+			case pending == 0:
+				return o
+			case o.i == h:
+				// The hedge failed while the first still has not
+				// answered: both count, and the request goes on.
+				p.failed(ms[i], fmt.Sprintf("no answer within %s", delay.Round(time.Millisecond)))
+				return o
+			}
+			// The first failed after the hedge went out: it may answer.
+		}
+	}
+}
+
+// observe keeps how long an answer took, for the hedge delay.
+func (p *Pool) observe(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.took) < 128 {
+		p.took = append(p.took, d)
+		return
+	}
+	p.took[p.tookNext] = d
+	p.tookNext = (p.tookNext + 1) % len(p.took)
+}
+
+// hedgeDelay is how long a request waits for its source before it is
+// asked of another too: max(HedgeMin, 4 x the 90th percentile of the last
+// answers), Timeout/5 before any answer; at Timeout or past it, no
+// request is hedged.
+func (p *Pool) hedgeDelay() time.Duration {
+	p.mu.Lock()
+	took := slices.Clone(p.took)
+	p.mu.Unlock()
+	if len(took) == 0 {
+		return max(p.policy.HedgeMin, p.policy.Timeout/5)
+	}
+	slices.Sort(took)
+	return min(max(p.policy.HedgeMin, 4*took[len(took)*9/10]), p.policy.Timeout)
 }
 
 // pick is the first member from k on (in turn) not refused: one that is
@@ -335,6 +491,9 @@ func (p *Pool) failed(m *member, reason string) {
 	m.failures++
 	notice := m.failures == 3 && !m.down && len(p.srcs) > 1
 	if m.failures >= 3 {
+		if !m.down {
+			m.downAt = p.policy.Now()
+		}
 		m.down, m.downUntil = true, p.policy.Now().Add(p.policy.Down)
 	}
 	m.mu.Unlock()
@@ -343,9 +502,16 @@ func (p *Pool) failed(m *member, reason string) {
 	}
 }
 
-func (p *Pool) answered(ms []*member, i int) {
+// answered counts an answer from member i to an attempt started then; an
+// answer to one started before the member was put down does not bring it
+// back.
+func (p *Pool) answered(ms []*member, i int, started time.Time) {
 	m := ms[i]
 	m.mu.Lock()
+	if m.down && started.Before(m.downAt) {
+		m.mu.Unlock()
+		return
+	}
 	back := m.down
 	m.failures, m.down = 0, false
 	m.mu.Unlock()

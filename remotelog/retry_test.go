@@ -57,18 +57,11 @@ func TestPoolRidesOutCutResponses(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("cut seed %d", seed)
 	for _, o := range []netproxy.Options{{CutEvery: 10}, {CutRate: 1.0 / 3, Seed: seed}} {
-		px, err := netproxy.Start(hs.URL, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer px.Close()
+		px := netproxy.StartTB(t, hs.URL, o)
+		// The default policy: a cut response does not count against the
+		// 8 attempts without an answer, and a request gives up after 32
+		// cuts, one request in 3^32 = 1.9e15 at a third cut.
 		policy, waits := noWait(t)
-		if o.CutRate > 0 {
-			// With a third of responses cut at random, the default 8 attempts
-			// lose one request in 3^8 = 6,561, about one run of this test in
-			// 150; 20 attempts lose one in 3.5e9.
-			policy.Attempts = 20
-		}
 		pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: px.URL, Src: remotelog.GatewaySourceWith(px.URL, &http.Client{})})
 		var n uint64
 		_, st, err := remotelog.CatchUp(context.Background(), pool, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(m remotelog.Message) error {
@@ -168,45 +161,6 @@ func someCID(t *testing.T) cid.Cid {
 	return blocks.NewBlock([]byte("hello")).Cid()
 }
 
-// Two sources, one of which stops answering halfway: the catch-up
-// completes from the other, with one notice.
-func TestPoolFallsBackFromAStalledSource(t *testing.T) {
-	const total = 10_000
-	hs, name := servedFormatLog(t, pager.Version, total)
-	stall, err := netproxy.Start(hs.URL, netproxy.Options{StallAfter: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stall.Close()
-	ok, err := netproxy.Start(hs.URL, netproxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ok.Close()
-	policy, _ := noWait(t)
-	policy.Timeout = 2 * time.Second // a stall is a failed attempt after it
-	pool := remotelog.NewPool(policy,
-		remotelog.PoolSource{Name: "stalling", Src: remotelog.GatewaySourceWith(stall.URL, &http.Client{})},
-		remotelog.PoolSource{Name: "steady", Src: remotelog.GatewaySourceWith(ok.URL, &http.Client{})})
-	var notices []string
-	var mu sync.Mutex
-	pool.Notice = func(l string) { mu.Lock(); notices = append(notices, l); mu.Unlock() }
-	_, st, err := remotelog.CatchUp(context.Background(), pool, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
-	if err != nil || st.Messages != total {
-		t.Fatalf("%d messages, %v", st.Messages, err)
-	}
-	t.Logf("stalling source: %+v; steady: %+v; notices %q; pool %+v", stall.Counts(), ok.Counts(), notices, pool.Stats())
-	if stall.Counts().Stalled == 0 {
-		t.Fatal("the stalling source never stalled")
-	}
-	if len(notices) != 1 || !strings.Contains(notices[0], "stalling") {
-		t.Errorf("notices %q, want one about the stalling source", notices)
-	}
-	if u := pool.Stats().Using; u != "steady" {
-		t.Errorf("using %s, want steady", u)
-	}
-}
-
 // A run whose retries exceed its budget (RunRetries plus one per request)
 // gives up: later failures are final.
 func TestRetryRunBudget(t *testing.T) {
@@ -230,5 +184,125 @@ func TestRetryRunBudget(t *testing.T) {
 	calls.Store(0)
 	if _, err := pool.Get(context.Background(), someCID(t)); err == nil || calls.Load() > 2 {
 		t.Errorf("after the budget: %d requests, %v; want at most 2 and an error", calls.Load(), err)
+	}
+}
+
+// A source that answers and cuts every response, 20 times in a row (more
+// than the 8 attempts a source that does not answer gets), is retried
+// until it answers whole; the waits after cuts stay short. One that cuts
+// more than Cuts times in a row is given up on, saying so.
+func TestPoolCutsAreNotSilence(t *testing.T) {
+	body := []byte("hello")
+	c := blocks.NewBlock(body).Cid()
+	var calls atomic.Int32
+	var cutFirst atomic.Int32
+	cutFirst.Store(20)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= cutFirst.Load() {
+			w.Header().Set("Content-Length", "5")
+			w.Write(body[:2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		w.Write(body)
+	}))
+	defer hs.Close()
+	policy, waits := noWait(t)
+	pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: "cutting", Src: remotelog.GatewaySourceWith(hs.URL, &http.Client{})})
+	b, err := pool.Get(context.Background(), c)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	if st := pool.Stats(); st.Cuts != 20 || st.Retries != 20 {
+		t.Errorf("stats %+v: want 20 cuts and 20 retries", st)
+	}
+	for _, w := range waits() {
+		if w > time.Second {
+			t.Errorf("waited %s after a cut: want at most 1 s", w)
+		}
+	}
+	// Cut every time: given up after Cuts.
+	calls.Store(0)
+	cutFirst.Store(1 << 30)
+	policy.Cuts = 5
+	pool = remotelog.NewPool(policy, remotelog.PoolSource{Name: "cutting", Src: remotelog.GatewaySourceWith(hs.URL, &http.Client{})})
+	if _, err := pool.Get(context.Background(), c); err == nil || !strings.Contains(err.Error(), "giving up after 5 responses cut short") || !errors.Is(err, cas.ErrCut) {
+		t.Fatalf("got %v, want giving up after 5 cuts", err)
+	}
+	if n := calls.Load(); n != 5 {
+		t.Errorf("%d requests, want 5", n)
+	}
+}
+
+// Of two sources, one stops answering halfway (its requests held, never
+// answered): the catch-up completes from the other, with one notice. The
+// requests the stalled one holds move to the other after the hedge delay
+// (the attempt timeout far off: only hedging gets past the stall within
+// the test's patience), or, hedging off, after the attempt timeout.
+func TestPoolFallsBackFromAStalledSource(t *testing.T) {
+	const total = 10_000
+	hs, name := servedFormatLog(t, pager.Version, total)
+	for _, c := range []struct {
+		what              string
+		timeout, hedgeMin time.Duration
+	}{{"hedged", time.Hour, 50 * time.Millisecond}, {"timed out", 2 * time.Second, time.Hour}} {
+		stall := netproxy.StartTB(t, hs.URL, netproxy.Options{StallAfter: 10})
+		ok := netproxy.StartTB(t, hs.URL, netproxy.Options{})
+		policy, _ := noWait(t)
+		policy.Timeout, policy.HedgeMin = c.timeout, c.hedgeMin
+		pool := remotelog.NewPool(policy,
+			remotelog.PoolSource{Name: "stalling", Src: remotelog.GatewaySourceWith(stall.URL, &http.Client{})},
+			remotelog.PoolSource{Name: "steady", Src: remotelog.GatewaySourceWith(ok.URL, &http.Client{})})
+		var notices []string
+		var mu sync.Mutex
+		pool.Notice = func(l string) { mu.Lock(); notices = append(notices, l); mu.Unlock() }
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		_, st, err := remotelog.CatchUp(ctx, pool, name, remotelog.Cursor{}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+		if err != nil || st.Messages != total {
+			t.Fatalf("%s: %d messages, %v", c.what, st.Messages, err)
+		}
+		ps := pool.Stats()
+		t.Logf("%s: stalling source: %+v; steady: %+v; notices %q; pool %+v", c.what, stall.Counts(), ok.Counts(), notices, ps)
+		if stall.Counts().Stalled == 0 {
+			t.Fatalf("%s: the stalling source never stalled", c.what)
+		}
+		if (ps.Hedges > 0) != (c.what == "hedged") {
+			t.Errorf("%s: %d hedges", c.what, ps.Hedges)
+		}
+		if len(notices) != 1 || !strings.Contains(notices[0], "source stalling is not answering") {
+			t.Errorf("%s: notices %q, want one about the stalling source", c.what, notices)
+		}
+		if ps.Using != "steady" {
+			t.Errorf("%s: using %s, want steady", c.what, ps.Using)
+		}
+	}
+}
+
+// The hedge delay is learned from the answers: max(HedgeMin, 4 x p90).
+func TestPoolHedgeDelayLearned(t *testing.T) {
+	var now time.Time
+	var mu sync.Mutex
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		now = now.Add(300 * time.Millisecond) // each answer takes 300 ms of the injected clock
+		mu.Unlock()
+		w.Write([]byte("hello"))
+	}))
+	defer hs.Close()
+	policy, _ := noWait(t)
+	policy.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	src := remotelog.GatewaySourceWith(hs.URL, &http.Client{})
+	pool := remotelog.NewPool(policy, remotelog.PoolSource{Name: "a", Src: src}, remotelog.PoolSource{Name: "b", Src: src})
+	if d := pool.Stats().HedgeDelay; d != 3*time.Second {
+		t.Errorf("before any answer: hedge delay %s, want Timeout/5 = 3s", d)
+	}
+	for range 20 {
+		if _, err := pool.Get(context.Background(), someCID(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := pool.Stats().HedgeDelay; d != 1200*time.Millisecond {
+		t.Errorf("after answers of 300 ms: hedge delay %s, want 1.2s", d)
 	}
 }

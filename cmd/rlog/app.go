@@ -116,7 +116,7 @@ func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {
 // apiFlagOn gives cmd the --api flag: only commands that talk to a Kubo
 // daemon have it.
 func (a *app) retriesFlagOn(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&a.retries, "retries", 0, "attempts per request across the sources before it fails (default 8; 1: no retry); see docs/CLI.md for what gives up when")
+	cmd.Flags().IntVar(&a.retries, "retries", 0, "attempts in a row without an answer per request, across the sources, before it fails (default 8; 1: no retry, not even after a cut response); see docs/CLI.md for what gives up when")
 }
 
 func (a *app) apiFlagOn(cmd *cobra.Command) {

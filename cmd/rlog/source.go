@@ -137,7 +137,11 @@ func (a *app) openSources(ctx context.Context, froms []string) (remotelog.Source
 		ps.closers = append(ps.closers, src)
 		members = append(members, remotelog.PoolSource{Name: from, Src: src})
 	}
-	ps.Pool = remotelog.NewPool(remotelog.RetryPolicy{Attempts: a.retries}, members...)
+	policy := remotelog.RetryPolicy{Attempts: a.retries}
+	if a.retries == 1 {
+		policy.Cuts = 1 // no retry at all
+	}
+	ps.Pool = remotelog.NewPool(policy, members...)
 	ps.Pool.Notice = func(line string) { fmt.Fprintf(a.stderr, "rlog: %s\n", line) }
 	return ps, nil
 }

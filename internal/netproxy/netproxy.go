@@ -14,8 +14,9 @@
 // A flaky link: CutEvery or CutRate cut responses halfway (the headers
 // promise the whole body, half of it is sent, the connection is dropped),
 // StallAfter stops answering after a number of requests (each one held
-// until its client gives up), and Restart drops every connection and
-// refuses new ones for a moment, as a restarting server does.
+// until its client gives up), and Restart (or RestartEvery) drops every
+// connection and refuses new ones for a moment, as a restarting server
+// does.
 package netproxy
 
 import (
@@ -29,6 +30,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -45,6 +47,13 @@ type Options struct {
 	// StallAfter, when positive, stops answering after that many requests:
 	// later ones are held until their client gives up or Unstall.
 	StallAfter int
+	// RestartEvery, when positive, restarts the proxy (Restart) that often,
+	// down for RestartDown each time (default 1 s), until Close.
+	RestartEvery, RestartDown time.Duration
+	// OnAnswer, when set, hears each response sent whole (not cut, not a
+	// stream dropped by a restart) as it ends, with the request's path:
+	// the moments a client had a successful contact.
+	OnAnswer func(path string)
 }
 
 // Counts is what the proxy saw.
@@ -75,6 +84,8 @@ type Proxy struct {
 	rng      *rand.Rand
 	seen     int // requests since Start, for CutEvery and StallAfter
 	unstall  chan struct{}
+	closed   chan struct{}
+	restarts sync.WaitGroup
 }
 
 // Start serves a proxy to target on a loopback port until Close.
@@ -83,7 +94,8 @@ func Start(target string, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{opts: opts, paths: map[string]int{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), unstall: make(chan struct{})}
+	p := &Proxy{opts: opts, paths: map[string]int{}, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		unstall: make(chan struct{}), closed: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
@@ -98,6 +110,26 @@ func Start(target string, opts Options) (*Proxy, error) {
 	p.addr = ln.Addr().String()
 	p.URL = "http://" + p.addr
 	p.serve(ln)
+	if opts.RestartEvery > 0 {
+		down := opts.RestartDown
+		if down <= 0 {
+			down = time.Second
+		}
+		p.restarts.Add(1)
+		go func() {
+			defer p.restarts.Done()
+			t := time.NewTicker(opts.RestartEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-p.closed:
+					return
+				case <-t.C:
+					p.restart(down)
+				}
+			}
+		}()
+	}
 	return p, nil
 }
 
@@ -109,9 +141,23 @@ func (p *Proxy) serve(ln net.Listener) {
 	go srv.Serve(ln)
 }
 
+// StartTB starts a proxy for a test or benchmark, which fails if it
+// cannot, and closes it when tb ends.
+func StartTB(tb testing.TB, target string, opts Options) *Proxy {
+	tb.Helper()
+	p, err := Start(target, opts)
+	if err != nil {
+		tb.Fatalf("netproxy: %v", err)
+	}
+	tb.Cleanup(p.Close)
+	return p
+}
+
 // Close stops the proxy and closes its connections to the target.
 func (p *Proxy) Close() {
 	p.Unstall()
+	close(p.closed)
+	p.restarts.Wait()
 	p.mu.Lock()
 	srv := p.srv
 	p.mu.Unlock()
@@ -134,6 +180,33 @@ func (p *Proxy) Restart(down time.Duration) error {
 	}
 	p.serve(ln)
 	return nil
+}
+
+// restart is Restart for RestartEvery: the down time ends early on Close,
+// and a port taken meanwhile is tried again.
+func (p *Proxy) restart(down time.Duration) {
+	p.mu.Lock()
+	srv := p.srv
+	p.c.Restarts++
+	p.mu.Unlock()
+	srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for wait(ctx, down) {
+		if ln, err := net.Listen("tcp", p.addr); err == nil {
+			p.serve(ln)
+			return
+		}
+		down = 10 * time.Millisecond
+	}
+	// Closed while down: nothing listens; Close closes srv again.
 }
 
 // Unstall answers the requests held by StallAfter, and all later ones.
@@ -215,6 +288,9 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 			next.ServeHTTP(cw, r)
 		}
 		p.count(cw)
+		if p.opts.OnAnswer != nil && r.Context().Err() == nil {
+			p.opts.OnAnswer(r.URL.Path)
+		}
 	})
 }
 
