@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/ipfs/boxo/ipns"
+
 	"rlog/remotelog"
 )
 
@@ -34,6 +36,46 @@ type markedOutput struct {
 	// What the reconciling did, for the notice at the end.
 	skipped  int
 	repaired bool
+}
+
+// exactlyOnce opens the progress file of log name for a read that starts
+// at cur, and the output (standard output) reconciled with it; the output's
+// mark before any message is recorded.
+func (a *app) exactlyOnce(cursors remotelog.CursorStore, name ipns.Name, cur remotelog.Cursor) (*markedOutput, *remotelog.Progress, error) {
+	last, hasLast, err := cursors.LastProgress(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	mo, err := newMarkedOutput(a.stdout, last, hasLast, cur.Seq, func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, "rlog: "+format+"\n", args...)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := cursors.Progress(name, cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := prog.Start(mo.Mark()); err != nil {
+		prog.Close()
+		return nil, nil, err
+	}
+	return mo, prog, nil
+}
+
+// printRecorded prints m (out writes to mo) and then records it in prog
+// with where the output stands after it.
+func printRecorded(out *printer, mo *markedOutput, prog *remotelog.Progress, m remotelog.Message) error {
+	if killHook != nil && out.outDir == "" {
+		killAt(out, m, mo.w)
+	}
+	if err := out.print(m); err != nil {
+		return err
+	}
+	if killHook != nil {
+		killHook("printed", m.Seq, nil, nil)
+	}
+	return prog.DeliveredTo(m.Seq, m.ID, mo.Mark())
 }
 
 // newMarkedOutput wraps w for a fetch that starts after message startSeq;
@@ -77,6 +119,10 @@ func newMarkedOutput(w io.Writer, last remotelog.ProgressEntry, ok bool, startSe
 	}
 	return o, nil
 }
+
+// Reconciling reports whether lines of the run killed before are still
+// expected: a line that is not a message (follow's status) waits.
+func (o *markedOutput) Reconciling() bool { return len(o.pending) > 0 }
 
 // Mark is where the output stands now, for the progress file.
 func (o *markedOutput) Mark() remotelog.OutputMark {

@@ -115,37 +115,14 @@ and not merged past that point; the others are printed.`,
 				// output stood after it, so that a fetch killed at any moment
 				// starts again after it and, printing to a file, finds in
 				// the file what it printed and did not record.
-				cursors := remotelog.Cursors(repo.Dir)
-				last, hasLast, err := cursors.LastProgress(name)
-				if err != nil {
-					return err
-				}
-				mo, err := newMarkedOutput(a.stdout, last, hasLast, cur.Seq, func(format string, args ...any) {
-					fmt.Fprintf(a.stderr, "rlog: "+format+"\n", args...)
-				})
-				if err != nil {
-					return err
-				}
-				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
-				prog, err := cursors.Progress(name, cur)
+				mo, prog, err := a.exactlyOnce(remotelog.Cursors(repo.Dir), name, cur)
 				if err != nil {
 					return err
 				}
 				defer prog.Close()
-				if err := prog.Start(mo.Mark()); err != nil {
-					return err
-				}
+				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
 				deliver, err := opening(dir, name, func(m remotelog.Message) error {
-					if killHook != nil && outDir == "" {
-						killAt(out, m, a.stdout)
-					}
-					if err := out.print(m); err != nil {
-						return err
-					}
-					if killHook != nil {
-						killHook("printed", m.Seq, nil, nil)
-					}
-					return prog.DeliveredTo(m.Seq, m.ID, mo.Mark())
+					return printRecorded(out, mo, prog, m)
 				})
 				if err != nil {
 					return err

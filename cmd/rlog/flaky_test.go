@@ -281,3 +281,72 @@ func TestFetchFromTwoSourcesOneStalls(t *testing.T) {
 		t.Errorf("stderr %q: want one notice about %s, then the summary", lines, stall.URL)
 	}
 }
+
+// TestFollowKilledAfterPrinting: `rlog follow NAME >> out` killed right
+// after printing a message and before recording it, then in the middle of
+// writing a line, then run until it has caught up: out holds every
+// message once, byte for byte what `rlog fetch` prints.
+func TestFollowKilledAfterPrinting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds rlog and runs it several times")
+	}
+	const total = 3000
+	bin := buildRlog(t, "rlogkillhook")
+	hs, name := servedLog(t, total)
+	px := netproxy.StartTB(t, hs.URL, netproxy.Options{CutEvery: 10})
+	work := t.TempDir()
+	initRepo := func(dir string) string {
+		repo := filepath.Join(work, dir)
+		if out, err := exec.Command(bin, "init", "--repo", repo).CombinedOutput(); err != nil {
+			t.Fatalf("init: %v: %s", err, out)
+		}
+		return repo
+	}
+	want, err := exec.Command(bin, "fetch", "--repo", initRepo("clean"), name.String(), "--from", px.URL).Output()
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	repo := initRepo("r")
+	outPath := filepath.Join(work, "out")
+	follow := func(env string) *exec.Cmd {
+		out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		cmd := exec.Command(bin, "follow", "--repo", repo, name.String(), "--from", px.URL, "--min-interval", "50ms")
+		cmd.Stdout = out
+		cmd.Env = append(os.Environ(), "RLOG_TEST_KILL="+env)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	for _, env := range []string{"printed:1000", "halfline:2000"} {
+		err := follow(env).Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("follow with RLOG_TEST_KILL=%s: %v, want killed", env, err)
+		}
+	}
+	cmd := follow("")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(outPath)
+		if bytes.Count(b, []byte("\n")) >= total {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%d lines of %d after 2 minutes", bytes.Count(b, []byte("\n")), total)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("follow after SIGTERM: %v", err)
+	}
+	got, _ := os.ReadFile(outPath)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("out has %d lines, %d bytes; fetch prints %d lines, %d bytes", bytes.Count(got, []byte("\n")), len(got), bytes.Count(want, []byte("\n")), len(want))
+	}
+}

@@ -96,20 +96,27 @@ cannot be read is said once, until that changes.`,
 			if err != nil {
 				return err
 			}
-			out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir}
-			// Each message delivered is recorded at once (see fetch).
-			prog, err := cursors.Progress(name, cur)
+			// Each message delivered is recorded at once, with where the
+			// output stood after it (see fetch).
+			mo, prog, err := a.exactlyOnce(cursors, name, cur)
 			if err != nil {
 				return err
 			}
 			defer prog.Close()
+			out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
+			// mark records where the output stands after the last message
+			// delivered: after a line that is not a message, and after a
+			// save, which empties the progress file.
+			at := remotelog.Cursor{Seq: cur.Seq, ID: cur.ID}
+			mark := func() error { return prog.DeliveredTo(at.Seq, at.ID, mo.Mark()) }
 			var verified uint64
 			deliver, err := opening(dir, name, func(m remotelog.Message) error {
-				if err := out.print(m); err != nil {
+				if err := printRecorded(out, mo, prog, m); err != nil {
 					return err
 				}
 				verified++
-				return prog.Delivered(m.Seq, m.ID)
+				at = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
+				return nil
 			})
 			if err != nil {
 				return err
@@ -117,7 +124,7 @@ cannot be read is said once, until that changes.`,
 			// --json: a status line after each look that caught up or
 			// failed: messages verified so far and the source in use.
 			status := func(s remotelog.FollowStatus) {
-				if !asJSON || (s.Err == nil && s.Caught == 0) {
+				if !asJSON || (s.Err == nil && s.Caught == 0) || mo.Reconciling() {
 					return
 				}
 				st := map[string]any{"verified": verified, "at": cur.Seq + verified}
@@ -130,13 +137,19 @@ cannot be read is said once, until that changes.`,
 				if s.Err != nil {
 					st["error"] = a.brief(s.Err)
 				}
-				writeJSONLine(a.stdout, map[string]any{"status": st})
+				writeJSONLine(mo, map[string]any{"status": st})
+				mark()
 			}
 			seen := cur.RecordSeq > 0
 			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
 				Read:        remotelog.ReadOptions{SpoolDir: outDir},
 				MinInterval: minInterval, MaxInterval: maxInterval,
-				Save: func(c remotelog.Cursor) error { return cursors.Save(name, c) },
+				Save: func(c remotelog.Cursor) error {
+					if err := cursors.Save(name, c); err != nil {
+						return err
+					}
+					return mark()
+				},
 				Status: func(s remotelog.FollowStatus) {
 					status(s)
 					switch {
