@@ -45,12 +45,17 @@ characters (or starts with a quote or "base64:"); any other body as base64:... .
 needed for large messages (over 1 MiB), whose bodies are never held in memory.
 
 --from may be given more than once (serve, a keeper, Kubo's gateway, any trustless
-gateway): requests are spread over the sources and move to another when one fails or
-stalls, everything verified either way. A request that fails for a reason that may pass
-(a cut connection, no answer) is retried with backoff; what gives up and when is in
-docs/CLI.md. Each message is recorded as it is printed, and blocks fetched from a
+gateway): requests are spread over the sources and move to another when one fails; one
+slow past a delay learned from the answers is asked of another too, the first verified
+answer taken; everything verified either way. A request that fails for a reason that
+may pass (a cut connection, no answer) is retried with backoff; what gives up and when
+is in docs/CLI.md. Each message is recorded as it is printed, and blocks fetched from a
 gateway are kept until the fetch succeeds: a fetch that fails or is killed starts again
-after the last message it printed and fetches nothing twice.
+after the last message it printed and fetches nothing twice. Printing to a file
+(rlog fetch NAME >> FILE), a run after a kill finds in FILE a line the killed one
+printed and did not record, and does not print it again: the file holds each message
+once. To a pipe, a kill between printing a message and recording it prints that one
+message again.
 
 --json prints one object per line: seq, id (hex), group (hex), timestamp, size, and
 body (base64) with text (the body, when it is valid UTF-8), or file with --out; the last
