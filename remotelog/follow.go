@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
+
+	"rlog/cas"
 )
 
 // Subscriber is the optional ability of a source to push: the returned
@@ -79,8 +81,10 @@ func minDur(a, b time.Duration) time.Duration {
 // log is found rewritten: it catches up, then waits for the source's push
 // (when it has one) or the polling interval, and catches up again. Source
 // failures are reported through Status and retried, at most
-// MaxRetryInterval apart; a fork stops it with ErrFork. Each message is
-// delivered once.
+// MaxRetryInterval apart; a look that failed after it delivered messages,
+// or on a page gone from the head it resolved (the writer published again
+// meanwhile), is followed by another at once. A fork stops it with
+// ErrFork. Each message is delivered once.
 func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts FollowOptions, deliver func(Message) error) (Cursor, error) {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Second
@@ -101,6 +105,7 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 	}
 	var push <-chan struct{}
 	interval := time.Duration(0)
+	again := false // the last look failed and this one came at once
 	for {
 		if push == nil {
 			if s, ok := src.(Subscriber); ok {
@@ -139,6 +144,14 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 			longest = opts.MaxRetryInterval
 		}
 		interval = NextInterval(interval, opts.MinInterval, longest, delivered)
+		if err != nil && !again && (delivered || errors.Is(err, cas.ErrNotFound)) {
+			// The source answers: the look made progress before it failed,
+			// or a page of the head it resolved is gone (the writer
+			// published a newer one meanwhile). Look again at once, once.
+			interval, again = 0, true
+		} else {
+			again = false
+		}
 		if err != nil {
 			status(FollowStatus{Err: err, Wait: interval})
 		} else if st.Messages > 0 {

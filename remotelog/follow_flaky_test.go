@@ -2,6 +2,7 @@ package remotelog_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -84,6 +85,18 @@ func (ff flakyFollow) measure(tb testing.TB) followLatency {
 		}})
 	pool := remotelog.NewPool(ff.policy, remotelog.PoolSource{Name: "proxy", Src: remotelog.GatewaySourceWith(px.URL, &http.Client{})})
 	delivered := map[uint64]time.Time{}
+	var followErrs []string
+	status := ff.follow.Status
+	ff.follow.Status = func(s remotelog.FollowStatus) {
+		if s.Err != nil {
+			mu.Lock()
+			followErrs = append(followErrs, fmt.Sprintf("at %s: %v (next look in %s)", time.Since(published[0]).Round(time.Millisecond), s.Err, s.Wait))
+			mu.Unlock()
+		}
+		if status != nil {
+			status(s)
+		}
+	}
 	var last uint64
 	arrived := make(chan uint64, 1)
 	done := make(chan error, 1)
@@ -134,6 +147,14 @@ func (ff flakyFollow) measure(tb testing.TB) followLatency {
 	defer mu.Unlock()
 	var out followLatency
 	out.messages = int(total)
+	var worst uint64
+	for seq := uint64(1); seq <= total; seq++ {
+		if worst == 0 || delivered[seq].Sub(published[seq-1]) > delivered[worst].Sub(published[worst-1]) {
+			worst = seq
+		}
+	}
+	at := func(t time.Time) time.Duration { return t.Sub(published[0]).Round(time.Millisecond) }
+	tb.Logf("slowest from publish: message %d, published at %s, delivered at %s; the follower's errors: %s", worst, at(published[worst-1]), at(delivered[worst]), followErrs)
 	for seq := uint64(1); seq <= total; seq++ {
 		td, pub := delivered[seq], published[seq-1]
 		out.fromPublish = append(out.fromPublish, td.Sub(pub))

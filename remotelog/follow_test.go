@@ -3,6 +3,7 @@ package remotelog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
 
+	"rlog/cas"
 	"rlog/remotelog"
 )
 
@@ -30,10 +33,19 @@ func TestNextInterval(t *testing.T) {
 	}
 }
 
-// flaky is a source that fails while down is set.
+// flaky is a source that fails while down is set, and answers gone
+// blocks as not found.
 type flaky struct {
 	*world
 	down atomic.Bool
+	gone atomic.Int32
+}
+
+func (f *flaky) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if f.gone.Add(-1) >= 0 {
+		return nil, fmt.Errorf("block %s: %w", c, cas.ErrNotFound)
+	}
+	return f.world.Get(ctx, c)
 }
 
 func (f *flaky) Resolve(ctx context.Context, n ipns.Name) ([]byte, error) {
@@ -106,6 +118,16 @@ func TestFollowPolls(t *testing.T) {
 	w.publish(t)
 	fire <- time.Time{}
 	expect(9, 2)
+	wait(time.Second)
+	// A page of the head it resolved is gone (published over): it looks
+	// again at once, once.
+	src.gone.Store(1)
+	w.appendN(t, 10, 2, 0)
+	w.publish(t)
+	fire <- time.Time{}
+	wait(0)
+	fire <- time.Time{}
+	expect(11, 2)
 	wait(time.Second)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

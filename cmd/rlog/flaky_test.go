@@ -231,6 +231,11 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	t.Logf("a run without kills: %s, %d requests, %d bytes", took, clean.Requests, clean.Bytes)
 	t.Logf("%d kills landed of %d (%d by the hook, after printing or mid-line), %d messages; the proxy: %d requests, %d cut, %d bytes (%.2fx)", landed, kills, hooked, total, c.Requests, c.Cut, c.Bytes, float64(c.Bytes)/float64(clean.Bytes))
 	t.Logf("notices: %q", notices)
+	rep, again := px.Repeated(), 0
+	for _, n := range rep {
+		again += n - 1
+	}
+	t.Logf("%d paths asked more than once, %d requests again in all (a resolve per run, cut responses, requests in flight when a kill landed)", len(rep), again)
 	if r := float64(c.Bytes) / float64(clean.Bytes); r > 1.3 {
 		t.Errorf("%.2fx the bytes of a clean run, want at most 1.3x", r)
 	}
