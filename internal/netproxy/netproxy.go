@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -75,7 +76,9 @@ type Proxy struct {
 	opts     Options
 	srv      *http.Server
 	inner    http.Handler
-	addr     string
+	ln       net.Listener
+	conns    chan net.Conn // accepted, for the server of the moment
+	down     atomic.Bool
 	tr       *http.Transport
 	mu       sync.Mutex
 	c        Counts
@@ -107,9 +110,10 @@ func Start(target string, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.addr = ln.Addr().String()
-	p.URL = "http://" + p.addr
-	p.serve(ln)
+	p.ln, p.conns = ln, make(chan net.Conn)
+	p.URL = "http://" + ln.Addr().String()
+	go p.accept()
+	p.serve()
 	if opts.RestartEvery > 0 {
 		down := opts.RestartDown
 		if down <= 0 {
@@ -133,12 +137,55 @@ func Start(target string, opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-func (p *Proxy) serve(ln net.Listener) {
+// accept takes the connections to the proxy's one listening socket: while
+// down, it drops them at once; otherwise it hands them to the server of
+// the moment. The socket stays open across restarts: a port given up
+// could be taken meanwhile, by another program's connection or by a
+// client dialing it (a TCP self-connect).
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
+		select {
+		case p.conns <- c:
+		case <-p.closed:
+			c.Close()
+			return
+		}
+	}
+}
+
+// genListener is the listener of one server between two restarts.
+type genListener struct {
+	p    *Proxy
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *genListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.p.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *genListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *genListener) Addr() net.Addr { return l.p.ln.Addr() }
+
+func (p *Proxy) serve() {
 	srv := &http.Server{Handler: p.inner}
 	p.mu.Lock()
 	p.srv = srv
 	p.mu.Unlock()
-	go srv.Serve(ln)
+	go srv.Serve(&genListener{p: p, done: make(chan struct{})})
 }
 
 // StartTB starts a proxy for a test or benchmark, which fails if it
@@ -162,33 +209,26 @@ func (p *Proxy) Close() {
 	srv := p.srv
 	p.mu.Unlock()
 	srv.Close()
+	p.ln.Close()
 	p.tr.CloseIdleConnections()
 }
 
-// Restart drops every connection, refuses new ones for down, then listens
-// again on the same address, as a restarting server does.
+// Restart drops every connection, drops new ones at once for down (a
+// client sees its connection closed or reset, as from a server that is
+// not there), then answers again on the same address, as a restarting
+// server does.
 func (p *Proxy) Restart(down time.Duration) error {
-	p.mu.Lock()
-	srv := p.srv
-	p.c.Restarts++
-	p.mu.Unlock()
-	srv.Close()
-	wait(context.Background(), down)
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		return err
-	}
-	p.serve(ln)
+	p.restart(down)
 	return nil
 }
 
-// restart is Restart for RestartEvery: the down time ends early on Close,
-// and a port taken meanwhile is tried again.
+// restart is Restart; the down time ends early on Close.
 func (p *Proxy) restart(down time.Duration) {
 	p.mu.Lock()
 	srv := p.srv
 	p.c.Restarts++
 	p.mu.Unlock()
+	p.down.Store(true)
 	srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -199,14 +239,9 @@ func (p *Proxy) restart(down time.Duration) {
 		case <-ctx.Done():
 		}
 	}()
-	for wait(ctx, down) {
-		if ln, err := net.Listen("tcp", p.addr); err == nil {
-			p.serve(ln)
-			return
-		}
-		down = 10 * time.Millisecond
-	}
-	// Closed while down: nothing listens; Close closes srv again.
+	wait(ctx, down)
+	p.down.Store(false)
+	p.serve()
 }
 
 // Unstall answers the requests held by StallAfter, and all later ones.
