@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,11 +81,11 @@ func buildRlog(t *testing.T, tags ...string) string {
 // TestFetchKilledAtRandomMoments: `rlog fetch NAME >> out` through a link
 // that cuts 1 response in 10 is killed with SIGKILL during a catch-up,
 // then run once more to the end: out holds every message exactly once,
-// byte for byte what a run without kills prints. Most kills land at random
-// moments; one in four lands (through the rlogkillhook build's test hook)
-// right after a message is printed and before it is recorded, and one in
-// four in the middle of writing a line: the window a kill at a random
-// moment rarely hits. RLOG_KILLS sets the kills (default 8) and
+// byte for byte what a run without kills prints. Half the kills land at
+// random moments; one in four lands (through the rlogkillhook build's test
+// hook) right after a message is printed and before it is recorded, and
+// one in four in the middle of writing a line: the windows a kill at a
+// random moment rarely hits. RLOG_KILLS sets the kills (default 8) and
 // RLOG_KILL_MESSAGES the log's length (default 20,000); the seed is logged.
 func TestFetchKilledAtRandomMoments(t *testing.T) {
 	if testing.Short() {
@@ -110,9 +111,29 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	outPath := filepath.Join(work, "out")
 	var repo string
 	var notices []string
-	// fetch runs `rlog fetch ... >> out`, killed after killAfter (if
-	// positive) or by the hook named in env.
-	fetch := func(killAfter time.Duration, env string) (killed bool) {
+	// lastPrinted is the sequence of out's last whole line.
+	lastPrinted := func() int {
+		f, err := os.Open(outPath)
+		if err != nil {
+			return 0
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		off := max(0, st.Size()-64<<10)
+		b := make([]byte, st.Size()-off)
+		n, _ := f.ReadAt(b, off)
+		b = b[:n]
+		b = b[:bytes.LastIndexByte(b, '\n')+1]
+		if len(b) == 0 {
+			return 0
+		}
+		line := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+		seq, _ := strconv.Atoi(string(line[:max(0, bytes.IndexByte(line, '\t'))]))
+		return seq
+	}
+	// fetch runs `rlog fetch ... >> out`, killed when out has message
+	// killAt (if positive) or by the hook named in env.
+	fetch := func(killAt int, env string) (killed bool) {
 		out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			t.Fatal(err)
@@ -134,23 +155,29 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 				}
 			}
 		}()
-		var timeout <-chan time.Time
-		if killAfter > 0 {
-			timeout = time.After(killAfter)
+		var poll <-chan time.Time
+		if killAt > 0 {
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			poll = tick.C
 		}
-		select {
-		case err := <-done:
-			if ee, ok := err.(*exec.ExitError); ok && env != "" && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
-				return true
+		for {
+			select {
+			case err := <-done:
+				if ee, ok := err.(*exec.ExitError); ok && env != "" && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+					return true
+				}
+				if err != nil {
+					t.Fatalf("fetch: %v: %s", err, stderr.String())
+				}
+				return false
+			case <-poll:
+				if lastPrinted() >= killAt {
+					cmd.Process.Signal(syscall.SIGKILL)
+					<-done
+					return true
+				}
 			}
-			if err != nil {
-				t.Fatalf("fetch: %v: %s", err, stderr.String())
-			}
-			return false
-		case <-timeout:
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			return true
 		}
 	}
 	initRepo := func(dir string) {
@@ -158,17 +185,6 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 		if out, err := exec.Command(bin, "init", "--repo", repo).CombinedOutput(); err != nil {
 			t.Fatalf("init: %v: %s", err, out)
 		}
-	}
-	// lastPrinted is the sequence of out's last whole line.
-	lastPrinted := func() int {
-		b, _ := os.ReadFile(outPath)
-		b = b[:bytes.LastIndexByte(b, '\n')+1]
-		if len(b) == 0 {
-			return 0
-		}
-		line := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
-		seq, _ := strconv.Atoi(string(line[:bytes.IndexByte(line, '\t')]))
-		return seq
 	}
 	// A clean run first, through the same link: how long a run takes,
 	// what it costs and what it prints.
@@ -183,23 +199,29 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 	os.Remove(outPath)
 	px.Reset()
 	initRepo("r")
-	// Kills until kills have landed or a run completes.
+	// The kills land at kills places of the catch-up drawn at random
+	// (messages, in order): in turn, at a random moment of the run that
+	// reaches the place (the test kills it when its output has that
+	// message: where the reader's requests stand then is chance), right
+	// after that message is printed, at a random moment again, and
+	// halfway through the message's line.
+	places := make([]int, kills)
+	for i := range places {
+		places[i] = 1 + rng.IntN(total-1)
+	}
+	slices.Sort(places)
 	landed, hooked := 0, 0
-	for landed < kills {
+	for _, at := range places {
+		at = max(at, lastPrinted()+1)
 		var killed bool
 		switch landed % 4 {
-		case 1, 3: // at a chosen message, right after printing it or halfway through its line
-			stage := map[int]string{1: "printed", 3: "halfline"}[landed%4]
-			at := lastPrinted() + 1 + rng.IntN(max(1, 2*total/kills))
-			if at > total {
-				at = total
-			}
-			killed = fetch(0, fmt.Sprintf("%s:%d", stage, at))
+		case 1, 3:
+			killed = fetch(0, fmt.Sprintf("%s:%d", map[int]string{1: "printed", 3: "halfline"}[landed%4], min(at, total)))
 			if killed {
 				hooked++
 			}
-		default: // at a random moment, about kills of them within a clean run's time
-			killed = fetch(time.Duration(rng.Int64N(2*int64(took)/int64(kills))+1), "")
+		default:
+			killed = fetch(at, "")
 		}
 		if !killed {
 			break
