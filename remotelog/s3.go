@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"rlog/cas"
 	"rlog/namesys"
+	"rlog/pager"
 )
 
 // An S3 backup is a bucket laid out as a trustless gateway answers:
@@ -120,18 +122,25 @@ type S3BackupOptions struct {
 	// Uploaded, when set, is called after each block written (tests count
 	// them, and stop a server in the middle).
 	Uploaded func(c cid.Cid)
+	// Repair reads every block of the log back from the bucket and writes
+	// again each one that is missing or holds other bytes, from the
+	// verified local block: a full backup that downloads the whole log.
+	Repair bool
 }
 
 // S3BackupResult reports a backup to a bucket.
 type S3BackupResult struct {
-	URL           string
-	Name          string
-	Head          cid.Cid
-	RecordSeq     uint64
-	Messages      uint64
-	Blocks        int   // the log's blocks
+	URL       string
+	Name      string
+	Head      cid.Cid
+	RecordSeq uint64
+	Messages  uint64 // the log's
+	// Incremental is true when only the part of the log newer than the
+	// bucket's record was read; false for a full backup.
+	Incremental   bool
+	Blocks        int   // the log's blocks read (all of them when not incremental)
 	Bytes         int64 // and their size
-	Uploaded      int   // blocks written now
+	Uploaded      int   // blocks written now (repaired ones too)
 	UploadedBytes int64 // and their size
 	RecordWritten bool  // false when the bucket's was the same
 }
@@ -142,6 +151,19 @@ type S3BackupResult struct {
 // than the bucket's, or a fork of it, is refused and nothing points at the
 // new blocks. Stopped at any point, the bucket still reads as the previous
 // complete backup, and the next run writes only what is missing.
+//
+// The bucket's record says what it holds: every block reachable from its
+// head (the record is written last). When that head is an earlier state
+// of the same v2 log (its index nodes' pages are the new log's first
+// pages), the backup is incremental: it reads the log from the bucket's
+// head page on, and writes what it read there that the old head does not
+// name (If-None-Match makes a block already there a no-op): the sealed
+// pages, tail pieces, payloads and index nodes that are new, and the head.
+// It lists nothing and asks for no old block: it trusts the bucket's
+// record. A block removed or damaged behind its back is found by `rlog
+// check s3://…` and written again by a backup with Repair. Otherwise (no
+// valid record in the bucket, a v1 log, another history) it lists the
+// bucket and reads the whole log.
 func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, opts S3BackupOptions) (S3BackupResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -167,11 +189,20 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 	if err := namesys.Compare(held, rec); err != nil {
 		return fail(err)
 	}
-	have, err := dst.Blocks(ctx)
-	if err != nil {
-		return fail(err)
+	var cur Cursor
+	var have map[cid.Cid]struct{}
+	if held != nil && !opts.Repair {
+		if since, named, ok := sinceHeld(ctx, src, dst, held.Value, rec.Value); ok {
+			res.Incremental = true
+			cur, have = Cursor{Seq: since}, named
+		}
 	}
-	up := newUploader(ctx, dst, opts.Uploaded)
+	if !res.Incremental && !opts.Repair {
+		if have, err = dst.Blocks(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	up := newUploader(ctx, dst, opts.Repair, opts.Uploaded)
 	tee := &teeSource{src: src, put: func(c cid.Cid, b []byte) error {
 		res.Blocks++
 		res.Bytes += int64(len(b))
@@ -180,13 +211,13 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 		}
 		return up.add(cas.NewBlock(c, b))
 	}}
-	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
+	_, st, err := CatchUp(ctx, tee, name, cur, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
 		if opts.Progress != nil && m.Seq%4096 == 0 {
 			opts.Progress(m.Seq, 0)
 		}
 		return nil
 	})
-	res.Messages = st.Messages
+	res.Messages = st.LogLength
 	n, nb, uerr := up.close()
 	res.Uploaded, res.UploadedBytes = n, nb
 	if err := errors.Join(err, tee.err, uerr); err != nil {
@@ -202,6 +233,75 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 	return res, nil
 }
 
+// sinceHeld says whether the log at head extends the one at old, the head
+// of the bucket's record, as a v2 log grows: old's index nodes are head's
+// first ones, the same blocks but for old's last one, whose pages must
+// begin head's node (pages sealed since are added to the last node). Then
+// every block reachable from old is in the bucket and is also in the new
+// log where it was (sealed pages never change), and what the new log has
+// more is all at or after old's page: since is the sequence before it, for
+// a reader to start at. named are the blocks old names, which need no
+// upload. Head pages and index nodes are read from src, or from the
+// bucket (verified) when src no longer holds them; ok is false when they
+// cannot be read or the logs differ, and the backup is then a full one.
+func sinceHeld(ctx context.Context, src cas.Getter, dst *S3Bucket, old, head cid.Cid) (since uint64, named map[cid.Cid]struct{}, ok bool) {
+	get := func(c cid.Cid) ([]byte, error) {
+		b, err := cas.Verify(src).Get(ctx, c)
+		if err != nil {
+			b, err = cas.Verify(dst).Get(ctx, c)
+		}
+		return b, err
+	}
+	page := func(c cid.Cid) *pager.Page {
+		b, err := get(c)
+		if err != nil {
+			return nil
+		}
+		pg, err := pager.Decode(b)
+		if err != nil || !pg.Head || pg.V() != pager.Version {
+			return nil
+		}
+		return pg
+	}
+	index := func(c cid.Cid) *pager.Index {
+		b, err := get(c)
+		if err != nil {
+			return nil
+		}
+		ix, err := pager.DecodeIndex(b)
+		if err != nil {
+			return nil
+		}
+		return ix
+	}
+	op, np := page(old), page(head)
+	if op == nil || np == nil || np.Number < op.Number || len(np.Index) < len(op.Index) {
+		return 0, nil, false
+	}
+	named = map[cid.Cid]struct{}{old: {}}
+	for i, x := range op.Index {
+		y := np.Index[i]
+		if x.Page != y.Page || x.Start != y.Start {
+			return 0, nil, false
+		}
+		named[x.Cid] = struct{}{}
+		if x.Cid == y.Cid {
+			continue
+		}
+		if i != len(op.Index)-1 {
+			return 0, nil, false
+		}
+		ox, nx := index(x.Cid), index(y.Cid)
+		if ox == nil || nx == nil || len(nx.Pages) < len(ox.Pages) || !slices.Equal(ox.Pages, nx.Pages[:len(ox.Pages)]) {
+			return 0, nil, false
+		}
+	}
+	for _, l := range slices.Concat(op.Window, op.Tail) {
+		named[l.Cid] = struct{}{}
+	}
+	return op.PageStart() - 1, named, true
+}
+
 // uploader writes blocks to a bucket in batches while the log is read.
 type uploader struct {
 	ctx     context.Context
@@ -215,10 +315,13 @@ type uploader struct {
 	bytes   int64
 	err     error
 	onePut  func(cid.Cid)
+	repair  bool
 }
 
-func newUploader(ctx context.Context, dst *S3Bucket, uploaded func(cid.Cid)) *uploader {
-	u := &uploader{ctx: ctx, dst: dst, batches: make(chan []blocks.Block, 2), done: make(chan struct{}), onePut: uploaded}
+// newUploader starts an uploader; with repair it reads every block back
+// and writes those missing or different, instead of those new.
+func newUploader(ctx context.Context, dst *S3Bucket, repair bool, uploaded func(cid.Cid)) *uploader {
+	u := &uploader{ctx: ctx, dst: dst, batches: make(chan []blocks.Block, 2), done: make(chan struct{}), onePut: uploaded, repair: repair}
 	go func() {
 		defer close(u.done)
 		for batch := range u.batches {
@@ -238,11 +341,15 @@ func (u *uploader) failed() error {
 }
 
 func (u *uploader) put(batch []blocks.Block) {
+	write := u.dst.PutNew
+	if u.repair {
+		write = u.dst.Repair
+	}
 	if u.onePut != nil {
 		// One at a time, so a test sees each block as it is written.
 		for _, b := range batch {
-			n, err := u.dst.PutNew(u.ctx, []blocks.Block{b})
-			u.count(n, len(b.RawData()), err)
+			n, size, err := write(u.ctx, []blocks.Block{b})
+			u.count(n, size, err)
 			if err != nil {
 				return
 			}
@@ -252,21 +359,14 @@ func (u *uploader) put(batch []blocks.Block) {
 		}
 		return
 	}
-	n, err := u.dst.PutNew(u.ctx, batch)
-	size := 0
-	if n == len(batch) {
-		for _, b := range batch {
-			size += len(b.RawData())
-		}
-	}
-	u.count(n, size, err)
+	u.count(write(u.ctx, batch))
 }
 
-func (u *uploader) count(n, size int, err error) {
+func (u *uploader) count(n int, size int64, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.n += n
-	u.bytes += int64(size)
+	u.bytes += size
 	if err != nil && u.err == nil {
 		u.err = err
 	}
