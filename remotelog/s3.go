@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -209,7 +208,7 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 		if _, ok := have[c]; ok {
 			return nil
 		}
-		return up.add(cas.NewBlock(c, b))
+		return up.add(c, b)
 	}}
 	_, st, err := CatchUp(ctx, tee, name, cur, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
 		if opts.Progress != nil && m.Seq%4096 == 0 {
@@ -302,10 +301,11 @@ func sinceHeld(ctx context.Context, src cas.Getter, dst *S3Bucket, old, head cid
 	return op.PageStart() - 1, named, true
 }
 
-// uploader writes blocks to a bucket in batches while the log is read.
-type uploader struct {
-	ctx     context.Context
-	dst     *S3Bucket
+// batcher hands blocks, in batches of about cas.PutBatch bytes, to put,
+// which runs in the background while the log is read; the first error
+// stops it, and the read.
+type batcher struct {
+	put     func([]blocks.Block) (n int, size int64, err error)
 	batches chan []blocks.Block
 	batch   []blocks.Block
 	size    int
@@ -314,102 +314,108 @@ type uploader struct {
 	n       int
 	bytes   int64
 	err     error
-	onePut  func(cid.Cid)
-	repair  bool
 }
 
-// newUploader starts an uploader; with repair it reads every block back
-// and writes those missing or different, instead of those new.
-func newUploader(ctx context.Context, dst *S3Bucket, repair bool, uploaded func(cid.Cid)) *uploader {
-	u := &uploader{ctx: ctx, dst: dst, batches: make(chan []blocks.Block, 2), done: make(chan struct{}), onePut: uploaded, repair: repair}
+func newBatcher(put func([]blocks.Block) (int, int64, error)) *batcher {
+	q := &batcher{put: put, batches: make(chan []blocks.Block, 2), done: make(chan struct{})}
 	go func() {
-		defer close(u.done)
-		for batch := range u.batches {
-			if u.failed() != nil {
-				continue
+		defer close(q.done)
+		for batch := range q.batches {
+			if q.failed() == nil {
+				q.count(q.put(batch))
 			}
-			u.put(batch)
 		}
 	}()
-	return u
+	return q
 }
 
-func (u *uploader) failed() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.err
+func (q *batcher) failed() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
 }
 
-func (u *uploader) put(batch []blocks.Block) {
-	write := u.dst.PutNew
-	if u.repair {
-		write = u.dst.Repair
-	}
-	if u.onePut != nil {
-		// One at a time, so a test sees each block as it is written.
-		for _, b := range batch {
-			n, size, err := write(u.ctx, []blocks.Block{b})
-			u.count(n, size, err)
-			if err != nil {
-				return
-			}
-			if n > 0 {
-				u.onePut(b.Cid())
-			}
-		}
-		return
-	}
-	u.count(write(u.ctx, batch))
-}
-
-func (u *uploader) count(n int, size int64, err error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.n += n
-	u.bytes += size
-	if err != nil && u.err == nil {
-		u.err = err
+func (q *batcher) count(n int, size int64, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.n += n
+	q.bytes += size
+	if err != nil && q.err == nil {
+		q.err = err
 	}
 }
 
-// add queues b; it returns the first upload error, which stops the read.
-func (u *uploader) add(b blocks.Block) error {
-	if err := u.failed(); err != nil {
+// add queues b; it returns the first error of put.
+func (q *batcher) add(c cid.Cid, b []byte) error {
+	if err := q.failed(); err != nil {
 		return err
 	}
-	u.batch = append(u.batch, b)
-	if u.size += len(b.RawData()); u.size >= cas.PutBatch || len(u.batch) >= 256 {
-		u.batches <- u.batch
-		u.batch, u.size = nil, 0
+	q.batch = append(q.batch, cas.NewBlock(c, b))
+	if q.size += len(b); q.size >= cas.PutBatch || len(q.batch) >= 256 {
+		q.batches <- q.batch
+		q.batch, q.size = nil, 0
 	}
 	return nil
 }
 
-// close sends what is left, waits for every upload and reports them.
-func (u *uploader) close() (int, int64, error) {
-	if len(u.batch) > 0 {
-		u.batches <- u.batch
+// close hands put what is left, waits for it and returns what put counted.
+func (q *batcher) close() (int, int64, error) {
+	if len(q.batch) > 0 && q.failed() == nil {
+		q.batches <- q.batch
 	}
-	close(u.batches)
-	<-u.done
-	return u.n, u.bytes, u.err
+	close(q.batches)
+	<-q.done
+	return q.n, q.bytes, q.err
 }
 
-// RestoreS3 imports log name from a bucket into a store, as RestoreFile
-// does from a backup file, and with its guarantees: nothing is stored
-// unless the record and the whole log verify. The bucket's blocks are
-// downloaded, many at once (a log's pages link one to the next, so
-// reading them in log order waits for each in turn), into a temporary
-// backup file in dir, which RestoreFile then verifies and restores: only
-// the log's own blocks are stored. Every block under the prefix is
-// downloaded, other logs' too; one log per prefix downloads least.
-// progress, when set, is told the blocks downloaded and their number.
+// newUploader writes the blocks added to a bucket: those it lacks, or with
+// repair those missing or different there. uploaded, when set, is told
+// each block written, and then they are written one at a time.
+func newUploader(ctx context.Context, dst *S3Bucket, repair bool, uploaded func(cid.Cid)) *batcher {
+	write := dst.PutNew
+	if repair {
+		write = dst.Repair
+	}
+	return newBatcher(func(batch []blocks.Block) (int, int64, error) {
+		if uploaded == nil {
+			return write(ctx, batch)
+		}
+		// One at a time, so a test sees each block as it is written.
+		var n int
+		var size int64
+		for _, b := range batch {
+			k, sz, err := write(ctx, []blocks.Block{b})
+			n, size = n+k, size+sz
+			if err != nil {
+				return n, size, err
+			}
+			if k > 0 {
+				uploaded(b.Cid())
+			}
+		}
+		return n, size, nil
+	})
+}
+
+// RestoreS3 imports log name from a bucket into a store, with the
+// guarantees of RestoreFile: the record and the whole log are verified
+// (every block's hash, every page, every message id), and a log that
+// fails verification leaves the store as it was. The log is read from the
+// bucket as a reader reads it, its pages fetched in parallel waves, and
+// each verified block is stored as it comes, in batches, while the rest is
+// read; a failure deletes again the blocks this restore added (a store
+// that cannot delete keeps them, unreferenced). Only the log's own blocks
+// are read. Then, once all are stored and synced, the record is kept if
+// it is newer than the store's (see RestoreFile). dir holds the bodies of
+// large messages while they are verified. progress, when set, is told the
+// messages read and their number.
 func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
 }, now func() time.Time, progress func(done, total uint64)) (RestoreResult, error) {
+	var res RestoreResult
 	fail := func(err error) (RestoreResult, error) {
-		return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+		return res, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
 	}
 	rec, err := namesys.Resolve(ctx, b, name, now())
 	if err != nil {
@@ -422,94 +428,74 @@ func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, sto
 			return fail(err)
 		}
 	}
-	tmp, err := os.CreateTemp(dir, ".restore-s3-*.car")
-	if err != nil {
-		return fail(fmt.Errorf("stage: %w", err))
+	sw := newStoreWriter(ctx, store)
+	tee := &teeSource{src: b, put: sw.add}
+	var total uint64
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now, Whole: true, SpoolDir: dir,
+		OnHead: func(n uint64) { total = n }}, func(m Message) error {
+		if progress != nil && (m.Seq%4096 == 0 || m.Seq == total) {
+			progress(m.Seq, total)
+		}
+		return nil
+	})
+	n, _, serr := sw.close()
+	if err = errors.Join(err, tee.err, serr); err == nil {
+		err = syncStore(ctx, store)
 	}
-	defer os.Remove(tmp.Name())
-	err = b.stage(ctx, tmp, rec, progress)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		if derr := sw.undo(context.WithoutCancel(ctx)); derr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the blocks stored: %w", derr))
+		}
 		return fail(err)
 	}
-	return RestoreFile(ctx, tmp.Name(), store, names, now)
+	res = RestoreResult{Name: name, Head: rec.Value, Blocks: n, Messages: st.LogLength, RecordSeq: rec.Sequence}
+	res.RecordSaved, err = keepRestored(ctx, names, rec, now)
+	return res, err
 }
 
-// stage writes every block under the prefix, and rec, as a backup file.
-func (b *S3Bucket) stage(ctx context.Context, out io.Writer, rec *namesys.Record, progress func(done, total uint64)) error {
-	held, err := b.Blocks(ctx)
-	if err != nil {
-		return err
-	}
-	w, err := newBackupCAR(ctx, out, rec)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	todo := make(chan cid.Cid)
-	got := make(chan blocks.Block, 64)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range todo {
-				data, err := b.Get(ctx, c)
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					cancel()
-					return
-				}
-				select {
-				case got <- cas.NewBlock(c, data):
-				case <-ctx.Done():
-					return
-				}
+// storeWriter puts the blocks added into a store, noting those the store
+// did not hold, to remove them again if the restore fails.
+type storeWriter struct {
+	*batcher
+	store cas.Store
+	added []cid.Cid // touched by the batcher's goroutine alone, read after close
+}
+
+func newStoreWriter(ctx context.Context, store cas.Store) *storeWriter {
+	w := &storeWriter{store: store}
+	w.batcher = newBatcher(func(batch []blocks.Block) (int, int64, error) {
+		var fresh []cid.Cid
+		for _, b := range batch {
+			has, err := store.Has(ctx, b.Cid())
+			if err != nil {
+				return 0, 0, fmt.Errorf("store blocks: %w", err)
 			}
-		}()
-	}
-	go func() {
-		defer close(todo)
-		for c := range held {
-			select {
-			case todo <- c:
-			case <-ctx.Done():
-				return
+			if !has {
+				fresh = append(fresh, b.Cid())
 			}
 		}
-	}()
-	go func() { wg.Wait(); close(got) }()
-	done, total := uint64(0), uint64(len(held))
-	for blk := range got {
-		if err := w.Put(ctx, blk.Cid().KeyString(), blk.RawData()); err != nil {
-			cancel()
-			for range got {
-			}
-			return fmt.Errorf("stage: %w", err)
+		// Put may store part of the batch before it fails: all are noted.
+		w.added = append(w.added, fresh...)
+		if err := store.Put(ctx, batch); err != nil {
+			return 0, 0, fmt.Errorf("store blocks: %w", err)
 		}
-		if done++; progress != nil && done%64 == 0 {
-			progress(done, total)
+		return len(batch), 0, nil
+	})
+	return w
+}
+
+// undo removes the blocks this writer added, after close.
+func (w *storeWriter) undo(ctx context.Context) error {
+	d, ok := w.store.(cas.Deleter)
+	if !ok || len(w.added) == 0 {
+		return nil
+	}
+	for _, c := range w.added {
+		if err := d.Delete(ctx, c); err != nil {
+			return err
 		}
 	}
-	select {
-	case err := <-errs:
-		return err
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if progress != nil {
-		progress(done, total)
-	}
-	return w.Finalize()
+	return syncStore(ctx, w.store)
 }
 
 // IsS3URL reports an s3://… argument.
