@@ -148,24 +148,40 @@ func IsS3NotFound(err error) bool {
 }
 
 // GetObject reads a whole object of at most limit bytes; a missing one is
-// an error wrapping ErrNotFound.
+// an error wrapping ErrNotFound. One GET: the object's size, from the
+// response's headers, sizes the buffer before the body is read.
 func (s *S3) GetObject(ctx context.Context, key string, limit int64) ([]byte, error) {
-	obj, err := s.Client.GetObject(ctx, s.Bucket, key, minio.GetObjectOptions{})
-	if err == nil {
-		defer obj.Close()
-		var b []byte
-		b, err = io.ReadAll(io.LimitReader(obj, limit+1))
-		if err == nil && int64(len(b)) > limit {
-			return nil, fmt.Errorf("cas: %s: get %s: object over %d bytes", s.URL(), key, limit)
-		}
-		if err == nil {
-			return b, nil
-		}
-	}
+	b, err := s.getObject(ctx, key, limit)
 	if IsS3NotFound(err) {
 		return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, ErrNotFound)
 	}
-	return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, err)
+	if err != nil {
+		return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, err)
+	}
+	return b, nil
+}
+
+func (s *S3) getObject(ctx context.Context, key string, limit int64) ([]byte, error) {
+	body, info, _, err := minio.Core{Client: s.Client}.GetObject(ctx, s.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	if info.Size < 0 { // no length given
+		b, err := io.ReadAll(io.LimitReader(body, limit+1))
+		if err == nil && int64(len(b)) > limit {
+			err = fmt.Errorf("object over %d bytes", limit)
+		}
+		return b, err
+	}
+	if info.Size > limit {
+		return nil, fmt.Errorf("object of %d bytes, over %d", info.Size, limit)
+	}
+	b := make([]byte, info.Size)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // PutObject writes b at key with the given headers and checks the

@@ -1,10 +1,12 @@
 package remotelog
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -398,17 +400,14 @@ func newUploader(ctx context.Context, dst *S3Bucket, repair bool, uploaded func(
 }
 
 // RestoreS3 imports log name from a bucket into a store, with the
-// guarantees of RestoreFile: the record and the whole log are verified
-// (every block's hash, every page, every message id), and a log that
-// fails verification leaves the store as it was. The log is read from the
-// bucket as a reader reads it, its pages fetched in parallel waves, and
-// each verified block is stored as it comes, in batches, while the rest is
-// read; a failure deletes again the blocks this restore added (a store
-// that cannot delete keeps them, unreferenced). Only the log's own blocks
-// are read. Then, once all are stored and synced, the record is kept if
-// it is newer than the store's (see RestoreFile). dir holds the bodies of
-// large messages while they are verified. progress, when set, is told the
-// messages read and their number.
+// guarantees of RestoreFile: nothing is stored unless the record and the
+// whole log verify (every block's hash, every page, every message id).
+// The log is read from the bucket as a reader reads it, its pages fetched
+// in parallel waves, and each verified block is written to a temporary
+// file in dir; once the whole log has verified, the blocks are stored in
+// batches and synced, and then the record is kept if it is newer than the
+// store's (see RestoreFile). Only the log's own blocks are read.
+// progress, when set, is told the messages read and their number.
 func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
@@ -428,8 +427,12 @@ func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, sto
 			return fail(err)
 		}
 	}
-	sw := newStoreWriter(ctx, store)
-	tee := &teeSource{src: b, put: sw.add}
+	sp, err := newSpill(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer sp.remove()
+	tee := &teeSource{src: b, put: sp.add}
 	var total uint64
 	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now, Whole: true, SpoolDir: dir,
 		OnHead: func(n uint64) { total = n }}, func(m Message) error {
@@ -438,14 +441,15 @@ func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, sto
 		}
 		return nil
 	})
-	n, _, serr := sw.close()
-	if err = errors.Join(err, tee.err, serr); err == nil {
+	if err := errors.Join(err, tee.err); err != nil {
+		return fail(err)
+	}
+	// The whole log verified: store its blocks, durably, before the record.
+	n, err := sp.storeAll(ctx, store)
+	if err == nil {
 		err = syncStore(ctx, store)
 	}
 	if err != nil {
-		if derr := sw.undo(context.WithoutCancel(ctx)); derr != nil {
-			err = errors.Join(err, fmt.Errorf("remove the blocks stored: %w", derr))
-		}
 		return fail(err)
 	}
 	res = RestoreResult{Name: name, Head: rec.Value, Blocks: n, Messages: st.LogLength, RecordSeq: rec.Sequence}
@@ -453,49 +457,69 @@ func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, sto
 	return res, err
 }
 
-// storeWriter puts the blocks added into a store, noting those the store
-// did not hold, to remove them again if the restore fails.
-type storeWriter struct {
-	*batcher
-	store cas.Store
-	added []cid.Cid // touched by the batcher's goroutine alone, read after close
+// spill keeps the verified blocks of a log being restored in a temporary
+// file, in the order they were read, until the whole log has verified;
+// then storeAll puts them into the store in batches. It holds one entry
+// per block in memory, not the blocks.
+type spill struct {
+	f      *os.File
+	w      *bufio.Writer
+	blocks []spilled
 }
 
-func newStoreWriter(ctx context.Context, store cas.Store) *storeWriter {
-	w := &storeWriter{store: store}
-	w.batcher = newBatcher(func(batch []blocks.Block) (int, int64, error) {
-		var fresh []cid.Cid
-		for _, b := range batch {
-			has, err := store.Has(ctx, b.Cid())
-			if err != nil {
-				return 0, 0, fmt.Errorf("store blocks: %w", err)
-			}
-			if !has {
-				fresh = append(fresh, b.Cid())
-			}
-		}
-		// Put may store part of the batch before it fails: all are noted.
-		w.added = append(w.added, fresh...)
-		if err := store.Put(ctx, batch); err != nil {
-			return 0, 0, fmt.Errorf("store blocks: %w", err)
-		}
-		return len(batch), 0, nil
-	})
-	return w
+type spilled struct {
+	c cid.Cid
+	n int
 }
 
-// undo removes the blocks this writer added, after close.
-func (w *storeWriter) undo(ctx context.Context) error {
-	d, ok := w.store.(cas.Deleter)
-	if !ok || len(w.added) == 0 {
-		return nil
+func newSpill(dir string) (*spill, error) {
+	f, err := os.CreateTemp(dir, ".restore-s3-*")
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
 	}
-	for _, c := range w.added {
-		if err := d.Delete(ctx, c); err != nil {
-			return err
+	return &spill{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (s *spill) add(c cid.Cid, b []byte) error {
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	s.blocks = append(s.blocks, spilled{c, len(b)})
+	return nil
+}
+
+// storeAll reads the blocks back (the file is this process's own, written
+// from verified blocks) and puts them into store, PutBatch bytes at a time.
+func (s *spill) storeAll(ctx context.Context, store cas.Store) (int, error) {
+	if err := s.w.Flush(); err != nil {
+		return 0, fmt.Errorf("stage: %w", err)
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("stage: %w", err)
+	}
+	r := bufio.NewReaderSize(s.f, 1<<20)
+	var batch []blocks.Block
+	size, n := 0, 0
+	for i, b := range s.blocks {
+		data := make([]byte, b.n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return n, fmt.Errorf("stage: read back: %w", err)
+		}
+		batch = append(batch, cas.NewBlock(b.c, data))
+		if size += b.n; size >= cas.PutBatch || i == len(s.blocks)-1 {
+			if err := store.Put(ctx, batch); err != nil {
+				return n, fmt.Errorf("store blocks: %w", err)
+			}
+			n += len(batch)
+			batch, size = nil, 0
 		}
 	}
-	return syncStore(ctx, w.store)
+	return n, nil
+}
+
+func (s *spill) remove() {
+	s.f.Close()
+	os.Remove(s.f.Name())
 }
 
 // IsS3URL reports an s3://… argument.
