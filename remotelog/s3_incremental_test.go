@@ -250,3 +250,29 @@ func TestS3BackupRepair(t *testing.T) {
 		t.Fatalf("repair of a whole bucket: %+v, %v", res, err)
 	}
 }
+
+// TestS3BackupFullWhenTheOldHeadIsGone: when the head of the bucket's
+// record can be read neither from the source nor from the bucket, what the
+// bucket holds is unknown: the backup lists it and reads the whole log.
+func TestS3BackupFullWhenTheOldHeadIsGone(t *testing.T) {
+	s := newS3World(t)
+	ctx := context.Background()
+	s.appendN(t, 0, 25, 0)
+	s.publish(t)
+	first, _ := s.backup(t)
+	s.appendN(t, 25, 5, 0)
+	s.publish(t)
+	if err := s.srv.Client(t).RemoveObject(ctx, "logs", "team/a/ipfs/"+first.Head.String(), minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Delete(ctx, first.Head); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := s.backup(t)
+	if res.Incremental || !res.RecordWritten || res.Messages != 30 {
+		t.Fatalf("backup: %+v", res)
+	}
+	if rep := remotelog.Check(ctx, s.bucket, s.w.Name(), cid.Undef, s.clock.Now); !rep.OK() || rep.Messages != 30 {
+		t.Fatalf("check: %+v", rep)
+	}
+}
