@@ -40,6 +40,9 @@ type S3Config struct {
 	AccessKey    string
 	SecretKey    string
 	SessionToken string
+	// Transport, when set, carries the requests (tests count them);
+	// default a clone of http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // S3ConfigFromEnv reads AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3),
@@ -102,8 +105,12 @@ func OpenS3(rawURL string, cfg S3Config) (*S3, error) {
 	} else {
 		creds = credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
+	var tr http.RoundTripper = cfg.Transport
+	if tr == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		tr = t
+	}
 	c, err := minio.New(host, &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, Transport: tr})
 	if err != nil {
 		return nil, fmt.Errorf("cas: S3 endpoint %s: %w", host, err)
@@ -141,24 +148,40 @@ func IsS3NotFound(err error) bool {
 }
 
 // GetObject reads a whole object of at most limit bytes; a missing one is
-// an error wrapping ErrNotFound.
+// an error wrapping ErrNotFound. One GET: the object's size, from the
+// response's headers, sizes the buffer before the body is read.
 func (s *S3) GetObject(ctx context.Context, key string, limit int64) ([]byte, error) {
-	obj, err := s.Client.GetObject(ctx, s.Bucket, key, minio.GetObjectOptions{})
-	if err == nil {
-		defer obj.Close()
-		var b []byte
-		b, err = io.ReadAll(io.LimitReader(obj, limit+1))
-		if err == nil && int64(len(b)) > limit {
-			return nil, fmt.Errorf("cas: %s: get %s: object over %d bytes", s.URL(), key, limit)
-		}
-		if err == nil {
-			return b, nil
-		}
-	}
+	b, err := s.getObject(ctx, key, limit)
 	if IsS3NotFound(err) {
 		return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, ErrNotFound)
 	}
-	return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, err)
+	if err != nil {
+		return nil, fmt.Errorf("cas: %s: get %s: %w", s.URL(), key, err)
+	}
+	return b, nil
+}
+
+func (s *S3) getObject(ctx context.Context, key string, limit int64) ([]byte, error) {
+	body, info, _, err := minio.Core{Client: s.Client}.GetObject(ctx, s.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	if info.Size < 0 { // no length given
+		b, err := io.ReadAll(io.LimitReader(body, limit+1))
+		if err == nil && int64(len(b)) > limit {
+			err = fmt.Errorf("object over %d bytes", limit)
+		}
+		return b, err
+	}
+	if info.Size > limit {
+		return nil, fmt.Errorf("object of %d bytes, over %d", info.Size, limit)
+	}
+	b := make([]byte, info.Size)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // PutObject writes b at key with the given headers and checks the
@@ -204,13 +227,38 @@ func (s *S3) Has(ctx context.Context, c cid.Cid) (bool, error) {
 
 // Put uploads blocks not yet in the bucket, several at once.
 func (s *S3) Put(ctx context.Context, blks []blocks.Block) error {
-	_, err := s.PutNew(ctx, blks)
+	_, _, err := s.PutNew(ctx, blks)
 	return err
 }
 
 // PutNew uploads blks, several at once, each only if the bucket lacks it,
-// and returns how many it wrote.
-func (s *S3) PutNew(ctx context.Context, blks []blocks.Block) (int, error) {
+// and returns how many it wrote and their size.
+func (s *S3) PutNew(ctx context.Context, blks []blocks.Block) (int, int64, error) {
+	return s.each(ctx, blks, func(ctx context.Context, blk blocks.Block) (bool, error) {
+		return s.PutObject(ctx, s.BlockKey(blk.Cid()), blk.RawData(), RawBlockType, ImmutableCaching, true)
+	})
+}
+
+// Repair reads the object of each of blks, several at once, and writes
+// the block again where the object is missing or holds other bytes than
+// the block's (blks must be verified: they are the truth). It returns how
+// many it wrote and their size.
+func (s *S3) Repair(ctx context.Context, blks []blocks.Block) (int, int64, error) {
+	return s.each(ctx, blks, func(ctx context.Context, blk blocks.Block) (bool, error) {
+		got, err := s.GetObject(ctx, s.BlockKey(blk.Cid()), maxBlock)
+		switch {
+		case err == nil && bytes.Equal(got, blk.RawData()):
+			return false, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return false, err
+		}
+		return s.PutObject(ctx, s.BlockKey(blk.Cid()), blk.RawData(), RawBlockType, ImmutableCaching, false)
+	})
+}
+
+// each runs do on blks, Uploads at once, stops at the first error, and
+// counts the blocks, and their bytes, for which do reported a write.
+func (s *S3) each(ctx context.Context, blks []blocks.Block, do func(context.Context, blocks.Block) (bool, error)) (int, int64, error) {
 	n := s.Uploads
 	if n <= 0 {
 		n = 16
@@ -219,7 +267,7 @@ func (s *S3) PutNew(ctx context.Context, blks []blocks.Block) (int, error) {
 	defer cancel()
 	var mu sync.Mutex
 	var firstErr error
-	written := 0
+	written, size := 0, int64(0)
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for _, blk := range blks {
@@ -234,7 +282,7 @@ func (s *S3) PutNew(ctx context.Context, blks []blocks.Block) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			w, err := s.PutObject(ctx, s.BlockKey(blk.Cid()), blk.RawData(), RawBlockType, ImmutableCaching, true)
+			w, err := do(ctx, blk)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && firstErr == nil {
@@ -243,11 +291,12 @@ func (s *S3) PutNew(ctx context.Context, blks []blocks.Block) (int, error) {
 			}
 			if w {
 				written++
+				size += int64(len(blk.RawData()))
 			}
 		}()
 	}
 	wg.Wait()
-	return written, firstErr
+	return written, size, firstErr
 }
 
 // Blocks lists the blocks the bucket holds under the prefix.

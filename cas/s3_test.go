@@ -24,10 +24,10 @@ func TestS3Store(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.PutNew(ctx, blks); err != nil || n != 1 {
+	if n, _, err := s.PutNew(ctx, blks); err != nil || n != 1 {
 		t.Fatalf("first upload: %d written, %v", n, err)
 	}
-	if n, err := s.PutNew(ctx, blks); err != nil || n != 0 {
+	if n, _, err := s.PutNew(ctx, blks); err != nil || n != 0 {
 		t.Fatalf("second upload: %d written, %v", n, err)
 	}
 	held, err := s.Blocks(ctx)

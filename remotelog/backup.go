@@ -209,14 +209,6 @@ func RestoreFile(ctx context.Context, path string, store cas.Store, names interf
 		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
 	}
 	res.Name, res.Head, res.Messages, res.RecordSeq = name, src.Head, st.Messages, rec.Sequence
-	held, err := namesys.Resolve(ctx, names, name, now())
-	if err != nil {
-		held = nil // none, or none valid: take the backup's
-	}
-	cmp := namesys.Compare(held, rec)
-	// A record older than the repo's, or the same, stays out; the backup's
-	// blocks are stored all the same (as a fork's are, for recover).
-	newer := cmp == nil && (held == nil || held.Sequence != rec.Sequence)
 	// Then store exactly those blocks, read again and checked again, in
 	// bounded batches, and make them durable before any record.
 	n, err := copyBlocks(ctx, cas.Verify(src), store, logBlocks)
@@ -227,22 +219,38 @@ func RestoreFile(ctx context.Context, path string, store cas.Store, names interf
 	if err := syncStore(ctx, store); err != nil {
 		return res, fmt.Errorf("remotelog: restore: %w", err)
 	}
+	res.RecordSaved, err = keepRestored(ctx, names, rec, now)
+	return res, err
+}
+
+// keepRestored keeps rec, the record of a log whose blocks are all stored,
+// if it is newer than the one names holds. A record older than the
+// repo's, or the same, stays out (its blocks are stored all the same, as
+// a fork's are, for recover). The same sequence with another head is a
+// fork: an error, and a store that keeps forks (namesys.Dir) keeps rec
+// beside its own for `rlog recover` to merge.
+func keepRestored(ctx context.Context, names interface {
+	namesys.Publisher
+	namesys.Resolver
+}, rec *namesys.Record, now func() time.Time) (saved bool, err error) {
+	held, err := namesys.Resolve(ctx, names, rec.Name, now())
+	if err != nil {
+		held = nil // none, or none valid: take the backup's
+	}
+	cmp := namesys.Compare(held, rec)
 	if errors.Is(cmp, ErrFork) {
-		// A store that keeps forks (namesys.Dir) refuses the record but
-		// keeps it beside its own, for `rlog recover` to merge.
 		if _, ok := names.(namesys.ForkResolver); ok {
-			_ = names.Publish(ctx, name, src.record)
+			_ = names.Publish(ctx, rec.Name, rec.Raw)
 		}
-		return res, fmt.Errorf("%w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", cmp)
+		return false, fmt.Errorf("%w (this repo's record is the one held, and stays; the other is the backup's): one key published two logs, on two devices. In the writer's repo, `rlog recover` merges both (no message is lost) and `rlog publish` supersedes them", cmp)
 	}
-	if !newer {
-		return res, nil // the repo's record is newer or the same: keep it
+	if cmp != nil || (held != nil && held.Sequence == rec.Sequence) {
+		return false, nil // the repo's record is newer or the same: keep it
 	}
-	if err := names.Publish(ctx, name, src.record); err != nil {
-		return res, fmt.Errorf("remotelog: restore: save record: %w", err)
+	if err := names.Publish(ctx, rec.Name, rec.Raw); err != nil {
+		return false, fmt.Errorf("remotelog: restore: save record: %w", err)
 	}
-	res.RecordSaved = true
-	return res, nil
+	return true, nil
 }
 
 // copyBlocks puts the blocks cids from src into dst, in batches of at most

@@ -164,7 +164,11 @@ func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts R
 	}
 	opts.defaults()
 	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
-	r.get = &counting{g: cas.Verify(src), n: &r.stats.BytesFetched}
+	g := cas.Verify(src)
+	if t, ok := src.(*teeSource); ok {
+		g = t // it verifies every block it reads, before it hands it on
+	}
+	r.get = &counting{g: g, n: &r.stats.BytesFetched}
 	err := r.run(ctx, name)
 	if err != nil {
 		err = fmt.Errorf("remotelog: read %s: %w", name, err)

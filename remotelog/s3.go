@@ -1,12 +1,14 @@
 package remotelog
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"rlog/cas"
 	"rlog/namesys"
+	"rlog/pager"
 )
 
 // An S3 backup is a bucket laid out as a trustless gateway answers:
@@ -120,18 +123,25 @@ type S3BackupOptions struct {
 	// Uploaded, when set, is called after each block written (tests count
 	// them, and stop a server in the middle).
 	Uploaded func(c cid.Cid)
+	// Repair reads every block of the log back from the bucket and writes
+	// again each one that is missing or holds other bytes, from the
+	// verified local block: a full backup that downloads the whole log.
+	Repair bool
 }
 
 // S3BackupResult reports a backup to a bucket.
 type S3BackupResult struct {
-	URL           string
-	Name          string
-	Head          cid.Cid
-	RecordSeq     uint64
-	Messages      uint64
-	Blocks        int   // the log's blocks
+	URL       string
+	Name      string
+	Head      cid.Cid
+	RecordSeq uint64
+	Messages  uint64 // the log's
+	// Incremental is true when only the part of the log newer than the
+	// bucket's record was read; false for a full backup.
+	Incremental   bool
+	Blocks        int   // the log's blocks read (all of them when not incremental)
 	Bytes         int64 // and their size
-	Uploaded      int   // blocks written now
+	Uploaded      int   // blocks written now (repaired ones too)
 	UploadedBytes int64 // and their size
 	RecordWritten bool  // false when the bucket's was the same
 }
@@ -142,6 +152,19 @@ type S3BackupResult struct {
 // than the bucket's, or a fork of it, is refused and nothing points at the
 // new blocks. Stopped at any point, the bucket still reads as the previous
 // complete backup, and the next run writes only what is missing.
+//
+// The bucket's record says what it holds: every block reachable from its
+// head (the record is written last). When that head is an earlier state
+// of the same v2 log (its index nodes' pages are the new log's first
+// pages), the backup is incremental: it reads the log from the bucket's
+// head page on, and writes what it read there that the old head does not
+// name (If-None-Match makes a block already there a no-op): the sealed
+// pages, tail pieces, payloads and index nodes that are new, and the head.
+// It lists nothing and asks for no old block: it trusts the bucket's
+// record. A block removed or damaged behind its back is found by `rlog
+// check s3://…` and written again by a backup with Repair. Otherwise (no
+// valid record in the bucket, a v1 log, another history) it lists the
+// bucket and reads the whole log.
 func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, opts S3BackupOptions) (S3BackupResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -167,26 +190,35 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 	if err := namesys.Compare(held, rec); err != nil {
 		return fail(err)
 	}
-	have, err := dst.Blocks(ctx)
-	if err != nil {
-		return fail(err)
+	var cur Cursor
+	var have map[cid.Cid]struct{}
+	if held != nil && !opts.Repair {
+		if since, named, ok := sinceHeld(ctx, src, dst, held.Value, rec.Value); ok {
+			res.Incremental = true
+			cur, have = Cursor{Seq: since}, named
+		}
 	}
-	up := newUploader(ctx, dst, opts.Uploaded)
+	if !res.Incremental && !opts.Repair {
+		if have, err = dst.Blocks(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	up := newUploader(ctx, dst, opts.Repair, opts.Uploaded)
 	tee := &teeSource{src: src, put: func(c cid.Cid, b []byte) error {
 		res.Blocks++
 		res.Bytes += int64(len(b))
 		if _, ok := have[c]; ok {
 			return nil
 		}
-		return up.add(cas.NewBlock(c, b))
+		return up.add(c, b)
 	}}
-	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
+	_, st, err := CatchUp(ctx, tee, name, cur, ReadOptions{Head: rec.Value, Now: opts.Now, Whole: true}, func(m Message) error {
 		if opts.Progress != nil && m.Seq%4096 == 0 {
 			opts.Progress(m.Seq, 0)
 		}
 		return nil
 	})
-	res.Messages = st.Messages
+	res.Messages = st.LogLength
 	n, nb, uerr := up.close()
 	res.Uploaded, res.UploadedBytes = n, nb
 	if err := errors.Join(err, tee.err, uerr); err != nil {
@@ -202,10 +234,80 @@ func BackupS3(ctx context.Context, src Source, name ipns.Name, dst *S3Bucket, op
 	return res, nil
 }
 
-// uploader writes blocks to a bucket in batches while the log is read.
-type uploader struct {
-	ctx     context.Context
-	dst     *S3Bucket
+// sinceHeld says whether the log at head extends the one at old, the head
+// of the bucket's record, as a v2 log grows: old's index nodes are head's
+// first ones, the same blocks but for old's last one, whose pages must
+// begin head's node (pages sealed since are added to the last node). Then
+// every block reachable from old is in the bucket and is also in the new
+// log where it was (sealed pages never change), and what the new log has
+// more is all at or after old's page: since is the sequence before it, for
+// a reader to start at. named are the blocks old names, which need no
+// upload. Head pages and index nodes are read from src, or from the
+// bucket (verified) when src no longer holds them; ok is false when they
+// cannot be read or the logs differ, and the backup is then a full one.
+func sinceHeld(ctx context.Context, src cas.Getter, dst *S3Bucket, old, head cid.Cid) (since uint64, named map[cid.Cid]struct{}, ok bool) {
+	get := func(c cid.Cid) ([]byte, error) {
+		b, err := cas.Verify(src).Get(ctx, c)
+		if err != nil {
+			b, err = cas.Verify(dst).Get(ctx, c)
+		}
+		return b, err
+	}
+	page := func(c cid.Cid) *pager.Page {
+		b, err := get(c)
+		if err != nil {
+			return nil
+		}
+		pg, err := pager.Decode(b)
+		if err != nil || !pg.Head || pg.V() != pager.Version {
+			return nil
+		}
+		return pg
+	}
+	index := func(c cid.Cid) *pager.Index {
+		b, err := get(c)
+		if err != nil {
+			return nil
+		}
+		ix, err := pager.DecodeIndex(b)
+		if err != nil {
+			return nil
+		}
+		return ix
+	}
+	op, np := page(old), page(head)
+	if op == nil || np == nil || np.Number < op.Number || len(np.Index) < len(op.Index) {
+		return 0, nil, false
+	}
+	named = map[cid.Cid]struct{}{old: {}}
+	for i, x := range op.Index {
+		y := np.Index[i]
+		if x.Page != y.Page || x.Start != y.Start {
+			return 0, nil, false
+		}
+		named[x.Cid] = struct{}{}
+		if x.Cid == y.Cid {
+			continue
+		}
+		if i != len(op.Index)-1 {
+			return 0, nil, false
+		}
+		ox, nx := index(x.Cid), index(y.Cid)
+		if ox == nil || nx == nil || len(nx.Pages) < len(ox.Pages) || !slices.Equal(ox.Pages, nx.Pages[:len(ox.Pages)]) {
+			return 0, nil, false
+		}
+	}
+	for _, l := range slices.Concat(op.Window, op.Tail) {
+		named[l.Cid] = struct{}{}
+	}
+	return op.PageStart() - 1, named, true
+}
+
+// batcher hands blocks, in batches of about cas.PutBatch bytes, to put,
+// which runs in the background while the log is read; the first error
+// stops it, and the read.
+type batcher struct {
+	put     func([]blocks.Block) (n int, size int64, err error)
 	batches chan []blocks.Block
 	batch   []blocks.Block
 	size    int
@@ -214,102 +316,105 @@ type uploader struct {
 	n       int
 	bytes   int64
 	err     error
-	onePut  func(cid.Cid)
 }
 
-func newUploader(ctx context.Context, dst *S3Bucket, uploaded func(cid.Cid)) *uploader {
-	u := &uploader{ctx: ctx, dst: dst, batches: make(chan []blocks.Block, 2), done: make(chan struct{}), onePut: uploaded}
+func newBatcher(put func([]blocks.Block) (int, int64, error)) *batcher {
+	q := &batcher{put: put, batches: make(chan []blocks.Block, 2), done: make(chan struct{})}
 	go func() {
-		defer close(u.done)
-		for batch := range u.batches {
-			if u.failed() != nil {
-				continue
+		defer close(q.done)
+		for batch := range q.batches {
+			if q.failed() == nil {
+				q.count(q.put(batch))
 			}
-			u.put(batch)
 		}
 	}()
-	return u
+	return q
 }
 
-func (u *uploader) failed() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.err
+func (q *batcher) failed() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
 }
 
-func (u *uploader) put(batch []blocks.Block) {
-	if u.onePut != nil {
-		// One at a time, so a test sees each block as it is written.
-		for _, b := range batch {
-			n, err := u.dst.PutNew(u.ctx, []blocks.Block{b})
-			u.count(n, len(b.RawData()), err)
-			if err != nil {
-				return
-			}
-			if n > 0 {
-				u.onePut(b.Cid())
-			}
-		}
-		return
-	}
-	n, err := u.dst.PutNew(u.ctx, batch)
-	size := 0
-	if n == len(batch) {
-		for _, b := range batch {
-			size += len(b.RawData())
-		}
-	}
-	u.count(n, size, err)
-}
-
-func (u *uploader) count(n, size int, err error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.n += n
-	u.bytes += int64(size)
-	if err != nil && u.err == nil {
-		u.err = err
+func (q *batcher) count(n int, size int64, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.n += n
+	q.bytes += size
+	if err != nil && q.err == nil {
+		q.err = err
 	}
 }
 
-// add queues b; it returns the first upload error, which stops the read.
-func (u *uploader) add(b blocks.Block) error {
-	if err := u.failed(); err != nil {
+// add queues b; it returns the first error of put.
+func (q *batcher) add(c cid.Cid, b []byte) error {
+	if err := q.failed(); err != nil {
 		return err
 	}
-	u.batch = append(u.batch, b)
-	if u.size += len(b.RawData()); u.size >= cas.PutBatch || len(u.batch) >= 256 {
-		u.batches <- u.batch
-		u.batch, u.size = nil, 0
+	q.batch = append(q.batch, cas.NewBlock(c, b))
+	if q.size += len(b); q.size >= cas.PutBatch || len(q.batch) >= 256 {
+		q.batches <- q.batch
+		q.batch, q.size = nil, 0
 	}
 	return nil
 }
 
-// close sends what is left, waits for every upload and reports them.
-func (u *uploader) close() (int, int64, error) {
-	if len(u.batch) > 0 {
-		u.batches <- u.batch
+// close hands put what is left, waits for it and returns what put counted.
+func (q *batcher) close() (int, int64, error) {
+	if len(q.batch) > 0 && q.failed() == nil {
+		q.batches <- q.batch
 	}
-	close(u.batches)
-	<-u.done
-	return u.n, u.bytes, u.err
+	close(q.batches)
+	<-q.done
+	return q.n, q.bytes, q.err
 }
 
-// RestoreS3 imports log name from a bucket into a store, as RestoreFile
-// does from a backup file, and with its guarantees: nothing is stored
-// unless the record and the whole log verify. The bucket's blocks are
-// downloaded, many at once (a log's pages link one to the next, so
-// reading them in log order waits for each in turn), into a temporary
-// backup file in dir, which RestoreFile then verifies and restores: only
-// the log's own blocks are stored. Every block under the prefix is
-// downloaded, other logs' too; one log per prefix downloads least.
-// progress, when set, is told the blocks downloaded and their number.
+// newUploader writes the blocks added to a bucket: those it lacks, or with
+// repair those missing or different there. uploaded, when set, is told
+// each block written, and then they are written one at a time.
+func newUploader(ctx context.Context, dst *S3Bucket, repair bool, uploaded func(cid.Cid)) *batcher {
+	write := dst.PutNew
+	if repair {
+		write = dst.Repair
+	}
+	return newBatcher(func(batch []blocks.Block) (int, int64, error) {
+		if uploaded == nil {
+			return write(ctx, batch)
+		}
+		// One at a time, so a test sees each block as it is written.
+		var n int
+		var size int64
+		for _, b := range batch {
+			k, sz, err := write(ctx, []blocks.Block{b})
+			n, size = n+k, size+sz
+			if err != nil {
+				return n, size, err
+			}
+			if k > 0 {
+				uploaded(b.Cid())
+			}
+		}
+		return n, size, nil
+	})
+}
+
+// RestoreS3 imports log name from a bucket into a store, with the
+// guarantees of RestoreFile: nothing is stored unless the record and the
+// whole log verify (every block's hash, every page, every message id).
+// The log is read from the bucket as a reader reads it, its pages fetched
+// in parallel waves, and each verified block is written to a temporary
+// file in dir; once the whole log has verified, the blocks are stored in
+// batches and synced, and then the record is kept if it is newer than the
+// store's (see RestoreFile). Only the log's own blocks are read.
+// progress, when set, is told the messages read and their number.
 func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, store cas.Store, names interface {
 	namesys.Publisher
 	namesys.Resolver
 }, now func() time.Time, progress func(done, total uint64)) (RestoreResult, error) {
+	var res RestoreResult
 	fail := func(err error) (RestoreResult, error) {
-		return RestoreResult{}, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
+		return res, fmt.Errorf("remotelog: restore from %s: %w", b.URL(), err)
 	}
 	rec, err := namesys.Resolve(ctx, b, name, now())
 	if err != nil {
@@ -322,94 +427,99 @@ func RestoreS3(ctx context.Context, b *S3Bucket, name ipns.Name, dir string, sto
 			return fail(err)
 		}
 	}
-	tmp, err := os.CreateTemp(dir, ".restore-s3-*.car")
+	sp, err := newSpill(dir)
 	if err != nil {
-		return fail(fmt.Errorf("stage: %w", err))
+		return fail(err)
 	}
-	defer os.Remove(tmp.Name())
-	err = b.stage(ctx, tmp, rec, progress)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	defer sp.remove()
+	tee := &teeSource{src: b, put: sp.add}
+	var total uint64
+	_, st, err := CatchUp(ctx, tee, name, Cursor{}, ReadOptions{Head: rec.Value, Now: now, Whole: true, SpoolDir: dir,
+		OnHead: func(n uint64) { total = n }}, func(m Message) error {
+		if progress != nil && (m.Seq%4096 == 0 || m.Seq == total) {
+			progress(m.Seq, total)
+		}
+		return nil
+	})
+	if err := errors.Join(err, tee.err); err != nil {
+		return fail(err)
+	}
+	// The whole log verified: store its blocks, durably, before the record.
+	n, err := sp.storeAll(ctx, store)
+	if err == nil {
+		err = syncStore(ctx, store)
 	}
 	if err != nil {
 		return fail(err)
 	}
-	return RestoreFile(ctx, tmp.Name(), store, names, now)
+	res = RestoreResult{Name: name, Head: rec.Value, Blocks: n, Messages: st.LogLength, RecordSeq: rec.Sequence}
+	res.RecordSaved, err = keepRestored(ctx, names, rec, now)
+	return res, err
 }
 
-// stage writes every block under the prefix, and rec, as a backup file.
-func (b *S3Bucket) stage(ctx context.Context, out io.Writer, rec *namesys.Record, progress func(done, total uint64)) error {
-	held, err := b.Blocks(ctx)
+// spill keeps the verified blocks of a log being restored in a temporary
+// file, in the order they were read, until the whole log has verified;
+// then storeAll puts them into the store in batches. It holds one entry
+// per block in memory, not the blocks.
+type spill struct {
+	f      *os.File
+	w      *bufio.Writer
+	blocks []spilled
+}
+
+type spilled struct {
+	c cid.Cid
+	n int
+}
+
+func newSpill(dir string) (*spill, error) {
+	f, err := os.CreateTemp(dir, ".restore-s3-*")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("stage: %w", err)
 	}
-	w, err := newBackupCAR(ctx, out, rec)
-	if err != nil {
-		return err
+	return &spill{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (s *spill) add(c cid.Cid, b []byte) error {
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("stage: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	todo := make(chan cid.Cid)
-	got := make(chan blocks.Block, 64)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range todo {
-				data, err := b.Get(ctx, c)
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					cancel()
-					return
-				}
-				select {
-				case got <- cas.NewBlock(c, data):
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+	s.blocks = append(s.blocks, spilled{c, len(b)})
+	return nil
+}
+
+// storeAll reads the blocks back (the file is this process's own, written
+// from verified blocks) and puts them into store, PutBatch bytes at a time.
+func (s *spill) storeAll(ctx context.Context, store cas.Store) (int, error) {
+	if err := s.w.Flush(); err != nil {
+		return 0, fmt.Errorf("stage: %w", err)
 	}
-	go func() {
-		defer close(todo)
-		for c := range held {
-			select {
-			case todo <- c:
-			case <-ctx.Done():
-				return
-			}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("stage: %w", err)
+	}
+	r := bufio.NewReaderSize(s.f, 1<<20)
+	var batch []blocks.Block
+	size, n := 0, 0
+	for i, b := range s.blocks {
+		data := make([]byte, b.n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return n, fmt.Errorf("stage: read back: %w", err)
 		}
-	}()
-	go func() { wg.Wait(); close(got) }()
-	done, total := uint64(0), uint64(len(held))
-	for blk := range got {
-		if err := w.Put(ctx, blk.Cid().KeyString(), blk.RawData()); err != nil {
-			cancel()
-			for range got {
+		batch = append(batch, cas.NewBlock(b.c, data))
+		if size += b.n; size >= cas.PutBatch || i == len(s.blocks)-1 {
+			if err := store.Put(ctx, batch); err != nil {
+				return n, fmt.Errorf("store blocks: %w", err)
 			}
-			return fmt.Errorf("stage: %w", err)
-		}
-		if done++; progress != nil && done%64 == 0 {
-			progress(done, total)
+			n += len(batch)
+			batch, size = nil, 0
 		}
 	}
-	select {
-	case err := <-errs:
-		return err
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if progress != nil {
-		progress(done, total)
-	}
-	return w.Finalize()
+	return n, nil
+}
+
+func (s *spill) remove() {
+	s.f.Close()
+	os.Remove(s.f.Name())
 }
 
 // IsS3URL reports an s3://… argument.

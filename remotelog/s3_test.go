@@ -86,7 +86,7 @@ func TestS3BackupIncrementalRestoreCheck(t *testing.T) {
 	s.publish(t)
 
 	res, written := s.backup(t)
-	if res.Messages != 40 || res.Uploaded != res.Blocks || !res.RecordWritten || res.RecordSeq != 1 {
+	if res.Messages != 40 || res.Uploaded != res.Blocks || !res.RecordWritten || res.RecordSeq != 1 || res.Incremental {
 		t.Fatalf("first backup: %+v", res)
 	}
 	first := s.held(t)
@@ -107,7 +107,7 @@ func TestS3BackupIncrementalRestoreCheck(t *testing.T) {
 	}
 	slices.SortFunc(fresh, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
 	slices.SortFunc(written2, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
-	if res2.Messages != 65 || !slices.Equal(fresh, written2) || res2.Uploaded == 0 || res2.Uploaded >= res2.Blocks {
+	if res2.Messages != 65 || !slices.Equal(fresh, written2) || res2.Uploaded == 0 || res2.Uploaded > res2.Blocks || !res2.Incremental {
 		t.Fatalf("second backup: %+v; uploaded %d, new in the bucket %d", res2, len(written2), len(fresh))
 	}
 	// Nothing new: nothing written, not even the record.
@@ -118,12 +118,12 @@ func TestS3BackupIncrementalRestoreCheck(t *testing.T) {
 
 	// Check, restore into an empty store, read from the bucket.
 	rep := remotelog.Check(ctx, s.bucket, s.w.Name(), cid.Undef, s.clock.Now)
-	if !rep.OK() || rep.Messages != 65 || rep.Blocks != res2.Blocks || rep.RecordSeq != 2 {
+	if !rep.OK() || rep.Messages != 65 || rep.RecordSeq != 2 {
 		t.Fatalf("check: %+v", rep)
 	}
 	store, names := cas.NewMemory(), namesys.NewMemory()
 	rres, err := remotelog.RestoreS3(ctx, s.bucket, s.w.Name(), t.TempDir(), store, names, s.clock.Now, nil)
-	if err != nil || rres.Messages != 65 || !rres.RecordSaved || rres.Blocks != res2.Blocks {
+	if err != nil || rres.Messages != 65 || !rres.RecordSaved || rres.Blocks != rep.Blocks {
 		t.Fatalf("restore: %+v, %v", rres, err)
 	}
 	wantMessages(t, sourceOf{store, names}, s.world, 65)

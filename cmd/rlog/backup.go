@@ -19,7 +19,7 @@ import (
 
 func (a *app) backupCmd() *cobra.Command {
 	var from, out string
-	var asJSON bool
+	var asJSON, repair bool
 	var endpoint *string
 	cmd := &cobra.Command{
 		Use:   "backup NAME -o FILE.car|s3://BUCKET/PREFIX",
@@ -39,12 +39,22 @@ Backups are incremental: only blocks the bucket lacks are uploaded. Interrupted,
 bucket still holds the previous complete backup and the next run completes it. A
 public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
 
+The bucket's record says what it holds (it is written last): when the log extends the
+log of that record, backup reads the log from that record's head page on and uploads
+what is new, without listing the bucket or asking for any older block. It trusts the
+bucket: a block removed or damaged behind its back is not seen. 'rlog check s3://…'
+finds it, and 'rlog backup --repair' reads every block of the log back from the
+bucket and writes again each one that is missing or holds other bytes, from the
+verified local block (it downloads the whole log). Without a record in the bucket, or
+when the bucket holds another history, backup lists the bucket and reads the whole log.
+
 ` + s3Help,
 		Example: `  rlog backup k51qzi5uqu5d... -o log.car                          # this repo's own log
   rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's, verified
   rlog backup k51qzi5uqu5d... -o log.car --json
   rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS credentials from the environment
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000 --json`,
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000 --json
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --repair         # after 'rlog check s3://…' found damage`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -54,9 +64,12 @@ public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCK
 			if out == "" {
 				return usagef("give the output file with -o FILE.car")
 			}
+			if repair && !remotelog.IsS3URL(out) {
+				return usagef("--repair is for -o s3://BUCKET/PREFIX; a CAR file is written whole every time")
+			}
 			err = a.withSource(cmd.Context(), from, func(_ *remotelog.Repo, src remotelog.Source) error {
 				if remotelog.IsS3URL(out) {
-					return a.backupS3(cmd.Context(), src, name, out, *endpoint, asJSON)
+					return a.backupS3(cmd.Context(), src, name, out, *endpoint, repair, asJSON)
 				}
 				tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
 				if err != nil {
@@ -90,6 +103,7 @@ public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCK
 	cmd.Flags().StringVar(&from, "from", "", fromHelp)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the CAR file to write, or an s3://BUCKET/PREFIX")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&repair, "repair", false, "with -o s3://…: read every block back and write again those missing or damaged")
 	endpoint = s3FlagOn(cmd)
 	a.apiFlagOn(cmd)
 	return cmd

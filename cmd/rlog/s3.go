@@ -56,13 +56,16 @@ func s3Name(ctx context.Context, b *remotelog.S3Bucket, given string) (ipns.Name
 }
 
 // backupS3 backs log name, read from src, up to the bucket at url.
-func (a *app) backupS3(ctx context.Context, src remotelog.Source, name ipns.Name, url, endpoint string, asJSON bool) error {
+func (a *app) backupS3(ctx context.Context, src remotelog.Source, name ipns.Name, url, endpoint string, repair, asJSON bool) error {
 	b, err := a.openS3(url, endpoint)
 	if err != nil {
 		return err
 	}
 	bar := a.progress("backing up")
-	res, err := remotelog.BackupS3(ctx, src, name, b, remotelog.S3BackupOptions{Progress: bar.update})
+	if repair {
+		bar = a.progress("repairing")
+	}
+	res, err := remotelog.BackupS3(ctx, src, name, b, remotelog.S3BackupOptions{Progress: bar.update, Repair: repair})
 	bar.finish()
 	if err != nil {
 		return explain("backup to "+url, err)
@@ -70,14 +73,21 @@ func (a *app) backupS3(ctx context.Context, src remotelog.Source, name ipns.Name
 	if asJSON {
 		return writeJSON(a.stdout, map[string]any{"url": res.URL, "name": res.Name, "head": res.Head.String(), "record_seq": res.RecordSeq,
 			"messages": res.Messages, "blocks": res.Blocks, "bytes": res.Bytes, "uploaded": res.Uploaded, "uploaded_bytes": res.UploadedBytes,
-			"record_written": res.RecordWritten})
+			"record_written": res.RecordWritten, "incremental": res.Incremental, "repair": repair})
 	}
 	record := "record unchanged"
 	if res.RecordWritten {
 		record = "record written"
 	}
-	fmt.Fprintf(a.stdout, "backed up %s to %s: %s, %s (%d new, %s), head %s, sequence %d, %s\n", name, res.URL,
-		plural(res.Messages, "message"), plural(res.Blocks, "block"), res.Uploaded, plural(res.UploadedBytes, "byte"), res.Head, res.RecordSeq, record)
+	read, written := "the whole log", "new"
+	if res.Incremental {
+		read = "from the bucket's head on"
+	}
+	if repair {
+		written = "missing or damaged written again"
+	}
+	fmt.Fprintf(a.stdout, "backed up %s to %s: %s, %s read (%s), %d %s (%s), head %s, sequence %d, %s\n", name, res.URL,
+		plural(res.Messages, "message"), plural(res.Blocks, "block"), read, res.Uploaded, written, plural(res.UploadedBytes, "byte"), res.Head, res.RecordSeq, record)
 	return nil
 }
 

@@ -79,6 +79,25 @@ func TestS3DamageExitCodes(t *testing.T) {
 	if code, _, errs := rlog(empty, "fetch", name, "--from", "s3://bkp/p"); code != exitInvalid {
 		t.Errorf("fetch from a damaged bucket: exit %d %s", code, errs)
 	}
+
+	// A backup trusts the bucket's record and does not see the damage;
+	// --repair writes every damaged block of the log again.
+	if code, out, errs := rlog(w, "backup", name, "-o", "s3://bkp/p"); code != exitOK || !strings.Contains(out, "0 new") {
+		t.Fatalf("backup over a damaged bucket: exit %d %s%s", code, out, errs)
+	}
+	if code, _, _ := rlog(empty, "check", "s3://bkp/p"); code != exitInvalid {
+		t.Fatalf("check after a backup without --repair: exit %d", code)
+	}
+	code, out, errs := rlog(w, "backup", name, "-o", "s3://bkp/p", "--repair", "--json")
+	if code != exitOK || !strings.Contains(out, `"repair": true`) || strings.Contains(out, `"uploaded": 0,`) {
+		t.Fatalf("backup --repair: exit %d %s%s", code, out, errs)
+	}
+	if code, out, _ := rlog(empty, "check", "s3://bkp/p"); code != exitOK || !strings.Contains(out, "no findings") {
+		t.Fatalf("check after backup --repair: exit %d\n%s", code, out)
+	}
+	if code, out, errs := rlog(w, "backup", name, "-o", "s3://bkp/p", "--repair"); code != exitOK || !strings.Contains(out, "0 missing or damaged written again") {
+		t.Fatalf("backup --repair of a whole bucket: exit %d %s%s", code, out, errs)
+	}
 }
 
 func get(t *testing.T, c *minio.Client, key string) []byte {
