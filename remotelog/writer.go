@@ -87,6 +87,7 @@ type Writer struct {
 	// next one, so that a reader who resolved the record before the last
 	// publish still finds the head it was given.
 	superseded cid.Cid
+	lastPage   sealedPage
 }
 
 // OpenWriter opens the local log in cfg.Dir.
@@ -99,7 +100,7 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, name: name}
-	if err := finishRecover(cfg.Dir); err != nil {
+	if err := finishSwaps(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
@@ -149,7 +150,7 @@ func (w *Writer) Published() uint64 { return w.st.Published }
 
 // stamp reads the timestamp and id of local message seq.
 func (w *Writer) stamp(seq uint64) (int64, mvds.MessageID, error) {
-	e, err := w.log.Get(seq)
+	e, err := w.getEntry(context.Background(), seq)
 	if err != nil {
 		return 0, mvds.MessageID{}, err
 	}
@@ -370,7 +371,7 @@ func (w *Writer) loadRun() error {
 // without its body and wire payload: its Ref names the payload file in the
 // local block store (see OpenBody).
 func (w *Writer) Scan(from, to uint64, f func(m Message) error) error {
-	return w.log.Scan(from, to, func(seq uint64, e journal.Entry) error {
+	return w.scanEntries(context.Background(), from, to, func(seq uint64, e journal.Entry) error {
 		if e.IsRef() {
 			m, size, err := w.largeHead(context.Background(), e)
 			if err != nil {
@@ -612,6 +613,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			w.superseded = c
 		}
 	}
+	// The sealed pages are durable in the local store and the state names
+	// them: the journal keeps only the open page and what follows.
+	if err := w.compact(ctx); err != nil {
+		return res, err
+	}
 	res.Head, res.Messages, res.New = head, n, n-old.Published
 	res.Pages, res.RecordSeq, res.IndexNodes = open.Number+1, next.RecordSeq, uint64(len(index))
 	return res, nil
@@ -701,7 +707,7 @@ func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
 	if remoteN > w.log.Len() {
 		return 0, fmt.Errorf("%w: it has %d messages, the local log %d; run `rlog recover` to bring the published messages back into the local log, then publish", ErrBehind, remoteN, w.log.Len())
 	}
-	local, err := w.log.Get(remoteN)
+	local, err := w.getEntry(ctx, remoteN)
 	if err != nil {
 		return 0, err
 	}
