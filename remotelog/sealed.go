@@ -207,9 +207,11 @@ func (w *Writer) compact(ctx context.Context) error {
 	if err := w.log.CopyFrom(keep, tmp); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
+	crashAt("compact-copied")
 	if err := atomicfile.Write(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
+	crashAt("compact-complete")
 	if err := w.log.Close(); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
@@ -255,6 +257,7 @@ func finishSwap(dir, name string) error {
 		if err := atomicfile.SyncDir(dir); err != nil {
 			return err
 		}
+		crashAt("swap-state")
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -265,6 +268,7 @@ func finishSwap(dir, name string) error {
 		if err := os.Rename(live, old); err != nil {
 			return err
 		}
+		crashAt("swap-old")
 	}
 	if err := os.Rename(tmp, live); err != nil {
 		return err
@@ -272,6 +276,18 @@ func finishSwap(dir, name string) error {
 	if err := atomicfile.SyncDir(dir); err != nil {
 		return err
 	}
+	crashAt("swap-live")
 	os.Remove(filepath.Join(live, "complete"))
 	return os.RemoveAll(old)
+}
+
+// crashPoint, when set (by the kill tests, in their child processes), is
+// called at the steps of a compaction and a publish where a crash leaves
+// something to finish.
+var crashPoint func(step string)
+
+func crashAt(step string) {
+	if crashPoint != nil {
+		crashPoint(step)
+	}
 }

@@ -590,6 +590,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err := saveState(w.statePath(), next); err != nil {
 		return res, err
 	}
+	crashAt("publish-state")
 	old := w.st
 	w.st = next
 	w.pages.commit()
@@ -601,6 +602,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err := w.cfg.Publisher.Publish(ctx, w.name, raw); err != nil {
 		return res, err
 	}
+	crashAt("publish-record")
 	// The previous head's open form is referenced by nothing now; a reader
 	// who resolved the previous record may be reading it: it goes at the
 	// next publish (left behind by a crash, it is harmless garbage).
