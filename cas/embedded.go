@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ipfs/boxo/blockstore"
 	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/multiformats/go-multihash"
 	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // Embedded is the default store of a repo: a boxo blockstore on a LevelDB
@@ -25,6 +29,13 @@ type Embedded struct {
 	bs       blockstore.Blockstore
 	readOnly bool
 	view     *readView // read-only: no lock, see readView
+
+	// gc is held by Collect; Hold takes it shared.
+	gc sync.RWMutex
+	// young, while Collect runs, holds the blocks put since it began:
+	// they are not collected.
+	youngMu sync.Mutex
+	young   map[string]struct{}
 }
 
 // OpenEmbedded opens (creating when writable) the store in dir. A read-only
@@ -95,6 +106,13 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: put: %w", e.dir, ErrReadOnly)
 	}
+	e.youngMu.Lock()
+	if e.young != nil {
+		for _, b := range blks {
+			e.young[string(b.Cid().Hash())] = struct{}{}
+		}
+	}
+	e.youngMu.Unlock()
 	if err := e.bs.PutMany(ctx, blks); err != nil {
 		return fmt.Errorf("cas: store %s: put %d blocks: %w", e.dir, len(blks), err)
 	}
@@ -135,6 +153,108 @@ func (e *Embedded) viewGet(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return b, err
+}
+
+// Hold keeps Collect from running until the returned function is called:
+// a writer holds it from the first block of something it stores to the
+// record or state that makes the blocks referenced.
+func (e *Embedded) Hold() (release func()) {
+	e.gc.RLock()
+	return e.gc.RUnlock
+}
+
+// Walk calls f for every block of the store: its multihash and size.
+func (e *Embedded) Walk(ctx context.Context, f func(mh multihash.Multihash, size int) error) error {
+	if e.readOnly {
+		return fmt.Errorf("cas: store %s: walk: %w", e.dir, ErrReadOnly)
+	}
+	it := e.ds.DB.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		mh, err := dshelp.DsKeyToMultihash(datastore.RawKey(string(it.Key())))
+		if err != nil {
+			continue // not a block (the sync marker)
+		}
+		if err := f(mh, len(it.Value())); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("cas: store %s: walk: %w", e.dir, err)
+	}
+	return nil
+}
+
+// Collected reports a Collect.
+type Collected struct {
+	Blocks int64 // removed
+	Bytes  int64
+	Kept   int64 // blocks kept
+}
+
+// Collect removes every block that live does not keep. It excludes Hold
+// for its whole run: live is computed (mark) with nothing half-stored, and
+// blocks put while it runs are kept whatever live says. Then it compacts
+// the store, so that the space is given back to the file system.
+func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (live func(mh multihash.Multihash) bool, err error)) (Collected, error) {
+	var res Collected
+	if e.readOnly {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, ErrReadOnly)
+	}
+	e.gc.Lock()
+	defer e.gc.Unlock()
+	e.youngMu.Lock()
+	e.young = map[string]struct{}{}
+	e.youngMu.Unlock()
+	defer func() {
+		e.youngMu.Lock()
+		e.young = nil
+		e.youngMu.Unlock()
+	}()
+	live, err := mark(ctx)
+	if err != nil {
+		return res, err
+	}
+	batch := new(goleveldb.Batch)
+	flush := func() error {
+		if batch.Len() == 0 {
+			return nil
+		}
+		err := e.ds.DB.Write(batch, nil)
+		batch.Reset()
+		return err
+	}
+	err = e.Walk(ctx, func(mh multihash.Multihash, size int) error {
+		e.youngMu.Lock()
+		_, young := e.young[string(mh)]
+		e.youngMu.Unlock()
+		if young || live(mh) {
+			res.Kept++
+			return nil
+		}
+		batch.Delete(dshelp.MultihashToDsKey(mh).Bytes())
+		res.Blocks++
+		res.Bytes += int64(size)
+		if batch.Len() >= 1024 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
+	if res.Blocks > 0 {
+		if err := e.ds.DB.CompactRange(util.Range{}); err != nil {
+			return res, fmt.Errorf("cas: store %s: compact: %w", e.dir, err)
+		}
+	}
+	return res, e.Sync(ctx)
 }
 
 // Close releases the store.

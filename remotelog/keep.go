@@ -169,6 +169,7 @@ func (k *keeper) load(ctx context.Context, name ipns.Name, now func() time.Time)
 		return nil // none, or none valid: the next one replaces it
 	}
 	k.held = rec
+	defer holdStore(k.target.Store)()
 	n, err := k.fill(ctx, rec.Value)
 	if err != nil {
 		return fmt.Errorf("remotelog: keep: the record held (sequence %d) points at a log that is not complete here: %w", rec.Sequence, err)
@@ -231,6 +232,7 @@ func (k *keeper) durable(ctx context.Context) error {
 func (k *keeper) commit(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	defer holdStore(k.target.Store)()
 	if err := k.flush(ctx); err != nil {
 		return err
 	}

@@ -49,11 +49,9 @@ func journalSize(t *testing.T, dir string) int64 {
 	return st.Size()
 }
 
-// TestStoredOnce publishes a log whose pages seal often into the repo's own
-// store: the journal keeps only the open page, and every reader of the
-// local log (Scan, the duplicate rule, the fork check, recover) still finds
-// every message, read back from the sealed pages.
-func TestStoredOnce(t *testing.T) {
+// newWriterRepo is a new repo whose pages seal often, and its writer.
+func newWriterRepo(t *testing.T) (*remotelog.Repo, *remotelog.Writer) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := remotelog.Init(dir, mustConfig(t)); err != nil {
 		t.Fatal(err)
@@ -62,12 +60,22 @@ func TestStoredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer repo.Close()
+	t.Cleanup(func() { repo.Close() })
 	w, err := repo.Writer(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { w.Close() }()
+	t.Cleanup(func() { w.Close() })
+	return repo, w
+}
+
+// TestStoredOnce publishes a log whose pages seal often into the repo's own
+// store: the journal keeps only the open page, and every reader of the
+// local log (Scan, the duplicate rule, the fork check, recover) still finds
+// every message, read back from the sealed pages.
+func TestStoredOnce(t *testing.T) {
+	repo, w := newWriterRepo(t)
+	dir := repo.Dir
 	ctx := context.Background()
 	appendUpTo := func(n uint64) {
 		t.Helper()
@@ -94,9 +102,11 @@ func TestStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if w, err = repo.Writer(nil, nil); err != nil {
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Close()
 	localLog(t, w)
 	// The same body again within the same second takes the next second:
 	// the duplicate rule reads the newest second back from sealed pages.

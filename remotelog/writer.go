@@ -195,6 +195,7 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 	if md != nil && md.Ephemeral {
 		return nil, fmt.Errorf("remotelog: append: an ephemeral message is never logged: send it over MVDS")
 	}
+	defer holdStore(w.cfg.Local)() // a large payload is garbage until its entry is durable
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
 	for _, body := range bodies {
@@ -214,6 +215,7 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 // path, streamed: a large body is never held in memory. It returns once the
 // message is durable.
 func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (Appended, error) {
+	defer holdStore(w.cfg.Local)()
 	f, err := os.Open(path)
 	if err != nil {
 		return Appended{}, fmt.Errorf("remotelog: append: %w", err)
@@ -445,6 +447,7 @@ const flushBytes = 4 << 20
 // next one. It refuses with ErrBehind or ErrDiverged rather than fork the
 // published log.
 func (w *Writer) Publish(ctx context.Context, opts PublishOptions) (PublishResult, error) {
+	defer holdStore(w.cfg.Store)() // its blocks are garbage until the state names them
 	res, err := w.publish(ctx, opts)
 	if err != nil {
 		w.pages.reset()
@@ -585,6 +588,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		RecordSeq: max(w.st.RecordSeq, remoteSeq) + 1,
 		Sealed:    w.pages.total(),
 		OpenStart: open.Start,
+		Prev:      w.st.Head,
 	}
 	// The sequence number is durable before any record carries it.
 	if err := saveState(w.statePath(), next); err != nil {
