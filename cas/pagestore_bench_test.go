@@ -53,6 +53,10 @@ func BenchmarkPageStores(b *testing.B) {
 			return leveldb.NewDatastore(dir, &leveldb.Options{NoSync: true, Compression: opt.SnappyCompression, BlockCacheCapacity: 2 << 20,
 				CompactionTableSize: 8 << 20, CompactionTotalSize: 64 << 20})
 		},
+		"leveldb-snappy-l0": func(dir string) (ds.Batching, error) { // level 0 merged 16 tables at a time
+			return leveldb.NewDatastore(dir, &leveldb.Options{NoSync: true, Compression: opt.SnappyCompression, BlockCacheCapacity: 2 << 20,
+				CompactionL0Trigger: 16, WriteL0SlowdownTrigger: 24, WriteL0PauseTrigger: 36})
+		},
 		"pebble": func(dir string) (ds.Batching, error) { return pebbleds.NewDatastore(dir) },
 		"flatfs": func(dir string) (ds.Batching, error) { return flatfs.CreateOrOpen(dir, flatfs.NextToLast(2), false) },
 	}
@@ -62,7 +66,7 @@ func BenchmarkPageStores(b *testing.B) {
 		for _, p := range pages {
 			put += int64(len(p.RawData()))
 		}
-		for _, name := range []string{"leveldb", "leveldb-snappy", "leveldb-snappy-wide", "pebble", "flatfs"} {
+		for _, name := range []string{"leveldb", "leveldb-snappy", "leveldb-snappy-wide", "leveldb-snappy-l0", "pebble", "flatfs"} {
 			b.Run(bodies+"/"+name, func(b *testing.B) {
 				ctx := context.Background()
 				var disk, written int64
