@@ -14,6 +14,8 @@ func (a *app) repoCmd() *cobra.Command {
 		Short: "What the repo holds on disk, and reclaiming what nothing references",
 		Long: `'rlog repo stat' counts the repo's blocks: its own log's, the other logs' it keeps, and
 garbage; 'rlog repo gc' removes the garbage, as 'ipfs repo stat' and 'ipfs repo gc' do.`,
+		Example: `  rlog repo stat
+  rlog repo gc`,
 	}
 	cmd.AddCommand(a.repoStatCmd(), a.repoGCCmd())
 	return cmd
