@@ -75,6 +75,10 @@ const (
 	MaxRef = 32 + 16 + 128
 )
 
+// maxBase bounds a compacted journal's base: no log comes near it, and
+// base plus records never overflows.
+const maxBase = 1 << 62
+
 // frameLen is the length of a record's body, read from its length field; it
 // returns false for a length no Append writes.
 func frameLen(field uint32) (int, bool) {
@@ -162,6 +166,9 @@ func (j *Journal) recover() error {
 			return fmt.Errorf("%w: compacted journal without its base: %w", ErrCorrupt, err)
 		}
 		j.base, j.hdr = binary.LittleEndian.Uint64(b[:]), int64(len(magic)+8)
+		if j.base > maxBase {
+			return fmt.Errorf("%w: compacted journal starts after %d entries", ErrCorrupt, j.base)
+		}
 	}
 	ist, err := j.idx.Stat()
 	if err != nil {

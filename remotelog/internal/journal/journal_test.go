@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -287,6 +288,16 @@ func FuzzOpen(f *testing.F) {
 	f.Add(seed(entry(0), refEntry(1), entry(2)), []byte{})
 	f.Add(seed(entry(0))[:20], []byte{8, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte("RLOGJNL1"), []byte{1, 2, 3})
+	v3 := func(base uint64, es ...Entry) []byte {
+		b := binary.LittleEndian.AppendUint64(append([]byte(nil), magicV3...), base)
+		for _, e := range es {
+			b, _ = appendFrame(b, e)
+		}
+		return b
+	}
+	f.Add(v3(41, entry(41), refEntry(42)), []byte{})
+	f.Add(v3(1<<63, entry(0)), []byte{16, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(v3(7)[:12], []byte{})
 	f.Fuzz(func(t *testing.T, jb, ib []byte) {
 		for _, readOnly := range []bool{true, false} {
 			dir := t.TempDir()
@@ -300,8 +311,8 @@ func FuzzOpen(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			if j.Len() > 0 {
-				err := j.Scan(1, j.Len(), func(uint64, Entry) error { return nil })
+			if j.Len() > j.Base() {
+				err := j.Scan(j.Base()+1, j.Len(), func(uint64, Entry) error { return nil })
 				if _, gerr := j.Get(j.Len()); err == nil {
 					err = gerr
 				}
