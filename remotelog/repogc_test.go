@@ -92,3 +92,61 @@ func TestRepoGC(t *testing.T) {
 		t.Fatalf("check after the second gc: %v", rep.Findings)
 	}
 }
+
+// TestRepoGCBesideKeep collects a repo over and over while a keeper stores
+// another log in it, publish after publish: every record the keeper stored
+// points at a log that is whole in the repo.
+func TestRepoGCBesideKeep(t *testing.T) {
+	ctx := context.Background()
+	a, wa := newWriterRepo(t)
+	b, wb := newWriterRepo(t)
+	grow := func(r *remotelog.Repo, w *remotelog.Writer) {
+		var bodies [][]byte
+		for seq := w.Len() + 1; seq <= w.Len()+9; seq++ {
+			bodies = append(bodies, crashBody(seq))
+		}
+		if _, err := w.Append(ctx, r.DefaultGroup(), bodies); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grow(a, wa)
+	done := make(chan struct{})
+	collected := make(chan error, 1)
+	go func() {
+		defer close(collected)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := a.GC(ctx, wa); err != nil {
+				collected <- err
+				return
+			}
+		}
+	}()
+	target := remotelog.KeepTarget{Store: a.Store(), Names: a.Names()}
+	var cur remotelog.Cursor
+	for range 15 {
+		grow(b, wb)
+		var err error
+		if cur, _, err = remotelog.CatchUpKeeping(ctx, b, wb.Name(), cur, target, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-collected; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GC(ctx, wa); err != nil {
+		t.Fatal(err)
+	}
+	rep := remotelog.Check(ctx, a, wb.Name(), cid.Undef, time.Now)
+	if !rep.OK() || rep.Messages != wb.Len() {
+		t.Fatalf("the kept log after collections beside the keeper: %d of %d messages, %v", rep.Messages, wb.Len(), rep.Findings)
+	}
+}
