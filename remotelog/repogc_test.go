@@ -19,20 +19,7 @@ import (
 // garbage only, and both logs still read back whole and check clean.
 func TestRepoGC(t *testing.T) {
 	ctx := context.Background()
-	grow := func(repo *remotelog.Repo, w *remotelog.Writer, publishes int) {
-		for range publishes {
-			var bodies [][]byte
-			for seq := w.Len() + 1; seq <= w.Len()+7; seq++ {
-				bodies = append(bodies, crashBody(seq))
-			}
-			if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	grow := func(repo *remotelog.Repo, w *remotelog.Writer, publishes int) { growLog(t, repo, w, publishes, 7) }
 	a, wa := newWriterRepo(t)
 	b, wb := newWriterRepo(t)
 	grow(a, wa, 20)
@@ -100,18 +87,7 @@ func TestRepoGCBesideKeep(t *testing.T) {
 	ctx := context.Background()
 	a, wa := newWriterRepo(t)
 	b, wb := newWriterRepo(t)
-	grow := func(r *remotelog.Repo, w *remotelog.Writer) {
-		var bodies [][]byte
-		for seq := w.Len() + 1; seq <= w.Len()+9; seq++ {
-			bodies = append(bodies, crashBody(seq))
-		}
-		if _, err := w.Append(ctx, r.DefaultGroup(), bodies); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	grow := func(r *remotelog.Repo, w *remotelog.Writer) { growLog(t, r, w, 1, 9) }
 	grow(a, wa)
 	done := make(chan struct{})
 	collected := make(chan error, 1)
@@ -148,5 +124,23 @@ func TestRepoGCBesideKeep(t *testing.T) {
 	rep := remotelog.Check(ctx, a, wb.Name(), cid.Undef, time.Now)
 	if !rep.OK() || rep.Messages != wb.Len() {
 		t.Fatalf("the kept log after collections beside the keeper: %d of %d messages, %v", rep.Messages, wb.Len(), rep.Findings)
+	}
+}
+
+// growLog appends n messages (crashBody) and publishes, publishes times.
+func growLog(t *testing.T, repo *remotelog.Repo, w *remotelog.Writer, publishes, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for range publishes {
+		var bodies [][]byte
+		for seq := w.Len() + 1; seq <= w.Len()+uint64(n); seq++ {
+			bodies = append(bodies, crashBody(seq))
+		}
+		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
