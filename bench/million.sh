@@ -8,7 +8,9 @@
 #   sh bench/million.sh [N [BODY_BYTES]]        # default 1000000 256
 #
 # RLOG (default bin/rlog) is the binary measured; WORK (default a temporary
-# directory, removed after) holds the repos. Prints a Markdown table.
+# directory, removed after) holds the repos; BODIES=random appends
+# incompressible lines instead of a number and padding. Prints a Markdown
+# table.
 set -eu
 N=${1:-1000000}
 B=${2:-256}
@@ -22,8 +24,14 @@ WORK=${WORK:-$(mktemp -d)}
 W=$WORK/w
 R=$WORK/r
 
-# lines N B: N distinct lines of B bytes each (B-1 characters and a newline).
+# lines N B: N distinct lines of B bytes each (B-1 characters and a newline):
+# a number and padding, or with BODIES=random, base64 of random bytes (which
+# no store compresses: the worst case for disk).
 lines() {
+	if [ "${BODIES:-text}" = random ]; then
+		head -c $(( ($1 + 1) * ($2 - 1) )) /dev/urandom | base64 -w $(($2 - 1)) | head -n "$1"
+		return
+	fi
 	awk -v n="$1" -v b="$2" 'BEGIN {
 		pad = sprintf("%*s", b, ""); gsub(/ /, "x", pad)
 		for (i = 1; i <= n; i++) { s = sprintf("%d ", i); print s substr(pad, 1, b - 1 - length(s)) }
@@ -42,7 +50,7 @@ run() {
 du_mb() { du -sk "$1" | awk '{printf "%.1f", $1 / 1024}'; }
 
 bodies=$((N * (B - 1)))
-echo "rlog: $N messages of $((B - 1))-byte bodies (+ newline), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rlog: $N messages of $((B - 1))-byte ${BODIES:-text} bodies (+ newline), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| step | time | peak RSS |"
 echo "|---|---|---|"

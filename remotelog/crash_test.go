@@ -8,16 +8,24 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"rlog/remotelog"
 )
 
-const crashChildEnv = "RLOG_CRASH_CHILD"
+const (
+	crashChildEnv = "RLOG_CRASH_CHILD"
+	// crashPointEnv is "STEP N": the child kills itself (SIGKILL) the Nth
+	// time it reaches STEP (remotelog.SetCrashPoint).
+	crashPointEnv = "RLOG_CRASH_POINT"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
@@ -46,6 +54,16 @@ func crashBody(seq uint64) []byte {
 // once message N is durable and "published N" after a publish returns.
 func crashChild(dir string) {
 	fail := func(err error) { fmt.Println("error", err); os.Exit(1) }
+	if p := strings.Fields(os.Getenv(crashPointEnv)); len(p) == 2 {
+		left, _ := strconv.Atoi(p[1])
+		remotelog.SetCrashPoint(func(step string) {
+			if step == p[0] {
+				if left--; left <= 0 {
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				}
+			}
+		})
+	}
 	repo, err := remotelog.Open(dir)
 	if err != nil {
 		fail(err)
@@ -89,6 +107,33 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts many processes")
 	}
+	killWriters(t, 40, nil)
+}
+
+// crashSteps are the steps of a publish and of the compaction after it
+// where the long kill test also kills the writer: after the state is
+// saved, after the record, after the compacted journal is written, after
+// it is marked complete, and between the renames that swap it in.
+var crashSteps = []string{"publish-state", "publish-record", "compact-copied", "compact-complete", "swap-old", "swap-live"}
+
+// TestKillStoredOnce is the long kill test of the log stored once (issue
+// 18): 240 SIGKILLs of a writer process, half at random times of append,
+// publish and compaction, half at a step of publish or compaction
+// (crashSteps). After each: no acknowledged message lost, the local log
+// read back whole (sealed messages from their pages), the repo's log checks
+// clean (what `rlog check` runs). RLOG_LARGE_TESTS=1 runs it.
+func TestKillStoredOnce(t *testing.T) {
+	if os.Getenv("RLOG_LARGE_TESTS") == "" {
+		t.Skip("long: RLOG_LARGE_TESTS=1 runs 240 kills")
+	}
+	killWriters(t, 240, crashSteps)
+}
+
+// killWriters starts a writer process (crashChild) on one repo kills
+// times, killing each with SIGKILL at a random time, or, when steps is
+// given, every other one at a random step of steps, and checks the repo
+// after each kill.
+func killWriters(t *testing.T, kills int, steps []string) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -97,10 +142,15 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	var acked, published uint64
-	kills := 40
+	atStep := map[string]int{}
 	for k := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		if len(steps) > 0 && k%2 == 1 {
+			step := steps[rng.IntN(len(steps))]
+			atStep[step]++
+			cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%s %d", crashPointEnv, step, 1+rng.IntN(3)))
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +165,9 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("kill %d: child did not start: %q", k, sc.Text())
 		}
 		delay := time.Duration(rng.IntN(60_000)) * time.Microsecond
+		if slices.ContainsFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, crashPointEnv+"=") }) {
+			delay = patience // the child kills itself at its step
+		}
 		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
@@ -136,7 +189,7 @@ func TestCrashSafety(t *testing.T) {
 		cmd.Wait()
 		checkAfterCrash(t, dir, acked, published)
 	}
-	t.Logf("%d kills, %d messages acknowledged, %d published by the children", kills, acked, published)
+	t.Logf("%d kills (at steps: %v), %d messages acknowledged, %d published by the children", kills, atStep, acked, published)
 }
 
 func mustConfig(t *testing.T) remotelog.Config {
@@ -182,5 +235,9 @@ func checkAfterCrash(t *testing.T, dir string, acked, published uint64) {
 	})
 	if err != nil || seq != w.Len() {
 		t.Fatalf("read back %d of %d: %v", seq, w.Len(), err)
+	}
+	localLog(t, w)
+	if rep := remotelog.Check(ctx, repo, w.Name(), cid.Undef, time.Now); !rep.OK() {
+		t.Fatalf("check after a kill: %v", rep.Findings)
 	}
 }

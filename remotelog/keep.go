@@ -169,6 +169,8 @@ func (k *keeper) load(ctx context.Context, name ipns.Name, now func() time.Time)
 		return nil // none, or none valid: the next one replaces it
 	}
 	k.held = rec
+	release := sync.OnceFunc(holdStore(k.target.Store)) // until its blocks are all here
+	defer release()
 	n, err := k.fill(ctx, rec.Value)
 	if err != nil {
 		return fmt.Errorf("remotelog: keep: the record held (sequence %d) points at a log that is not complete here: %w", rec.Sequence, err)
@@ -185,6 +187,7 @@ func (k *keeper) load(ctx context.Context, name ipns.Name, now func() time.Time)
 			return fmt.Errorf("remotelog: keep: pin %s: %w", rec.Value, err)
 		}
 	}
+	release()
 	if k.kept != nil {
 		k.kept(rec)
 	}
@@ -231,6 +234,9 @@ func (k *keeper) durable(ctx context.Context) error {
 func (k *keeper) commit(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	// No collection of the store from the blocks to the record.
+	release := sync.OnceFunc(holdStore(k.target.Store))
+	defer release()
 	if err := k.flush(ctx); err != nil {
 		return err
 	}
@@ -264,6 +270,7 @@ func (k *keeper) commit(ctx context.Context) error {
 	if err := k.target.Names.Publish(ctx, rec.Name, rec.Raw); err != nil {
 		return fmt.Errorf("remotelog: keep: store record: %w", err)
 	}
+	release()
 	k.held = rec
 	if k.kept != nil {
 		k.kept(rec)

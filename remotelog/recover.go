@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -124,7 +123,7 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 		res.Fork = other.Value
 		next.RecordSeq, next.Merged = max(next.RecordSeq, other.Sequence), other.Value.String()
 	}
-	err = w.log.Scan(1, w.log.Len(), func(_ uint64, e journal.Entry) error {
+	err = w.scanEntries(ctx, 1, w.log.Len(), func(_ uint64, e journal.Entry) error {
 		if _, ok := seen[e.ID]; ok {
 			res.Dropped++
 			return nil
@@ -145,10 +144,12 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	if err := nj.Close(); err != nil {
 		return res, err
 	}
-	// Pagination restarts from the first message: the state first, so a
-	// crash before the swap leaves the old log with a state that still
-	// describes it (nothing paginated) and the refusal to publish stands.
-	if err := saveState(w.statePath(), next); err != nil {
+	// Pagination restarts from the first message: the new state goes with
+	// the rebuilt log, and replaces the old when the log is swapped in, so
+	// a crash before leaves the old log (perhaps compacted, its sealed
+	// entries on the pages the old state names) with its state, and the
+	// refusal to publish stands.
+	if err := saveState(filepath.Join(tmp, "state.json"), next); err != nil {
 		return res, err
 	}
 	// From here on the rebuilt log is complete; a crash is finished by the
@@ -161,9 +162,10 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	if err := w.log.Close(); err != nil {
 		return res, err
 	}
-	if err := finishRecover(w.cfg.Dir); err != nil {
+	if err := finishSwap(w.cfg.Dir, "log.recover"); err != nil {
 		return res, err
 	}
+	w.lastPage = sealedPage{}
 	if w.log, err = journal.Open(filepath.Join(w.cfg.Dir, "log"), false); err != nil {
 		return res, err
 	}
@@ -190,28 +192,8 @@ func (w *Writer) localEntry(ctx context.Context, m Message) (journal.Entry, erro
 	return e, nil
 }
 
-// finishRecover completes a recovery whose rebuilt log is complete, and
-// drops one that is not.
-func finishRecover(dir string) error {
-	tmp := filepath.Join(dir, "log.recover")
-	if _, err := os.Stat(filepath.Join(tmp, "complete")); errors.Is(err, fs.ErrNotExist) {
-		return os.RemoveAll(tmp)
-	}
-	live, old := filepath.Join(dir, "log"), filepath.Join(dir, "log.old")
-	if _, err := os.Stat(live); err == nil {
-		if err := os.RemoveAll(old); err != nil {
-			return err
-		}
-		if err := os.Rename(live, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, live); err != nil {
-		return err
-	}
-	if err := atomicfile.SyncDir(dir); err != nil {
-		return err
-	}
-	os.Remove(filepath.Join(live, "complete"))
-	return os.RemoveAll(old)
+// finishSwaps finishes or drops what a crash left of a recovery or a
+// compaction (finishSwap).
+func finishSwaps(dir string) error {
+	return errors.Join(finishSwap(dir, "log.recover"), finishSwap(dir, compactDir))
 }

@@ -29,8 +29,9 @@ import (
 //	config.json  Config
 //	key          Ed25519 private key (libp2p protobuf), mode 0600
 //	name         the log's name (k51...), public: readers need nothing else
-//	blocks/      the embedded block store (LevelDB)
-//	log/         the journal of appended messages
+//	blocks/      the embedded block store (LevelDB, Snappy)
+//	log/         the journal of appended messages; after a publish into
+//	             blocks/, only those not on a sealed page (docs/STORAGE.md)
 //	pages        index of sealed pages
 //	state.json   what was last published
 //	ipns/        signed records, one file per name (and the other record of a fork)

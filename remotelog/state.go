@@ -26,6 +26,10 @@ type state struct {
 	// Merged is the head of the other log of a fork that Recover merged
 	// into the local log; the next publish supersedes the fork.
 	Merged string `json:"merged,omitempty"`
+	// Prev is the head Head replaced: a reader who resolved the record
+	// before may still read it, so the writer deletes it only at the next
+	// publish, and the repo's garbage collection keeps it.
+	Prev string `json:"prev,omitempty"`
 }
 
 func loadState(path string) (state, error) {

@@ -87,6 +87,7 @@ type Writer struct {
 	// next one, so that a reader who resolved the record before the last
 	// publish still finds the head it was given.
 	superseded cid.Cid
+	lastPage   sealedPage
 }
 
 // OpenWriter opens the local log in cfg.Dir.
@@ -99,7 +100,7 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, name: name}
-	if err := finishRecover(cfg.Dir); err != nil {
+	if err := finishSwaps(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
@@ -149,7 +150,7 @@ func (w *Writer) Published() uint64 { return w.st.Published }
 
 // stamp reads the timestamp and id of local message seq.
 func (w *Writer) stamp(seq uint64) (int64, mvds.MessageID, error) {
-	e, err := w.log.Get(seq)
+	e, err := w.getEntry(context.Background(), seq)
 	if err != nil {
 		return 0, mvds.MessageID{}, err
 	}
@@ -194,6 +195,7 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 	if md != nil && md.Ephemeral {
 		return nil, fmt.Errorf("remotelog: append: an ephemeral message is never logged: send it over MVDS")
 	}
+	defer holdStore(w.cfg.Local)() // a large payload is garbage until its entry is durable
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
 	for _, body := range bodies {
@@ -213,6 +215,7 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 // path, streamed: a large body is never held in memory. It returns once the
 // message is durable.
 func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (Appended, error) {
+	defer holdStore(w.cfg.Local)()
 	f, err := os.Open(path)
 	if err != nil {
 		return Appended{}, fmt.Errorf("remotelog: append: %w", err)
@@ -370,7 +373,7 @@ func (w *Writer) loadRun() error {
 // without its body and wire payload: its Ref names the payload file in the
 // local block store (see OpenBody).
 func (w *Writer) Scan(from, to uint64, f func(m Message) error) error {
-	return w.log.Scan(from, to, func(seq uint64, e journal.Entry) error {
+	return w.scanEntries(context.Background(), from, to, func(seq uint64, e journal.Entry) error {
 		if e.IsRef() {
 			m, size, err := w.largeHead(context.Background(), e)
 			if err != nil {
@@ -444,6 +447,7 @@ const flushBytes = 4 << 20
 // next one. It refuses with ErrBehind or ErrDiverged rather than fork the
 // published log.
 func (w *Writer) Publish(ctx context.Context, opts PublishOptions) (PublishResult, error) {
+	defer holdStore(w.cfg.Store)() // its blocks are garbage until the state names them
 	res, err := w.publish(ctx, opts)
 	if err != nil {
 		w.pages.reset()
@@ -584,11 +588,13 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		RecordSeq: max(w.st.RecordSeq, remoteSeq) + 1,
 		Sealed:    w.pages.total(),
 		OpenStart: open.Start,
+		Prev:      w.st.Head,
 	}
 	// The sequence number is durable before any record carries it.
 	if err := saveState(w.statePath(), next); err != nil {
 		return res, err
 	}
+	crashAt("publish-state")
 	old := w.st
 	w.st = next
 	w.pages.commit()
@@ -600,6 +606,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err := w.cfg.Publisher.Publish(ctx, w.name, raw); err != nil {
 		return res, err
 	}
+	crashAt("publish-record")
 	// The previous head's open form is referenced by nothing now; a reader
 	// who resolved the previous record may be reading it: it goes at the
 	// next publish (left behind by a crash, it is harmless garbage).
@@ -611,6 +618,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		if c, err := cid.Decode(old.Head); err == nil {
 			w.superseded = c
 		}
+	}
+	// The sealed pages are durable in the local store and the state names
+	// them: the journal keeps only the open page and what follows.
+	if err := w.compact(ctx); err != nil {
+		return res, err
 	}
 	res.Head, res.Messages, res.New = head, n, n-old.Published
 	res.Pages, res.RecordSeq, res.IndexNodes = open.Number+1, next.RecordSeq, uint64(len(index))
@@ -701,7 +713,7 @@ func (w *Writer) checkPublished(ctx context.Context) (uint64, error) {
 	if remoteN > w.log.Len() {
 		return 0, fmt.Errorf("%w: it has %d messages, the local log %d; run `rlog recover` to bring the published messages back into the local log, then publish", ErrBehind, remoteN, w.log.Len())
 	}
-	local, err := w.log.Get(remoteN)
+	local, err := w.getEntry(ctx, remoteN)
 	if err != nil {
 		return 0, err
 	}

@@ -66,7 +66,7 @@ that --json prints.`,
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.command = cmd.CommandPath() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
-		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.groupCmd(), a.idCmd(), a.versionCmd(), a.shareCmd(), a.rekeyCmd())
+		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.groupCmd(), a.idCmd(), a.versionCmd(), a.shareCmd(), a.rekeyCmd(), a.repoCmd())
 	forEachCommand(root, func(c *cobra.Command) {
 		// A wrong command line exits 2, whatever cobra found wrong with it.
 		if c.HasSubCommands() && c.RunE == nil {

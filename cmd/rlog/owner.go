@@ -20,7 +20,7 @@ import (
 // requests; sync status reads the node's status.
 var forwarded = []string{
 	"rlog log", "rlog fetch", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
-	"rlog pin", "rlog backup", "rlog recover",
+	"rlog pin", "rlog backup", "rlog recover", "rlog repo stat", "rlog repo gc",
 	"rlog peer add", "rlog peer rm", "rlog peer ls", "rlog peer pause", "rlog peer resume", "rlog peer interval",
 }
 

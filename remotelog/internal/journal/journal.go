@@ -5,9 +5,10 @@
 // lags or runs ahead of the journal (rebuilt from the journal, which is the
 // truth). A damaged record before the end is an error, never dropped.
 //
-// Record i (0-based) holds the entry of sequence number i+1:
+// Record i (0-based) holds the entry of sequence number base+i+1, where
+// base is 0 but in a compacted journal:
 //
-//	journal: "RLOGJNL1" or "RLOGJNL2", then per record:
+//	journal: "RLOGJNL1" or "RLOGJNL2", or "RLOGJNL3" u64le base, then per record:
 //	         u32le n | u32le crc32c(body) | body[n & 0x7fffffff]
 //	body:    id[32] | wire payload                         (n's top bit clear)
 //	         id[32] | u64le size | i64le timestamp | cid   (top bit set: a ref)
@@ -17,6 +18,12 @@
 // UnixFS file in the block store, before the record is written. A journal
 // gets the "RLOGJNL2" header before its first ref record, so that a build
 // that does not know refs refuses the journal rather than truncate it.
+//
+// A compacted journal ("RLOGJNL3", written by CopyFrom) starts after base:
+// the entries 1..base live elsewhere (the writer's sealed pages), and Get
+// and Scan of them fail with ErrCompacted. Its header allows ref records;
+// a build that does not know it refuses it rather than number its entries
+// from 1.
 package journal
 
 import (
@@ -50,9 +57,13 @@ func (e Entry) IsRef() bool { return e.Ref.Defined() }
 var (
 	magic   = []byte("RLOGJNL1")
 	magicV2 = []byte("RLOGJNL2")
+	magicV3 = []byte("RLOGJNL3")
 	crcT    = crc32.MakeTable(crc32.Castagnoli)
 	// ErrCorrupt is returned for damage that is not a torn tail.
 	ErrCorrupt = errors.New("journal is corrupt")
+	// ErrCompacted is returned for an entry before a compacted journal's
+	// first.
+	ErrCompacted = errors.New("entry compacted out of the journal")
 )
 
 const (
@@ -63,6 +74,10 @@ const (
 	// MaxRef bounds the body of a ref record (id, size, timestamp, CID).
 	MaxRef = 32 + 16 + 128
 )
+
+// maxBase bounds a compacted journal's base: no log comes near it, and
+// base plus records never overflows.
+const maxBase = 1 << 62
 
 // frameLen is the length of a record's body, read from its length field; it
 // returns false for a length no Append writes.
@@ -80,6 +95,8 @@ type Journal struct {
 	dir      string
 	log, idx *os.File
 	count    uint64 // records
+	base     uint64 // entries before the first record (compacted)
+	hdr      int64  // header length
 	end      int64  // offset after the last record
 	readOnly bool
 	v2       bool // the header allows ref records
@@ -138,20 +155,31 @@ func (j *Journal) recover() error {
 		size = int64(len(magic))
 	}
 	head := make([]byte, len(magic))
-	if _, err := j.log.ReadAt(head, 0); err != nil || (!bytes.Equal(head, magic) && !bytes.Equal(head, magicV2)) {
+	if _, err := j.log.ReadAt(head, 0); err != nil || (!bytes.Equal(head, magic) && !bytes.Equal(head, magicV2) && !bytes.Equal(head, magicV3)) {
 		return fmt.Errorf("%w: not a journal (bad header)", ErrCorrupt)
 	}
-	j.v2 = bytes.Equal(head, magicV2)
+	j.v2 = !bytes.Equal(head, magic)
+	j.hdr = int64(len(magic))
+	if bytes.Equal(head, magicV3) {
+		var b [8]byte
+		if _, err := j.log.ReadAt(b[:], int64(len(magic))); err != nil {
+			return fmt.Errorf("%w: compacted journal without its base: %w", ErrCorrupt, err)
+		}
+		j.base, j.hdr = binary.LittleEndian.Uint64(b[:]), int64(len(magic)+8)
+		if j.base > maxBase {
+			return fmt.Errorf("%w: compacted journal starts after %d entries", ErrCorrupt, j.base)
+		}
+	}
 	ist, err := j.idx.Stat()
 	if err != nil {
 		return err
 	}
 	// Trust the index up to its last entry that points at a valid record.
 	n := uint64(ist.Size() / 8)
-	start := int64(len(magic))
+	start := j.hdr
 	for n > 0 {
 		off, err := j.offset(n)
-		if err == nil && off >= int64(len(magic)) && off < size {
+		if err == nil && off >= j.hdr && off < size {
 			if l, err := j.readFrameLen(off, size); err == nil {
 				start, j.count = off+frameHead+int64(l), n
 				break
@@ -225,12 +253,13 @@ func (j *Journal) checkTail(from, size int64) error {
 	return nil
 }
 
-func (j *Journal) offset(seq uint64) (int64, error) {
-	if seq > j.tailFrom && j.tail != nil {
-		return int64(binary.LittleEndian.Uint64(j.tail[(seq-1-j.tailFrom)*8:])), nil
+// offset is where record rec (1-based: the entry base+rec) starts.
+func (j *Journal) offset(rec uint64) (int64, error) {
+	if rec > j.tailFrom && j.tail != nil {
+		return int64(binary.LittleEndian.Uint64(j.tail[(rec-1-j.tailFrom)*8:])), nil
 	}
 	var b [8]byte
-	if _, err := j.idx.ReadAt(b[:], int64(seq-1)*8); err != nil {
+	if _, err := j.idx.ReadAt(b[:], int64(rec-1)*8); err != nil {
 		return 0, err
 	}
 	return int64(binary.LittleEndian.Uint64(b[:])), nil
@@ -280,7 +309,11 @@ func readFrame(r *bufio.Reader, body *[]byte) (int, error) {
 }
 
 // Len is the number of entries: the sequence number of the newest.
-func (j *Journal) Len() uint64 { return j.count }
+func (j *Journal) Len() uint64 { return j.base + j.count }
+
+// Base is the number of entries compacted out: the journal holds
+// Base()+1..Len().
+func (j *Journal) Base() uint64 { return j.base }
 
 // appendFrame appends e's record to b.
 func appendFrame(b []byte, e Entry) ([]byte, error) {
@@ -337,7 +370,7 @@ func (j *Journal) Append(es []Entry) (uint64, error) {
 	if j.readOnly {
 		return 0, fmt.Errorf("journal: append: read-only")
 	}
-	first := j.count + 1
+	first := j.Len() + 1
 	var frames, offs []byte
 	refs := false
 	for _, e := range es {
@@ -378,10 +411,13 @@ func (j *Journal) Append(es []Entry) (uint64, error) {
 
 // Get reads the entry of sequence number seq.
 func (j *Journal) Get(seq uint64) (Entry, error) {
-	if seq < 1 || seq > j.count {
-		return Entry{}, fmt.Errorf("journal: get %d: out of range 1..%d", seq, j.count)
+	if seq >= 1 && seq <= j.base {
+		return Entry{}, fmt.Errorf("journal: get %d: %w (the journal starts at %d)", seq, ErrCompacted, j.base+1)
 	}
-	off, err := j.offset(seq)
+	if seq < 1 || seq > j.Len() {
+		return Entry{}, fmt.Errorf("journal: get %d: out of range 1..%d", seq, j.Len())
+	}
+	off, err := j.offset(seq - j.base)
 	if err != nil {
 		return Entry{}, fmt.Errorf("journal: get %d: %w", seq, err)
 	}
@@ -412,13 +448,16 @@ const scanChunk = 4 << 20
 // error. It reads the journal in large chunks; an entry's payload aliases
 // a chunk that is never reused, so f may keep it.
 func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error {
-	if from < 1 || to > j.count || from > to {
+	if from < 1 || to > j.Len() || from > to {
 		if from == to+1 {
 			return nil
 		}
-		return fmt.Errorf("journal: scan %d..%d: out of range 1..%d", from, to, j.count)
+		return fmt.Errorf("journal: scan %d..%d: out of range 1..%d", from, to, j.Len())
 	}
-	off, err := j.offset(from)
+	if from <= j.base {
+		return fmt.Errorf("journal: scan %d..%d: %w (the journal starts at %d)", from, to, ErrCompacted, j.base+1)
+	}
+	off, err := j.offset(from - j.base)
 	if err != nil {
 		return fmt.Errorf("journal: scan from %d: %w", from, err)
 	}
@@ -465,6 +504,72 @@ func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error
 		}
 	}
 	return nil
+}
+
+// CopyFrom writes, in the empty directory dst, a compacted journal of the
+// entries from..Len() (base from-1), and makes it durable: the files and dst
+// itself are fsynced. The records are copied as they are. The caller
+// replaces this journal's directory with dst once it returns.
+func (j *Journal) CopyFrom(from uint64, dst string) error {
+	if err := j.copyFrom(from, dst); err != nil {
+		return fmt.Errorf("journal: compact from %d into %s: %w", from, dst, err)
+	}
+	return nil
+}
+
+func (j *Journal) copyFrom(from uint64, dst string) error {
+	if from <= j.base || from > j.Len()+1 {
+		return fmt.Errorf("out of range %d..%d", j.base+1, j.Len()+1)
+	}
+	start := j.end
+	if from <= j.Len() {
+		var err error
+		if start, err = j.offset(from - j.base); err != nil {
+			return err
+		}
+	}
+	log, err := os.OpenFile(filepath.Join(dst, "journal"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	idx, err := os.OpenFile(filepath.Join(dst, "index"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	head := binary.LittleEndian.AppendUint64(append([]byte(nil), magicV3...), from-1)
+	if _, err := log.Write(head); err != nil {
+		return err
+	}
+	if _, err := io.Copy(log, io.NewSectionReader(j.log, start, j.end-start)); err != nil {
+		return err
+	}
+	shift := int64(len(head)) - start
+	w := bufio.NewWriterSize(idx, 64<<10)
+	var b [8]byte
+	for rec := from - j.base; rec <= j.count; rec++ {
+		off, err := j.offset(rec)
+		if err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(b[:], uint64(off+shift))
+		if _, err := w.Write(b[:]); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := errors.Join(log.Sync(), idx.Sync()); err != nil {
+		return err
+	}
+	d, err := os.Open(dst)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Close closes the files.

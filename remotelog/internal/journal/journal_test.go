@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -287,6 +288,16 @@ func FuzzOpen(f *testing.F) {
 	f.Add(seed(entry(0), refEntry(1), entry(2)), []byte{})
 	f.Add(seed(entry(0))[:20], []byte{8, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte("RLOGJNL1"), []byte{1, 2, 3})
+	v3 := func(base uint64, es ...Entry) []byte {
+		b := binary.LittleEndian.AppendUint64(append([]byte(nil), magicV3...), base)
+		for _, e := range es {
+			b, _ = appendFrame(b, e)
+		}
+		return b
+	}
+	f.Add(v3(41, entry(41), refEntry(42)), []byte{})
+	f.Add(v3(1<<63, entry(0)), []byte{16, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(v3(7)[:12], []byte{})
 	f.Fuzz(func(t *testing.T, jb, ib []byte) {
 		for _, readOnly := range []bool{true, false} {
 			dir := t.TempDir()
@@ -300,8 +311,8 @@ func FuzzOpen(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			if j.Len() > 0 {
-				err := j.Scan(1, j.Len(), func(uint64, Entry) error { return nil })
+			if j.Len() > j.Base() {
+				err := j.Scan(j.Base()+1, j.Len(), func(uint64, Entry) error { return nil })
 				if _, gerr := j.Get(j.Len()); err == nil {
 					err = gerr
 				}
@@ -312,4 +323,82 @@ func FuzzOpen(f *testing.F) {
 			j.Close()
 		}
 	})
+}
+
+// TestCopyFromCompacts keeps entries from..n in a compacted journal that
+// numbers them as before, refuses the ones before, appends after them and
+// survives a torn tail and a lagging index like any journal.
+func TestCopyFromCompacts(t *testing.T) {
+	for _, from := range []uint64{1, 2, 37, 60, 61} {
+		t.Run(fmt.Sprint(from), func(t *testing.T) {
+			dir := t.TempDir()
+			j, err := Open(dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, j, 0, 60)
+			dst := filepath.Join(t.TempDir(), "c")
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.CopyFrom(from, dst); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			c, err := Open(dst, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Len() != 60 || c.Base() != from-1 {
+				t.Fatalf("len %d base %d, want 60 and %d", c.Len(), c.Base(), from-1)
+			}
+			if from > 1 {
+				if _, err := c.Get(from - 1); !errors.Is(err, ErrCompacted) {
+					t.Fatalf("get %d: %v, want ErrCompacted", from-1, err)
+				}
+				if err := c.Scan(1, 60, func(uint64, Entry) error { return nil }); !errors.Is(err, ErrCompacted) {
+					t.Fatalf("scan from 1: %v, want ErrCompacted", err)
+				}
+			}
+			appendN(t, c, 60, 5)
+			check := func(c *Journal) {
+				t.Helper()
+				n := 0
+				err := c.Scan(from, c.Len(), func(seq uint64, e Entry) error {
+					if want := entry(int(seq) - 1); e.ID != want.ID || !bytes.Equal(e.Payload, want.Payload) {
+						return fmt.Errorf("entry %d differs", seq)
+					}
+					n++
+					return nil
+				})
+				if err != nil || uint64(n) != c.Len()-from+1 {
+					t.Fatalf("scan %d..%d: %d entries, %v", from, c.Len(), n, err)
+				}
+				if e, err := c.Get(c.Len()); err != nil || e.ID != entry(int(c.Len())-1).ID {
+					t.Fatalf("get %d: %v", c.Len(), err)
+				}
+			}
+			check(c)
+			c.Close()
+			// A torn last record and an index that lags: repaired on open.
+			st, _ := os.Stat(filepath.Join(dst, "journal"))
+			if err := os.Truncate(filepath.Join(dst, "journal"), st.Size()-3); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dst, "index"), 8); err != nil {
+				t.Fatal(err)
+			}
+			for _, ro := range []bool{true, false} {
+				c, err = Open(dst, ro)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Len() != 64 {
+					t.Fatalf("read-only %v: len %d after a torn tail, want 64", ro, c.Len())
+				}
+				check(c)
+				c.Close()
+			}
+		})
+	}
 }
