@@ -38,6 +38,11 @@ type Merger struct {
 	slab    []mnode
 	ready   readyHeap
 	waiting int
+	// known are messages delivered before (an earlier run, or compacted
+	// away: see Compact), by id, with their heights; order is the ids in
+	// the order they became known, oldest first, for Compact to forget.
+	known map[mvds.MessageID]uint64
+	order []mvds.MessageID
 }
 
 type mnode struct {
@@ -47,21 +52,38 @@ type mnode struct {
 	children  []*mnode // the others waiting for it
 	same      *mnode   // the next message whose id starts with the same 8 bytes
 	delivered bool
+	live      bool // added by AddLive: not in its author's chain
 }
 
 // NewMerger returns an empty merge.
 func NewMerger() *Merger {
-	return &Merger{seen: map[uint64]*mnode{}, waiters: map[mvds.MessageID][]*mnode{}}
+	return &Merger{seen: map[uint64]*mnode{}, waiters: map[mvds.MessageID][]*mnode{}, known: map[mvds.MessageID]uint64{}}
 }
 
 // Add hands the merge the next message of author's log. A message already
 // added (the same id from another source) is ignored: Add reports false.
 func (m *Merger) Add(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message) bool {
-	if m.find(id) != nil {
+	return m.add(author, id, parents, msg, false)
+}
+
+// AddLive hands the merge a message that came another way than its
+// author's log (over MVDS from a peer online now): it comes after its
+// parents only, as it is not known where it stands in its author's log
+// (a writer naming the group's heads names its own previous message or
+// one that follows it, so its order is the same). author is the member
+// it is taken to be from (-1: none known). When the author's log gives it
+// later, Add ignores it.
+func (m *Merger) AddLive(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message) bool {
+	return m.add(author, id, parents, msg, true)
+}
+
+func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message, live bool) bool {
+	if m.Has(id) {
 		return false
 	}
 	n := m.alloc()
 	n.msg = GroupMessage{Author: author, ID: id, Parents: parents, Message: msg}
+	n.live = live
 	k := idKey(id)
 	n.same = m.seen[k]
 	m.seen[k] = n
@@ -70,19 +92,25 @@ func (m *Merger) Add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		n.children = ws
 		delete(m.waiters, id)
 	}
-	for author >= len(m.last) {
-		m.last = append(m.last, nil)
+	if !live && author >= 0 {
+		for author >= len(m.last) {
+			m.last = append(m.last, nil)
+		}
+		if prev := m.last[author]; prev != nil {
+			m.dependOn(n, prev)
+		}
+		m.last[author] = n
 	}
-	if prev := m.last[author]; prev != nil {
-		m.dependOn(n, prev)
-	}
-	m.last[author] = n
 	for _, p := range parents {
 		if p == id {
 			continue // a message cannot wait for itself
 		}
 		if pn := m.find(p); pn != nil {
 			m.dependOn(n, pn)
+			continue
+		}
+		if h, ok := m.known[p]; ok {
+			n.msg.Height = max(n.msg.Height, h)
 			continue
 		}
 		if ws := m.waiters[p]; containsNode(ws, n) {
@@ -113,6 +141,78 @@ func (m *Merger) find(id mvds.MessageID) *mnode {
 		}
 	}
 	return nil
+}
+
+// Has reports whether the message of id was added or is known.
+func (m *Merger) Has(id mvds.MessageID) bool {
+	if m.find(id) != nil {
+		return true
+	}
+	_, ok := m.known[id]
+	return ok
+}
+
+// Delivered reports whether the message of id was delivered (or known).
+func (m *Merger) Delivered(id mvds.MessageID) bool {
+	if n := m.find(id); n != nil {
+		return n.delivered
+	}
+	_, ok := m.known[id]
+	return ok
+}
+
+// Known records a message delivered before (an earlier run): those naming
+// it do not wait for it, and it is not delivered again.
+func (m *Merger) Known(id mvds.MessageID, height uint64) {
+	if m.Has(id) {
+		return
+	}
+	m.known[id] = height
+	m.order = append(m.order, id)
+}
+
+// Compact keeps of the messages delivered only their ids and heights, and
+// of those only the window most recently delivered (window <= 0: all): a
+// message naming a parent forgotten waits for it as for one never read.
+// It keeps a long-running merge's memory bounded.
+func (m *Merger) Compact(window int) {
+	var done []*mnode
+	for k, n := range m.seen {
+		var keep *mnode
+		for n != nil {
+			next := n.same
+			if n.delivered {
+				done = append(done, n)
+			} else {
+				n.same = keep
+				keep = n
+			}
+			n = next
+		}
+		if keep == nil {
+			delete(m.seen, k)
+		} else {
+			m.seen[k] = keep
+		}
+	}
+	// Oldest first: the order of delivery, (height, id).
+	sort.Slice(done, func(i, j int) bool {
+		if done[i].msg.Height != done[j].msg.Height {
+			return done[i].msg.Height < done[j].msg.Height
+		}
+		return lessID(done[i].msg.ID, done[j].msg.ID)
+	})
+	for _, n := range done {
+		n.same = nil
+		m.Known(n.msg.ID, n.msg.Height)
+	}
+	if window > 0 && len(m.order) > window {
+		drop := len(m.order) - window
+		for _, id := range m.order[:drop] {
+			delete(m.known, id)
+		}
+		m.order = append([]mvds.MessageID(nil), m.order[drop:]...)
+	}
 }
 
 // dependOn makes n wait for p unless p was delivered.

@@ -106,6 +106,11 @@ type syncer struct {
 	// sends is not taken back as a peer (until added again).
 	removedMu sync.Mutex
 	removed   map[mvds.PeerID]bool
+	// taps hear every message delivered, with the peer it came from (a
+	// group's readers, the gateway's ephemeral stream).
+	tapMu sync.Mutex
+	taps  map[int]func(from mvds.PeerID, m mvds.Message)
+	tapN  int
 }
 
 func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err error) {
@@ -168,7 +173,7 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 			}
 			return atomicfile.Write(statePath, b, 0o644)
 		},
-		Deliver: s.deliver,
+		DeliverFrom: s.deliver,
 	})
 	for _, addr := range cfg.Peers {
 		if _, err := s.connect(ctx, addr); err != nil {
@@ -198,13 +203,36 @@ func (s *syncer) run() {
 	}
 }
 
-func (s *syncer) deliver(m mvds.Message) {
+func (s *syncer) deliver(from mvds.PeerID, m mvds.Message) {
+	s.tapMu.Lock()
+	for _, f := range s.taps {
+		f(from, m)
+	}
+	s.tapMu.Unlock()
 	if s.cfg.Deliver == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.Deliver(m)
+}
+
+// tap has f hear every message delivered from now on, with the peer it
+// came from, until the returned stop is called. f must not block.
+func (s *syncer) tap(f func(from mvds.PeerID, m mvds.Message)) (stop func()) {
+	s.tapMu.Lock()
+	defer s.tapMu.Unlock()
+	if s.taps == nil {
+		s.taps = map[int]func(mvds.PeerID, mvds.Message){}
+	}
+	s.tapN++
+	k := s.tapN
+	s.taps[k] = f
+	return func() {
+		s.tapMu.Lock()
+		defer s.tapMu.Unlock()
+		delete(s.taps, k)
+	}
 }
 
 // connect makes the peer at addr a peer of the group; an unreachable peer
@@ -357,7 +385,7 @@ func (s *syncer) readPeerLogs() {
 					}
 				})
 				if fresh {
-					s.deliver(m.Message)
+					s.deliver(p, m.Message)
 				}
 				return nil
 			})
