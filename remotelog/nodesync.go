@@ -127,6 +127,12 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 		cfg.Epoch = 500 * time.Millisecond
 	}
 	s := &syncer{n: n, cfg: cfg, group: cfg.Group, removed: map[mvds.PeerID]bool{}}
+	// Ephemeral messages go on to the gateway's followers, once.
+	s.tap(func(from mvds.PeerID, m mvds.Message) {
+		if m.Ephemeral() {
+			n.srv.AnnounceEphemeral(ephemeralEvent(from, m))
+		}
+	})
 	if s.host, err = mvds.NewP2P(n.repo.Key(), cfg.Listen...); err != nil {
 		return nil, err
 	}
@@ -537,8 +543,9 @@ func findPeer(ps []PeerConfig, peer string) (int, error) {
 }
 
 // SendEphemeral sends body to the node's sync group as an ephemeral MVDS
-// message (4/MVDS-META): once, to the peers online now, never logged,
-// stored, acknowledged or retransmitted (typing, presence). It needs a
+// message (4/MVDS-META): once, to the peers online now and to the
+// followers of the gateway's ephemeral stream, never logged, stored,
+// acknowledged or retransmitted (typing, presence). It needs a
 // node that syncs (NodeConfig.Sync).
 func (n *Node) SendEphemeral(body []byte) (mvds.MessageID, error) {
 	if n.sync == nil {
@@ -547,5 +554,6 @@ func (n *Node) SendEphemeral(body []byte) (mvds.MessageID, error) {
 	m := mvds.Message{GroupID: n.sync.group, Timestamp: time.Now().Unix(), Body: body, Metadata: &mvds.Metadata{Ephemeral: true}}
 	var id mvds.MessageID
 	n.sync.runner.Do(func(mn *mvds.Node) { id = mn.Send(m) })
+	n.srv.AnnounceEphemeral(ephemeralEvent(n.sync.id(), m))
 	return id, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
@@ -265,6 +268,8 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 	}
 	defer src.Close()
 	out := &printer{w: a.stdout, asJSON: asJSON}
+	var outMu sync.Mutex // ephemeral messages print from their own stream
+	a.followEphemeral(ctx, src, from, g, asJSON, &outMu)
 	said := ""
 	return remotelog.FollowGroup(ctx, src, g, store, remotelog.FollowGroupOptions{
 		MinInterval: minInterval, MaxInterval: maxInterval,
@@ -289,8 +294,43 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 			}
 		},
 	}, func(gm remotelog.GroupMessage) error {
+		outMu.Lock()
+		defer outMu.Unlock()
 		return out.printGroup(gm, groupAuthor(g, gm.Author))
 	})
+}
+
+// followEphemeral prints the group's ephemeral messages (typing, presence)
+// that the node behind a gateway source receives or sends, as they come:
+// "ephemeral<TAB>PEER<TAB>TEXT", or a JSON line with "ephemeral":true.
+// They are never stored; a source that is no node's gateway has none.
+func (a *app) followEphemeral(ctx context.Context, src remotelog.Source, from string, g remotelog.Group, asJSON bool, outMu *sync.Mutex) {
+	es, ok := src.(interface {
+		Ephemeral(context.Context, []byte) (<-chan remotelog.EphemeralEvent, error)
+	})
+	if !ok {
+		return
+	}
+	ch, err := es.Ephemeral(ctx, g.ID())
+	if err != nil {
+		return // a gateway of no running node: messages only
+	}
+	fmt.Fprintf(a.stderr, "following ephemeral messages of %s at %s\n", g.Name, from)
+	go func() {
+		for ev := range ch {
+			outMu.Lock()
+			if asJSON {
+				j := map[string]any{"ephemeral": true, "id": ev.ID, "group": ev.Group, "from": ev.From, "timestamp": rfc3339(time.Unix(ev.Timestamp, 0)), "body": ev.Body}
+				if utf8.Valid(ev.Body) {
+					j["text"] = string(ev.Body)
+				}
+				writeJSONLine(a.stdout, j)
+			} else {
+				fmt.Fprintf(a.stdout, "ephemeral\t%s\t%s\n", ev.From, bodyText(ev.Body))
+			}
+			outMu.Unlock()
+		}
+	}()
 }
 
 // nameOrGroup checks the arguments of a command reading a log NAME or, with
