@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		readChild(dir)
 		return
 	}
+	if dir := os.Getenv(gatewayChildEnv); dir != "" {
+		gatewayChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -42,18 +46,24 @@ func crashBody(seq uint64) []byte {
 	return []byte(fmt.Sprintf("m%d", seq))
 }
 
-// crashChild appends and publishes until it is killed, printing "acked N"
-// once message N is durable and "published N" after a publish returns.
-func crashChild(dir string) {
-	fail := func(err error) { fmt.Println("error", err); os.Exit(1) }
+// childWriter opens, in a child process, the repo in dir and its writer;
+// fail prints an error and exits.
+func childWriter(dir string) (repo *remotelog.Repo, w *remotelog.Writer, fail func(error)) {
+	fail = func(err error) { fmt.Println("error", err); os.Exit(1) }
 	repo, err := remotelog.Open(dir)
 	if err != nil {
 		fail(err)
 	}
-	w, err := repo.Writer(nil, nil)
-	if err != nil {
+	if w, err = repo.Writer(nil, nil); err != nil {
 		fail(err)
 	}
+	return repo, w, fail
+}
+
+// crashChild appends and publishes until it is killed, printing "acked N"
+// once message N is durable and "published N" after a publish returns.
+func crashChild(dir string) {
+	repo, w, fail := childWriter(dir)
 	out := bufio.NewWriter(os.Stdout)
 	fmt.Fprintln(out, "ready")
 	out.Flush()

@@ -1,6 +1,7 @@
 package remotelog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
 
 	"rlog/mvds"
 )
@@ -29,9 +31,12 @@ type GroupReadOptions struct {
 	// never read (with NoWait, it comes with the gap marked).
 	Window int
 	// MembersAtOnce bounds the members' logs read at once (default
-	// DefaultGroupMembersAtOnce). Unless ReadOptions sets them, the
-	// members read at once share one log's memory budget and concurrency.
+	// DefaultGroupMembersAtOnce). Unless ReadOptions sets it, the members
+	// read at once share one log's memory budget.
 	MembersAtOnce int
+	// Requests bounds the requests in flight to the source for all
+	// members together (default DefaultGroupRequests).
+	Requests int
 }
 
 // GroupStats reports a group catch-up.
@@ -98,6 +103,46 @@ const DefaultGroupWindow = 1 << 16
 // reads at once (GroupReadOptions.MembersAtOnce).
 const DefaultGroupMembersAtOnce = 64
 
+// DefaultGroupRequests is how many requests a group's reader has in
+// flight at most (GroupReadOptions.Requests).
+const DefaultGroupRequests = 256
+
+// sharedSource bounds the requests in flight of the members read at once.
+type sharedSource struct {
+	Source
+	sem chan struct{}
+}
+
+// acquire waits for a request's turn; release ends it.
+func (s *sharedSource) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *sharedSource) release() { <-s.sem }
+
+func (s *sharedSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.Source.Get(ctx, c)
+}
+
+func (s *sharedSource) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.Source.Resolve(ctx, name)
+}
+
+func (s *sharedSource) Local() bool { return isLocal(s.Source) }
+
 // NewGroupReader prepares to read group g, delivering to deliver, from the
 // cursors and ids delivered kept in store (none with opts.FromStart).
 func NewGroupReader(g Group, store GroupStore, opts GroupReadOptions, deliver func(GroupMessage) error) (*GroupReader, error) {
@@ -155,17 +200,21 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 	n := len(r.names)
 	st := GroupStats{Members: make([]Stats, n), Errors: make([]error, n)}
 	ro := r.opts.ReadOptions
-	// Budgets: members read at once share the defaults of one log.
-	at := min(n, r.opts.MembersAtOnce)
-	if ro.MemoryBudget <= 0 && at > 0 {
-		ro.MemoryBudget = max(DefaultMemoryBudget/at, 256<<10)
+	// Budgets: members read at once share the memory of one log, and
+	// their requests in flight are bounded together.
+	at := max(min(n, r.opts.MembersAtOnce), 1)
+	if ro.MemoryBudget <= 0 {
+		budget := DefaultMemoryBudget
+		if isLocal(src) {
+			budget = LocalMemoryBudget
+		}
+		ro.MemoryBudget = max(budget/at, 256<<10)
 	}
-	if ro.Concurrency <= 0 && at > 0 {
-		ro.Concurrency = max(256/at, 8)
-	}
-	got := make([][]Message, n)
+	src = &sharedSource{Source: src, sem: make(chan struct{}, cmp.Or(r.opts.Requests, DefaultGroupRequests))}
 	nexts := make([]Cursor, n)
-	sem := make(chan struct{}, max(at, 1))
+	sem := make(chan struct{}, at)
+	gid := r.g.ID()
+	var mu sync.Mutex // the merge takes each member's messages as they come
 	var wg sync.WaitGroup
 	for i, name := range r.names {
 		wg.Add(1)
@@ -184,9 +233,18 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 					// group holds messages until their parents come.
 					return fmt.Errorf("message %d is large (%d bytes): a group reads small messages only", m.Seq, m.BodySize)
 				}
-				if groupMember(m, r.g) {
-					got[i] = append(got[i], m)
+				if !groupMember(m, r.g) {
+					return nil
 				}
+				// Held until delivered: only what delivery needs (the
+				// wire form may hold its whole page; Parents has the
+				// metadata's parents).
+				parents := parentIDs(m.Metadata)
+				m.Wire, m.Metadata, m.GroupID = nil, nil, gid
+				mu.Lock()
+				defer mu.Unlock()
+				r.queue[i] = append(r.queue[i], logPos{m.Seq, m.ID})
+				r.m.Add(i, m.ID, parents, m)
 				return nil
 			})
 			if err != nil {
@@ -199,15 +257,12 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 		return st, err
 	}
 	for i := range r.names {
-		for _, msg := range got[i] {
-			r.queue[i] = append(r.queue[i], logPos{msg.Seq, msg.ID})
-			r.m.Add(i, msg.ID, parentIDs(msg.Metadata), msg)
-		}
-		got[i] = nil
 		if nexts[i] != (Cursor{}) {
 			r.read[i] = nexts[i]
 		}
 	}
+	// Delivered once every member was read: the order is then that of the
+	// whole set, however the members' messages interleaved.
 	return st, r.drain(&st)
 }
 

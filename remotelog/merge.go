@@ -46,13 +46,35 @@ type Merger struct {
 }
 
 type mnode struct {
-	msg       GroupMessage
+	msg       nodeMsg
 	missing   int      // parents not yet delivered
 	child     *mnode   // the first waiting for it (most have one or none)
 	children  []*mnode // the others waiting for it
 	same      *mnode   // the next message whose id starts with the same 8 bytes
 	delivered bool
 	live      bool // added by AddLive: not in its author's chain
+}
+
+// nodeMsg is what the merge keeps of a message until it is delivered:
+// what GroupMessage gives, its Message without the wire form, large
+// body reference or body file (a group holds small messages only).
+type nodeMsg struct {
+	Author  int
+	ID      mvds.MessageID
+	Parents []mvds.MessageID
+	Height  uint64
+	Gap     []mvds.MessageID
+	seq     uint64
+	size    uint64
+	ts      int64
+	body    []byte
+	group   []byte
+	md      *mvds.Metadata
+}
+
+func (nm *nodeMsg) groupMessage() GroupMessage {
+	return GroupMessage{Author: nm.Author, ID: nm.ID, Parents: nm.Parents, Height: nm.Height, Gap: nm.Gap,
+		Message: Message{Seq: nm.seq, ID: nm.ID, BodySize: nm.size, Message: mvds.Message{GroupID: nm.group, Timestamp: nm.ts, Body: nm.body, Metadata: nm.md}}}
 }
 
 // NewMerger returns an empty merge.
@@ -62,6 +84,8 @@ func NewMerger() *Merger {
 
 // Add hands the merge the next message of author's log. A message already
 // added (the same id from another source) is ignored: Add reports false.
+// The merge keeps of msg what GroupMessage.Message gives back: not its
+// wire form (Wire), nor a large message's body reference or file.
 func (m *Merger) Add(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message) bool {
 	return m.add(author, id, parents, msg, false)
 }
@@ -82,7 +106,8 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		return false
 	}
 	n := m.alloc()
-	n.msg = GroupMessage{Author: author, ID: id, Parents: parents, Message: msg}
+	n.msg = nodeMsg{Author: author, ID: id, Parents: parents,
+		seq: msg.Seq, size: msg.BodySize, ts: msg.Timestamp, body: msg.Body, group: msg.GroupID, md: msg.Metadata}
 	n.live = live
 	k := idKey(id)
 	n.same = m.seen[k]
@@ -258,9 +283,9 @@ func (m *Merger) Next() (GroupMessage, bool) {
 	}
 	n := m.ready.pop()
 	m.deliver(n)
-	g := n.msg
+	g := n.msg.groupMessage()
 	// Keep only what later messages need: the id and height.
-	n.msg.Message, n.msg.Parents, n.msg.Gap = Message{}, nil, nil
+	n.msg = nodeMsg{Author: n.msg.Author, ID: n.msg.ID, Height: n.msg.Height}
 	return g, true
 }
 
@@ -338,7 +363,7 @@ func (m *Merger) Flush(f func(GroupMessage) error) error {
 			for _, w := range m.waiters[id] {
 				w.msg.Gap = append(w.msg.Gap, id)
 			}
-			ghost := &mnode{msg: GroupMessage{ID: id}, children: m.waiters[id]}
+			ghost := &mnode{msg: nodeMsg{ID: id}, children: m.waiters[id]}
 			delete(m.waiters, id)
 			m.deliver(ghost)
 		}
