@@ -350,3 +350,93 @@ func FuzzGroupFiles(f *testing.F) {
 		}
 	})
 }
+
+// TestDeliveredFileBounded: the ids delivered are kept in a file bounded
+// by twice its window, the newest window read back, a torn last record
+// (a crash while appending) dropped, and compaction leaves the file whole.
+func TestDeliveredFileBounded(t *testing.T) {
+	path := t.TempDir() + "/g/delivered"
+	f := &deliveredFile{path: path, window: 100}
+	var all []knownID
+	for i := 0; i < 1000; i++ {
+		var k knownID
+		binary.BigEndian.PutUint64(k.id[:], uint64(i))
+		k.height = uint64(i)
+		all = append(all, k)
+		if i%7 == 6 || i == 999 {
+			if err := f.append(all[len(all)-1-(i%7):]); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() > 2*100*deliveredRecord {
+				t.Fatalf("after %d ids the file holds %d bytes, over twice the window", i+1, st.Size())
+			}
+		}
+	}
+	got, err := (&deliveredFile{path: path, window: 100}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 100 || got[0] != all[900] || got[99] != all[999] {
+		t.Fatalf("read back %d ids from %d: want the newest 100", len(got), got[0].height)
+	}
+	// A torn record is dropped, and the next append realigns.
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write([]byte{1, 2, 3})
+	fh.Close()
+	if got, err = (&deliveredFile{path: path, window: 100}).load(); err != nil || len(got) != 100 || got[99] != all[999] {
+		t.Fatalf("with a torn record: %d ids, %v", len(got), err)
+	}
+	f2 := &deliveredFile{path: path, window: 100}
+	if err := f2.append(all[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f2.load(); err != nil || got[99] != all[0] {
+		t.Fatalf("after realigning: %v", err)
+	}
+}
+
+// TestMergerCompact: Compact keeps of the delivered only ids and heights,
+// the newest window of them: a message naming one kept comes at once, at
+// the height it would have had; one naming a forgotten parent waits.
+func TestMergerCompact(t *testing.T) {
+	m := NewMerger()
+	var prev []mvds.MessageID
+	var added []mvds.MessageID
+	for i := 0; i < 10; i++ {
+		id := sha256.Sum256([]byte{byte(i)})
+		m.Add(0, id, prev, Message{})
+		prev = []mvds.MessageID{id}
+		added = append(added, id)
+	}
+	var out []GroupMessage
+	drain(m, &out)
+	if len(out) != 10 {
+		t.Fatalf("delivered %d of 10", len(out))
+	}
+	m.Compact(4)
+	if len(m.seen) != 0 || len(m.known) != 4 {
+		t.Fatalf("after Compact(4): %d nodes, %d known", len(m.seen), len(m.known))
+	}
+	if m.Add(0, added[9], nil, Message{}) {
+		t.Fatal("a message delivered before was added again")
+	}
+	a := sha256.Sum256([]byte("names the newest"))
+	b := sha256.Sum256([]byte("names a forgotten one"))
+	m.AddLive(1, a, []mvds.MessageID{added[9]}, Message{})
+	m.AddLive(1, b, []mvds.MessageID{added[0]}, Message{})
+	out = out[:0]
+	drain(m, &out)
+	if len(out) != 1 || out[0].ID != a || out[0].Height != 11 {
+		t.Fatalf("delivered %v: want only the one naming a kept parent, at height 11", ids(out))
+	}
+	if m.Len() != 1 {
+		t.Fatalf("%d wait, want the one naming a forgotten parent", m.Len())
+	}
+}
