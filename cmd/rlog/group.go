@@ -361,3 +361,30 @@ func oneSource(what string, froms []string, required bool) (string, error) {
 	}
 	return "", usagef("%s reads the members' logs from one source: give --from once", what)
 }
+
+// runFollowGroup is run --follow-group: the node follows the group kept
+// in its repo, printing its messages merged; with --sync of the group's
+// MVDS group, what peers send joins the stream.
+func (a *app) runFollowGroup(ctx context.Context, node *remotelog.Node, nf nodeFlags, outMu *sync.Mutex, closers *[]func()) error {
+	from, err := oneSource("--follow-group", nf.followFrom, true)
+	if err != nil {
+		return err
+	}
+	src, err := a.openSource(ctx, from)
+	if err != nil {
+		return err
+	}
+	*closers = append(*closers, func() { src.Close() })
+	g, err := remotelog.Groups(node.Repo().Dir).Get(nf.followGrp)
+	if err != nil {
+		return usageFail(err, "--follow-group %s: the repo has no such group ('rlog group ls')", nf.followGrp)
+	}
+	out := &printer{w: a.stdout, asJSON: nf.followJSON}
+	_, _, err = node.SubscribeGroup(ctx, nf.followGrp, src, remotelog.FollowGroupOptions{MinInterval: nf.minIntv, MaxInterval: nf.maxIntv},
+		func(gm remotelog.GroupMessage) error {
+			outMu.Lock()
+			defer outMu.Unlock()
+			return out.printGroup(gm, groupAuthor(g, gm.Author))
+		})
+	return err
+}
