@@ -37,6 +37,10 @@ type GroupReadOptions struct {
 	// Requests bounds the requests in flight to the source for all
 	// members together (default DefaultGroupRequests).
 	Requests int
+	// Stable delivers a message only once every member has written after
+	// it (see Merger.Stable): every reader then delivers the same total
+	// order whenever it reads, at the price of waiting for every member.
+	Stable bool
 }
 
 // GroupStats reports a group catch-up.
@@ -163,6 +167,9 @@ func NewGroupReader(g Group, store GroupStore, opts GroupReadOptions, deliver fu
 	}
 	for i, n := range names {
 		r.peers[mvds.PeerID(n.Peer().String())] = i
+	}
+	if opts.Stable {
+		r.m.Stable(len(names))
 	}
 	if opts.FromStart {
 		return r, nil

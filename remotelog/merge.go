@@ -43,6 +43,11 @@ type Merger struct {
 	// the order they became known, oldest first, for Compact to forget.
 	known map[mvds.MessageID]uint64
 	order []mvds.MessageID
+	// stable, when above 0, is the number of members each message must
+	// be acknowledged by before it is delivered (see Stable).
+	stable   int
+	ackStale bool
+	walk     uint64
 }
 
 type mnode struct {
@@ -52,7 +57,10 @@ type mnode struct {
 	children  []*mnode // the others waiting for it
 	same      *mnode   // the next message whose id starts with the same 8 bytes
 	delivered bool
-	live      bool // added by AddLive: not in its author's chain
+	live      bool   // added by AddLive: not in its author's chain
+	prev      *mnode // the previous message of its author's log, when added
+	acks      int    // members whose last message is it or follows it (Stable)
+	mark      uint64 // the last walk that counted it (Stable)
 }
 
 // nodeMsg is what the merge keeps of a message until it is delivered:
@@ -106,6 +114,7 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		return false
 	}
 	n := m.alloc()
+	m.ackStale = true
 	n.msg = nodeMsg{Author: author, ID: id, Parents: parents,
 		seq: msg.Seq, size: msg.BodySize, ts: msg.Timestamp, body: msg.Body, group: msg.GroupID, md: msg.Metadata}
 	n.live = live
@@ -123,6 +132,9 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		}
 		if prev := m.last[author]; prev != nil {
 			m.dependOn(n, prev)
+			if !prev.delivered {
+				n.prev = prev
+			}
 		}
 		m.last[author] = n
 	}
@@ -276,16 +288,67 @@ func containsNode(ns []*mnode, n *mnode) bool {
 	return false
 }
 
+// Stable makes the merge deliver a message only once it is stable: each
+// of members members (authors 0 to members-1) has in its log, as added, a
+// message that is it or follows it (names it as a parent, or a message
+// that does, or comes after it in its own log). A message that comes
+// later follows every member's last message, so it comes after every
+// stable one in the (height, id) order: readers deliver the same total
+// order whenever they read and whatever part of the logs they have read,
+// each what is stable for it, a prefix of the same sequence. The price:
+// a message waits until every member has written after it (a silent
+// member holds back everything), and Next costs a walk of the messages
+// not delivered after each Add. Flush delivers what waits all the same.
+func (m *Merger) Stable(members int) { m.stable = members }
+
+// countAcks counts, for each message not delivered, the members whose
+// last message is it or follows it.
+func (m *Merger) countAcks() {
+	m.ackStale = false
+	for _, n := range m.seen {
+		for ; n != nil; n = n.same {
+			n.acks = 0
+		}
+	}
+	var stack []*mnode
+	for a := 0; a < m.stable && a < len(m.last); a++ {
+		m.walk++
+		stack = append(stack[:0], m.last[a])
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if n == nil || n.delivered || n.mark == m.walk {
+				continue
+			}
+			n.mark = m.walk
+			n.acks++
+			stack = append(stack, n.prev)
+			for _, p := range n.msg.Parents {
+				stack = append(stack, m.find(p))
+			}
+		}
+	}
+}
+
 // Next returns the next message to deliver, false when none can be now.
 func (m *Merger) Next() (GroupMessage, bool) {
 	if m.ready.Len() == 0 {
 		return GroupMessage{}, false
+	}
+	if m.stable > 0 {
+		if m.ackStale {
+			m.countAcks()
+		}
+		if m.ready[0].acks < m.stable {
+			return GroupMessage{}, false
+		}
 	}
 	n := m.ready.pop()
 	m.deliver(n)
 	g := n.msg.groupMessage()
 	// Keep only what later messages need: the id and height.
 	n.msg = nodeMsg{Author: n.msg.Author, ID: n.msg.ID, Height: n.msg.Height}
+	n.prev = nil
 	return g, true
 }
 
@@ -337,6 +400,9 @@ func (m *Merger) Len() int { return m.waiting }
 // parents it comes without; what is ready comes first. After it, a parent
 // that arrives late is delivered on its own.
 func (m *Merger) Flush(f func(GroupMessage) error) error {
+	stable := m.stable
+	m.stable = 0
+	defer func() { m.stable = stable }()
 	for {
 		for {
 			g, ok := m.Next()

@@ -160,7 +160,10 @@ func shortName(s string) string {
 }
 
 // fetchGroup is fetch --group: every member's log merged.
-func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait bool, outDir string) error {
+// groupRead is how fetch --group reads: --no-wait, --stable.
+type groupRead struct{ noWait, stable bool }
+
+func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr groupRead, outDir string) error {
 	if outDir != "" {
 		return usagef("--out: a group reads small messages only; fetch a member's log alone to save large bodies")
 	}
@@ -179,7 +182,7 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait b
 		}
 		heads := remotelog.NewHeads(saved)
 		out := &printer{w: a.stdout, asJSON: asJSON}
-		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: noWait}, func(gm remotelog.GroupMessage) error {
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: gr.noWait, Stable: gr.stable}, func(gm remotelog.GroupMessage) error {
 			author := groupAuthor(g, gm.Author)
 			heads.Observe(author, gm.ID, gm.Parents)
 			return out.printGroup(gm, author)
