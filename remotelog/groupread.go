@@ -78,6 +78,7 @@ func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, op
 // for concurrent use: one goroutine reads and adds.
 type GroupReader struct {
 	g       Group
+	gid     []byte // g's MVDS group id
 	names   []ipns.Name
 	peers   map[mvds.PeerID]int // a member's libp2p peer id (its log's key)
 	store   GroupStore
@@ -161,7 +162,7 @@ func NewGroupReader(g Group, store GroupStore, opts GroupReadOptions, deliver fu
 		opts.MembersAtOnce = DefaultGroupMembersAtOnce
 	}
 	r := &GroupReader{
-		g: g, names: names, peers: map[mvds.PeerID]int{}, store: store, cursors: store.Cursors(g.Name),
+		g: g, gid: g.ID(), names: names, peers: map[mvds.PeerID]int{}, store: store, cursors: store.Cursors(g.Name),
 		opts: opts, deliver: deliver, m: NewMerger(),
 		read: make([]Cursor, len(names)), saved: make([]Cursor, len(names)), queue: make([][]logPos, len(names)),
 	}
@@ -220,7 +221,7 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 	src = &sharedSource{Source: src, sem: make(chan struct{}, cmp.Or(r.opts.Requests, DefaultGroupRequests))}
 	nexts := make([]Cursor, n)
 	sem := make(chan struct{}, at)
-	gid := r.g.ID()
+	gid := r.gid
 	var mu sync.Mutex // the merge takes each member's messages as they come
 	var wg sync.WaitGroup
 	for i, name := range r.names {
@@ -240,8 +241,8 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 					// group holds messages until their parents come.
 					return fmt.Errorf("message %d is large (%d bytes): a group reads small messages only", m.Seq, m.BodySize)
 				}
-				if !groupMember(m, r.g) {
-					return nil
+				if string(m.GroupID) != string(gid) {
+					return nil // another conversation in the same log
 				}
 				// Held until delivered: only what delivery needs (the
 				// wire form may hold its whole page; Parents has the
@@ -279,11 +280,13 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 // later. A message of another group, or ephemeral, is ignored.
 func (r *GroupReader) AddLive(peer mvds.PeerID, msg mvds.Message) (GroupStats, error) {
 	var st GroupStats
-	if msg.Ephemeral() || string(msg.GroupID) != string(r.g.ID()) {
+	if msg.Ephemeral() || string(msg.GroupID) != string(r.gid) {
 		return st, nil
 	}
 	id := msg.ID()
-	r.m.AddLive(r.Member(peer), id, parentIDs(msg.Metadata), Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
+	parents := parentIDs(msg.Metadata)
+	msg.Metadata, msg.GroupID = nil, r.gid
+	r.m.AddLive(r.Member(peer), id, parents, Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
 	return st, r.drain(&st)
 }
 
@@ -347,12 +350,6 @@ func (r *GroupReader) save() error {
 		}
 	}
 	return nil
-}
-
-// groupMember reports whether msg belongs to the conversation of g: its
-// MVDS group id is g's.
-func groupMember(msg Message, g Group) bool {
-	return string(msg.GroupID) == string(g.ID())
 }
 
 // parentIDs takes the 32-byte parents of md; others are not message ids.

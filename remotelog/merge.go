@@ -9,8 +9,11 @@ import (
 
 // GroupMessage is a message of a group conversation as the merge delivers
 // it: the member whose log holds it (Author, an index into the group's
-// members), the ids it names as its parents (4/MVDS-META), and Gap, the
-// parents it was delivered without (only by Merger.Flush).
+// members; for a message that came over MVDS, the member whose key sent
+// it, -1 if none), the ids it names as its parents (4/MVDS-META), and Gap,
+// the parents it was delivered without (only by Merger.Flush). A
+// GroupReader delivers Message without its wire form and metadata
+// (Parents has the parents).
 type GroupMessage struct {
 	Author  int
 	ID      mvds.MessageID
