@@ -571,10 +571,10 @@ func (n *Node) Status() NodeStatus {
 // SubscribeGroup follows group name kept in the repo (Groups) from src
 // until ctx ends or the node closes, delivering the members' messages
 // merged (FollowGroup), each once, also across restarts (the group's
-// cursors); when the node syncs the group's MVDS group, the messages peers
-// send join the stream, each delivered once whether it came over MVDS or
-// from its member's log first; and keeping the group's heads for the node's next messages in
-// it. It returns when the subscription has started; done is closed when
+// cursors), and keeping the group's heads for the node's next messages in
+// it. When the node syncs the group's MVDS group, what peers send joins
+// the stream: each message once, whether it came over MVDS or from its
+// member's log first. It returns when the subscription has started; done is closed when
 // it ends, with its error in *errp.
 func (n *Node) SubscribeGroup(ctx context.Context, name string, src Source, opts FollowGroupOptions, deliver func(GroupMessage) error) (done <-chan struct{}, errp *error, err error) {
 	store := Groups(n.repo.Dir)
