@@ -335,7 +335,9 @@ func (r *GroupReader) save() error {
 		q := r.queue[i]
 		c := r.saved[i]
 		k := 0
-		for ; k < len(q) && r.m.Delivered(q[k].id); k++ {
+		// A message the merge no longer has was delivered and forgotten
+		// (Compact): only delivered ones leave it.
+		for ; k < len(q) && (r.m.Delivered(q[k].id) || !r.m.Has(q[k].id)); k++ {
 			c.Seq, c.ID = q[k].seq, q[k].id
 		}
 		r.queue[i] = append(q[:0], q[k:]...)

@@ -518,3 +518,46 @@ func TestMergeStableSameOrder(t *testing.T) {
 		t.Fatalf("seed %d: stable readers delivered only %d of %d messages", seed, stableGot, total)
 	}
 }
+
+// TestGroupReaderCursorPastForgotten: a member's cursor moves past its
+// messages delivered, also those the merge has forgotten since (its
+// window): a and b came over MVDS and were delivered; the member's log then
+// gives c (waiting for a parent), a and b; once c is delivered, the cursor
+// moves past all three, a forgotten meanwhile.
+func TestGroupReaderCursorPastForgotten(t *testing.T) {
+	name := "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzbxr1bw1bt9iid3l6y8e"
+	store := Groups(t.TempDir())
+	r, err := NewGroupReader(Group{Name: "room", Members: []string{name}}, store, GroupReadOptions{Window: 1}, func(GroupMessage) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(s string) mvds.MessageID { return sha256.Sum256([]byte(s)) }
+	parent := id("parent")
+	r.m.AddLive(0, id("a"), nil, Message{})
+	r.m.AddLive(0, id("b"), []mvds.MessageID{id("a")}, Message{})
+	var st GroupStats
+	if err := r.drain(&st); err != nil || st.Messages != 2 {
+		t.Fatalf("delivered %d: %v", st.Messages, err)
+	}
+	if r.m.Has(id("a")) || !r.m.Has(id("b")) {
+		t.Fatal("with a window of 1, a is forgotten and b kept")
+	}
+	for k, s := range []string{"c", "a", "b"} {
+		r.queue[0] = append(r.queue[0], logPos{uint64(k + 1), id(s)})
+	}
+	r.m.Add(0, id("c"), []mvds.MessageID{parent}, Message{Seq: 1})
+	r.read[0] = Cursor{Seq: 3, ID: id("b")}
+	if err := r.drain(&st); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.saved[0]; c.Seq != 0 {
+		t.Fatalf("the cursor moved to %d while c waits", c.Seq)
+	}
+	r.m.AddLive(-1, parent, nil, Message{})
+	if err := r.drain(&st); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.saved[0]; c.Seq != 3 {
+		t.Fatalf("the cursor is at %d, want 3: past c, a (forgotten) and b", c.Seq)
+	}
+}
