@@ -25,6 +25,9 @@ type RunnerConfig struct {
 	Save func(State) error
 	// Deliver hands a new message to the application, once.
 	Deliver func(Message)
+	// DeliverFrom, when set, is called instead of Deliver with the peer
+	// whose payload brought the message.
+	DeliverFrom func(from PeerID, m Message)
 }
 
 // Runner drives a Node with a clock, a transport and persistence.
@@ -128,7 +131,11 @@ func (r *Runner) step(pk Packet) error {
 		return err
 	}
 	for _, m := range rd.Deliver {
-		r.cfg.Deliver(m)
+		if r.cfg.DeliverFrom != nil {
+			r.cfg.DeliverFrom(pk.From, m)
+		} else {
+			r.cfg.Deliver(m)
+		}
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ func TestMain(m *testing.M) {
 		readChild(dir)
 		return
 	}
+	if dir := os.Getenv(gatewayChildEnv); dir != "" {
+		gatewayChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -50,10 +54,23 @@ func crashBody(seq uint64) []byte {
 	return []byte(fmt.Sprintf("m%d", seq))
 }
 
+// childWriter opens, in a child process, the repo in dir and its writer;
+// fail prints an error and exits.
+func childWriter(dir string) (repo *remotelog.Repo, w *remotelog.Writer, fail func(error)) {
+	fail = func(err error) { fmt.Println("error", err); os.Exit(1) }
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		fail(err)
+	}
+	if w, err = repo.Writer(nil, nil); err != nil {
+		fail(err)
+	}
+	return repo, w, fail
+}
+
 // crashChild appends and publishes until it is killed, printing "acked N"
 // once message N is durable and "published N" after a publish returns.
 func crashChild(dir string) {
-	fail := func(err error) { fmt.Println("error", err); os.Exit(1) }
 	if p := strings.Fields(os.Getenv(crashPointEnv)); len(p) == 2 {
 		left, _ := strconv.Atoi(p[1])
 		remotelog.SetCrashPoint(func(step string) {
@@ -64,14 +81,7 @@ func crashChild(dir string) {
 			}
 		})
 	}
-	repo, err := remotelog.Open(dir)
-	if err != nil {
-		fail(err)
-	}
-	w, err := repo.Writer(nil, nil)
-	if err != nil {
-		fail(err)
-	}
+	repo, w, fail := childWriter(dir)
 	out := bufio.NewWriter(os.Stdout)
 	fmt.Fprintln(out, "ready")
 	out.Flush()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -176,18 +175,9 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 // gateway without them (any other) answers an error, and the caller polls.
 func (g *GatewaySource) Subscribe(ctx context.Context, name ipns.Name) (<-chan struct{}, error) {
 	u := strings.TrimRight(g.URL, "/") + "/rlog/v1/events?name=" + url.QueryEscape(name.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := g.eventStream(ctx, u)
 	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := g.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		resp.Body.Close()
-		return nil, fmt.Errorf("remotelog: %s has no head events (%s)", g.URL, resp.Status)
+		return nil, fmt.Errorf("remotelog: %s has no head events (%w)", g.URL, err)
 	}
 	ch := make(chan struct{}, 1)
 	go func() {

@@ -1,15 +1,16 @@
 package remotelog
 
 import (
+	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/go-cid"
 
 	"rlog/mvds"
 )
@@ -24,6 +25,22 @@ type GroupReadOptions struct {
 	// no cursor (rlog log --group): what the group's cursors say is left
 	// as it is.
 	FromStart bool
+	// Window is how many of the ids delivered lately are kept (default
+	// DefaultGroupWindow), in memory and in the group's store: a message
+	// naming a parent delivered longer ago waits for it as for a parent
+	// never read (with NoWait, it comes with the gap marked).
+	Window int
+	// MembersAtOnce bounds the members' logs read at once (default
+	// DefaultGroupMembersAtOnce). Unless ReadOptions sets it, the members
+	// read at once share one log's memory budget.
+	MembersAtOnce int
+	// Requests bounds the requests in flight to the source for all
+	// members together (default DefaultGroupRequests).
+	Requests int
+	// Stable delivers a message only once every member has written after
+	// it (see Merger.Stable): every reader then delivers the same total
+	// order whenever it reads, at the price of waiting for every member.
+	Stable bool
 }
 
 // GroupStats reports a group catch-up.
@@ -42,42 +59,200 @@ type GroupStats struct {
 // is reported in Errors; the others are delivered, holding back only what
 // waits for a message not read. A member's cursor advances to the last of
 // its messages delivered, so what is held back is read again next time.
-// The ids and heights delivered are kept in the group's store, so a
-// message naming one read in an earlier run is not held back.
+// The ids and heights delivered lately are kept in the group's store (see
+// GroupReadOptions.Window), so a message naming one read in an earlier
+// run is not held back.
 func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, opts GroupReadOptions, deliver func(GroupMessage) error) (GroupStats, error) {
-	names, err := g.MemberNames()
+	r, err := NewGroupReader(g, store, opts, deliver)
 	if err != nil {
 		return GroupStats{}, err
 	}
-	cursors := store.Cursors(g.Name)
-	var known []knownID
-	if !opts.FromStart {
-		if known, err = store.delivered(g.Name); err != nil {
-			return GroupStats{}, err
-		}
+	return r.Read(ctx, src)
+}
+
+// GroupReader reads a group conversation as one stream: its members' logs
+// (Read, again and again) and the messages that come another way, over
+// MVDS from peers online now (AddLive), merged (Merger), each message
+// delivered once whichever way it came first. It keeps, in the group's
+// store, each member's cursor and the ids delivered lately. It is not safe
+// for concurrent use: one goroutine reads and adds.
+type GroupReader struct {
+	g       Group
+	gid     []byte // g's MVDS group id
+	names   []ipns.Name
+	peers   map[mvds.PeerID]int // a member's libp2p peer id (its log's key)
+	store   GroupStore
+	cursors CursorStore
+	opts    GroupReadOptions
+	deliver func(GroupMessage) error
+
+	m     *Merger
+	read  []Cursor   // how far each member's log was read
+	saved []Cursor   // each member's cursor as saved
+	queue [][]logPos // each member's messages read, from the first not delivered, in log order
+	fresh []knownID  // delivered, not saved yet
+	ids   *deliveredFile
+}
+
+// logPos is a message's place in its author's log.
+type logPos struct {
+	seq uint64
+	id  mvds.MessageID
+}
+
+// DefaultGroupWindow is how many of the ids delivered lately a group's
+// reader keeps (GroupReadOptions.Window): about 2.6 MB on disk.
+const DefaultGroupWindow = 1 << 16
+
+// DefaultGroupMembersAtOnce is how many members' logs a group's reader
+// reads at once (GroupReadOptions.MembersAtOnce).
+const DefaultGroupMembersAtOnce = 64
+
+// DefaultGroupRequests is how many requests a group's reader has in
+// flight at most (GroupReadOptions.Requests).
+const DefaultGroupRequests = 256
+
+// sharedSource bounds the requests in flight of the members read at once.
+type sharedSource struct {
+	Source
+	sem chan struct{}
+}
+
+// acquire waits for a request's turn; release ends it.
+func (s *sharedSource) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	st := GroupStats{Members: make([]Stats, len(names)), Errors: make([]error, len(names))}
-	curs := make([]Cursor, len(names))
-	nexts := make([]Cursor, len(names))
-	got := make([][]Message, len(names))
-	var wg sync.WaitGroup
+}
+
+func (s *sharedSource) release() { <-s.sem }
+
+func (s *sharedSource) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.Source.Get(ctx, c)
+}
+
+func (s *sharedSource) Resolve(ctx context.Context, name ipns.Name) ([]byte, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return s.Source.Resolve(ctx, name)
+}
+
+func (s *sharedSource) Local() bool { return isLocal(s.Source) }
+
+// NewGroupReader prepares to read group g, delivering to deliver, from the
+// cursors and ids delivered kept in store (none with opts.FromStart).
+func NewGroupReader(g Group, store GroupStore, opts GroupReadOptions, deliver func(GroupMessage) error) (*GroupReader, error) {
+	names, err := g.MemberNames()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultGroupWindow
+	}
+	if opts.MembersAtOnce <= 0 {
+		opts.MembersAtOnce = DefaultGroupMembersAtOnce
+	}
+	r := &GroupReader{
+		g: g, gid: g.ID(), names: names, peers: map[mvds.PeerID]int{}, store: store, cursors: store.Cursors(g.Name),
+		opts: opts, deliver: deliver, m: NewMerger(),
+		read: make([]Cursor, len(names)), saved: make([]Cursor, len(names)), queue: make([][]logPos, len(names)),
+	}
+	for i, n := range names {
+		r.peers[mvds.PeerID(n.Peer().String())] = i
+	}
+	if opts.Stable {
+		r.m.Stable(len(names))
+	}
+	if opts.FromStart {
+		return r, nil
+	}
+	r.ids = &deliveredFile{path: store.deliveredPath(g.Name), window: opts.Window}
+	known, err := r.ids.load()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range known {
+		r.m.Known(k.id, k.height)
+	}
 	for i, name := range names {
-		if opts.FromStart {
-			curs[i] = Cursor{}
-		} else if curs[i], err = cursors.Get(name); err != nil {
-			return st, err
+		if r.saved[i], err = r.cursors.Get(name); err != nil {
+			return nil, err
 		}
+		r.read[i] = r.saved[i]
+	}
+	return r, nil
+}
+
+// Member is the index of the member whose log's key is peer, -1 if none.
+func (r *GroupReader) Member(peer mvds.PeerID) int {
+	if i, ok := r.peers[peer]; ok {
+		return i
+	}
+	return -1
+}
+
+// Read reads every member's log from where it was read to (in parallel),
+// merges what is new, delivers what can be, and saves the cursors and the
+// ids delivered. A member that cannot be read is reported in the stats'
+// Errors and read again next time.
+func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) {
+	n := len(r.names)
+	st := GroupStats{Members: make([]Stats, n), Errors: make([]error, n)}
+	ro := r.opts.ReadOptions
+	// Budgets: members read at once share the memory of one log, and
+	// their requests in flight are bounded together.
+	at := max(min(n, r.opts.MembersAtOnce), 1)
+	if ro.MemoryBudget <= 0 {
+		budget := DefaultMemoryBudget
+		if isLocal(src) {
+			budget = LocalMemoryBudget
+		}
+		ro.MemoryBudget = max(budget/at, 256<<10)
+	}
+	src = &sharedSource{Source: src, sem: make(chan struct{}, cmp.Or(r.opts.Requests, DefaultGroupRequests))}
+	nexts := make([]Cursor, n)
+	sem := make(chan struct{}, at)
+	gid := r.gid
+	var mu sync.Mutex // the merge takes each member's messages as they come
+	var wg sync.WaitGroup
+	for i, name := range r.names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
 			var err error
-			nexts[i], st.Members[i], err = CatchUp(ctx, src, name, curs[i], opts.ReadOptions, func(m Message) error {
+			nexts[i], st.Members[i], err = CatchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
 				if m.IsLarge() {
 					// Its body file is removed once delivery returns: a
 					// group holds messages until their parents come.
 					return fmt.Errorf("message %d is large (%d bytes): a group reads small messages only", m.Seq, m.BodySize)
 				}
-				got[i] = append(got[i], m)
+				if string(m.GroupID) != string(gid) {
+					return nil // another conversation in the same log
+				}
+				// Held until delivered: only what delivery needs (the
+				// wire form may hold its whole page; Parents has the
+				// metadata's parents).
+				parents := parentIDs(m.Metadata)
+				m.Wire, m.Metadata, m.GroupID = nil, nil, gid
+				mu.Lock()
+				defer mu.Unlock()
+				r.queue[i] = append(r.queue[i], logPos{m.Seq, m.ID})
+				r.m.Add(i, m.ID, parents, m)
 				return nil
 			})
 			if err != nil {
@@ -89,80 +264,94 @@ func CatchUpGroup(ctx context.Context, src Source, g Group, store GroupStore, op
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	m := NewMerger()
-	for _, k := range known {
-		m.Known(k.id, k.height)
-	}
-	for i := range names {
-		for _, msg := range got[i] {
-			if !groupMember(msg, g) {
-				continue // another conversation in the same log
-			}
-			m.Add(i, msg.ID, parentIDs(msg.Metadata), msg)
+	for i := range r.names {
+		if nexts[i] != (Cursor{}) {
+			r.read[i] = nexts[i]
 		}
 	}
-	last := make([]*Message, len(names))
-	var done []knownID
+	// Delivered once every member was read: the order is then that of the
+	// whole set, however the members' messages interleaved.
+	return st, r.drain(&st)
+}
+
+// AddLive merges msg, which came from peer over MVDS (or from peer's log
+// read by a sync node), and delivers what can be: it comes after its
+// parents, and is delivered once, also when its author's log gives it
+// later. A message of another group, or ephemeral, is ignored.
+func (r *GroupReader) AddLive(peer mvds.PeerID, msg mvds.Message) (GroupStats, error) {
+	var st GroupStats
+	if msg.Ephemeral() || string(msg.GroupID) != string(r.gid) {
+		return st, nil
+	}
+	id := msg.ID()
+	parents := parentIDs(msg.Metadata)
+	msg.Metadata, msg.GroupID = nil, r.gid
+	r.m.AddLive(r.Member(peer), id, parents, Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
+	return st, r.drain(&st)
+}
+
+// drain delivers what is ready (with NoWait, also what waits), then saves
+// the ids delivered and the cursors, and forgets what it needs not keep.
+func (r *GroupReader) drain(st *GroupStats) error {
 	emit := func(gm GroupMessage) error {
-		if err := deliver(gm); err != nil {
+		if err := r.deliver(gm); err != nil {
 			return err
 		}
 		st.Messages++
-		if gm.Author >= 0 {
-			mm := gm.Message
-			last[gm.Author] = &mm
-		}
-		done = append(done, knownID{gm.ID, gm.Height})
+		r.fresh = append(r.fresh, knownID{gm.ID, gm.Height})
 		return nil
 	}
 	var derr error
 	for derr == nil {
-		gm, ok := m.Next()
+		gm, ok := r.m.Next()
 		if !ok {
 			break
 		}
 		derr = emit(gm)
 	}
-	if derr == nil && opts.NoWait {
-		derr = m.Flush(emit)
+	if derr == nil && r.opts.NoWait {
+		derr = r.m.Flush(emit)
 	}
-	st.Waiting, st.Missing = m.Waiting()
-	if opts.FromStart {
-		return st, derr
+	st.Waiting, st.Missing = r.m.Waiting()
+	if r.opts.FromStart {
+		return derr
 	}
-	// Save: the ids delivered, then each member's cursor: to its end when
-	// nothing of it waits, else to its last message delivered.
-	if err := store.saveDelivered(g.Name, done); err != nil {
-		return st, errors.Join(derr, err)
+	if err := r.save(); err != nil {
+		return errors.Join(derr, err)
 	}
-	for i, name := range names {
-		next := nexts[i]
-		if st.Errors[i] != nil && next == (Cursor{}) {
-			continue
-		}
-		if st.Waiting[i] > 0 || (derr != nil && len(got[i]) > 0) {
-			c := curs[i]
-			if l := last[i]; l != nil {
-				c.Seq, c.ID = l.Seq, l.ID
-			}
-			if c.Seq >= next.Seq {
-				c = next
-			}
-			next = c
-		}
-		if next != curs[i] {
-			if err := cursors.Save(name, next); err != nil {
-				return st, errors.Join(derr, err)
-			}
-		}
-	}
-	return st, derr
+	r.m.Compact(r.opts.Window)
+	return derr
 }
 
-// groupMember reports whether msg belongs to the conversation of g: its
-// MVDS group id is g's.
-func groupMember(msg Message, g Group) bool {
-	return string(msg.GroupID) == string(g.ID())
+// save writes the ids delivered, then each member's cursor: to the last
+// message of its log before the first not delivered (what waits is read
+// again by the next reader), or to the end read.
+func (r *GroupReader) save() error {
+	if err := r.ids.append(r.fresh); err != nil {
+		return err
+	}
+	r.fresh = r.fresh[:0]
+	for i, name := range r.names {
+		q := r.queue[i]
+		c := r.saved[i]
+		k := 0
+		// A message the merge no longer has was delivered and forgotten
+		// (Compact): only delivered ones leave it.
+		for ; k < len(q) && (r.m.Delivered(q[k].id) || !r.m.Has(q[k].id)); k++ {
+			c.Seq, c.ID = q[k].seq, q[k].id
+		}
+		r.queue[i] = append(q[:0], q[k:]...)
+		if len(r.queue[i]) == 0 {
+			c = r.read[i]
+		}
+		if c != r.saved[i] {
+			if err := r.cursors.Save(name, c); err != nil {
+				return err
+			}
+			r.saved[i] = c
+		}
+	}
+	return nil
 }
 
 // parentIDs takes the 32-byte parents of md; others are not message ids.
@@ -181,20 +370,6 @@ func parentIDs(md *mvds.Metadata) []mvds.MessageID {
 	return out
 }
 
-// Known records a message delivered before (an earlier run): those naming
-// it do not wait for it.
-func (m *Merger) Known(id mvds.MessageID, height uint64) {
-	if m.find(id) != nil {
-		return
-	}
-	n := m.alloc()
-	n.msg = GroupMessage{Author: -1, ID: id, Height: height}
-	n.delivered = true
-	k := idKey(id)
-	n.same = m.seen[k]
-	m.seen[k] = n
-}
-
 type knownID struct {
 	id     mvds.MessageID
 	height uint64
@@ -204,62 +379,10 @@ func (s GroupStore) deliveredPath(name string) string {
 	return filepath.Join(s.Cursors(name).dir, "delivered")
 }
 
-// delivered reads the ids and heights of the group's messages delivered:
-// 40-byte records, id then height, appended as they are delivered. A torn
-// last record (a crash while appending) is dropped.
+// delivered reads the ids and heights of the group's messages delivered
+// lately (see deliveredFile).
 func (s GroupStore) delivered(name string) ([]knownID, error) {
-	b, err := os.ReadFile(s.deliveredPath(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("remotelog: read the group's delivered messages: %w", err)
-	}
-	out := make([]knownID, 0, len(b)/40)
-	for ; len(b) >= 40; b = b[40:] {
-		var k knownID
-		copy(k.id[:], b)
-		k.height = binary.LittleEndian.Uint64(b[32:40])
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-func (s GroupStore) saveDelivered(name string, ks []knownID) error {
-	if len(ks) == 0 {
-		return nil
-	}
-	path := s.deliveredPath(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("remotelog: save the group's delivered messages: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("remotelog: save the group's delivered messages: %w", err)
-	}
-	// Cut a torn record a crash left, so records stay aligned.
-	if fi, err := f.Stat(); err == nil && fi.Size()%40 != 0 {
-		if err := f.Truncate(fi.Size() - fi.Size()%40); err != nil {
-			f.Close()
-			return fmt.Errorf("remotelog: save the group's delivered messages: %w", err)
-		}
-	}
-	buf := make([]byte, 0, 40*len(ks))
-	for _, k := range ks {
-		buf = append(buf, k.id[:]...)
-		buf = binary.LittleEndian.AppendUint64(buf, k.height)
-	}
-	_, err = f.Write(buf)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("remotelog: save the group's delivered messages: %w", err)
-	}
-	return nil
+	return (&deliveredFile{path: s.deliveredPath(name), window: DefaultGroupWindow}).load()
 }
 
 // FollowGroupOptions tune FollowGroup.
@@ -273,10 +396,22 @@ type FollowGroupOptions struct {
 	// Heads, when set, is told the group's heads after a look that
 	// delivered messages, for the caller to keep (Group.Heads).
 	Heads func([]string)
+	// Live, when set, gives the messages of the group that come over MVDS
+	// from peers online now (LiveMessage.From is the peer that sent it):
+	// they join the stream, each delivered once, also when the member's log
+	// gives it later. A node that syncs the group sets it (SubscribeGroup).
+	Live <-chan LiveMessage
 }
 
-// FollowGroup reads group g again and again (CatchUpGroup), polling src,
-// until ctx ends (it returns nil then) or deliver or a store fails.
+// LiveMessage is a message that came over MVDS, and the peer it came from.
+type LiveMessage struct {
+	From    mvds.PeerID
+	Message mvds.Message
+}
+
+// FollowGroup reads group g again and again (GroupReader), polling src,
+// and merges the messages that come on opts.Live between looks, until ctx
+// ends (it returns nil then) or deliver or a store fails.
 func FollowGroup(ctx context.Context, src Source, g Group, store GroupStore, opts FollowGroupOptions, deliver func(GroupMessage) error) error {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Second
@@ -289,14 +424,18 @@ func FollowGroup(ctx context.Context, src Source, g Group, store GroupStore, opt
 		return err
 	}
 	heads := NewHeads(saved)
+	r, err := NewGroupReader(g, store, opts.GroupReadOptions, func(gm GroupMessage) error {
+		if gm.Author >= 0 && gm.Author < len(g.Members) {
+			heads.Observe(g.Members[gm.Author], gm.ID, gm.Parents)
+		}
+		return deliver(gm)
+	})
+	if err != nil {
+		return err
+	}
 	wait := opts.MinInterval
 	for {
-		st, err := CatchUpGroup(ctx, src, g, store, opts.GroupReadOptions, func(gm GroupMessage) error {
-			if gm.Author >= 0 && gm.Author < len(g.Members) {
-				heads.Observe(g.Members[gm.Author], gm.ID, gm.Parents)
-			}
-			return deliver(gm)
-		})
+		st, err := r.Read(ctx, src)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -306,20 +445,33 @@ func FollowGroup(ctx context.Context, src Source, g Group, store GroupStore, opt
 		if opts.Status != nil {
 			opts.Status(st)
 		}
+		if st.Messages > 0 && opts.Heads != nil {
+			opts.Heads(heads.Hex())
+		}
 		if st.Messages > 0 {
-			if opts.Heads != nil {
-				opts.Heads(heads.Hex())
-			}
 			wait = opts.MinInterval
 		} else {
 			wait = min(2*wait, opts.MaxInterval)
 		}
 		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
+	between:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case lm := <-opts.Live:
+				st, err := r.AddLive(lm.From, lm.Message)
+				if err != nil {
+					t.Stop()
+					return err
+				}
+				if st.Messages > 0 && opts.Heads != nil {
+					opts.Heads(heads.Hex())
+				}
+			case <-t.C:
+				break between
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/ipfs/boxo/ipns"
@@ -123,11 +124,42 @@ func (s GroupStore) save(gs []Group) error {
 	return nil
 }
 
+// locked runs f while this process holds the store's lock: a change is a
+// read, an edit and a write of groups.json, and two processes changing it
+// at once (two 'rlog group add', a follower saving heads) must not lose
+// either change. The lock is a flock on groups.json.lock, released when f
+// returns (or the process ends).
+func (s GroupStore) locked(f func() error) error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("remotelog: lock groups: %w", err)
+	}
+	lf, err := os.OpenFile(s.path()+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("remotelog: lock groups: %w", err)
+	}
+	defer lf.Close()
+	for {
+		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("remotelog: lock groups: %w", err)
+	}
+	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	return f()
+}
+
 // Create adds an empty group name.
 func (s GroupStore) Create(name string) error {
 	if name == "" || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\n") {
 		return fmt.Errorf("remotelog: create group: %q is not a group name (a non-empty line of text)", name)
 	}
+	return s.locked(func() error { return s.create(name) })
+}
+
+func (s GroupStore) create(name string) error {
 	gs, err := s.List()
 	if err != nil {
 		return err
@@ -140,8 +172,12 @@ func (s GroupStore) Create(name string) error {
 	return s.save(append(gs, Group{Name: name, Members: []string{}}))
 }
 
-// Update applies f to group name and saves it.
+// Update applies f to group name and saves it, under the store's lock.
 func (s GroupStore) Update(name string, f func(*Group) error) error {
+	return s.locked(func() error { return s.update(name, f) })
+}
+
+func (s GroupStore) update(name string, f func(*Group) error) error {
 	gs, err := s.List()
 	if err != nil {
 		return err
@@ -185,6 +221,10 @@ func (s GroupStore) RemoveMember(name string, member ipns.Name) error {
 
 // Remove deletes group name and its cursors. Its messages stay in the logs.
 func (s GroupStore) Remove(name string) error {
+	return s.locked(func() error { return s.remove(name) })
+}
+
+func (s GroupStore) remove(name string) error {
 	gs, err := s.List()
 	if err != nil {
 		return err

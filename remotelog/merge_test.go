@@ -350,3 +350,214 @@ func FuzzGroupFiles(f *testing.F) {
 		}
 	})
 }
+
+// TestDeliveredFileBounded: the ids delivered are kept in a file bounded
+// by twice its window, the newest window read back, a torn last record
+// (a crash while appending) dropped, and compaction leaves the file whole.
+func TestDeliveredFileBounded(t *testing.T) {
+	path := t.TempDir() + "/g/delivered"
+	f := &deliveredFile{path: path, window: 100}
+	var all []knownID
+	for i := 0; i < 1000; i++ {
+		var k knownID
+		binary.BigEndian.PutUint64(k.id[:], uint64(i))
+		k.height = uint64(i)
+		all = append(all, k)
+		if i%7 == 6 || i == 999 {
+			if err := f.append(all[len(all)-1-(i%7):]); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() > 2*100*deliveredRecord {
+				t.Fatalf("after %d ids the file holds %d bytes, over twice the window", i+1, st.Size())
+			}
+		}
+	}
+	got, err := (&deliveredFile{path: path, window: 100}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 100 || got[0] != all[900] || got[99] != all[999] {
+		t.Fatalf("read back %d ids from %d: want the newest 100", len(got), got[0].height)
+	}
+	// A torn record is dropped, and the next append realigns.
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write([]byte{1, 2, 3})
+	fh.Close()
+	if got, err = (&deliveredFile{path: path, window: 100}).load(); err != nil || len(got) != 100 || got[99] != all[999] {
+		t.Fatalf("with a torn record: %d ids, %v", len(got), err)
+	}
+	f2 := &deliveredFile{path: path, window: 100}
+	if err := f2.append(all[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f2.load(); err != nil || got[99] != all[0] {
+		t.Fatalf("after realigning: %v", err)
+	}
+}
+
+// TestMergerCompact: Compact keeps of the delivered only ids and heights,
+// the newest window of them: a message naming one kept comes at once, at
+// the height it would have had; one naming a forgotten parent waits.
+func TestMergerCompact(t *testing.T) {
+	m := NewMerger()
+	var prev []mvds.MessageID
+	var added []mvds.MessageID
+	for i := 0; i < 10; i++ {
+		id := sha256.Sum256([]byte{byte(i)})
+		m.Add(0, id, prev, Message{})
+		prev = []mvds.MessageID{id}
+		added = append(added, id)
+	}
+	var out []GroupMessage
+	drain(m, &out)
+	if len(out) != 10 {
+		t.Fatalf("delivered %d of 10", len(out))
+	}
+	m.Compact(4)
+	if len(m.seen) != 0 || len(m.known) != 4 {
+		t.Fatalf("after Compact(4): %d nodes, %d known", len(m.seen), len(m.known))
+	}
+	if m.Add(0, added[9], nil, Message{}) {
+		t.Fatal("a message delivered before was added again")
+	}
+	a := sha256.Sum256([]byte("names the newest"))
+	b := sha256.Sum256([]byte("names a forgotten one"))
+	m.AddLive(1, a, []mvds.MessageID{added[9]}, Message{})
+	m.AddLive(1, b, []mvds.MessageID{added[0]}, Message{})
+	out = out[:0]
+	drain(m, &out)
+	if len(out) != 1 || out[0].ID != a || out[0].Height != 11 {
+		t.Fatalf("delivered %v: want only the one naming a kept parent, at height 11", ids(out))
+	}
+	if m.Len() != 1 {
+		t.Fatalf("%d wait, want the one naming a forgotten parent", m.Len())
+	}
+}
+
+// TestMergeStableSameOrder: three writers append while partitioned and
+// rejoined; readers read at different moments, each seeing of each log
+// what was written by then (several times, or once at the end). With
+// Stable, every reader delivers a prefix of one and the same sequence,
+// the (height, id) order of all the messages, each once and after its
+// parents; Flush at the end makes them all deliver the whole of it.
+// Without Stable, readers reading at different moments differ.
+func TestMergeStableSameOrder(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	differed, stableGot, total := 0, 0, 0
+	for round := 0; round < 20; round++ {
+		logs := simulateGroup(rng, 3, 300)
+		// All at once, Flushed: the whole sequence.
+		whole := NewMerger()
+		for a, l := range logs {
+			for _, s := range l {
+				whole.Add(a, s.id, s.parents, Message{})
+			}
+		}
+		var want []GroupMessage
+		drain(whole, &want)
+		if err := whole.Flush(func(g GroupMessage) error { want = append(want, g); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		checkCausal(t, logs, want)
+		read := func(stable bool, moments int) []GroupMessage {
+			m := NewMerger()
+			if stable {
+				m.Stable(len(logs))
+			}
+			var got []GroupMessage
+			next := make([]int, len(logs))
+			for k := 1; k <= moments; k++ {
+				// At moment k, each log as far as a random point of the
+				// writing, later moments further (the last: all).
+				for a, l := range logs {
+					upTo := len(l)
+					if k < moments {
+						upTo = max(next[a], min(len(l), rng.IntN(len(l)+1)*k/moments))
+					}
+					for ; next[a] < upTo; next[a]++ {
+						m.Add(a, l[next[a]].id, l[next[a]].parents, Message{})
+					}
+				}
+				drain(m, &got)
+			}
+			return got
+		}
+		for r := 0; r < 4; r++ {
+			got := read(true, 1+rng.IntN(5))
+			stableGot += len(got)
+			total += len(want)
+			for k := range got {
+				if got[k].ID != want[k].ID {
+					t.Fatalf("seed %d round %d: a stable reader's message %d is %.8s, the whole order's %.8s", seed, round, k, got[k].ID, want[k].ID)
+				}
+			}
+		}
+		a, b := read(false, 4), read(false, 1)
+		for k := range min(len(a), len(b)) {
+			if a[k].ID != b[k].ID {
+				differed++
+				break
+			}
+		}
+	}
+	if differed == 0 {
+		t.Logf("seed %d: readers without Stable never differed in 20 rounds", seed)
+	}
+	// What is not stable at the end is the tail no writer has followed yet.
+	t.Logf("stable readers delivered %d of %d messages, readers without it differed in %d of 20 rounds", stableGot, total, differed)
+	if stableGot < total/2 {
+		t.Fatalf("seed %d: stable readers delivered only %d of %d messages", seed, stableGot, total)
+	}
+}
+
+// TestGroupReaderCursorPastForgotten: a member's cursor moves past its
+// messages delivered, also those the merge has forgotten since (its
+// window): a and b came over MVDS and were delivered; the member's log then
+// gives c (waiting for a parent), a and b; once c is delivered, the cursor
+// moves past all three, a forgotten meanwhile.
+func TestGroupReaderCursorPastForgotten(t *testing.T) {
+	name := "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzbxr1bw1bt9iid3l6y8e"
+	store := Groups(t.TempDir())
+	r, err := NewGroupReader(Group{Name: "room", Members: []string{name}}, store, GroupReadOptions{Window: 1}, func(GroupMessage) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(s string) mvds.MessageID { return sha256.Sum256([]byte(s)) }
+	parent := id("parent")
+	r.m.AddLive(0, id("a"), nil, Message{})
+	r.m.AddLive(0, id("b"), []mvds.MessageID{id("a")}, Message{})
+	var st GroupStats
+	if err := r.drain(&st); err != nil || st.Messages != 2 {
+		t.Fatalf("delivered %d: %v", st.Messages, err)
+	}
+	if r.m.Has(id("a")) || !r.m.Has(id("b")) {
+		t.Fatal("with a window of 1, a is forgotten and b kept")
+	}
+	for k, s := range []string{"c", "a", "b"} {
+		r.queue[0] = append(r.queue[0], logPos{uint64(k + 1), id(s)})
+	}
+	r.m.Add(0, id("c"), []mvds.MessageID{parent}, Message{Seq: 1})
+	r.read[0] = Cursor{Seq: 3, ID: id("b")}
+	if err := r.drain(&st); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.saved[0]; c.Seq != 0 {
+		t.Fatalf("the cursor moved to %d while c waits", c.Seq)
+	}
+	r.m.AddLive(-1, parent, nil, Message{})
+	if err := r.drain(&st); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.saved[0]; c.Seq != 3 {
+		t.Fatalf("the cursor is at %d, want 3: past c, a (forgotten) and b", c.Seq)
+	}
+}

@@ -572,7 +572,9 @@ func (n *Node) Status() NodeStatus {
 // until ctx ends or the node closes, delivering the members' messages
 // merged (FollowGroup), each once, also across restarts (the group's
 // cursors), and keeping the group's heads for the node's next messages in
-// it. It returns when the subscription has started; done is closed when
+// it. When the node syncs the group's MVDS group, what peers send joins
+// the stream: each message once, whether it came over MVDS or from its
+// member's log first. It returns when the subscription has started; done is closed when
 // it ends, with its error in *errp.
 func (n *Node) SubscribeGroup(ctx context.Context, name string, src Source, opts FollowGroupOptions, deliver func(GroupMessage) error) (done <-chan struct{}, errp *error, err error) {
 	store := Groups(n.repo.Dir)
@@ -591,11 +593,13 @@ func (n *Node) SubscribeGroup(ctx context.Context, name string, src Source, opts
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(n.ctx, cancel)
+	stopLive := n.liveGroup(g, &opts) // messages from MVDS peers join
 	ch := make(chan struct{})
 	var ferr error
 	n.goRun(func() {
 		defer close(ch)
 		defer stop()
+		defer stopLive()
 		defer cancel()
 		if ferr = FollowGroup(ctx, src, g, store, opts, deliver); ferr != nil {
 			n.logf("group %s: subscription ended: %v", name, ferr)

@@ -106,6 +106,11 @@ type syncer struct {
 	// sends is not taken back as a peer (until added again).
 	removedMu sync.Mutex
 	removed   map[mvds.PeerID]bool
+	// taps hear every message delivered, with the peer it came from (a
+	// group's readers, the gateway's ephemeral stream).
+	tapMu sync.Mutex
+	taps  map[int]func(from mvds.PeerID, m mvds.Message)
+	tapN  int
 }
 
 func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err error) {
@@ -122,6 +127,12 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 		cfg.Epoch = 500 * time.Millisecond
 	}
 	s := &syncer{n: n, cfg: cfg, group: cfg.Group, removed: map[mvds.PeerID]bool{}}
+	// Ephemeral messages go on to the gateway's followers, once.
+	s.tap(func(from mvds.PeerID, m mvds.Message) {
+		if m.Ephemeral() {
+			n.srv.AnnounceEphemeral(ephemeralEvent(from, m))
+		}
+	})
 	if s.host, err = mvds.NewP2P(n.repo.Key(), cfg.Listen...); err != nil {
 		return nil, err
 	}
@@ -168,7 +179,7 @@ func startSync(ctx context.Context, n *Node, cfg SyncConfig) (_ *syncer, err err
 			}
 			return atomicfile.Write(statePath, b, 0o644)
 		},
-		Deliver: s.deliver,
+		DeliverFrom: s.deliver,
 	})
 	for _, addr := range cfg.Peers {
 		if _, err := s.connect(ctx, addr); err != nil {
@@ -198,13 +209,36 @@ func (s *syncer) run() {
 	}
 }
 
-func (s *syncer) deliver(m mvds.Message) {
+func (s *syncer) deliver(from mvds.PeerID, m mvds.Message) {
+	s.tapMu.Lock()
+	for _, f := range s.taps {
+		f(from, m)
+	}
+	s.tapMu.Unlock()
 	if s.cfg.Deliver == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.Deliver(m)
+}
+
+// tap has f hear every message delivered from now on, with the peer it
+// came from, until the returned stop is called. f must not block.
+func (s *syncer) tap(f func(from mvds.PeerID, m mvds.Message)) (stop func()) {
+	s.tapMu.Lock()
+	defer s.tapMu.Unlock()
+	if s.taps == nil {
+		s.taps = map[int]func(mvds.PeerID, mvds.Message){}
+	}
+	s.tapN++
+	k := s.tapN
+	s.taps[k] = f
+	return func() {
+		s.tapMu.Lock()
+		defer s.tapMu.Unlock()
+		delete(s.taps, k)
+	}
 }
 
 // connect makes the peer at addr a peer of the group; an unreachable peer
@@ -357,7 +391,7 @@ func (s *syncer) readPeerLogs() {
 					}
 				})
 				if fresh {
-					s.deliver(m.Message)
+					s.deliver(p, m.Message)
 				}
 				return nil
 			})
@@ -509,8 +543,9 @@ func findPeer(ps []PeerConfig, peer string) (int, error) {
 }
 
 // SendEphemeral sends body to the node's sync group as an ephemeral MVDS
-// message (4/MVDS-META): once, to the peers online now, never logged,
-// stored, acknowledged or retransmitted (typing, presence). It needs a
+// message (4/MVDS-META): once, to the peers online now and to the
+// followers of the gateway's ephemeral stream, never logged, stored,
+// acknowledged or retransmitted (typing, presence). It needs a
 // node that syncs (NodeConfig.Sync).
 func (n *Node) SendEphemeral(body []byte) (mvds.MessageID, error) {
 	if n.sync == nil {
@@ -519,5 +554,6 @@ func (n *Node) SendEphemeral(body []byte) (mvds.MessageID, error) {
 	m := mvds.Message{GroupID: n.sync.group, Timestamp: time.Now().Unix(), Body: body, Metadata: &mvds.Metadata{Ephemeral: true}}
 	var id mvds.MessageID
 	n.sync.runner.Do(func(mn *mvds.Node) { id = mn.Send(m) })
+	n.srv.AnnounceEphemeral(ephemeralEvent(n.sync.id(), m))
 	return id, nil
 }

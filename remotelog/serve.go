@@ -35,6 +35,7 @@ type Server struct {
 
 	mu   sync.Mutex // serialises appends and publishes
 	subs subscribers
+	eph  fanout[EphemeralEvent] // followers of the node's ephemeral messages
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by CloseStreams
@@ -84,6 +85,7 @@ func (s *Server) Gateway() (http.Handler, error) {
 	mux.HandleFunc("GET /routing/v1/ipns/{name}", s.routingIPNS)
 	mux.HandleFunc("GET /routing/v1/providers/{cid}", s.routingProviders(blocks.Has))
 	mux.HandleFunc("GET /rlog/v1/events", s.events)
+	mux.HandleFunc("GET /rlog/v1/ephemeral", s.ephemeralEvents)
 	mux.Handle("GET /{$}", webPage())
 	mux.Handle("GET /web/", webAssets())
 	return withCORS(mux), nil
@@ -130,72 +132,15 @@ type HeadEvent struct {
 	Record []byte `json:"record,omitempty"`
 }
 
-type subscribers struct {
-	mu   sync.Mutex
-	next int
-	subs map[int]chan HeadEvent
-}
-
-func (ss *subscribers) add() (int, chan HeadEvent) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.subs == nil {
-		ss.subs = map[int]chan HeadEvent{}
-	}
-	ss.next++
-	ch := make(chan HeadEvent, 16)
-	ss.subs[ss.next] = ch
-	return ss.next, ch
-}
-
-func (ss *subscribers) remove(id int) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.subs, id)
-}
-
-// send delivers ev to every subscriber; a subscriber too slow to take it
-// misses it and catches up on the next one (events only say "look again").
-func (ss *subscribers) send(ev HeadEvent) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for _, ch := range ss.subs {
-		select {
-		case ch <- ev:
-		default:
-		}
-	}
-}
+// subscribers are the followers of the head events: a subscriber too
+// slow to take one misses it and catches up on the next one (events only
+// say "look again").
+type subscribers = fanout[HeadEvent]
 
 // events streams head events as server-sent events; ?name= filters.
 func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
-	fl, ok := rw.(http.Flusher)
-	if !ok {
-		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
 	want := r.URL.Query().Get("name")
-	id, ch := s.subs.add()
-	defer s.subs.remove(id)
-	rw.Header().Set("Content-Type", "text/event-stream")
-	rw.Header().Set("Cache-Control", "no-cache")
-	fmt.Fprint(rw, ": rlog head events\n\n")
-	fl.Flush()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-s.closed:
-			return
-		case ev := <-ch:
-			if want != "" && want != ev.Name {
-				continue
-			}
-			b, _ := json.Marshal(ev)
-			fmt.Fprintf(rw, "event: head\ndata: %s\n\n", b)
-			fl.Flush()
-		}
-	}
+	serveStream(s, rw, r, &s.subs, "head", func(ev HeadEvent) bool { return want == "" || want == ev.Name })
 }
 
 // Control is the local handler other rlog processes use while this one

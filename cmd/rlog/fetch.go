@@ -23,7 +23,7 @@ func (a *app) fetchCmd() *cobra.Command {
 	var outDir string
 	var recordFile, headArg string
 	var groupName string
-	var noWait bool
+	var noWait, stable bool
 	cmd := &cobra.Command{
 		Use:   "fetch NAME|LINK | fetch --group GROUP",
 		Short: "Print the messages of log NAME this repo has not seen yet",
@@ -91,7 +91,7 @@ and not merged past that point; the others are printed.`,
 				if err != nil {
 					return err
 				}
-				return a.fetchGroup(cmd, groupName, from, asJSON, noWait, outDir)
+				return a.fetchGroup(cmd, groupName, from, asJSON, groupRead{noWait: noWait, stable: stable}, outDir)
 			}
 			dir, err := a.repoDir()
 			if err != nil {
@@ -192,6 +192,7 @@ and not merged past that point; the others are printed.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message, then a summary object")
 	f.StringVar(&groupName, "group", "", "read every member's log of this group (rlog group) merged in causal order")
 	f.BoolVar(&noWait, "no-wait", false, "with --group: print messages whose parents were not read, their gap marked, instead of holding them back")
+	f.BoolVar(&stable, "stable", false, "with --group: print a message only once every member has written after it, so every reader prints the same order whenever it reads (docs/GROUPS.md)")
 	f.StringVar(&outDir, "out", "", outHelp)
 	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
 	a.apiFlagOn(cmd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
@@ -157,7 +160,10 @@ func shortName(s string) string {
 }
 
 // fetchGroup is fetch --group: every member's log merged.
-func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait bool, outDir string) error {
+// groupRead is how fetch --group reads: --no-wait, --stable.
+type groupRead struct{ noWait, stable bool }
+
+func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr groupRead, outDir string) error {
 	if outDir != "" {
 		return usagef("--out: a group reads small messages only; fetch a member's log alone to save large bodies")
 	}
@@ -176,7 +182,7 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON, noWait b
 		}
 		heads := remotelog.NewHeads(saved)
 		out := &printer{w: a.stdout, asJSON: asJSON}
-		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: noWait}, func(gm remotelog.GroupMessage) error {
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: gr.noWait, Stable: gr.stable}, func(gm remotelog.GroupMessage) error {
 			author := groupAuthor(g, gm.Author)
 			heads.Observe(author, gm.ID, gm.Parents)
 			return out.printGroup(gm, author)
@@ -265,6 +271,8 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 	}
 	defer src.Close()
 	out := &printer{w: a.stdout, asJSON: asJSON}
+	var outMu sync.Mutex // ephemeral messages print from their own stream
+	a.followEphemeral(ctx, src, from, g, asJSON, &outMu)
 	said := ""
 	return remotelog.FollowGroup(ctx, src, g, store, remotelog.FollowGroupOptions{
 		MinInterval: minInterval, MaxInterval: maxInterval,
@@ -289,8 +297,43 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 			}
 		},
 	}, func(gm remotelog.GroupMessage) error {
+		outMu.Lock()
+		defer outMu.Unlock()
 		return out.printGroup(gm, groupAuthor(g, gm.Author))
 	})
+}
+
+// followEphemeral prints the group's ephemeral messages (typing, presence)
+// that the node behind a gateway source receives or sends, as they come:
+// "ephemeral<TAB>PEER<TAB>TEXT", or a JSON line with "ephemeral":true.
+// They are never stored; a source that is no node's gateway has none.
+func (a *app) followEphemeral(ctx context.Context, src remotelog.Source, from string, g remotelog.Group, asJSON bool, outMu *sync.Mutex) {
+	es, ok := src.(interface {
+		Ephemeral(context.Context, []byte) (<-chan remotelog.EphemeralEvent, error)
+	})
+	if !ok {
+		return
+	}
+	ch, err := es.Ephemeral(ctx, g.ID())
+	if err != nil {
+		return // a gateway of no running node: messages only
+	}
+	fmt.Fprintf(a.stderr, "following ephemeral messages of %s at %s\n", g.Name, from)
+	go func() {
+		for ev := range ch {
+			outMu.Lock()
+			if asJSON {
+				j := map[string]any{"ephemeral": true, "id": ev.ID, "group": ev.Group, "from": ev.From, "timestamp": rfc3339(time.Unix(ev.Timestamp, 0)), "body": ev.Body}
+				if utf8.Valid(ev.Body) {
+					j["text"] = string(ev.Body)
+				}
+				writeJSONLine(a.stdout, j)
+			} else {
+				fmt.Fprintf(a.stdout, "ephemeral\t%s\t%s\n", ev.From, bodyText(ev.Body))
+			}
+			outMu.Unlock()
+		}
+	}()
 }
 
 // nameOrGroup checks the arguments of a command reading a log NAME or, with
@@ -320,4 +363,31 @@ func oneSource(what string, froms []string, required bool) (string, error) {
 		return froms[0], nil
 	}
 	return "", usagef("%s reads the members' logs from one source: give --from once", what)
+}
+
+// runFollowGroup is run --follow-group: the node follows the group kept
+// in its repo, printing its messages merged; with --sync of the group's
+// MVDS group, what peers send joins the stream.
+func (a *app) runFollowGroup(ctx context.Context, node *remotelog.Node, nf nodeFlags, outMu *sync.Mutex, closers *[]func()) error {
+	from, err := oneSource("--follow-group", nf.followFrom, true)
+	if err != nil {
+		return err
+	}
+	src, err := a.openSource(ctx, from)
+	if err != nil {
+		return err
+	}
+	*closers = append(*closers, func() { src.Close() })
+	g, err := remotelog.Groups(node.Repo().Dir).Get(nf.followGrp)
+	if err != nil {
+		return usageFail(err, "--follow-group %s: the repo has no such group ('rlog group ls')", nf.followGrp)
+	}
+	out := &printer{w: a.stdout, asJSON: nf.followJSON}
+	_, _, err = node.SubscribeGroup(ctx, nf.followGrp, src, remotelog.FollowGroupOptions{MinInterval: nf.minIntv, MaxInterval: nf.maxIntv},
+		func(gm remotelog.GroupMessage) error {
+			outMu.Lock()
+			defer outMu.Unlock()
+			return out.printGroup(gm, groupAuthor(g, gm.Author))
+		})
+	return err
 }

@@ -43,6 +43,7 @@ type nodeFlags struct {
 	follow     []string
 	followFrom []string
 	followJSON bool
+	followGrp  string // a group kept in the repo, followed merged
 	minIntv    time.Duration
 	maxIntv    time.Duration
 	publish    time.Duration
@@ -71,7 +72,7 @@ recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
   rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if nf.serve == "" && !nf.sync && len(nf.keep) == 0 && len(nf.follow) == 0 && nf.publish == 0 {
+			if nf.serve == "" && !nf.sync && len(nf.keep) == 0 && len(nf.follow) == 0 && nf.followGrp == "" && nf.publish == 0 {
 				return usagef("give what the node runs: --serve ADDR, --sync, --keep NAME, --follow NAME or --publish-every D")
 			}
 			return a.runNode(cmd, nf)
@@ -87,6 +88,7 @@ recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 	f.StringSliceVar(&nf.follow, "follow", nil, "follow this log and print its messages (repeatable)")
 	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
+	f.StringVar(&nf.followGrp, "follow-group", "", "follow this group kept in the repo ('rlog group'): its members' logs from --follow-from and, with --sync of its MVDS group, what peers send, merged, each message once")
 	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
 	f.DurationVar(&nf.maxIntv, "max-interval", time.Minute, "longest time between looks while nothing changes (keep, follow)")
 	f.DurationVar(&nf.publish, "publish-every", 0, "publish what was appended this often (0: only on 'rlog publish')")
@@ -163,6 +165,9 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		out := &printer{w: a.stdout, asJSON: nf.syncJSON}
 		sc := &remotelog.SyncConfig{Listen: nf.listen, Group: group, Mode: m, Epoch: nf.epoch, Peers: nf.peers, LogInterval: nf.logEvery,
 			Deliver: func(msg mvds.Message) {
+				if nf.followGrp != "" && !msg.Ephemeral() {
+					return // the group's stream prints it, once
+				}
 				outMu.Lock()
 				defer outMu.Unlock()
 				out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
@@ -253,6 +258,11 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		return err
 	}
 	defer node.Close()
+	if nf.followGrp != "" {
+		if err := a.runFollowGroup(ctx, node, nf, &outMu, &closers); err != nil {
+			return err
+		}
+	}
 	err = node.Wait(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
