@@ -30,6 +30,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -67,7 +69,8 @@ type config struct {
 	rtt                    time.Duration
 	rlogBin, hyper, repo   string
 	hyperScratch, asJSON   bool
-	budget                 int // bytes; 0: the reader's default
+	budget                 int    // bytes; 0: the reader's default
+	profile                string // where the readers' CPU profiles go
 }
 
 func main() {
@@ -88,6 +91,7 @@ func main() {
 	flag.BoolVar(&c.hyperScratch, "hypercore-scratch", false, "also time Hypercore from scratch (slow: its pipeline is shallow)")
 	flag.BoolVar(&c.asJSON, "json", false, "print the report as JSON")
 	flag.StringVar(&c.repo, "repo", "", "the writer's repo: written there if it holds no repo, read as it is if it does, and kept (default: a temporary one)")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write each reader's CPU profile to this prefix plus via and missing")
 	mib := flag.Int("budget", 0, "the reader's memory budget in MiB (0: the reader's default)")
 	flag.Parse()
 	c.budget = *mib << 20
@@ -134,7 +138,7 @@ func run(c config) error {
 	}
 	defer stop()
 	for _, cur := range []remotelog.Cursor{cur, {}} {
-		r, err := catchUp(ctx, "rlog serve", gw, name, cur, rtt, c.budget)
+		r, err := catchUp(ctx, "rlog serve", gw, name, cur, rtt, c)
 		if err != nil {
 			return err
 		}
@@ -146,7 +150,7 @@ func run(c config) error {
 			return err
 		}
 		for _, cur := range []remotelog.Cursor{cur, {}} {
-			r, err := catchUp(ctx, "Kubo gateway", kgw, name, cur, rtt, c.budget)
+			r, err := catchUp(ctx, "Kubo gateway", kgw, name, cur, rtt, c)
 			if err != nil {
 				return err
 			}
@@ -315,14 +319,18 @@ func toKubo(ctx context.Context, gw string, name ipns.Name, api, car string) err
 // catchUp reads the log after cur from the gateway at url through a proxy
 // adding rtt. The reader runs in a process of its own (this program,
 // started again), so that its heap figure is its own, not the proxy's.
-func catchUp(ctx context.Context, via, url string, name ipns.Name, cur remotelog.Cursor, rtt time.Duration, budget int) (result, error) {
+func catchUp(ctx context.Context, via, url string, name ipns.Name, cur remotelog.Cursor, rtt time.Duration, c config) (result, error) {
 	px, err := netproxy.Start(url, netproxy.Options{RTT: rtt})
 	if err != nil {
 		return result{}, err
 	}
 	defer px.Close()
 	progress("%s: catching up from message %d", via, cur.Seq)
-	job, err := json.Marshal(readerJob{URL: px.URL, Name: name.String(), Seq: cur.Seq, ID: hex.EncodeToString(cur.ID[:]), Budget: budget})
+	j := readerJob{URL: px.URL, Name: name.String(), Seq: cur.Seq, ID: hex.EncodeToString(cur.ID[:]), Budget: c.budget}
+	if c.profile != "" {
+		j.Profile = fmt.Sprintf("%s%s-%d.prof", c.profile, strings.ReplaceAll(via, " ", "-"), cur.Seq)
+	}
+	job, err := json.Marshal(j)
 	if err != nil {
 		return result{}, err
 	}
@@ -341,8 +349,8 @@ func catchUp(ctx context.Context, via, url string, name ipns.Name, cur remotelog
 	if err := json.Unmarshal(out, &r); err != nil {
 		return result{}, fmt.Errorf("%s: the reader's report: %w", via, err)
 	}
-	c := px.Counts()
-	r.Via, r.Requests, r.Rounds, r.Bytes, r.HeaderBytes = via, c.Requests, c.Rounds, c.Bytes, c.HeaderBytes
+	n := px.Counts()
+	r.Via, r.Requests, r.Rounds, r.Bytes, r.HeaderBytes = via, n.Requests, n.Rounds, n.Bytes, n.HeaderBytes
 	return r, nil
 }
 
@@ -354,6 +362,7 @@ type readerJob struct {
 	Seq       uint64
 	ID        string // hex
 	Budget    int
+	Profile   string // a CPU profile of the catch-up goes there, if set
 }
 
 // reader is the reader's process: it catches up as job says and prints
@@ -378,11 +387,22 @@ func reader(job string) error {
 		return err
 	}
 	defer src.Close()
+	if j.Profile != "" {
+		f, err := os.Create(j.Profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	peak := sampleHeap()
 	start := time.Now()
 	_, st, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{MemoryBudget: j.Budget}, func(remotelog.Message) error { return nil })
 	secs := time.Since(start).Seconds()
 	heap := peak()
+	pprof.StopCPUProfile()
 	if err != nil {
 		return err
 	}
