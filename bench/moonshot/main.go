@@ -12,7 +12,11 @@
 //	go run ./bench/moonshot --rlog bin/rlog [--json]
 //
 // Time is from the start of the catch-up (the record's resolve included)
-// until the last message is delivered and verified.
+// until the last message is delivered and verified. Each reader runs in a
+// process of its own (this program, started again) and reports its peak
+// Go heap. --repo DIR writes the log there once and reads it as it is on
+// later runs; --budget sets the reader's memory budget in MiB;
+// --cpuprofile writes each reader's CPU profile.
 package main
 
 import (
