@@ -237,6 +237,9 @@ func writeLog(ctx context.Context, dir string, messages, behind, size int) (ipns
 func cursorAt(w *remotelog.Writer, behind int) (remotelog.Cursor, error) {
 	var cur remotelog.Cursor
 	at := w.Len() - uint64(min(uint64(behind), w.Len()))
+	if at == 0 {
+		return cur, nil // from scratch
+	}
 	err := w.Scan(at, at, func(m remotelog.Message) error {
 		cur = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
 		return nil
