@@ -72,12 +72,34 @@ func (g *Gateway) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("cas: gateway %s: get %s: %s: %s", g.base(), c, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBlock+1))
+	b, err := readBody(resp, maxBlock)
 	if err != nil {
 		return nil, fmt.Errorf("cas: gateway %s: get %s: %w after %d bytes: %w", g.base(), c, ErrCut, len(b), err)
 	}
-	if len(b) > maxBlock {
-		return nil, fmt.Errorf("cas: gateway %s: get %s: block over %d bytes", g.base(), c, maxBlock)
+	return b, nil
+}
+
+// readBody reads a response body of at most limit bytes. When the
+// response says its length, the body is read into a buffer of exactly that
+// size: the block it holds is kept by whoever decodes it (a page's
+// payloads are slices of it), so it carries no spare capacity, and reading
+// it leaves no garbage of growing buffers.
+func readBody(resp *http.Response, limit int) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= int64(limit) {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil // the transport reads no further than the length
+	} else if n > int64(limit) {
+		return nil, fmt.Errorf("block over %d bytes", limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("block over %d bytes", limit)
 	}
 	return b, nil
 }

@@ -69,3 +69,21 @@ func FuzzReadWireHead(f *testing.F) {
 		}
 	})
 }
+
+// TestIDAcrossBufferSize: a message's id is the same whether it is hashed
+// from one buffer (small messages) or streamed through IDHash (the rest):
+// bodies from empty to past the buffer, with and without a group.
+func TestIDAcrossBufferSize(t *testing.T) {
+	for _, group := range [][]byte{nil, bytes.Repeat([]byte{7}, 32)} {
+		for n := 0; n <= 1100; n += 7 {
+			m := Message{GroupID: group, Timestamp: 1_700_000_000 + int64(n), Body: bytes.Repeat([]byte{byte(n)}, n)}
+			h := IDHash(m.GroupID, m.Timestamp)
+			h.Write(m.Body)
+			var want MessageID
+			h.Sum(want[:0])
+			if got := m.ID(); got != want {
+				t.Fatalf("group of %d bytes, body of %d: id %s, streamed %s", len(group), n, got, want)
+			}
+		}
+	}
+}

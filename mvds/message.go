@@ -1,6 +1,8 @@
 package mvds
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 )
 
@@ -39,6 +41,15 @@ var idPrefix = []byte("MESSAGE_ID")
 // ID computes the message id: SHA-256 over "MESSAGE_ID", the group id, the
 // timestamp as 8 little-endian bytes and the body, without length prefixes.
 func (m Message) ID() MessageID {
+	// A small message is hashed from one buffer on the stack: no hash
+	// state on the heap, for the one id that every message read or written
+	// costs.
+	var buf [1024]byte
+	if n := len(idPrefix) + len(m.GroupID) + 8 + len(m.Body); n <= len(buf) {
+		b := append(append(buf[:0], idPrefix...), m.GroupID...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.Timestamp))
+		return sha256.Sum256(append(b, m.Body...))
+	}
 	h := IDHash(m.GroupID, m.Timestamp)
 	h.Write(m.Body)
 	var id MessageID

@@ -45,7 +45,7 @@ var presets = map[string]Policy{
 	// Everything inline in big pages: backups on durable storage.
 	"full": {PageEntries: MaxEntries, PageBytes: MaxPageBytes, InlineLimit: MaxPageBytes, HeadInlineLimit: MaxPageBytes, Window: 16},
 	// Small messages inline in mid-sized pages, large ones by pointer.
-	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 16},
+	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 8},
 	// The spec's linked list: one entry per page, every payload a pointer.
 	"linked": {PageEntries: 1, PageBytes: 4 << 10, InlineLimit: -1, HeadInlineLimit: -1, Window: 0},
 }

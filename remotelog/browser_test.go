@@ -450,9 +450,9 @@ func TestWebPageReadsChangedFormat(t *testing.T) {
 
 // TestWebPageReadsTailPieces: in headless Chromium, the page reads a log
 // of the default preset whose head holds only its newest 8 messages and
-// links the rest of its page (769..992) in 14 tail pieces, then pages back
-// with "older" from the pieces into the sealed pages, every message
-// checked.
+// links the rest of its page (769..992) in tail pieces (28 of 8), then
+// pages back with "older" from the pieces into the sealed pages, every
+// message checked.
 func TestWebPageReadsTailPieces(t *testing.T) {
 	ctx := browser(t)
 	_, _, _, hs := servedLog(t, 1) // the page's own server
@@ -460,7 +460,7 @@ func TestWebPageReadsTailPieces(t *testing.T) {
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 1000, 0)
 	res := w.publish(t)
-	if hp := page(t, w, res.Head); len(hp.Tail) != 14 || hp.Start != 993 {
+	if hp := page(t, w, res.Head); len(hp.Tail) != 224/pol.TailEntries || hp.Start != 993 {
 		t.Fatalf("head with %d tail pieces, its own entries from %d", len(hp.Tail), hp.Start)
 	}
 	gw := worldGateway(t, w)

@@ -156,38 +156,42 @@ func TestWholeLogHasItsIndex(t *testing.T) {
 	if res.Pages != 3 || res.IndexNodes != 1 {
 		t.Fatalf("%d pages, %d index nodes", res.Pages, res.IndexNodes)
 	}
+	blocks := 3 + 1 + len(page(t, w, res.Head).Tail) // pages, the index node, the head's tail pieces
 	var buf bytes.Buffer
 	bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil)
-	if err != nil || bk.Blocks != 4 {
-		t.Fatalf("backup: %d blocks, %v; want 3 pages and the index node", bk.Blocks, err)
+	if err != nil || bk.Blocks != blocks {
+		t.Fatalf("backup: %d blocks, %v; want 3 pages, the index node and %d tail pieces", bk.Blocks, err, blocks-4)
 	}
 	rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now)
-	if !rep.OK() || rep.Blocks != 4 {
+	if !rep.OK() || rep.Blocks != blocks {
 		t.Fatalf("check: %d blocks, %+v", rep.Blocks, rep.Findings)
 	}
-	// A reader inside the window fetches the head and nothing else.
+	// A reader inside the window fetches every page and piece, not the index.
 	_, _, st, err := read(t, w, w, remotelog.Cursor{})
-	if err != nil || st.IndexNodes != 0 || st.Pages != 3 {
+	if err != nil || st.IndexNodes != 0 || st.Pages != blocks-1 {
 		t.Fatalf("reader: %d pages, %d index nodes, %v", st.Pages, st.IndexNodes, err)
 	}
 }
 
-// TestTailPieces: a v2 head holds only the newest 1..16 messages of its
-// page and links the rest in pieces of 16. A reader at every cursor near
-// the end reads every message once, fetching only the pieces it misses,
-// in at most 2 rounds; from scratch and through check and backup the
-// pieces are read too.
+// TestTailPieces: a v2 head holds only the newest 1..T messages of its
+// page and links the rest in pieces of T (the preset's TailEntries). A
+// reader at every cursor near the end reads every message once, fetching
+// only the pieces it misses, in at most 2 rounds; from scratch and through
+// check and backup the pieces are read too.
 func TestTailPieces(t *testing.T) {
-	pol, _ := pager.Preset("paged") // 256 a page, pieces of 16, a window of 64
+	pol, _ := pager.Preset("paged") // 256 a page, a window of 64
+	T := pol.TailEntries
+	pieces := func(n int) int { return (n - 1) / T } // of a page of n entries
 	w := newWorld(t, pol)
-	w.appendN(t, 0, 1000, 0) // pages 0-2 sealed; page 3 holds 232: 14 pieces and 8 in the head
+	w.appendN(t, 0, 1000, 0) // pages 0-2 sealed; page 3 holds 232
 	res := w.publish(t)
 	hp := page(t, w, res.Head)
-	if len(hp.Tail) != 14 || len(hp.Entries) != 8 || hp.PageStart() != 769 {
+	n := pieces(232)
+	if len(hp.Tail) != n || len(hp.Entries) != 232-n*T || hp.PageStart() != 769 {
 		t.Fatalf("head: %d pieces, %d entries, page from %d", len(hp.Tail), len(hp.Entries), hp.PageStart())
 	}
 	all, _, st, err := read(t, w, w, remotelog.Cursor{})
-	if err != nil || len(all) != 1000 || st.Pages != 1+3+14 {
+	if err != nil || len(all) != 1000 || st.Pages != 1+3+n {
 		t.Fatalf("from scratch: %d messages, %d pages, %v", len(all), st.Pages, err)
 	}
 	for at := 700; at <= 1000; at++ {
@@ -199,23 +203,23 @@ func TestTailPieces(t *testing.T) {
 		if st.Rounds > 2 {
 			t.Fatalf("from %d: %d rounds", at, st.Rounds)
 		}
-		if wantPieces := 0; at >= 769 && at < 993 {
-			wantPieces = 14 - (at-769)/16
+		if wantPieces := 0; at >= 769 && at < 769+n*T {
+			wantPieces = n - (at-769)/T
 			if st.Pages != 1+wantPieces {
 				t.Fatalf("from %d: %d page fetches, want the head and %d pieces", at, st.Pages, wantPieces)
 			}
 		}
 	}
-	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() || rep.Messages != 1000 || rep.Blocks != 1+3+14+1 {
+	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() || rep.Messages != 1000 || rep.Blocks != 1+3+n+1 {
 		t.Fatalf("check: %d messages, %d blocks, %+v", rep.Messages, rep.Blocks, rep.Findings)
 	}
 	var buf bytes.Buffer
-	if bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil); err != nil || bk.Blocks != 19 {
+	if bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil); err != nil || bk.Blocks != 1+3+n+1 {
 		t.Fatalf("backup: %d blocks, %v", bk.Blocks, err)
 	}
 	// More messages: the pieces already made stay the same blocks.
 	w.appendN(t, 1000, 5, 0)
-	if next := page(t, w, w.publish(t).Head); len(next.Tail) != 14 || next.Tail[13] != hp.Tail[13] || len(next.Entries) != 13 {
+	if next := page(t, w, w.publish(t).Head); len(next.Tail) != pieces(237) || next.Tail[n-1] != hp.Tail[n-1] || len(next.Entries) != 237-pieces(237)*T {
 		t.Fatalf("after 5 more: %d pieces, %d entries", len(next.Tail), len(next.Entries))
 	}
 }
@@ -224,10 +228,11 @@ func TestTailPieces(t *testing.T) {
 // sealed-form pages numbered 0 that start after sequence 1.
 func TestTailPiecesOfPageZero(t *testing.T) {
 	pol, _ := pager.Preset("paged")
+	T := pol.TailEntries
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 40, 0)
 	hp := page(t, w, w.publish(t).Head)
-	if hp.Number != 0 || len(hp.Tail) != 2 || hp.Tail[1].Start != 17 {
+	if hp.Number != 0 || len(hp.Tail) != 39/T || hp.Tail[1].Start != uint64(1+T) {
 		t.Fatalf("head page %d with %d pieces", hp.Number, len(hp.Tail))
 	}
 	all, _, _, err := read(t, w, w, remotelog.Cursor{})

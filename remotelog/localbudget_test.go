@@ -9,7 +9,7 @@ import (
 
 // TestLocalSourceBudget: a catch-up from a repo on disk (a local source)
 // holds the 4 MiB local budget by default, so a log of about 10 MiB takes
-// more waves than with the 32 MiB budget of a network source; CAR files
+// more waves than with the default budget of a network source; CAR files
 // are local too.
 func TestLocalSourceBudget(t *testing.T) {
 	ctx := context.Background()
@@ -50,9 +50,9 @@ func TestLocalSourceBudget(t *testing.T) {
 	local := rounds(remotelog.ReadOptions{})
 	wide := rounds(remotelog.ReadOptions{MemoryBudget: remotelog.DefaultMemoryBudget})
 	same := rounds(remotelog.ReadOptions{MemoryBudget: remotelog.LocalMemoryBudget})
-	t.Logf("rounds: default %d, 32 MiB %d, 4 MiB %d", local, wide, same)
+	t.Logf("rounds: default %d, network default %d, 4 MiB %d", local, wide, same)
 	if local != same || local <= wide {
-		t.Errorf("default from a local source: %d rounds, want those of the 4 MiB budget (%d), more than the 32 MiB budget's (%d)", local, same, wide)
+		t.Errorf("default from a local source: %d rounds, want those of the 4 MiB budget (%d), more than the network default budget's (%d)", local, same, wide)
 	}
 
 	for _, s := range []remotelog.LocalSource{&remotelog.CARSource{}, &remotelog.CARBlocks{}} {

@@ -95,7 +95,7 @@ type ReadOptions struct {
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 32 MiB, or 4 MiB from a LocalSource. A wave reckons each page by its number of
+	// turn comes. Default 21 MiB, or 4 MiB from a LocalSource. A wave reckons each page by its number of
 	// entries and the most bytes per entry seen so far, so a log whose
 	// pages grow may take it over by what they exceed that.
 	MemoryBudget int
@@ -129,13 +129,17 @@ func (o *ReadOptions) defaults() {
 	}
 }
 
-// Default page budgets of a catch-up (ReadOptions.MemoryBudget). From a
-// local source a round costs a disk read, not a network round trip, so it
-// holds fewer pages ahead: a million messages from a repo or a backup file
-// then fit a phone's memory (docs/PERFORMANCE.md, "A million messages on a
-// phone").
+// Default page budgets of a catch-up (ReadOptions.MemoryBudget). Over a
+// network, the first wave fills the budget and each later one half of it:
+// 21 MiB takes 100,000 messages of 256 B (391 pages, 30 MiB) in two waves,
+// and keeps the heap of a catch-up of any length under 64 MiB (the Go
+// heap grows to about twice what is live between collections; decoded
+// pages hold a quarter more than their blocks). From a local source a
+// round costs a disk read, not a network round trip, so it holds fewer
+// pages ahead: a million messages from a repo or a backup file then fit a
+// phone's memory (docs/PERFORMANCE.md, "A million messages on a phone").
 const (
-	DefaultMemoryBudget = 32 << 20
+	DefaultMemoryBudget = 21 << 20
 	LocalMemoryBudget   = 4 << 20
 )
 
@@ -560,6 +564,9 @@ func (r *catchUp) fetchWave(ctx context.Context, want []uint64, got func(p uint6
 	return errors.Join(errs...)
 }
 
+// ready is the done of a pending message that is ready when queued.
+var ready = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 type pending struct {
 	msg Message
 	// hashed: the page does not carry the id (a v2 inline entry); the
@@ -693,18 +700,16 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			if seq < lo {
 				continue
 			}
-			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
+			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: ready}
 			it.hashed = e.Inline() && pg.V() != pager.V1
 			if seq == at && !it.hashed {
 				// The message at the cursor is only compared by id, which
 				// its verified page gives: its payload is not fetched again.
-				close(it.done)
 			} else if e.Inline() {
 				it.wire = e.Payload
 				it.err = verifyMessage(it)
-				close(it.done)
 			} else {
-				it.ref = e.Ref
+				it.ref, it.done = e.Ref, make(chan struct{})
 				payloads.Add(1)
 				wg.Add(1)
 				select {

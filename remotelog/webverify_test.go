@@ -302,7 +302,7 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 		name     string
 		v1, v2   int // messages written in v1, then in v2
 		versions string
-		paged    bool // the default preset, unchanged: tail pieces of 16
+		paged    bool // the default preset, unchanged: its tail pieces
 	}{
 		{"v1", 95, 0, "1", false},
 		{"v2", 0, 195, "2", false},

@@ -36,8 +36,9 @@ func newWindow(budget int) *window {
 }
 
 // pageFraming bounds what a page holds beside its entries' encodings in
-// a wave's reckoning (v1 skip links, keys, numbers).
-const pageFraming = 4 << 10
+// a wave's reckoning: keys and numbers (tens of bytes), and a v1 page's
+// skip links (bits.Len(p) links of 46 bytes: 1,012 bytes for page 2^21).
+const pageFraming = 1536
 
 // saw notes a page's entries for the estimate of pages not yet fetched.
 func (w *window) saw(pg *pager.Page) {

@@ -12,11 +12,16 @@
 //	go run ./bench/moonshot --rlog bin/rlog [--json]
 //
 // Time is from the start of the catch-up (the record's resolve included)
-// until the last message is delivered and verified.
+// until the last message is delivered and verified. Each reader runs in a
+// process of its own (this program, started again) and reports its peak
+// Go heap. --repo DIR writes the log there once and reads it as it is on
+// later runs; --budget sets the reader's memory budget in MiB;
+// --cpuprofile writes each reader's CPU profile.
 package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,6 +32,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -45,6 +54,9 @@ type result struct {
 	Bytes        int64   `json:"bytes"` // response bodies
 	HeaderBytes  int64   `json:"header_bytes"`
 	PayloadBytes int64   `json:"payload_bytes"`
+	// PeakHeapMiB is the highest Go heap (objects) of the reader's
+	// process during the catch-up, sampled every millisecond.
+	PeakHeapMiB float64 `json:"peak_heap_mib"`
 }
 
 type report struct {
@@ -56,46 +68,81 @@ type report struct {
 	Hypercore json.RawMessage `json:"hypercore,omitempty"`
 }
 
+type config struct {
+	messages, behind, size int
+	rtt                    time.Duration
+	rlogBin, hyper, repo   string
+	hyperScratch, asJSON   bool
+	budget                 int    // bytes; 0: the reader's default
+	profile                string // where the readers' CPU profiles go
+}
+
 func main() {
-	messages := flag.Int("messages", 1_000_000, "messages in the log")
-	behind := flag.Int("behind", 100_000, "messages the first reader misses")
-	size := flag.Int("size", 256, "body bytes per message")
-	rtt := flag.Duration("rtt", 100*time.Millisecond, "round trip the proxy adds to every request")
-	rlogBin := flag.String("rlog", "bin/rlog", "the rlog binary to run `rlog serve` with")
-	hyper := flag.String("hypercore", "bench/hypercore/catchup.js", "Hypercore's script (empty: skip)")
-	hyperScratch := flag.Bool("hypercore-scratch", false, "also time Hypercore from scratch (slow: its pipeline is shallow)")
-	asJSON := flag.Bool("json", false, "print the report as JSON")
+	if job := os.Getenv(readerEnv); job != "" {
+		if err := reader(job); err != nil {
+			fmt.Fprintln(os.Stderr, "moonshot reader:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var c config
+	flag.IntVar(&c.messages, "messages", 1_000_000, "messages in the log")
+	flag.IntVar(&c.behind, "behind", 100_000, "messages the first reader misses")
+	flag.IntVar(&c.size, "size", 256, "body bytes per message")
+	flag.DurationVar(&c.rtt, "rtt", 100*time.Millisecond, "round trip the proxy adds to every request")
+	flag.StringVar(&c.rlogBin, "rlog", "bin/rlog", "the rlog binary to run `rlog serve` with")
+	flag.StringVar(&c.hyper, "hypercore", "bench/hypercore/catchup.js", "Hypercore's script (empty: skip)")
+	flag.BoolVar(&c.hyperScratch, "hypercore-scratch", false, "also time Hypercore from scratch (slow: its pipeline is shallow)")
+	flag.BoolVar(&c.asJSON, "json", false, "print the report as JSON")
+	flag.StringVar(&c.repo, "repo", "", "the writer's repo: written there if it holds no repo, read as it is if it does, and kept (default: a temporary one)")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write each reader's CPU profile to this prefix plus via and missing")
+	mib := flag.Int("budget", 0, "the reader's memory budget in MiB (0: the reader's default)")
 	flag.Parse()
-	if err := run(*messages, *behind, *size, *rtt, *rlogBin, *hyper, *hyperScratch, *asJSON); err != nil {
+	c.budget = *mib << 20
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "moonshot:", err)
 		os.Exit(1)
 	}
 }
 
-func run(messages, behind, size int, rtt time.Duration, rlogBin, hyper string, hyperScratch, asJSON bool) error {
+func run(c config) error {
 	ctx := context.Background()
 	tmp, err := os.MkdirTemp("", "rlog-moonshot-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	messages, behind, size, rtt := c.messages, c.behind, c.size, c.rtt
 	rep := report{Messages: messages, Size: size, RTTms: rtt.Milliseconds()}
-	dir := filepath.Join(tmp, "writer")
-	progress("writing %d messages of %d B", messages, size)
-	start := time.Now()
-	name, cur, err := writeLog(ctx, dir, messages, behind, size)
-	if err != nil {
-		return err
+	dir := c.repo
+	if dir == "" {
+		dir = filepath.Join(tmp, "writer")
 	}
-	rep.WriteSecs = time.Since(start).Seconds()
+	var name ipns.Name
+	var cur remotelog.Cursor
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		progress("reading the log in %s as it is", dir)
+		if name, cur, messages, err = openLog(dir, behind); err != nil {
+			return err
+		}
+		rep.Messages = messages
+	} else {
+		progress("writing %d messages of %d B", messages, size)
+		start := time.Now()
+		if name, cur, err = writeLog(ctx, dir, messages, behind, size); err != nil {
+			return err
+		}
+		rep.WriteSecs = time.Since(start).Seconds()
+	}
+	rlogBin, hyper, hyperScratch, asJSON := c.rlogBin, c.hyper, c.hyperScratch, c.asJSON
 
 	gw, stop, err := serve(rlogBin, dir)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	for _, c := range []remotelog.Cursor{cur, {}} {
-		r, err := catchUp(ctx, "rlog serve", gw, name, c, rtt)
+	for _, cur := range []remotelog.Cursor{cur, {}} {
+		r, err := catchUp(ctx, "rlog serve", gw, name, cur, rtt, c)
 		if err != nil {
 			return err
 		}
@@ -106,8 +153,8 @@ func run(messages, behind, size int, rtt time.Duration, rlogBin, hyper string, h
 		if err := toKubo(ctx, gw, name, api, filepath.Join(tmp, "log.car")); err != nil {
 			return err
 		}
-		for _, c := range []remotelog.Cursor{cur, {}} {
-			r, err := catchUp(ctx, "Kubo gateway", kgw, name, c, rtt)
+		for _, cur := range []remotelog.Cursor{cur, {}} {
+			r, err := catchUp(ctx, "Kubo gateway", kgw, name, cur, rtt, c)
 			if err != nil {
 				return err
 			}
@@ -136,10 +183,10 @@ func run(messages, behind, size int, rtt time.Duration, rlogBin, hyper string, h
 		return enc.Encode(rep)
 	}
 	fmt.Printf("log: %d messages of %d B, written and published in %.1f s; round trip added: %s\n", messages, size, rep.WriteSecs, rtt)
-	fmt.Printf("%-13s %9s %8s %9s %7s %12s %12s %9s\n", "via", "missing", "seconds", "requests", "rounds", "bytes", "payloads", "overhead")
+	fmt.Printf("%-13s %9s %8s %9s %7s %12s %12s %9s %9s\n", "via", "missing", "seconds", "requests", "rounds", "bytes", "payloads", "overhead", "heap MiB")
 	for _, r := range rep.Results {
-		fmt.Printf("%-13s %9d %8.2f %9d %7d %12d %12d %8.1f%%\n", r.Via, r.Missing, r.Seconds, r.Requests, r.Rounds, r.Bytes, r.PayloadBytes,
-			100*float64(r.Bytes+r.HeaderBytes-r.PayloadBytes)/float64(r.PayloadBytes))
+		fmt.Printf("%-13s %9d %8.2f %9d %7d %12d %12d %8.1f%% %9.1f\n", r.Via, r.Missing, r.Seconds, r.Requests, r.Rounds, r.Bytes, r.PayloadBytes,
+			100*float64(r.Bytes+r.HeaderBytes-r.PayloadBytes)/float64(r.PayloadBytes), r.PeakHeapMiB)
 	}
 	if rep.Hypercore != nil {
 		fmt.Printf("hypercore: %s\n", rep.Hypercore)
@@ -182,12 +229,39 @@ func writeLog(ctx context.Context, dir string, messages, behind, size int) (ipns
 	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
 		return name, cur, err
 	}
-	at := uint64(messages - behind)
-	err = w.Scan(at, at, func(m remotelog.Message) error {
+	cur, err = cursorAt(w, behind)
+	return name, cur, err
+}
+
+// cursorAt is the cursor of a reader of w's log behind messages behind.
+func cursorAt(w *remotelog.Writer, behind int) (remotelog.Cursor, error) {
+	var cur remotelog.Cursor
+	at := w.Len() - uint64(min(uint64(behind), w.Len()))
+	if at == 0 {
+		return cur, nil // from scratch
+	}
+	err := w.Scan(at, at, func(m remotelog.Message) error {
 		cur = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
 		return nil
 	})
-	return name, cur, err
+	return cur, err
+}
+
+// openLog opens the published repo in dir and returns its name, the
+// cursor of a reader behind messages behind and the log's length.
+func openLog(dir string, behind int) (ipns.Name, remotelog.Cursor, int, error) {
+	repo, err := remotelog.Open(dir)
+	if err != nil {
+		return ipns.Name{}, remotelog.Cursor{}, 0, err
+	}
+	defer repo.Close()
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		return ipns.Name{}, remotelog.Cursor{}, 0, err
+	}
+	defer w.Close()
+	cur, err := cursorAt(w, behind)
+	return w.Name(), cur, int(w.Len()), err
 }
 
 // serve runs `rlog serve` on the repo and returns its URL once it answers.
@@ -250,26 +324,124 @@ func toKubo(ctx context.Context, gw string, name ipns.Name, api, car string) err
 }
 
 // catchUp reads the log after cur from the gateway at url through a proxy
-// adding rtt.
-func catchUp(ctx context.Context, via, url string, name ipns.Name, cur remotelog.Cursor, rtt time.Duration) (result, error) {
+// adding rtt. The reader runs in a process of its own (this program,
+// started again), so that its heap figure is its own, not the proxy's.
+func catchUp(ctx context.Context, via, url string, name ipns.Name, cur remotelog.Cursor, rtt time.Duration, c config) (result, error) {
 	px, err := netproxy.Start(url, netproxy.Options{RTT: rtt})
 	if err != nil {
 		return result{}, err
 	}
 	defer px.Close()
-	src, err := remotelog.OpenSource(ctx, px.URL)
+	progress("%s: catching up from message %d", via, cur.Seq)
+	j := readerJob{URL: px.URL, Name: name.String(), Seq: cur.Seq, ID: hex.EncodeToString(cur.ID[:]), Budget: c.budget}
+	if c.profile != "" {
+		j.Profile = fmt.Sprintf("%s%s-%d.prof", c.profile, strings.ReplaceAll(via, " ", "-"), cur.Seq)
+	}
+	job, err := json.Marshal(j)
 	if err != nil {
 		return result{}, err
 	}
-	defer src.Close()
-	progress("%s: catching up from message %d", via, cur.Seq)
-	start := time.Now()
-	_, st, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+	self, err := os.Executable()
 	if err != nil {
-		return result{}, fmt.Errorf("%s: %w", via, err)
+		return result{}, err
 	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Env = append(os.Environ(), readerEnv+"="+string(job))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("%s: the reader: %w", via, err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return result{}, fmt.Errorf("%s: the reader's report: %w", via, err)
+	}
+	n := px.Counts()
+	r.Via, r.Requests, r.Rounds, r.Bytes, r.HeaderBytes = via, n.Requests, n.Rounds, n.Bytes, n.HeaderBytes
+	return r, nil
+}
+
+// readerEnv carries a readerJob to the reader's process.
+const readerEnv = "RLOG_MOONSHOT_READER"
+
+type readerJob struct {
+	URL, Name string
+	Seq       uint64
+	ID        string // hex
+	Budget    int
+	Profile   string // a CPU profile of the catch-up goes there, if set
+}
+
+// reader is the reader's process: it catches up as job says and prints
+// its result as JSON (time, messages, its own rounds, payload bytes, peak
+// heap).
+func reader(job string) error {
+	var j readerJob
+	if err := json.Unmarshal([]byte(job), &j); err != nil {
+		return err
+	}
+	name, err := ipns.NameFromString(j.Name)
+	if err != nil {
+		return err
+	}
+	cur := remotelog.Cursor{Seq: j.Seq}
+	if _, err := hex.Decode(cur.ID[:], []byte(j.ID)); err != nil {
+		return fmt.Errorf("cursor id: %w", err)
+	}
+	ctx := context.Background()
+	src, err := remotelog.OpenSource(ctx, j.URL)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if j.Profile != "" {
+		f, err := os.Create(j.Profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	peak := sampleHeap()
+	start := time.Now()
+	_, st, err := remotelog.CatchUp(ctx, src, name, cur, remotelog.ReadOptions{MemoryBudget: j.Budget}, func(remotelog.Message) error { return nil })
 	secs := time.Since(start).Seconds()
-	c := px.Counts()
-	return result{Via: via, Missing: st.Messages, Seconds: secs, Requests: c.Requests, Rounds: c.Rounds, ReaderRounds: st.Rounds,
-		Bytes: c.Bytes, HeaderBytes: c.HeaderBytes, PayloadBytes: st.PayloadBytes}, nil
+	heap := peak()
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(result{Missing: st.Messages, Seconds: secs, ReaderRounds: st.Rounds, PayloadBytes: st.PayloadBytes,
+		PeakHeapMiB: float64(heap) / (1 << 20)})
+}
+
+// sampleHeap collects garbage, then samples the Go heap's objects every
+// millisecond until the function it returns is called, which returns the
+// highest.
+func sampleHeap() func() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var high uint64
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			high = max(high, s[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-stopped
+		return high
+	}
 }
