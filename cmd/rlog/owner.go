@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,7 +21,7 @@ import (
 // runs its commands in a running daemon. append and publish have their own
 // requests; sync status reads the node's status.
 var forwarded = []string{
-	"rlog log", "rlog fetch", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
+	"rlog log", "rlog fetch", "rlog follow", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
 	"rlog pin", "rlog backup", "rlog recover",
 	"rlog peer add", "rlog peer rm", "rlog peer ls", "rlog peer pause", "rlog peer resume", "rlog peer interval",
 }
@@ -46,7 +48,14 @@ func (a *app) forward(c *cobra.Command, args []string) (handled bool, err error)
 			req.Env[k] = v
 		}
 	}
-	code, err := owner.Run(c.Context(), req, a.stdout, a.stderr)
+	// Ctrl-C or SIGTERM here ends the command there (its request ends):
+	// a follower stops cleanly, as it does run here.
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := owner.Run(ctx, req, a.stdout, a.stderr)
+	if err != nil && ctx.Err() != nil && c.CommandPath() == "rlog follow" {
+		return true, nil
+	}
 	if err != nil {
 		return true, err
 	}
@@ -109,4 +118,42 @@ func nodeCommands(ctx context.Context, n *remotelog.Node, req remotelog.CommandR
 	getenv := func(k string) string { return req.Env[k] }
 	a := &app{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: getenv, node: n}
 	return a.execute(ctx, append([]string{"--repo", n.Repo().Dir}, req.Args...))
+}
+
+// onNode runs f with the node that owns the repo: the one this command
+// runs in, else one started here (its control socket lets other commands
+// in through it), which stops when f returns.
+func (a *app) onNode(ctx context.Context, f func(*remotelog.Node) error) error {
+	if a.node != nil {
+		return f(a.node)
+	}
+	repo, b, release, err := a.openNodeRepo(ctx, a.openRepo)
+	if err != nil {
+		return err
+	}
+	defer release()
+	node, err := remotelog.StartNode(ctx, repo, remotelog.NodeConfig{Backend: b, Commands: nodeCommands})
+	if err != nil {
+		return err
+	}
+	err = f(node)
+	if cerr := node.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openNodeRepo opens the repo a node is to own, and the backend its writer
+// publishes to (nil: the embedded store); release closes both.
+func (a *app) openNodeRepo(ctx context.Context, open func(context.Context) (*remotelog.Repo, error)) (_ *remotelog.Repo, _ *remotelog.Backend, release func(), _ error) {
+	repo, err := open(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, closeBackend, err := a.backend(ctx, repo)
+	if err != nil {
+		repo.Close()
+		return nil, nil, nil, err
+	}
+	return repo, b, func() { closeBackend(); repo.Close() }, nil
 }
