@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -21,7 +22,7 @@ import (
 // runs its commands in a running daemon. append and publish have their own
 // requests; sync status reads the node's status.
 var forwarded = []string{
-	"rlog log", "rlog fetch", "rlog follow", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
+	"rlog log", "rlog fetch", "rlog follow", "rlog restore", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
 	"rlog pin", "rlog backup", "rlog recover",
 	"rlog peer add", "rlog peer rm", "rlog peer ls", "rlog peer pause", "rlog peer resume", "rlog peer interval",
 }
@@ -47,6 +48,16 @@ func (a *app) forward(c *cobra.Command, args []string) (handled bool, err error)
 		if v := a.getenv(k); v != "" {
 			req.Env[k] = v
 		}
+	}
+	if c.CommandPath() == "rlog restore" && len(args) == 1 && args[0] == "-" {
+		// The node reads no standard input: it reads the backup from a
+		// file in the repo, staged here.
+		tmp, err := stageStdin(a.stdin, dir)
+		if err != nil {
+			return true, fmt.Errorf("restore: read standard input: %w", err)
+		}
+		defer os.Remove(tmp)
+		req.Args[len(req.Args)-1] = tmp
 	}
 	// Ctrl-C or SIGTERM here ends the command there (its request ends):
 	// a follower stops cleanly, as it does run here.
@@ -141,6 +152,15 @@ func (a *app) onNode(ctx context.Context, f func(*remotelog.Node) error) error {
 		err = cerr
 	}
 	return err
+}
+
+// quiet runs f while no append or publish runs in the node this command
+// runs in (a command that changes what the node's writer publishes).
+func (a *app) quiet(f func() error) error {
+	if a.node == nil {
+		return f()
+	}
+	return a.node.WithWriter(func(*remotelog.Writer) error { return f() })
 }
 
 // openNodeRepo opens the repo a node is to own, and the backend its writer

@@ -65,7 +65,7 @@ that fails, offline, is tried again at the next one).
 While it runs, every other rlog command in the repo works through it, over the repo's
 control socket (run/rlog.sock, 0600 in a 0700 folder, this user's processes only):
 append and publish, log, fetch, follow, check, resolve, inspect, block get, pin,
-backup, recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
+backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 		Example: `  rlog run --serve 127.0.0.1:8080 --publish-every 1m
   rlog run --sync --listen /ip4/0.0.0.0/tcp/4001 --serve 0.0.0.0:8080
   rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
