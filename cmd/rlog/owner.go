@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -167,6 +168,12 @@ func (a *app) quiet(f func() error) error {
 // publishes to (nil: the embedded store); release closes both.
 func (a *app) openNodeRepo(ctx context.Context, open func(context.Context) (*remotelog.Repo, error)) (_ *remotelog.Repo, _ *remotelog.Backend, release func(), _ error) {
 	repo, err := open(ctx)
+	var le *remotelog.LockedError
+	if errors.As(err, &le) {
+		if dir, _ := a.repoDir(); ownerListens(dir) {
+			return nil, nil, nil, failf(err, "%v; a repo has one node: stop it and start one that runs both ('rlog run --serve ADDR --sync --keep NAME ...'), or run the other commands in it", le)
+		}
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
