@@ -465,9 +465,12 @@ func (k *Keyring) OpenMessage(m *Message) error {
 // ErrPrivate, so a reader without the key delivers nothing of a private log.
 func Opening(k *Keyring, deliver func(Message) error) func(Message) error {
 	return func(m Message) error {
+		if m.opened {
+			return deliver(m) // by OpenBodies
+		}
 		if k == nil {
 			if sealedMessage(m) {
-				return fmt.Errorf("%w: message %d is sealed and no read key for the log is held", ErrPrivate, m.Seq)
+				return errNoKey(m.Seq)
 			}
 			return deliver(m)
 		}
@@ -478,6 +481,34 @@ func Opening(k *Keyring, deliver func(Message) error) func(Message) error {
 			defer os.Remove(m.BodyFile) // unless the receiver moved it
 		}
 		return deliver(m)
+	}
+}
+
+func errNoKey(seq uint64) error {
+	return fmt.Errorf("%w: message %d is sealed and no read key for the log is held", ErrPrivate, seq)
+}
+
+// OpenBodies is a ReadOptions.Prepare that opens each message's body as
+// Opening does, on the reader's workers ahead of delivery (the cost of
+// opening then runs beside delivery, on other cores); with a nil keyring
+// it refuses a sealed body with ErrPrivate. Opening delivers a message it
+// opened as it is: a reader sets both.
+//
+//	opts.Prepare = remotelog.OpenBodies(k)
+//	remotelog.CatchUp(ctx, src, name, cur, opts, remotelog.Opening(k, deliver))
+func OpenBodies(k *Keyring) func(*Message) error {
+	return func(m *Message) error {
+		if k == nil {
+			if sealedMessage(*m) {
+				return errNoKey(m.Seq)
+			}
+			return nil
+		}
+		if err := k.OpenMessage(m); err != nil {
+			return err
+		}
+		m.opened = true
+		return nil
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,8 +266,15 @@ func FuzzParseLink(f *testing.F) {
 // TestOpeningStopsAtDamage: a log whose writer published a changed, a cut
 // and a foreign sealed body (its ids hash what was published, so the log
 // verifies) is read up to the damaged body, which stops the read with
-// ErrDecrypt; nothing of it or after it is delivered.
+// ErrDecrypt; nothing of it or after it is delivered: opened on delivery
+// and opened ahead (OpenBodies).
 func TestOpeningStopsAtDamage(t *testing.T) {
+	for _, ahead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "on delivery", true: "ahead"}[ahead], func(t *testing.T) { testOpeningStopsAtDamage(t, ahead) })
+	}
+}
+
+func testOpeningStopsAtDamage(t *testing.T, ahead bool) {
 	k := newKeyring(t)
 	good, _ := k.Seal(group, []byte("good"))
 	changed, _ := k.Seal(group, []byte("changed"))
@@ -284,7 +293,11 @@ func TestOpeningStopsAtDamage(t *testing.T) {
 			}
 			w.publish(t)
 			var got []string
-			cur, _, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now},
+			opts := remotelog.ReadOptions{Now: w.clock.Now}
+			if ahead {
+				opts.Prepare = remotelog.OpenBodies(k)
+			}
+			cur, _, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, opts,
 				remotelog.Opening(k, func(m remotelog.Message) error {
 					got = append(got, string(m.Body))
 					return nil
@@ -296,5 +309,61 @@ func TestOpeningStopsAtDamage(t *testing.T) {
 				t.Errorf("the error does not name the message: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenBodiesAhead: bodies opened on the reader's workers ahead of
+// delivery (inline bodies over many pages, pointer payloads among them)
+// are delivered in order, each once, also from a cursor; without a key
+// nothing of the log is delivered.
+func TestOpenBodiesAhead(t *testing.T) {
+	ctx := context.Background()
+	k := newKeyring(t)
+	w := newWorld(t, small(t))
+	var want []string
+	var sealed [][]byte
+	for i := range 300 {
+		b := fmt.Sprintf("message %d", i)
+		if i%37 == 0 {
+			b += strings.Repeat(".", 5000) // over the inline limit: a pointer
+		}
+		want = append(want, b)
+		sb, err := k.Seal(group, []byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, sb)
+	}
+	if _, err := w.w.Append(ctx, group, sealed); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t)
+	readFrom := func(kr *remotelog.Keyring, cur remotelog.Cursor) ([]string, error) {
+		var got []string
+		_, _, err := remotelog.CatchUp(ctx, w, w.w.Name(), cur, remotelog.ReadOptions{Now: w.clock.Now, Prepare: remotelog.OpenBodies(kr)},
+			remotelog.Opening(kr, func(m remotelog.Message) error {
+				got = append(got, string(m.Body))
+				return nil
+			}))
+		return got, err
+	}
+	got, err := readFrom(k, remotelog.Cursor{})
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("delivered %d messages (%v), want %d in order", len(got), err, len(want))
+	}
+	var mid []remotelog.Message
+	remotelog.CatchUp(ctx, w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now}, func(m remotelog.Message) error {
+		if m.Seq == 150 {
+			mid = append(mid, m)
+		}
+		return nil
+	})
+	got, err = readFrom(k, remotelog.Cursor{Seq: 150, ID: mid[0].ID})
+	if err != nil || !slices.Equal(got, want[150:]) {
+		t.Fatalf("from 150: delivered %d messages (%v), want %d in order", len(got), err, len(want)-150)
+	}
+	got, err = readFrom(nil, remotelog.Cursor{})
+	if !errors.Is(err, remotelog.ErrPrivate) || len(got) != 0 {
+		t.Fatalf("without a key: delivered %d, %v; want nothing, ErrPrivate", len(got), err)
 	}
 }

@@ -119,7 +119,8 @@ and not merged past that point; the others are printed.`,
 					return err
 				}
 				defer prog.Close()
-				deliver, err := opening(dir, name, func(m remotelog.Message) error {
+				opts := remotelog.ReadOptions{SpoolDir: outDir}
+				deliver, err := opening(dir, name, &opts, func(m remotelog.Message) error {
 					if err := out.print(m); err != nil {
 						return err
 					}
@@ -128,7 +129,6 @@ and not merged past that point; the others are printed.`,
 				if err != nil {
 					return err
 				}
-				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
 				}

@@ -138,7 +138,8 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	}
 	defer prog.Close()
 	var verified uint64
-	deliver, err := opening(dir, name, func(m remotelog.Message) error {
+	read := remotelog.ReadOptions{SpoolDir: outDir}
+	deliver, err := opening(dir, name, &read, func(m remotelog.Message) error {
 		if err := out.print(m); err != nil {
 			return err
 		}
@@ -168,7 +169,7 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	}
 	seen := cur.RecordSeq > 0
 	err = node.Follow(ctx, name, src, remotelog.FollowOptions{
-		Read:        remotelog.ReadOptions{SpoolDir: outDir},
+		Read:        read,
 		MinInterval: minInterval, MaxInterval: maxInterval,
 		Status: func(s remotelog.FollowStatus) {
 			status(s)

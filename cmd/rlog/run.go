@@ -212,7 +212,8 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		out := &printer{w: a.stdout, asJSON: nf.followJSON}
 		for _, name := range names {
 			// A private log's bodies are opened with the keys the repo holds.
-			deliver, err := opening(repo.Dir, name, func(m remotelog.Message) error {
+			opts := follow
+			deliver, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
 				outMu.Lock()
 				defer outMu.Unlock()
 				return out.print(m)
@@ -220,7 +221,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 			if err != nil {
 				return err
 			}
-			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: deliver})
+			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: opts, Deliver: deliver})
 		}
 	}
 	// Where the node listens, before anything it delivers.

@@ -201,11 +201,16 @@ func nameArg(dir, arg string) (ipns.Name, error) {
 }
 
 // opening wraps deliver to open the bodies of log name with the keys the
-// repo in dir holds for it; without keys a sealed body stops the read.
-func opening(dir string, name ipns.Name, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
+// repo in dir holds for it, opened ahead of delivery by the reader of opts
+// (ReadOptions.Prepare); without keys a sealed body stops the read (and a
+// plain log is read as it was).
+func opening(dir string, name ipns.Name, opts *remotelog.ReadOptions, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
 	k, err := remotelog.LoadKeyring(dir, name)
 	if err != nil {
 		return nil, err
+	}
+	if k != nil {
+		opts.Prepare = remotelog.OpenBodies(k)
 	}
 	return remotelog.Opening(k, deliver), nil
 }
