@@ -708,3 +708,71 @@ func (k *Keyring) SealFile(group []byte, path, dir string) (string, error) {
 	}
 	return out.Name(), nil
 }
+
+// HeldKeys opens bodies that name no log, as MVDS messages from peers
+// arrive, with every key the repo in dir holds: its own private log's and
+// those of the links it was given. A body that opens under none of them
+// has the keys read again (a link given since, a rekey) before it is
+// refused.
+type HeldKeys struct {
+	dir   string
+	mu    sync.Mutex
+	rings []*Keyring
+}
+
+// NewHeldKeys reads the keys the repo in dir holds.
+func NewHeldKeys(dir string) (*HeldKeys, error) {
+	h := &HeldKeys{dir: dir}
+	return h, h.load()
+}
+
+func (h *HeldKeys) load() error {
+	files, err := filepath.Glob(filepath.Join(h.dir, "keys", "*.json"))
+	if err != nil {
+		return fmt.Errorf("remotelog: read keys: %w", err)
+	}
+	var rings []*Keyring
+	for _, f := range files {
+		name, err := ParseName(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil {
+			continue // not a keyring rlog wrote
+		}
+		k, err := LoadKeyring(h.dir, name)
+		if err != nil {
+			return err
+		}
+		rings = append(rings, k)
+	}
+	h.rings = rings
+	return nil
+}
+
+// Open opens sealed, a body of group, with the held keyring whose key of
+// its epoch authenticates it. It fails with ErrDecrypt when the body is
+// not sealed as a body is, and with ErrPrivate when no held key opens it.
+func (h *HeldKeys) Open(group, sealed []byte) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, err := openWithAny(h.rings, group, sealed)
+	if err == nil {
+		return b, nil
+	}
+	if lerr := h.load(); lerr != nil {
+		return nil, errors.Join(err, lerr)
+	}
+	return openWithAny(h.rings, group, sealed)
+}
+
+func openWithAny(rings []*Keyring, group, sealed []byte) ([]byte, error) {
+	if _, _, err := parseHeader(sealed); err != nil {
+		return nil, err
+	}
+	for _, k := range rings {
+		if b, err := k.Open(group, sealed); err == nil {
+			return b, nil
+		}
+	}
+	// A key of another log authenticates nothing, as a changed body does
+	// not: which it is cannot be told.
+	return nil, fmt.Errorf("%w: none of the keys held (of %d logs) opens the body: a log whose keys are not held, or a changed body", ErrPrivate, len(rings))
+}

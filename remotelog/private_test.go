@@ -367,3 +367,48 @@ func TestOpenBodiesAhead(t *testing.T) {
 		t.Fatalf("without a key: delivered %d, %v; want nothing, ErrPrivate", len(got), err)
 	}
 }
+
+// TestHeldKeys: a body that names no log opens with whichever keyring the
+// repo holds opens it; keys saved since are read when none does; a body no
+// held key opens (another log's, or changed) is ErrPrivate.
+func TestHeldKeys(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8", "k51qzi5uqu5dhmb8wwhlowl8ucgazbn04rkp0s9e4nqcox64myye4g6frfcez4"}
+	k0, k1 := newKeyring(t), newKeyring(t)
+	n0, err := remotelog.ParseName(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, err := remotelog.ParseName(names[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remotelog.SaveKeyring(dir, n0, k0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := remotelog.NewHeldKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, _ := k0.Seal(group, []byte("zero"))
+	s1, _ := k1.Seal(group, []byte("one"))
+	if b, err := h.Open(group, s0); err != nil || string(b) != "zero" {
+		t.Fatalf("opened %q, %v", b, err)
+	}
+	if _, err := h.Open(group, s1); !errors.Is(err, remotelog.ErrPrivate) {
+		t.Fatalf("a body of a log whose keys are not held: %v, want ErrPrivate", err)
+	}
+	if err := remotelog.SaveKeyring(dir, n1, k1); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := h.Open(group, s1); err != nil || string(b) != "one" {
+		t.Fatalf("after its keys were saved: opened %q, %v", b, err)
+	}
+	s1[len(s1)-1] ^= 1
+	if _, err := h.Open(group, s1); !errors.Is(err, remotelog.ErrPrivate) {
+		t.Fatalf("a changed body: %v, want ErrPrivate (no key opens it)", err)
+	}
+	if _, err := h.Open(group, []byte("plain")); !errors.Is(err, remotelog.ErrDecrypt) {
+		t.Fatalf("a body not sealed: %v, want ErrDecrypt", err)
+	}
+}

@@ -154,11 +154,26 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 			return err
 		}
 		out := &printer{w: a.stdout, asJSON: nf.syncJSON}
+		// A private log's bodies are printed opened when the repo holds
+		// a key that opens them (the message names no log: each held is
+		// tried); else as they came, sealed, with a note.
+		keys, err := remotelog.NewHeldKeys(repo.Dir)
+		if err != nil {
+			return err
+		}
 		sc := &remotelog.SyncConfig{Listen: nf.listen, Group: group, Mode: m, Epoch: nf.epoch, Peers: nf.peers, LogInterval: nf.logEvery,
 			Deliver: func(msg mvds.Message) {
+				id := msg.ID() // over the body as it travels, sealed or not
+				if remotelog.IsSealed(msg.Body) {
+					if b, err := keys.Open(msg.GroupID, msg.Body); err == nil {
+						msg.Body = b
+					} else {
+						logf("message %s: printed sealed: %s", id, a.brief(err))
+					}
+				}
 				outMu.Lock()
 				defer outMu.Unlock()
-				out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
+				out.print(remotelog.Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
 			}}
 		if nf.syncFrom != "" {
 			src, err := remotelog.OpenSource(ctx, nf.syncFrom)
