@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -84,7 +85,7 @@ backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or S
 	f.StringSliceVar(&nf.keep, "keep", nil, "keep this log readable (repeatable)")
 	f.StringArrayVar(&nf.keepFrom, "keep-from", nil, "where kept logs are read: "+fromForms[len("--from takes "):]+fromsHelp)
 	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
-	f.StringSliceVar(&nf.follow, "follow", nil, "follow this log and print its messages (repeatable)")
+	f.StringArrayVar(&nf.follow, "follow", nil, "follow this log (a name, or the share link of a private log) and print its messages (repeatable)")
 	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
 	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
@@ -220,10 +221,20 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		if len(nf.followFrom) == 0 {
 			return usagef("give --follow-from SOURCE: where followed logs are read")
 		}
-		names, src, err := a.namesFrom(ctx, nf.follow, nf.followFrom, &closers)
+		// A share link gives its keys to the repo, as 'rlog follow LINK' does.
+		var names []ipns.Name
+		for _, arg := range followArgs(nf.follow) {
+			name, err := nameArg(repo.Dir, arg)
+			if err != nil {
+				return err
+			}
+			names = append(names, name)
+		}
+		src, err := a.openSources(ctx, nf.followFrom)
 		if err != nil {
 			return err
 		}
+		closers = append(closers, func() { src.Close() })
 		out := &printer{w: a.stdout, asJSON: nf.followJSON}
 		for _, name := range names {
 			// A private log's bodies are opened with the keys the repo holds.
@@ -285,6 +296,20 @@ func (a *app) namesFrom(ctx context.Context, args []string, froms []string, clos
 	}
 	*closers = append(*closers, func() { src.Close() })
 	return names, src, nil
+}
+
+// followArgs are the logs --follow names: each value one share link, or
+// names separated by commas.
+func followArgs(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if remotelog.IsLink(v) {
+			out = append(out, v)
+			continue
+		}
+		out = append(out, strings.Split(v, ",")...)
+	}
+	return out
 }
 
 func parseNames(args []string) ([]ipns.Name, error) {
