@@ -697,7 +697,11 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			}
 		}
 		p := pg.Number
-		var inline []*pending // verified (and prepared) by a worker
+		// Inline messages verified and prepared by a worker share one
+		// done, closed when the whole page is: the consumer then waits
+		// once a page, not once a message.
+		var inline []*pending
+		var pageDone chan struct{}
 		items := make([]*pending, 0, len(pg.Entries))
 		for i := range pg.Entries {
 			e := &pg.Entries[i]
@@ -717,6 +721,10 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 					it.err = verifyMessage(it)
 					close(it.done)
 				} else {
+					if pageDone == nil {
+						pageDone = make(chan struct{})
+					}
+					it.done = pageDone
 					inline = append(inline, it)
 				}
 			} else {
@@ -736,11 +744,11 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 		}
 		if len(inline) > 0 {
 			err := goBounded(ctx, workers, wg, func() {
+				defer close(pageDone)
 				for _, it := range inline {
 					if it.err = verifyMessage(it); it.err == nil {
 						it.err = r.prepare(it)
 					}
-					close(it.done)
 				}
 			})
 			if err != nil {
