@@ -96,6 +96,13 @@ cannot be read is said once, until that changes.`,
 			err = a.onNode(ctx, func(node *remotelog.Node) error {
 				return a.follow(ctx, node, name, froms, asJSON, outDir, minInterval, maxInterval, giveUp)
 			})
+			var le *remotelog.LockedError
+			if errors.As(err, &le) {
+				// A node took the repo meanwhile: follow in it.
+				if done, ferr := a.forward(cmd, args); done {
+					return ferr
+				}
+			}
 			if cause := context.Cause(ctx); explained(cause) {
 				return cause
 			}
