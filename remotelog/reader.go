@@ -709,17 +709,15 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			if seq < lo {
 				continue
 			}
-			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: make(chan struct{})}
+			it := &pending{msg: Message{Seq: seq, ID: e.ID}, page: p, done: ready}
 			it.hashed = e.Inline() && pg.V() != pager.V1
 			if seq == at && !it.hashed {
 				// The message at the cursor is only compared by id, which
 				// its verified page gives: its payload is not fetched again.
-				close(it.done)
 			} else if e.Inline() {
 				it.wire = e.Payload
 				if r.opts.Prepare == nil {
 					it.err = verifyMessage(it)
-					close(it.done)
 				} else {
 					if pageDone == nil {
 						pageDone = make(chan struct{})
@@ -729,6 +727,7 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 				}
 			} else {
 				it.ref = e.Ref
+				it.done = make(chan struct{})
 				payloads.Add(1)
 				err := goBounded(ctx, sem, wg, func() {
 					defer close(it.done)
@@ -765,6 +764,13 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 	}
 	return nil
 }
+
+// ready is the done of a pending message ready when it is queued.
+var ready = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // goBounded runs f in a goroutine counted in wg once sem has room for it,
 // or returns ctx's error.
