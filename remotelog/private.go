@@ -72,7 +72,7 @@ type ReadKey struct {
 type Keyring struct {
 	keys []ReadKey // ascending epochs
 
-	mu      sync.Mutex
+	mu      sync.RWMutex           // ciphers: read by the reader's workers at once
 	ciphers map[uint64]cipher.AEAD // made once per epoch
 }
 
@@ -128,6 +128,12 @@ func (k *Keyring) Current() (ReadKey, bool) {
 
 // cipher is the AEAD of epoch's key.
 func (k *Keyring) cipher(epoch uint64) (cipher.AEAD, bool) {
+	k.mu.RLock()
+	a, ok := k.ciphers[epoch]
+	k.mu.RUnlock()
+	if ok {
+		return a, true
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.ciphers[epoch]; ok {
