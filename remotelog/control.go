@@ -201,7 +201,7 @@ func (c *ControlClient) Status(ctx context.Context, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("remotelog: the repo's owner has no status (%s): is `rlog sync` running?", resp.Status)
+		return fmt.Errorf("remotelog: the node that owns the repo runs no MVDS sync (%s): start it with --sync (rlog run --sync, or rlog sync)", resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -112,6 +112,7 @@ type Node struct {
 type subscription struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when its follower has returned
+	err    error         // why it ended, once done is closed
 	status FollowStatus
 	cur    Cursor
 	src    Source
@@ -367,13 +368,34 @@ func (n *Node) Fetch(ctx context.Context, src Source, name ipns.Name, opts ReadO
 // again; a fork or a failing deliver ends the subscription (Status says
 // why).
 func (n *Node) Subscribe(name ipns.Name, src Source, opts FollowOptions, deliver func(Message) error) error {
-	_, err := n.subscribe(name, src, opts, func(context.Context) func(Message) error { return deliver })
+	_, err := n.subscribe(n.ctx, name, src, opts, func(context.Context) func(Message) error { return deliver })
 	return err
 }
 
+// Follow is Subscribe for as long as ctx lasts: it returns when ctx ends
+// (nil), the node closes (nil), or the subscription fails (a fork: its
+// error; a failing source or deliver is tried again, as Follow does). While it runs the node's status lists it,
+// and a Subscribe to the same log fails.
+func (n *Node) Follow(ctx context.Context, name ipns.Name, src Source, opts FollowOptions, deliver func(Message) error) error {
+	sub, err := n.subscribe(ctx, name, src, opts, func(context.Context) func(Message) error { return deliver })
+	if err != nil {
+		return err
+	}
+	<-sub.done
+	n.subMu.Lock()
+	if n.subs[name.String()] == sub {
+		delete(n.subs, name.String())
+	}
+	n.subMu.Unlock()
+	if ctx.Err() != nil || n.ctx.Err() != nil {
+		return nil
+	}
+	return sub.err
+}
+
 // subscribe starts a subscription delivering to what deliverIn makes of
-// the subscription's context.
-func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliverIn func(context.Context) func(Message) error) (*subscription, error) {
+// the subscription's context, which ends with parent and with the node.
+func (n *Node) subscribe(parent context.Context, name ipns.Name, src Source, opts FollowOptions, deliverIn func(context.Context) func(Message) error) (*subscription, error) {
 	n.subMu.Lock()
 	defer n.subMu.Unlock()
 	if _, ok := n.subs[name.String()]; ok {
@@ -384,13 +406,18 @@ func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(n.ctx)
+	stop := context.AfterFunc(parent, cancel)
 	sub := &subscription{cancel: cancel, cur: cur, done: make(chan struct{}), src: src}
 	n.subs[name.String()] = sub
+	saved := opts.Save
 	opts.Save = func(c Cursor) error {
 		n.subMu.Lock()
 		sub.cur = c
 		n.subMu.Unlock()
-		return n.repo.SaveCursor(name, c)
+		if err := n.repo.SaveCursor(name, c); err != nil || saved == nil {
+			return err
+		}
+		return saved(c)
 	}
 	status := opts.Status
 	opts.Status = func(s FollowStatus) {
@@ -406,7 +433,9 @@ func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 	}
 	n.goRun(func() {
 		defer close(sub.done)
+		defer stop()
 		_, err := Follow(ctx, src, name, cur, opts, deliverIn(ctx))
+		sub.err = err
 		if err != nil && ctx.Err() == nil {
 			n.logf("%s: subscription ended: %v", name, err)
 			n.subMu.Lock()
@@ -423,7 +452,7 @@ func (n *Node) subscribe(name ipns.Name, src Source, opts FollowOptions, deliver
 // the batch it is in.
 func (n *Node) SubscribeChan(name ipns.Name, src Source, opts FollowOptions) (<-chan Message, error) {
 	ch := make(chan Message)
-	sub, err := n.subscribe(name, src, opts, func(ctx context.Context) func(Message) error {
+	sub, err := n.subscribe(n.ctx, name, src, opts, func(ctx context.Context) func(Message) error {
 		return func(m Message) error {
 			select {
 			case ch <- m:

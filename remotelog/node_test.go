@@ -229,3 +229,53 @@ func TestNodeEphemeral(t *testing.T) {
 		t.Fatalf("the logs hold %d and %d messages, want 1 each (an ephemeral one is never logged)", na, nb)
 	}
 }
+
+// TestNodeFollow: a follower bound to a context is one of the node's
+// subscriptions while it runs (a second one of the log is refused), and
+// ends with nil when its context ends, having saved how far it read.
+func TestNodeFollow(t *testing.T) {
+	ctx := context.Background()
+	rw, rr := openNewRepo(t, "w"), openNewRepo(t, "r")
+	w := startNode(t, rw, remotelog.NodeConfig{})
+	if _, err := w.Append(ctx, nil, [][]byte{[]byte("one"), []byte("two")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := startNode(t, rr, remotelog.NodeConfig{})
+	name := rw.Name()
+	opts := remotelog.FollowOptions{MinInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
+	fctx, stop := context.WithCancel(ctx)
+	got := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Follow(fctx, name, rw, opts, func(m remotelog.Message) error { got <- string(m.Body); return nil })
+	}()
+	for _, want := range []string{"one", "two"} {
+		select {
+		case b := <-got:
+			if b != want {
+				t.Fatalf("delivered %q, want %q", b, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%q not delivered", want)
+		}
+	}
+	if st := r.Status(); len(st.Subscriptions) != 1 || st.Subscriptions[0].Name != name.String() {
+		t.Fatalf("status lists %+v, want the follower", st.Subscriptions)
+	}
+	if err := r.Subscribe(name, rw, opts, func(remotelog.Message) error { return nil }); err == nil {
+		t.Fatal("a second subscription to the log was taken")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Follow ended by its context: %v", err)
+	}
+	if st := r.Status(); len(st.Subscriptions) != 0 {
+		t.Fatalf("status lists %+v after the follower ended", st.Subscriptions)
+	}
+	if cur, err := rr.Cursor(name); err != nil || cur.Seq != 2 {
+		t.Fatalf("cursor %+v, %v: want seq 2", cur, err)
+	}
+}

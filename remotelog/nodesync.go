@@ -37,7 +37,8 @@ type SyncConfig struct {
 	From        Source
 	LogInterval time.Duration
 	// Deliver hears each message of the group the node did not have, once
-	// (from a peer or from its remote log), also across restarts.
+	// (from a peer or from its remote log), also across restarts. A
+	// private log's body comes sealed: HeldKeys opens it.
 	Deliver func(mvds.Message)
 }
 

@@ -72,7 +72,7 @@ type ReadKey struct {
 type Keyring struct {
 	keys []ReadKey // ascending epochs
 
-	mu      sync.Mutex
+	mu      sync.RWMutex           // ciphers: read by the reader's workers at once
 	ciphers map[uint64]cipher.AEAD // made once per epoch
 }
 
@@ -128,6 +128,12 @@ func (k *Keyring) Current() (ReadKey, bool) {
 
 // cipher is the AEAD of epoch's key.
 func (k *Keyring) cipher(epoch uint64) (cipher.AEAD, bool) {
+	k.mu.RLock()
+	a, ok := k.ciphers[epoch]
+	k.mu.RUnlock()
+	if ok {
+		return a, true
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.ciphers[epoch]; ok {
@@ -465,9 +471,12 @@ func (k *Keyring) OpenMessage(m *Message) error {
 // ErrPrivate, so a reader without the key delivers nothing of a private log.
 func Opening(k *Keyring, deliver func(Message) error) func(Message) error {
 	return func(m Message) error {
+		if m.opened {
+			return deliver(m) // by OpenBodies
+		}
 		if k == nil {
 			if sealedMessage(m) {
-				return fmt.Errorf("%w: message %d is sealed and no read key for the log is held", ErrPrivate, m.Seq)
+				return errNoKey(m.Seq)
 			}
 			return deliver(m)
 		}
@@ -478,6 +487,34 @@ func Opening(k *Keyring, deliver func(Message) error) func(Message) error {
 			defer os.Remove(m.BodyFile) // unless the receiver moved it
 		}
 		return deliver(m)
+	}
+}
+
+func errNoKey(seq uint64) error {
+	return fmt.Errorf("%w: message %d is sealed and no read key for the log is held", ErrPrivate, seq)
+}
+
+// OpenBodies is a ReadOptions.Prepare that opens each message's body as
+// Opening does, on the reader's workers ahead of delivery (the cost of
+// opening then runs beside delivery, on other cores); with a nil keyring
+// it refuses a sealed body with ErrPrivate. Opening delivers a message it
+// opened as it is: a reader sets both.
+//
+//	opts.Prepare = remotelog.OpenBodies(k)
+//	remotelog.CatchUp(ctx, src, name, cur, opts, remotelog.Opening(k, deliver))
+func OpenBodies(k *Keyring) func(*Message) error {
+	return func(m *Message) error {
+		if k == nil {
+			if sealedMessage(*m) {
+				return errNoKey(m.Seq)
+			}
+			return nil
+		}
+		if err := k.OpenMessage(m); err != nil {
+			return err
+		}
+		m.opened = true
+		return nil
 	}
 }
 
@@ -676,4 +713,72 @@ func (k *Keyring) SealFile(group []byte, path, dir string) (string, error) {
 		return "", fmt.Errorf("remotelog: seal %s: %w", path, err)
 	}
 	return out.Name(), nil
+}
+
+// HeldKeys opens bodies that name no log, as MVDS messages from peers
+// arrive, with every key the repo in dir holds: its own private log's and
+// those of the links it was given. A body that opens under none of them
+// has the keys read again (a link given since, a rekey) before it is
+// refused.
+type HeldKeys struct {
+	dir   string
+	mu    sync.Mutex
+	rings []*Keyring
+}
+
+// NewHeldKeys reads the keys the repo in dir holds.
+func NewHeldKeys(dir string) (*HeldKeys, error) {
+	h := &HeldKeys{dir: dir}
+	return h, h.load()
+}
+
+func (h *HeldKeys) load() error {
+	files, err := filepath.Glob(filepath.Join(h.dir, "keys", "*.json"))
+	if err != nil {
+		return fmt.Errorf("remotelog: read keys: %w", err)
+	}
+	var rings []*Keyring
+	for _, f := range files {
+		name, err := ParseName(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil {
+			continue // not a keyring rlog wrote
+		}
+		k, err := LoadKeyring(h.dir, name)
+		if err != nil {
+			return err
+		}
+		rings = append(rings, k)
+	}
+	h.rings = rings
+	return nil
+}
+
+// Open opens sealed, a body of group, with the held keyring whose key of
+// its epoch authenticates it. It fails with ErrDecrypt when the body is
+// not sealed as a body is, and with ErrPrivate when no held key opens it.
+func (h *HeldKeys) Open(group, sealed []byte) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, err := openWithAny(h.rings, group, sealed)
+	if err == nil {
+		return b, nil
+	}
+	if lerr := h.load(); lerr != nil {
+		return nil, errors.Join(err, lerr)
+	}
+	return openWithAny(h.rings, group, sealed)
+}
+
+func openWithAny(rings []*Keyring, group, sealed []byte) ([]byte, error) {
+	if _, _, err := parseHeader(sealed); err != nil {
+		return nil, err
+	}
+	for _, k := range rings {
+		if b, err := k.Open(group, sealed); err == nil {
+			return b, nil
+		}
+	}
+	// A key of another log authenticates nothing, as a changed body does
+	// not: which it is cannot be told.
+	return nil, fmt.Errorf("%w: none of the keys held (of %d logs) opens the body: a log whose keys are not held, or a changed body", ErrPrivate, len(rings))
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,8 +266,15 @@ func FuzzParseLink(f *testing.F) {
 // TestOpeningStopsAtDamage: a log whose writer published a changed, a cut
 // and a foreign sealed body (its ids hash what was published, so the log
 // verifies) is read up to the damaged body, which stops the read with
-// ErrDecrypt; nothing of it or after it is delivered.
+// ErrDecrypt; nothing of it or after it is delivered: opened on delivery
+// and opened ahead (OpenBodies).
 func TestOpeningStopsAtDamage(t *testing.T) {
+	for _, ahead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "on delivery", true: "ahead"}[ahead], func(t *testing.T) { testOpeningStopsAtDamage(t, ahead) })
+	}
+}
+
+func testOpeningStopsAtDamage(t *testing.T, ahead bool) {
 	k := newKeyring(t)
 	good, _ := k.Seal(group, []byte("good"))
 	changed, _ := k.Seal(group, []byte("changed"))
@@ -284,7 +293,11 @@ func TestOpeningStopsAtDamage(t *testing.T) {
 			}
 			w.publish(t)
 			var got []string
-			cur, _, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now},
+			opts := remotelog.ReadOptions{Now: w.clock.Now}
+			if ahead {
+				opts.Prepare = remotelog.OpenBodies(k)
+			}
+			cur, _, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, opts,
 				remotelog.Opening(k, func(m remotelog.Message) error {
 					got = append(got, string(m.Body))
 					return nil
@@ -296,5 +309,106 @@ func TestOpeningStopsAtDamage(t *testing.T) {
 				t.Errorf("the error does not name the message: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenBodiesAhead: bodies opened on the reader's workers ahead of
+// delivery (inline bodies over many pages, pointer payloads among them)
+// are delivered in order, each once, also from a cursor; without a key
+// nothing of the log is delivered.
+func TestOpenBodiesAhead(t *testing.T) {
+	ctx := context.Background()
+	k := newKeyring(t)
+	w := newWorld(t, small(t))
+	var want []string
+	var sealed [][]byte
+	for i := range 300 {
+		b := fmt.Sprintf("message %d", i)
+		if i%37 == 0 {
+			b += strings.Repeat(".", 5000) // over the inline limit: a pointer
+		}
+		want = append(want, b)
+		sb, err := k.Seal(group, []byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, sb)
+	}
+	if _, err := w.w.Append(ctx, group, sealed); err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t)
+	readFrom := func(kr *remotelog.Keyring, cur remotelog.Cursor) ([]string, error) {
+		var got []string
+		_, _, err := remotelog.CatchUp(ctx, w, w.w.Name(), cur, remotelog.ReadOptions{Now: w.clock.Now, Prepare: remotelog.OpenBodies(kr)},
+			remotelog.Opening(kr, func(m remotelog.Message) error {
+				got = append(got, string(m.Body))
+				return nil
+			}))
+		return got, err
+	}
+	got, err := readFrom(k, remotelog.Cursor{})
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("delivered %d messages (%v), want %d in order", len(got), err, len(want))
+	}
+	var mid []remotelog.Message
+	remotelog.CatchUp(ctx, w, w.w.Name(), remotelog.Cursor{}, remotelog.ReadOptions{Now: w.clock.Now}, func(m remotelog.Message) error {
+		if m.Seq == 150 {
+			mid = append(mid, m)
+		}
+		return nil
+	})
+	got, err = readFrom(k, remotelog.Cursor{Seq: 150, ID: mid[0].ID})
+	if err != nil || !slices.Equal(got, want[150:]) {
+		t.Fatalf("from 150: delivered %d messages (%v), want %d in order", len(got), err, len(want)-150)
+	}
+	got, err = readFrom(nil, remotelog.Cursor{})
+	if !errors.Is(err, remotelog.ErrPrivate) || len(got) != 0 {
+		t.Fatalf("without a key: delivered %d, %v; want nothing, ErrPrivate", len(got), err)
+	}
+}
+
+// TestHeldKeys: a body that names no log opens with whichever keyring the
+// repo holds opens it; keys saved since are read when none does; a body no
+// held key opens (another log's, or changed) is ErrPrivate.
+func TestHeldKeys(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8", "k51qzi5uqu5dhmb8wwhlowl8ucgazbn04rkp0s9e4nqcox64myye4g6frfcez4"}
+	k0, k1 := newKeyring(t), newKeyring(t)
+	n0, err := remotelog.ParseName(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, err := remotelog.ParseName(names[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remotelog.SaveKeyring(dir, n0, k0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := remotelog.NewHeldKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, _ := k0.Seal(group, []byte("zero"))
+	s1, _ := k1.Seal(group, []byte("one"))
+	if b, err := h.Open(group, s0); err != nil || string(b) != "zero" {
+		t.Fatalf("opened %q, %v", b, err)
+	}
+	if _, err := h.Open(group, s1); !errors.Is(err, remotelog.ErrPrivate) {
+		t.Fatalf("a body of a log whose keys are not held: %v, want ErrPrivate", err)
+	}
+	if err := remotelog.SaveKeyring(dir, n1, k1); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := h.Open(group, s1); err != nil || string(b) != "one" {
+		t.Fatalf("after its keys were saved: opened %q, %v", b, err)
+	}
+	s1[len(s1)-1] ^= 1
+	if _, err := h.Open(group, s1); !errors.Is(err, remotelog.ErrPrivate) {
+		t.Fatalf("a changed body: %v, want ErrPrivate (no key opens it)", err)
+	}
+	if _, err := h.Open(group, []byte("plain")); !errors.Is(err, remotelog.ErrDecrypt) {
+		t.Fatalf("a body not sealed: %v, want ErrDecrypt", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,9 @@ type Message struct {
 	Ref      cid.Cid // the payload file (H2) of a large message
 	BodyFile string
 	mvds.Message
+	// opened: ReadOptions.Prepare opened its body (OpenBodies), so
+	// Opening delivers it as it is.
+	opened bool
 }
 
 // IsLarge reports whether the message's body is not held in memory.
@@ -115,6 +119,13 @@ type ReadOptions struct {
 	// Whole reads every block of the log, also the index nodes (format v2)
 	// that the messages read do not need: for check, backup and restore.
 	Whole bool
+	// Prepare, when set, is run on each verified message before it is
+	// delivered, on the reader's workers ahead of delivery: the messages
+	// of a page in one worker, several pages at once, delivery still in
+	// order. An error fails the read at that message, which is not
+	// delivered (nor anything after it). OpenBodies opens private bodies
+	// so.
+	Prepare func(*Message) error
 }
 
 func (o *ReadOptions) defaults() {
@@ -677,6 +688,9 @@ func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
 // the consumer moves r.cur meanwhile, so the producer never reads it.
 func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads *atomic.Int64) error {
 	lo := r.from()
+	// Pages whose messages are verified and prepared at once: one per
+	// core, the consumer taking one.
+	workers := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for q := first; q <= r.end(); q++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -694,6 +708,12 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			}
 		}
 		p := pg.Number
+		// Inline messages verified and prepared by a worker share one
+		// done, closed when the whole page is: the consumer then waits
+		// once a page, not once a message.
+		var inline []*pending
+		var pageDone chan struct{}
+		items := make([]*pending, 0, len(pg.Entries))
 		for i := range pg.Entries {
 			e := &pg.Entries[i]
 			seq := pg.Start + uint64(i)
@@ -707,24 +727,44 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 				// its verified page gives: its payload is not fetched again.
 			} else if e.Inline() {
 				it.wire = e.Payload
-				it.err = verifyMessage(it)
+				if r.opts.Prepare == nil {
+					it.err = verifyMessage(it)
+				} else {
+					if pageDone == nil {
+						pageDone = make(chan struct{})
+					}
+					it.done = pageDone
+					inline = append(inline, it)
+				}
 			} else {
 				it.ref, it.done = e.Ref, make(chan struct{})
 				payloads.Add(1)
-				wg.Add(1)
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					wg.Done()
-					return ctx.Err()
-				}
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
+				err := goBounded(ctx, sem, wg, func() {
 					defer close(it.done)
-					it.err = r.readPointer(ctx, it)
-				}()
+					if it.err = r.readPointer(ctx, it); it.err == nil {
+						it.err = r.prepare(it)
+					}
+				})
+				if err != nil {
+					return err
+				}
 			}
+			items = append(items, it)
+		}
+		if len(inline) > 0 {
+			err := goBounded(ctx, workers, wg, func() {
+				defer close(pageDone)
+				for _, it := range inline {
+					if it.err = verifyMessage(it); it.err == nil {
+						it.err = r.prepare(it)
+					}
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+		for _, it := range items {
 			select {
 			case queue <- it:
 			case <-ctx.Done():
@@ -733,6 +773,31 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 		}
 	}
 	return nil
+}
+
+// goBounded runs f in a goroutine counted in wg once sem has room for it,
+// or returns ctx's error.
+func goBounded(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup, f func()) error {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-sem }()
+		f()
+	}()
+	return nil
+}
+
+// prepare runs ReadOptions.Prepare on a verified message.
+func (r *catchUp) prepare(it *pending) error {
+	if r.opts.Prepare == nil {
+		return nil
+	}
+	return r.opts.Prepare(&it.msg)
 }
 
 // take checks a fetched message against the cursor and delivers it.

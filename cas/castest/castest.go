@@ -1,4 +1,3 @@
-// Package castest is the conformance suite every cas.Store backend passes.
 package castest
 
 import (

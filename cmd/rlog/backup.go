@@ -167,7 +167,11 @@ record put back) is refused as a rollback (exit 3).
 				defer os.Remove(tmp)
 				path = tmp
 			}
-			res, err := remotelog.RestoreFile(cmd.Context(), path, repo.Store(), repo.Names(), time.Now)
+			var res remotelog.RestoreResult
+			err = a.quiet(func() (err error) {
+				res, err = remotelog.RestoreFile(cmd.Context(), path, repo.Store(), repo.Names(), time.Now)
+				return err
+			})
 			if err != nil {
 				return explain("restore "+args[0]+" (nothing restored)", err)
 			}

@@ -126,13 +126,13 @@ and not merged past that point; the others are printed.`,
 				}
 				defer prog.Close()
 				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
-				deliver, err := opening(dir, name, func(m remotelog.Message) error {
+				opts := remotelog.ReadOptions{SpoolDir: outDir}
+				deliver, err := opening(dir, name, &opts, func(m remotelog.Message) error {
 					return printRecorded(out, mo, prog, m)
 				})
 				if err != nil {
 					return err
 				}
-				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				if src, err = withVouched(src, name, recordFile, headArg, &opts); err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
 
 	"rlog/namesys"
@@ -36,8 +37,12 @@ keeps trying, at least every 5 s (or --max-interval if shorter), so as not to mi
 source that is back for a short while; a follower of 'rlog serve' tries again at once.
 On start it says how far behind it is. It stops on Ctrl-C, or with an error when the
 log was rewritten (fork), or at once when the source answers that nothing is published
-under NAME (a mistyped name). It takes no lock: other commands can use the repo
-meanwhile. A private log is followed with its share link in place of NAME (see 'rlog
+under NAME (a mistyped name).
+
+The follower is a subscription of the repo's node: while 'rlog run' (or serve, sync,
+keep) owns the repo, it runs there, over the repo's control socket, and Ctrl-C ends
+the follower, not the node; else it starts the repo's node for as long as it runs,
+and other commands in the repo work through it. A private log is followed with its share link in place of NAME (see 'rlog
 fetch --help').
 
 --group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
@@ -79,97 +84,27 @@ cannot be read is said once, until that changes.`,
 				}
 				froms = []string{"kubo:" + api}
 			}
-			from := strings.Join(froms, ", ")
 			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// A source that answers that nothing is published under the name
 			// on the first look ends the follower: the name is most likely wrong.
 			ctx, giveUp := context.WithCancelCause(sctx)
 			defer giveUp(nil)
-			src, err := a.openSources(ctx, froms)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			cursors := remotelog.Cursors(dir)
-			cur, err := cursors.Get(name)
-			if err != nil {
-				return err
-			}
-			// Each message delivered is recorded at once, with where the
-			// output stood after it (see fetch).
-			mo, prog, err := a.exactlyOnce(cursors, name, cur)
-			if err != nil {
-				return err
-			}
-			defer prog.Close()
-			out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
-			// mark records where the output stands after the last message
-			// delivered: after a line that is not a message, and after a
-			// save, which empties the progress file.
-			at := remotelog.Cursor{Seq: cur.Seq, ID: cur.ID}
-			mark := func() error { return prog.DeliveredTo(at.Seq, at.ID, mo.Mark()) }
-			var verified uint64
-			deliver, err := opening(dir, name, func(m remotelog.Message) error {
-				if err := printRecorded(out, mo, prog, m); err != nil {
-					return err
-				}
-				verified++
-				at = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
-				return nil
+			// The follower is a subscription of the repo's node: the one
+			// that owns the repo (this command runs in it, sent over its
+			// control socket), else one started here for as long as it runs.
+			err = a.onNode(ctx, func(node *remotelog.Node) error {
+				return a.follow(ctx, node, name, froms, asJSON, outDir, minInterval, maxInterval, giveUp)
 			})
-			if err != nil {
-				return err
+			var le *remotelog.LockedError
+			if errors.As(err, &le) {
+				// A node took the repo meanwhile: follow in it.
+				if done, ferr := a.forward(cmd, args); done {
+					return ferr
+				}
 			}
-			// --json: a status line after each look that caught up or
-			// failed: messages verified so far and the source in use.
-			status := func(s remotelog.FollowStatus) {
-				if !asJSON || (s.Err == nil && s.Caught == 0) || mo.Reconciling() {
-					return
-				}
-				st := map[string]any{"verified": verified, "at": cur.Seq + verified}
-				if p, ok := src.(*pooled); ok {
-					ps := p.Stats()
-					st["source"], st["requests"], st["retries"] = ps.Using, ps.Requests, ps.Retries
-				} else {
-					st["source"] = from
-				}
-				if s.Err != nil {
-					st["error"] = a.brief(s.Err)
-				}
-				writeJSONLine(mo, map[string]any{"status": st})
-				mark()
-			}
-			seen := cur.RecordSeq > 0
-			_, err = remotelog.Follow(ctx, src, name, cur, remotelog.FollowOptions{
-				Read:        remotelog.ReadOptions{SpoolDir: outDir},
-				MinInterval: minInterval, MaxInterval: maxInterval,
-				Save: func(c remotelog.Cursor) error {
-					if err := cursors.Save(name, c); err != nil {
-						return err
-					}
-					return mark()
-				},
-				Status: func(s remotelog.FollowStatus) {
-					status(s)
-					switch {
-					case s.Err != nil && !seen && (errors.Is(s.Err, remotelog.ErrNoLog) || errors.Is(s.Err, namesys.ErrNotFound)):
-						giveUp(failf(s.Err, "log %s is not published at %s: check the name (a follower of a log not published yet starts after its first publish)", name, from))
-					case s.Err != nil:
-						fmt.Fprintf(a.stderr, "source unavailable: %s; trying again in %s\n", a.brief(s.Err), s.Wait)
-					case s.Behind > 0:
-						seen = true
-						fmt.Fprintf(a.stderr, "catching up: %s behind\n", plural(s.Behind, "message"))
-					default:
-						seen = true
-					}
-				},
-			}, deliver)
 			if cause := context.Cause(ctx); explained(cause) {
 				return cause
-			}
-			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
-				return nil
 			}
 			return privateHint(name, err)
 		},
@@ -184,4 +119,88 @@ cannot be read is said once, until that changes.`,
 	a.apiFlagOn(cmd)
 	a.retriesFlagOn(cmd)
 	return cmd
+}
+
+// follow prints log name's messages read from froms, as a subscription of
+// node, until ctx ends: giveUp ends it when the source says nothing is
+// published under name.
+func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, froms []string, asJSON bool, outDir string, minInterval, maxInterval time.Duration, giveUp context.CancelCauseFunc) error {
+	dir := node.Repo().Dir
+	from := strings.Join(froms, ", ")
+	src, err := a.openSources(ctx, froms)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	cursors := remotelog.Cursors(dir)
+	cur, err := cursors.Get(name)
+	if err != nil {
+		return err
+	}
+	// Each message delivered is recorded at once, with where the output
+	// stood after it (see fetch).
+	mo, prog, err := a.exactlyOnce(cursors, name, cur)
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
+	// mark records where the output stands after the last message
+	// delivered: after a line that is not a message, and after a save,
+	// which empties the progress file.
+	at := remotelog.Cursor{Seq: cur.Seq, ID: cur.ID}
+	mark := func() error { return prog.DeliveredTo(at.Seq, at.ID, mo.Mark()) }
+	var verified uint64
+	read := remotelog.ReadOptions{SpoolDir: outDir}
+	deliver, err := opening(dir, name, &read, func(m remotelog.Message) error {
+		if err := printRecorded(out, mo, prog, m); err != nil {
+			return err
+		}
+		verified++
+		at = remotelog.Cursor{Seq: m.Seq, ID: m.ID}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// --json: a status line after each look that caught up or
+	// failed: messages verified so far and the source in use.
+	status := func(s remotelog.FollowStatus) {
+		if !asJSON || (s.Err == nil && s.Caught == 0) || mo.Reconciling() {
+			return
+		}
+		st := map[string]any{"verified": verified, "at": cur.Seq + verified}
+		if p, ok := src.(*pooled); ok {
+			ps := p.Stats()
+			st["source"], st["requests"], st["retries"] = ps.Using, ps.Requests, ps.Retries
+		} else {
+			st["source"] = from
+		}
+		if s.Err != nil {
+			st["error"] = a.brief(s.Err)
+		}
+		writeJSONLine(mo, map[string]any{"status": st})
+		mark()
+	}
+	seen := cur.RecordSeq > 0
+	err = node.Follow(ctx, name, src, remotelog.FollowOptions{
+		Read:        read,
+		MinInterval: minInterval, MaxInterval: maxInterval,
+		Save: func(remotelog.Cursor) error { return mark() },
+		Status: func(s remotelog.FollowStatus) {
+			status(s)
+			switch {
+			case s.Err != nil && !seen && (errors.Is(s.Err, remotelog.ErrNoLog) || errors.Is(s.Err, namesys.ErrNotFound)):
+				giveUp(failf(s.Err, "log %s is not published at %s: check the name (a follower of a log not published yet starts after its first publish)", name, from))
+			case s.Err != nil:
+				fmt.Fprintf(a.stderr, "source unavailable: %s; trying again in %s\n", a.brief(s.Err), s.Wait)
+			case s.Behind > 0:
+				seen = true
+				fmt.Fprintf(a.stderr, "catching up: %s behind\n", plural(s.Behind, "message"))
+			default:
+				seen = true
+			}
+		},
+	}, deliver)
+	return err
 }

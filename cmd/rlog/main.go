@@ -1,5 +1,3 @@
-// Command rlog publishes a node's message log to content-addressed storage
-// and reads other nodes' logs from it. Run `rlog --help`.
 package main
 
 import (

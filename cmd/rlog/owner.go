@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,7 +23,7 @@ import (
 // runs its commands in a running daemon. append and publish have their own
 // requests; sync status reads the node's status.
 var forwarded = []string{
-	"rlog log", "rlog fetch", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
+	"rlog log", "rlog fetch", "rlog follow", "rlog restore", "rlog check", "rlog resolve", "rlog inspect", "rlog block get",
 	"rlog pin", "rlog backup", "rlog recover", "rlog repo stat", "rlog repo gc",
 	"rlog peer add", "rlog peer rm", "rlog peer ls", "rlog peer pause", "rlog peer resume", "rlog peer interval",
 }
@@ -46,7 +50,24 @@ func (a *app) forward(c *cobra.Command, args []string) (handled bool, err error)
 			req.Env[k] = v
 		}
 	}
-	code, err := owner.Run(c.Context(), req, a.stdout, a.stderr)
+	if c.CommandPath() == "rlog restore" && len(args) == 1 && args[0] == "-" {
+		// The node reads no standard input: it reads the backup from a
+		// file in the repo, staged here.
+		tmp, err := stageStdin(a.stdin, dir)
+		if err != nil {
+			return true, fmt.Errorf("restore: read standard input: %w", err)
+		}
+		defer os.Remove(tmp)
+		req.Args[len(req.Args)-1] = tmp
+	}
+	// Ctrl-C or SIGTERM here ends the command there (its request ends):
+	// a follower stops cleanly, as it does run here.
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := owner.Run(ctx, req, a.stdout, a.stderr)
+	if err != nil && ctx.Err() != nil && c.CommandPath() == "rlog follow" {
+		return true, nil
+	}
 	if err != nil {
 		return true, err
 	}
@@ -109,4 +130,57 @@ func nodeCommands(ctx context.Context, n *remotelog.Node, req remotelog.CommandR
 	getenv := func(k string) string { return req.Env[k] }
 	a := &app{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: getenv, node: n}
 	return a.execute(ctx, append([]string{"--repo", n.Repo().Dir}, req.Args...))
+}
+
+// onNode runs f with the node that owns the repo: the one this command
+// runs in, else one started here (its control socket lets other commands
+// in through it), which stops when f returns.
+func (a *app) onNode(ctx context.Context, f func(*remotelog.Node) error) error {
+	if a.node != nil {
+		return f(a.node)
+	}
+	repo, b, release, err := a.openNodeRepo(ctx, a.openRepo)
+	if err != nil {
+		return err
+	}
+	defer release()
+	node, err := remotelog.StartNode(ctx, repo, remotelog.NodeConfig{Backend: b, Commands: nodeCommands})
+	if err != nil {
+		return err
+	}
+	err = f(node)
+	if cerr := node.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// quiet runs f while no append or publish runs in the node this command
+// runs in (a command that changes what the node's writer publishes).
+func (a *app) quiet(f func() error) error {
+	if a.node == nil {
+		return f()
+	}
+	return a.node.WithWriter(func(*remotelog.Writer) error { return f() })
+}
+
+// openNodeRepo opens the repo a node is to own, and the backend its writer
+// publishes to (nil: the embedded store); release closes both.
+func (a *app) openNodeRepo(ctx context.Context, open func(context.Context) (*remotelog.Repo, error)) (_ *remotelog.Repo, _ *remotelog.Backend, release func(), _ error) {
+	repo, err := open(ctx)
+	var le *remotelog.LockedError
+	if errors.As(err, &le) {
+		if dir, _ := a.repoDir(); ownerListens(dir) {
+			return nil, nil, nil, failf(err, "%v; a repo has one node: stop it and start one that runs both ('rlog run --serve ADDR --sync --keep NAME ...'), or run the other commands in it", le)
+		}
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, closeBackend, err := a.backend(ctx, repo)
+	if err != nil {
+		repo.Close()
+		return nil, nil, nil, err
+	}
+	return repo, b, func() { closeBackend(); repo.Close() }, nil
 }

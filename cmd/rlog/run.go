@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,8 +66,8 @@ that fails, offline, is tried again at the next one).
 
 While it runs, every other rlog command in the repo works through it, over the repo's
 control socket (run/rlog.sock, 0600 in a 0700 folder, this user's processes only):
-append and publish, log, fetch, check, resolve, inspect, block get, pin, backup,
-recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
+append and publish, log, fetch, follow, check, resolve, inspect, block get, pin,
+backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 		Example: `  rlog run --serve 127.0.0.1:8080 --publish-every 1m
   rlog run --sync --listen /ip4/0.0.0.0/tcp/4001 --serve 0.0.0.0:8080
   rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
@@ -85,7 +86,7 @@ recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 	f.StringSliceVar(&nf.keep, "keep", nil, "keep this log readable (repeatable)")
 	f.StringArrayVar(&nf.keepFrom, "keep-from", nil, "where kept logs are read: "+fromForms[len("--from takes "):]+fromsHelp)
 	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
-	f.StringSliceVar(&nf.follow, "follow", nil, "follow this log and print its messages (repeatable)")
+	f.StringArrayVar(&nf.follow, "follow", nil, "follow this log (a name, or the share link of a private log) and print its messages (repeatable)")
 	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
 	f.StringVar(&nf.followGrp, "follow-group", "", "follow this group kept in the repo ('rlog group'): its members' logs from --follow-from and, with --sync of its MVDS group, what peers send, merged, each message once")
@@ -118,18 +119,11 @@ func (a *app) syncFlags(f interface {
 func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var repo *remotelog.Repo
-	var err error
+	open := a.openRepo
 	if len(nf.keep) > 0 {
-		repo, err = a.openOrInitRepo(ctx)
-	} else {
-		repo, err = a.openRepo(ctx)
+		open = a.openOrInitRepo
 	}
-	if err != nil {
-		return err
-	}
-	defer repo.Close()
-	b, release, err := a.backend(ctx, repo)
+	repo, b, release, err := a.openNodeRepo(ctx, open)
 	if err != nil {
 		return err
 	}
@@ -163,14 +157,29 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 			return err
 		}
 		out := &printer{w: a.stdout, asJSON: nf.syncJSON}
+		// A private log's bodies are printed opened when the repo holds
+		// a key that opens them (the message names no log: each held is
+		// tried); else as they came, sealed, with a note.
+		keys, err := remotelog.NewHeldKeys(repo.Dir)
+		if err != nil {
+			return err
+		}
 		sc := &remotelog.SyncConfig{Listen: nf.listen, Group: group, Mode: m, Epoch: nf.epoch, Peers: nf.peers, LogInterval: nf.logEvery,
 			Deliver: func(msg mvds.Message) {
 				if nf.followGrp != "" && !msg.Ephemeral() {
 					return // the group's stream prints it, once
 				}
+				id := msg.ID() // over the body as it travels, sealed or not
+				if remotelog.IsSealed(msg.Body) {
+					if b, err := keys.Open(msg.GroupID, msg.Body); err == nil {
+						msg.Body = b
+					} else {
+						logf("message %s: printed sealed: %s", id, a.brief(err))
+					}
+				}
 				outMu.Lock()
 				defer outMu.Unlock()
-				out.print(remotelog.Message{ID: msg.ID(), BodySize: uint64(len(msg.Body)), Message: msg})
+				out.print(remotelog.Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
 			}}
 		if nf.syncFrom != "" {
 			src, err := remotelog.OpenSource(ctx, nf.syncFrom)
@@ -217,14 +226,25 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		if len(nf.followFrom) == 0 {
 			return usagef("give --follow-from SOURCE: where followed logs are read")
 		}
-		names, src, err := a.namesFrom(ctx, nf.follow, nf.followFrom, &closers)
+		// A share link gives its keys to the repo, as 'rlog follow LINK' does.
+		var names []ipns.Name
+		for _, arg := range followArgs(nf.follow) {
+			name, err := nameArg(repo.Dir, arg)
+			if err != nil {
+				return err
+			}
+			names = append(names, name)
+		}
+		src, err := a.openSources(ctx, nf.followFrom)
 		if err != nil {
 			return err
 		}
+		closers = append(closers, func() { src.Close() })
 		out := &printer{w: a.stdout, asJSON: nf.followJSON}
 		for _, name := range names {
 			// A private log's bodies are opened with the keys the repo holds.
-			deliver, err := opening(repo.Dir, name, func(m remotelog.Message) error {
+			opts := follow
+			deliver, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
 				outMu.Lock()
 				defer outMu.Unlock()
 				return out.print(m)
@@ -232,7 +252,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 			if err != nil {
 				return err
 			}
-			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: follow, Deliver: deliver})
+			cfg.Follow = append(cfg.Follow, remotelog.FollowConfig{Name: name, Source: src, Options: opts, Deliver: deliver})
 		}
 	}
 	// Where the node listens, before anything it delivers.
@@ -286,6 +306,20 @@ func (a *app) namesFrom(ctx context.Context, args []string, froms []string, clos
 	}
 	*closers = append(*closers, func() { src.Close() })
 	return names, src, nil
+}
+
+// followArgs are the logs --follow names: each value one share link, or
+// names separated by commas.
+func followArgs(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if remotelog.IsLink(v) {
+			out = append(out, v)
+			continue
+		}
+		out = append(out, strings.Split(v, ",")...)
+	}
+	return out
 }
 
 func parseNames(args []string) ([]ipns.Name, error) {

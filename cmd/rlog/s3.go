@@ -107,7 +107,11 @@ func (a *app) restoreS3(ctx context.Context, url, endpoint, given string, asJSON
 	}
 	defer repo.Close()
 	bar := a.progress("restoring")
-	res, err := remotelog.RestoreS3(ctx, b, name, repo.Dir, repo.Store(), repo.Names(), time.Now, bar.update)
+	var res remotelog.RestoreResult
+	err = a.quiet(func() (err error) {
+		res, err = remotelog.RestoreS3(ctx, b, name, repo.Dir, repo.Store(), repo.Names(), time.Now, bar.update)
+		return err
+	})
 	bar.finish()
 	if err != nil {
 		return explain("restore "+url+" (nothing restored)", err)

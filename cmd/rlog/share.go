@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/ipfs/boxo/ipns"
+	"github.com/skip2/go-qrcode"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"rlog/remotelog"
 )
@@ -18,7 +20,7 @@ import (
 // holds keys for its own name.
 
 func (a *app) shareCmd() *cobra.Command {
-	var current, asJSON bool
+	var current, asJSON, qr, noQR bool
 	cmd := &cobra.Command{
 		Use:   "share",
 		Short: "Print a link that lets a reader read this repo's private log",
@@ -30,12 +32,19 @@ bare name. Whoever has the link reads the log: send it as you would a password.
 The link carries every key the log was sealed under, so a new reader reads the whole
 log. --current gives only the newest key (the one since the last 'rlog rekey'): its
 reader reads the messages appended since that rekey, and is told which key it lacks
-for older ones.`,
+for older ones.
+
+On a terminal the link is followed by a QR code of it, for a phone's camera (--no-qr:
+none; --qr: also when the output is not a terminal). --json prints none.`,
 		Example: `  rlog share
   rlog share --current       # only what was appended since the last rekey
+  rlog share --qr | less     # the QR code, paged
   rlog fetch "$(rlog --repo ~/writer share)" --from ~/writer --repo ~/reader`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if qr && (noQR || asJSON) {
+				return usagef("--qr prints the QR code: give it without --no-qr and --json")
+			}
 			dir, name, k, err := a.ownKeys()
 			if err != nil {
 				return err
@@ -51,13 +60,44 @@ for older ones.`,
 				return writeJSONLine(a.stdout, map[string]any{"link": link, "name": name.String(), "epochs": len(keys), "current_epoch": cur.Epoch})
 			}
 			fmt.Fprintln(a.stdout, link)
+			if qr || (!noQR && isTerminal(a.stdout)) {
+				art, err := qrArt(link)
+				if err != nil {
+					fmt.Fprintf(a.stderr, "no QR code: %v\n", err)
+				} else {
+					fmt.Fprint(a.stdout, art)
+				}
+			}
 			fmt.Fprintf(a.stderr, "anyone with this link reads the log of %s (%s); keys in %s\n", dir, plural(len(keys), "read key"), "keys/"+name.String()+".json")
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&current, "current", false, "give only the newest read key")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print {link, name, epochs, current_epoch}")
+	cmd.Flags().BoolVar(&qr, "qr", false, "print the QR code of the link also when the output is not a terminal")
+	cmd.Flags().BoolVar(&noQR, "no-qr", false, "print no QR code, also on a terminal")
 	return cmd
+}
+
+// qrLevel is the QR codes' error correction: Medium, as most camera apps
+// read a code on a screen at it.
+const qrLevel = qrcode.Medium
+
+// qrArt is the QR code of link drawn with half blocks, two modules a
+// character high, light modules drawn (a terminal's text is light on
+// dark), its quiet zone included.
+func qrArt(link string) (string, error) {
+	q, err := qrcode.New(link, qrLevel)
+	if err != nil {
+		return "", fmt.Errorf("the link does not fit a QR code (%d bytes): %w", len(link), err)
+	}
+	return q.ToSmallString(false), nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (a *app) rekeyCmd() *cobra.Command {
@@ -201,11 +241,16 @@ func nameArg(dir, arg string) (ipns.Name, error) {
 }
 
 // opening wraps deliver to open the bodies of log name with the keys the
-// repo in dir holds for it; without keys a sealed body stops the read.
-func opening(dir string, name ipns.Name, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
+// repo in dir holds for it, opened ahead of delivery by the reader of opts
+// (ReadOptions.Prepare); without keys a sealed body stops the read (and a
+// plain log is read as it was).
+func opening(dir string, name ipns.Name, opts *remotelog.ReadOptions, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
 	k, err := remotelog.LoadKeyring(dir, name)
 	if err != nil {
 		return nil, err
+	}
+	if k != nil {
+		opts.Prepare = remotelog.OpenBodies(k)
 	}
 	return remotelog.Opening(k, deliver), nil
 }

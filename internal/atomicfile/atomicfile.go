@@ -1,6 +1,3 @@
-// Package atomicfile replaces files so that a crash leaves either the old
-// or the new content: write a temporary file, fsync it, rename it over the
-// target, fsync the directory.
 package atomicfile
 
 import (

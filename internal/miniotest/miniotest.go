@@ -1,8 +1,3 @@
-// Package miniotest runs a real MinIO server on 127.0.0.1 for tests, with
-// throwaway credentials and its own data folder. The binary is
-// $RLOG_MINIO, else bin/minio at the module's root (.ci/minio.sh builds
-// it). Without it a test is skipped with the reason, and fails when
-// CI=true.
 package miniotest
 
 import (

@@ -3,5 +3,8 @@
 // numbering) and status-im/mvds (the specification's 5001.. numbering, the
 // revision status-go pins), through a byte bridge: every payload crosses
 // as the bytes each implementation writes and reads. It has no code of
-// its own; see interop_test.go.
+// its own; see interop_test.go. Run it with:
+//
+//	go test -race ./mvds/interop
+//	go test -run TestMixedGroup -v ./mvds/interop   # one mixed group, logged
 package interop
