@@ -42,8 +42,9 @@ type Embedded struct {
 	youngMu sync.Mutex
 	young   map[string]struct{}
 
-	// load is held by Load, and shared by Put: Load's final sync needs
-	// its last write in the newest memtable (see Load).
+	// load is held by Load, and shared by every other write (Put,
+	// Delete, Collect): Load's final sync needs its last write in the
+	// newest memtable (see Load).
 	load sync.RWMutex
 }
 
@@ -264,6 +265,8 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: delete: %w", e.dir, ErrReadOnly)
 	}
+	e.load.RLock()
+	defer e.load.RUnlock()
 	if err := e.bs.DeleteBlock(ctx, c); err != nil && !ipld.IsNotFound(err) {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
@@ -334,6 +337,8 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 	}
 	e.gc.Lock()
 	defer e.gc.Unlock()
+	e.load.RLock() // it writes: see load
+	defer e.load.RUnlock()
 	e.youngMu.Lock()
 	e.young = map[string]struct{}{}
 	e.youngMu.Unlock()
