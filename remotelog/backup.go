@@ -12,7 +12,6 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/boxo/ipns"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
@@ -209,9 +208,9 @@ func RestoreFile(ctx context.Context, path string, store cas.Store, names interf
 		return res, fmt.Errorf("remotelog: restore: the backup's log does not verify: %w", err)
 	}
 	res.Name, res.Head, res.Messages, res.RecordSeq = name, src.Head, st.Messages, rec.Sequence
-	// Then store exactly those blocks, read again and checked again, in
-	// bounded batches, and make them durable before any record.
-	n, err := copyBlocks(ctx, cas.Verify(src), store, logBlocks)
+	// Then store exactly those blocks, read again and checked again, and
+	// make them durable before any record.
+	n, err := cas.Load(ctx, store, logBlocks, cas.Verify(src).Get)
 	res.Blocks = n
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: store blocks: %w", err)
@@ -251,37 +250,6 @@ func keepRestored(ctx context.Context, names interface {
 		return false, fmt.Errorf("remotelog: restore: save record: %w", err)
 	}
 	return true, nil
-}
-
-// copyBlocks puts the blocks cids from src into dst, in batches of at most
-// cas.PutBatch bytes, and returns how many it put.
-func copyBlocks(ctx context.Context, src cas.Getter, dst cas.Store, cids []cid.Cid) (int, error) {
-	var batch []blocks.Block
-	size, n := 0, 0
-	put := func() error {
-		if err := dst.Put(ctx, batch); err != nil {
-			return err
-		}
-		n += len(batch)
-		batch, size = nil, 0
-		return nil
-	}
-	for _, c := range cids {
-		b, err := src.Get(ctx, c)
-		if err != nil {
-			return n, err
-		}
-		batch = append(batch, cas.NewBlock(c, b))
-		if size += len(b); size >= cas.PutBatch {
-			if err := put(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if len(batch) > 0 {
-		return n, put()
-	}
-	return n, nil
 }
 
 // CARSource reads a backup file: its blocks, and its manifest's record for

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -468,8 +467,9 @@ type spill struct {
 }
 
 type spilled struct {
-	c cid.Cid
-	n int
+	c   cid.Cid
+	n   int
+	off int // in the file, once storeAll indexes it
 }
 
 func newSpill(dir string) (*spill, error) {
@@ -484,35 +484,34 @@ func (s *spill) add(c cid.Cid, b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("stage: %w", err)
 	}
-	s.blocks = append(s.blocks, spilled{c, len(b)})
+	s.blocks = append(s.blocks, spilled{c: c, n: len(b)})
 	return nil
 }
 
-// storeAll reads the blocks back (the file is this process's own, written
-// from verified blocks) and puts them into store, PutBatch bytes at a time.
+// storeAll puts the blocks into store, read back from the file (this
+// process's own, written from verified blocks).
 func (s *spill) storeAll(ctx context.Context, store cas.Store) (int, error) {
 	if err := s.w.Flush(); err != nil {
 		return 0, fmt.Errorf("stage: %w", err)
 	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("stage: %w", err)
-	}
-	r := bufio.NewReaderSize(s.f, 1<<20)
-	var batch []blocks.Block
-	size, n := 0, 0
+	at := make(map[cid.Cid]spilled, len(s.blocks))
+	cids := make([]cid.Cid, len(s.blocks))
+	off := 0
 	for i, b := range s.blocks {
+		at[b.c] = spilled{n: b.n, off: off}
+		cids[i] = b.c
+		off += b.n
+	}
+	n, err := cas.Load(ctx, store, cids, func(_ context.Context, c cid.Cid) ([]byte, error) {
+		b := at[c]
 		data := make([]byte, b.n)
-		if _, err := io.ReadFull(r, data); err != nil {
-			return n, fmt.Errorf("stage: read back: %w", err)
+		if _, err := s.f.ReadAt(data, int64(b.off)); err != nil {
+			return nil, fmt.Errorf("stage: read back: %w", err)
 		}
-		batch = append(batch, cas.NewBlock(b.c, data))
-		if size += b.n; size >= cas.PutBatch || i == len(s.blocks)-1 {
-			if err := store.Put(ctx, batch); err != nil {
-				return n, fmt.Errorf("store blocks: %w", err)
-			}
-			n += len(batch)
-			batch, size = nil, 0
-		}
+		return data, nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("store blocks: %w", err)
 	}
 	return n, nil
 }
