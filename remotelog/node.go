@@ -327,18 +327,10 @@ func (n *Node) publishEvery(d time.Duration) {
 }
 
 // Append appends bodies to group (nil: the repo's default group); they
-// are durable when it returns, and sent to sync peers.
+// are durable when it returns, and sent to sync peers. The bodies of a
+// private log are sealed under its newest read key first (see AppendMeta).
 func (n *Node) Append(ctx context.Context, group []byte, bodies [][]byte) ([]Appended, error) {
-	if group == nil {
-		group = n.repo.DefaultGroup()
-	}
-	n.srv.mu.Lock()
-	defer n.srv.mu.Unlock()
-	out, err := n.w.Append(ctx, group, bodies)
-	if err == nil && n.srv.OnAppend != nil {
-		n.srv.OnAppend(out)
-	}
-	return out, err
+	return n.AppendMeta(ctx, group, nil, bodies)
 }
 
 // Publish publishes the log and pushes its new head to the gateway's

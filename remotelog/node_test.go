@@ -3,12 +3,16 @@ package remotelog_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"rlog/mvds"
 	"rlog/remotelog"
@@ -277,5 +281,56 @@ func TestNodeFollow(t *testing.T) {
 	}
 	if cur, err := rr.Cursor(name); err != nil || cur.Seq != 2 {
 		t.Fatalf("cursor %+v, %v: want seq 2", cur, err)
+	}
+}
+
+// TestNodeAppendSealsAPrivateLog: a Go program appending through the node
+// of a private repo writes sealed bodies: the text is in no block of the
+// repo's store, a reader without the key gets ErrPrivate, and one with the
+// key reads it back; a rekey takes effect at the next append.
+func TestNodeAppendSealsAPrivateLog(t *testing.T) {
+	ctx := context.Background()
+	rw := openNewRepo(t, "w")
+	k, err := remotelog.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remotelog.SaveKeyring(rw.Dir, rw.Name(), k); err != nil {
+		t.Fatal(err)
+	}
+	w := startNode(t, rw, remotelog.NodeConfig{})
+	marker := []byte("node-append-marker-5c1e")
+	if _, err := w.Append(ctx, nil, [][]byte{marker}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Rekey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := remotelog.SaveKeyring(rw.Dir, rw.Name(), k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendMeta(ctx, nil, nil, [][]byte{append(marker, " after rekey"...)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storeBlocks(t, rw, func(c cid.Cid, b []byte) {
+		if bytes.Contains(b, marker) {
+			t.Fatalf("block %s holds the appended text: the body was not sealed", c)
+		}
+	})
+	read := func(k *remotelog.Keyring) ([]string, error) {
+		var got []string
+		_, _, err := remotelog.CatchUp(ctx, rw, rw.Name(), remotelog.Cursor{}, remotelog.ReadOptions{},
+			remotelog.Opening(k, func(m remotelog.Message) error { got = append(got, string(m.Body)); return nil }))
+		return got, err
+	}
+	if got, err := read(nil); !errors.Is(err, remotelog.ErrPrivate) || len(got) != 0 {
+		t.Fatalf("read without the key: %q, %v; want nothing and ErrPrivate", got, err)
+	}
+	got, err := read(k)
+	if want := []string{string(marker), string(marker) + " after rekey"}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("read with the key: %q, %v; want %q", got, err, want)
 	}
 }

@@ -2,6 +2,7 @@ package remotelog
 
 import (
 	"context"
+	"fmt"
 
 	"rlog/mvds"
 )
@@ -31,10 +32,20 @@ func (n *Node) liveGroup(g Group, opts *FollowGroupOptions) (stop func()) {
 
 // AppendMeta appends bodies to group naming md's parents (a group
 // conversation's heads: see Group); they are durable when it returns, and
-// sent to sync peers.
+// sent to sync peers. When the repo's own log is private (rlog init
+// --private), the bodies are sealed under its newest read key, read from
+// the repo at each call so that a rekey takes effect at once; the ids are
+// over the sealed bodies.
 func (n *Node) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata, bodies [][]byte) ([]Appended, error) {
 	if group == nil {
 		group = n.repo.DefaultGroup()
+	}
+	k, err := LoadKeyring(n.repo.Dir, n.repo.Name())
+	if err != nil {
+		return nil, fmt.Errorf("remotelog: node: append: %w", err)
+	}
+	if bodies, err = k.SealAll(group, bodies); err != nil {
+		return nil, fmt.Errorf("remotelog: node: append: %w", err)
 	}
 	n.srv.mu.Lock()
 	defer n.srv.mu.Unlock()

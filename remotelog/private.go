@@ -243,6 +243,23 @@ func (k *Keyring) Seal(group, body []byte) ([]byte, error) {
 	}
 }
 
+// SealAll seals each of bodies, message bodies of group, under the newest
+// key. A nil keyring (a log that is not private) returns bodies as they
+// are.
+func (k *Keyring) SealAll(group []byte, bodies [][]byte) ([][]byte, error) {
+	if k == nil {
+		return bodies, nil
+	}
+	out := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		var err error
+		if out[i], err = k.Seal(group, b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // SealTo streams the size bytes of r, a body of group, sealed under the
 // newest key, to w.
 func (k *Keyring) SealTo(w io.Writer, group []byte, r io.Reader, size uint64) error {

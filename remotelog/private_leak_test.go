@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"rlog/cas"
 	"rlog/remotelog"
 )
@@ -124,6 +126,27 @@ func noMarker(t testing.TB, where string, b []byte) {
 // published; the marker is in no block of the embedded store, not in the
 // CAR backup, not in anything 'rlog serve' returns; the reader with the
 // key reads every message byte for byte, one without it nothing.
+// storeBlocks calls f with every block of repo's embedded store.
+func storeBlocks(t testing.TB, repo *remotelog.Repo, f func(cid.Cid, []byte)) {
+	t.Helper()
+	ctx := context.Background()
+	emb, ok := repo.Store().(*cas.Embedded)
+	if !ok {
+		t.Fatalf("the repo's store is a %T, not the embedded store", repo.Store())
+	}
+	keys, err := emb.Blockstore().AllKeysChan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range keys {
+		b, err := emb.Get(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(c, b)
+	}
+}
+
 func TestPrivateMarkerNowhere(t *testing.T) {
 	repo, w, srv, hs := servedRepo(t)
 	ctx := context.Background()
@@ -135,23 +158,11 @@ func TestPrivateMarkerNowhere(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	emb, ok := repo.Store().(*cas.Embedded)
-	if !ok {
-		t.Fatalf("the repo's store is a %T, not the embedded store", repo.Store())
-	}
-	keys, err := emb.Blockstore().AllKeysChan(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var all []string
-	for c := range keys {
-		b, err := emb.Get(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+	storeBlocks(t, repo, func(c cid.Cid, b []byte) {
 		noMarker(t, "block "+c.String()+" of the embedded store", b)
 		all = append(all, c.String())
-	}
+	})
 	if len(all) < 10 {
 		t.Fatalf("the embedded store holds %d blocks: the log is not in it", len(all))
 	}

@@ -188,17 +188,7 @@ func (a *app) ownSealer() (sealer, error) {
 }
 
 func (s sealer) bodies(group []byte, bodies [][]byte) ([][]byte, error) {
-	if s.k == nil {
-		return bodies, nil
-	}
-	out := make([][]byte, len(bodies))
-	for i, b := range bodies {
-		var err error
-		if out[i], err = s.k.Seal(group, b); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.k.SealAll(group, bodies)
 }
 
 // file returns the file to append for path: path itself, or a sealed copy
