@@ -31,11 +31,11 @@ all or none: durable when the command returns, or nothing with an error.
 
 Standard input is streamed in batches, each made durable with one fsync before its
 lines are printed, so input of any length takes bounded memory: a printed line is an
-acknowledged, durable message. A batch is what has arrived when rlog has read all
-it can without waiting (up to 2048 lines or 1 MiB): a line typed or sent by a slow
-producer is acknowledged at once, a fast pipe commits thousands of lines at a time. When a batch fails (a
-full disk, a line too long), the batches before it stay appended and the error says
-how many lines landed and from which line to resume.
+acknowledged, durable message. A batch is what has arrived when rlog has read all it
+can without waiting (up to 2048 lines or 1 MiB): a line typed or sent by a slow
+producer is acknowledged at once, a fast pipe commits thousands of lines at a time.
+When a batch fails (a full disk, a line too long), the batches before it stay
+appended and the error says how many lines landed and from which line to resume.
 
 A message body may be up to 4 GiB with --file, which streams the file: a large body
 (over 1 MiB) is stored once, in the repo's block store, never held in memory. A line of
