@@ -70,6 +70,11 @@ func OpenCAR(path string) (*CARFile, error) {
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
 	ro, err := carbs.NewReadOnly(f, nil)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The header or the index ends before it should.
+		f.Close()
+		return nil, fmt.Errorf("cas: open car %s: %w (%w)", path, ErrTruncated, err)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)

@@ -48,16 +48,18 @@ func WireHead(m Message, bodyLen uint64) []byte {
 // bytes in all, up to its body, which must be its last field; its other
 // fields must be known, of their types, once each. It returns
 // the message without its body and the body's length: the body is the
-// rest of r. Errors wrap ErrMalformed.
+// rest of r. Errors wrap ErrMalformed, but for a failure of r itself
+// (other than its end), which is wrapped as it is.
 func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
 	var m Message
 	var have [4]bool
 	d := decoder{}
 	read := uint64(0)
+	hr := &headReader{r: r}
 	varint := func() (uint64, error) {
-		x, err := binary.ReadUvarint(r)
+		x, err := binary.ReadUvarint(hr)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return 0, hr.fail(err, "a varint")
 		}
 		read += uint64(protowire.SizeVarint(x))
 		return x, nil
@@ -103,8 +105,8 @@ func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
 			return Message{}, 0, fmt.Errorf("%w: field %d of %d bytes, limit %d", ErrMalformed, n, x, maxHeadField)
 		}
 		v := make([]byte, x)
-		if _, err := io.ReadFull(r, v); err != nil {
-			return Message{}, 0, fmt.Errorf("%w: field %d: %v", ErrMalformed, n, err)
+		if _, err := io.ReadFull(hr, v); err != nil {
+			return Message{}, 0, hr.fail(err, fmt.Sprintf("field %d", n))
 		}
 		read += x
 		if i == 0 {
@@ -118,4 +120,38 @@ func ReadWireHead(r *bufio.Reader, size uint64) (Message, uint64, error) {
 		m.Metadata = &md
 	}
 	return Message{}, 0, fmt.Errorf("%w: a streamed message has no body", ErrMalformed)
+}
+
+// headReader reads a streamed message's head from r, keeping the first
+// error r gave other than its end: a source that fails (a block missing, a
+// file cut short, a connection lost) is not a malformed message.
+type headReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (h *headReader) ReadByte() (byte, error) {
+	c, err := h.r.ReadByte()
+	h.keep(err)
+	return c, err
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.keep(err)
+	return n, err
+}
+
+func (h *headReader) keep(err error) {
+	if err != nil && err != io.EOF && h.err == nil {
+		h.err = err
+	}
+}
+
+// fail is the error for err, met reading what.
+func (h *headReader) fail(err error, what string) error {
+	if h.err != nil {
+		return fmt.Errorf("read a streamed message's head: %w", h.err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"testing"
+	"testing/iotest"
 )
 
 func TestWireHeadIsMarshalsPrefix(t *testing.T) {
@@ -46,6 +48,25 @@ func TestReadWireHeadRefusesBodyNotLast(t *testing.T) {
 	_, _, err := ReadWireHead(bufio.NewReader(bytes.NewReader(wire)), uint64(len(wire)))
 	if !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err %v, want ErrMalformed", err)
+	}
+}
+
+// A head cut short is malformed; a source that fails while the head is read
+// is that failure, not a malformed message.
+func TestReadWireHeadCutOrFailing(t *testing.T) {
+	m := Message{GroupID: bytes.Repeat([]byte{7}, 32), Timestamp: 5}
+	wire := append(WireHead(m, 100), make([]byte, 100)...)
+	for cut := range 35 { // within the group id's field
+		_, _, err := ReadWireHead(bufio.NewReader(bytes.NewReader(wire[:cut])), uint64(len(wire)))
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("cut at %d: err %v, want ErrMalformed", cut, err)
+		}
+		lost := errors.New("connection lost")
+		r := io.MultiReader(bytes.NewReader(wire[:cut]), iotest.ErrReader(lost))
+		_, _, err = ReadWireHead(bufio.NewReader(r), uint64(len(wire)))
+		if !errors.Is(err, lost) || errors.Is(err, ErrMalformed) {
+			t.Fatalf("source failing at %d: err %v, want the source's error, not ErrMalformed", cut, err)
+		}
 	}
 }
 

@@ -236,13 +236,13 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 			defer func() { <-sem }()
 			var err error
 			nexts[i], st.Members[i], err = CatchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
+				if string(m.GroupID) != string(gid) {
+					return nil // another conversation in the same log
+				}
 				if m.IsLarge() {
 					// Its body file is removed once delivery returns: a
 					// group holds messages until their parents come.
 					return fmt.Errorf("message %d is large (%d bytes): a group reads small messages only", m.Seq, m.BodySize)
-				}
-				if string(m.GroupID) != string(gid) {
-					return nil // another conversation in the same log
 				}
 				// Held until delivered: only what delivery needs (the
 				// wire form may hold its whole page; Parents has the

@@ -3,6 +3,7 @@ package remotelog
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,8 +73,10 @@ func openBody(ctx context.Context, g cas.Getter, ref cid.Cid, limit uint64) (io.
 func spool(r io.Reader, size uint64, id mvds.MessageID, dir string) (mvds.Message, uint64, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	m, n, err := mvds.ReadWireHead(br, size)
-	if err != nil {
+	if errors.Is(err, mvds.ErrMalformed) {
 		return mvds.Message{}, 0, "", fmt.Errorf("%w: %w", ErrInvalidLog, err)
+	} else if err != nil {
+		return mvds.Message{}, 0, "", err // the source failed: it may pass
 	}
 	f, err := os.CreateTemp(dir, ".rlog-body-*")
 	if err != nil {

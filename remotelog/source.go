@@ -79,8 +79,12 @@ func OpenSource(ctx context.Context, arg string) (SourceCloser, error) {
 	} else if err == nil && strings.HasSuffix(arg, ".car") {
 		return openCAR(ctx, arg)
 	}
-	return nil, fmt.Errorf("remotelog: source %q: not a directory and no known scheme; sources are:\n%s", arg, SourceHelp())
+	return nil, fmt.Errorf("remotelog: source %q: %w; sources are:\n%s", arg, ErrUnknownSource, SourceHelp())
 }
+
+// ErrUnknownSource is OpenSource's error for an argument that is none of the
+// forms it takes.
+var ErrUnknownSource = errors.New("not a directory and no known scheme")
 
 func openRepoSource(_ context.Context, dir string) (SourceCloser, error) {
 	abs, err := filepath.Abs(dir)

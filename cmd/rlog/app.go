@@ -12,6 +12,7 @@ import (
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"rlog/pager"
 	"rlog/remotelog"
@@ -64,7 +65,16 @@ that --json prints.`,
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "on failure, print the whole chain of causes, not only what failed")
 	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", remotelog.DefaultLockTimeout, "how long to wait while another rlog process holds the repo (0: fail at once)")
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.command = cmd.CommandPath() }
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		msg := fmt.Sprintf("%s: %v", strings.TrimPrefix(c.CommandPath(), "rlog "), err)
+		if c == c.Root() {
+			msg = err.Error()
+		}
+		if s := flagSuggestion(c, err); s != "" {
+			msg += " (did you mean " + s + "?)"
+		}
+		return usageFail(err, "%s; run '%s --help'", msg, c.CommandPath())
+	})
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
 		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.groupCmd(), a.idCmd(), a.versionCmd(), a.shareCmd(), a.rekeyCmd(), a.repoCmd())
 	forEachCommand(root, func(c *cobra.Command) {
@@ -257,4 +267,41 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// flagSuggestion is the flag of c closest to the unknown one err names
+// (a typo of one or two letters), or "".
+func flagSuggestion(c *cobra.Command, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	best, bestD := "", 3
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if d := editDistance(name, f.Name); d < bestD && !f.Hidden {
+			best, bestD = "--"+f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

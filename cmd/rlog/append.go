@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -28,11 +29,13 @@ is none, or the whole of --file as one message. Prints the sequence number and i
 each; run 'rlog publish' to make them readable. Arguments and --file are appended
 all or none: durable when the command returns, or nothing with an error.
 
-Standard input is streamed in batches (up to 2048 lines or 1 MiB), each made durable
-with one fsync before its lines are printed, so input of any length takes bounded
-memory: a printed line is an acknowledged, durable message. When a batch fails (a
-full disk, a line too long), the batches before it stay appended and the error says
-how many lines landed and from which line to resume.
+Standard input is streamed in batches, each made durable with one fsync before its
+lines are printed, so input of any length takes bounded memory: a printed line is an
+acknowledged, durable message. A batch is what has arrived when rlog has read all it
+can without waiting (up to 2048 lines or 1 MiB): a line typed or sent by a slow
+producer is acknowledged at once, a fast pipe commits thousands of lines at a time.
+When a batch fails (a full disk, a line too long), the batches before it stay
+appended and the error says how many lines landed and from which line to resume.
 
 A message body may be up to 4 GiB with --file, which streams the file: a large body
 (over 1 MiB) is stored once, in the repo's block store, never held in memory. A line of
@@ -183,11 +186,13 @@ const (
 )
 
 // appendLines appends one message per line of standard input, streamed in
-// batches. When a batch fails, the batches before it stay appended: the
-// error says how many messages landed and from which line to resume.
+// batches. A batch is committed when no more input is buffered (a slow
+// producer, such as a person typing, has each line acknowledged at once) or
+// when it reaches the batch limits (a fast pipe commits thousands of lines
+// with one fsync). When a batch fails, the batches before it stay appended:
+// the error says how many messages landed and from which line to resume.
 func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put func(context.Context, [][]byte) ([]remotelog.Appended, error), asJSON bool) error {
-	sc := bufio.NewScanner(a.stdin)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	in := &lineReader{r: bufio.NewReaderSize(a.stdin, appendBatchBytes), max: maxLine}
 	out := bufio.NewWriterSize(a.stdout, 64<<10)
 	var (
 		batch  [][]byte
@@ -220,8 +225,15 @@ func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put fu
 		}
 		return nil
 	}
-	for sc.Scan() {
-		line := sc.Bytes()
+	for {
+		line, err := in.next()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if errors.Is(err, errLineTooLong) {
+			return landedErr(fmt.Errorf("read standard input: line %d is over 64 MiB: append a large body with --file", landed+uint64(len(batch))+1))
+		} else if err != nil {
+			return landedErr(fmt.Errorf("read standard input: %w", err))
+		}
 		if len(arena)+len(line) > cap(arena) {
 			// A new arena: the bodies of the batch so far keep the old one.
 			arena = make([]byte, 0, max(appendBatchBytes, len(line)))
@@ -229,16 +241,11 @@ func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put fu
 		arena = append(arena, line...)
 		batch = append(batch, arena[len(arena)-len(line):len(arena):len(arena)])
 		size += len(line)
-		if len(batch) >= appendBatchLines || size >= appendBatchBytes {
+		if len(batch) >= appendBatchLines || size >= appendBatchBytes || in.r.Buffered() == 0 {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-	}
-	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
-		return landedErr(fmt.Errorf("read standard input: line %d is over 64 MiB: append a large body with --file", landed+uint64(len(batch))+1))
-	} else if err != nil {
-		return landedErr(fmt.Errorf("read standard input: %w", err))
 	}
 	if err := flush(); err != nil {
 		return err
@@ -247,6 +254,52 @@ func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put fu
 		return usagef("nothing to append: give bodies as arguments, lines on standard input, or --file")
 	}
 	return nil
+}
+
+// maxLine is the longest line of standard input append takes as a message.
+const maxLine = 64 << 20
+
+var errLineTooLong = errors.New("line too long")
+
+// lineReader reads lines as bufio.ScanLines splits them (the end of line is
+// \n or \r\n; a last line may lack it), leaving what it has not returned in
+// r, so that r.Buffered() says whether more input is at hand.
+type lineReader struct {
+	r    *bufio.Reader
+	max  int
+	long []byte // a line longer than r's buffer, put together
+}
+
+// next returns the next line, valid until the following call, or io.EOF.
+func (l *lineReader) next() ([]byte, error) {
+	l.long = l.long[:0]
+	for {
+		frag, err := l.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(l.long)+len(frag) > l.max+1 {
+				return nil, errLineTooLong
+			}
+			l.long = append(l.long, frag...)
+			continue
+		}
+		line := frag
+		if len(l.long) > 0 {
+			l.long = append(l.long, frag...)
+			line = l.long
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if len(line) == 0 {
+			return nil, io.EOF // err is io.EOF: nothing more
+		}
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > l.max {
+			return nil, errLineTooLong
+		}
+		return line, nil
+	}
 }
 
 // noteOtherGroup warns when the messages went through a running 'rlog

@@ -104,6 +104,9 @@ and not merged past that point; the others are printed.`,
 			if all && cmd.Flags().Changed("since") {
 				return usagef("give --since or --all, not both")
 			}
+			if err := makeOutDir(outDir); err != nil {
+				return err
+			}
 			from := strings.Join(froms, ", ")
 			err = a.withSources(cmd.Context(), froms, func(repo *remotelog.Repo, src remotelog.Source) error {
 				cur, err := repo.Cursor(name)

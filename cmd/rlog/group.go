@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,14 +39,18 @@ parents, in the same order for every reader.`,
   rlog group remove room`,
 	}
 	store := func() (remotelog.GroupStore, error) {
-		dir, err := a.repoDir()
+		dir, _, err := a.repoConfig()
 		if err != nil {
 			return remotelog.GroupStore{}, err
 		}
-		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-			return remotelog.GroupStore{}, failf(err, "no repo at %s: run 'rlog init' first", dir)
-		}
 		return remotelog.Groups(dir), nil
+	}
+	// noGroup says what to do when the group named is not in the repo.
+	noGroup := func(name string, err error) error {
+		if errors.Is(err, remotelog.ErrNoGroup) {
+			return usageFail(err, "the repo has no group %q: 'rlog group ls' lists its groups, 'rlog group create %s' makes one", name, name)
+		}
+		return err
 	}
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create an empty group", Args: cobra.ExactArgs(1),
@@ -80,7 +83,7 @@ parents, in the same order for every reader.`,
 						return err
 					}
 					if err := op(s, args[0], n); err != nil {
-						return err
+						return noGroup(args[0], err)
 					}
 					fmt.Fprintf(a.stdout, done+"\n", n, args[0])
 				}
@@ -99,7 +102,7 @@ parents, in the same order for every reader.`,
 				return err
 			}
 			if err := s.Remove(args[0]); err != nil {
-				return err
+				return noGroup(args[0], err)
 			}
 			fmt.Fprintf(a.stdout, "removed group %s\n", args[0])
 			return nil

@@ -40,6 +40,9 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
 			if drawGraph {
 				return usagef("--graph draws a group: give --group NAME")
 			}
+			if err := makeOutDir(outDir); err != nil {
+				return err
+			}
 			return a.withWriter(cmd.Context(), false, func(repo *remotelog.Repo, w *remotelog.Writer) error {
 				if w.Len() <= since {
 					return nil

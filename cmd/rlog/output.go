@@ -141,6 +141,18 @@ func bodyText(body []byte) string {
 	return s
 }
 
+// makeOutDir makes the folder given with --out, and its parents, if they
+// are missing.
+func makeOutDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
+}
+
 // save writes m's body to its file in outDir and returns the path.
 func (p *printer) save(m remotelog.Message) (string, error) {
 	path := filepath.Join(p.outDir, fmt.Sprintf("%d-%s", m.Seq, hex.EncodeToString(m.ID[:])[:16]))

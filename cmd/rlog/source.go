@@ -188,6 +188,8 @@ func (a *app) openSource(ctx context.Context, from string) (remotelog.SourceClos
 		if !st.IsDir() && !strings.HasSuffix(from, ".car") {
 			return nil, usageFail(err, "--from %s: not a folder or a .car file; %s", from, fromForms)
 		}
+	case errors.Is(err, remotelog.ErrUnknownSource):
+		return nil, usageFail(err, "--from %s: not a folder, a file or a form rlog knows; %s", from, fromForms)
 	}
 	return nil, explain("--from "+from, err)
 }
