@@ -83,8 +83,19 @@ func minDur(a, b time.Duration) time.Duration {
 // MaxRetryInterval apart; a look that failed after it delivered messages,
 // or on a page gone from the head it resolved (the writer published again
 // meanwhile), is followed by another at once. A fork stops it with
-// ErrFork. Each message is delivered once.
+// ErrFork, and an error from deliver (the reader cannot take the message:
+// it cannot open or save it, its output is gone) with that error, after
+// Save: looking again would meet the same message. Each message is
+// delivered once.
 func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts FollowOptions, deliver func(Message) error) (Cursor, error) {
+	var refused error // deliver's error, which ends Follow
+	take := func(m Message) error {
+		if err := deliver(m); err != nil {
+			refused = err
+			return err
+		}
+		return nil
+	}
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Second
 	}
@@ -119,7 +130,7 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 				status(FollowStatus{Behind: length - cur.Seq, Pushing: push != nil})
 			}
 		}
-		next, st, err := CatchUp(ctx, src, name, cur, read, deliver)
+		next, st, err := CatchUp(ctx, src, name, cur, read, take)
 		delivered := next.Seq != cur.Seq
 		cur = next
 		if (delivered || err != nil) && opts.Save != nil {
@@ -129,6 +140,9 @@ func Follow(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts Fo
 		}
 		if ctx.Err() != nil {
 			return cur, ctx.Err()
+		}
+		if refused != nil {
+			return cur, refused
 		}
 		if errors.Is(err, ErrFork) {
 			return cur, err

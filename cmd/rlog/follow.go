@@ -127,6 +127,9 @@ cannot be read is said once, until that changes.`,
 func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, froms []string, asJSON bool, outDir string, minInterval, maxInterval time.Duration, giveUp context.CancelCauseFunc) error {
 	dir := node.Repo().Dir
 	from := strings.Join(froms, ", ")
+	if err := makeOutDir(outDir); err != nil {
+		return err
+	}
 	src, err := a.openSources(ctx, froms)
 	if err != nil {
 		return err
