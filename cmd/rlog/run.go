@@ -284,11 +284,18 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		}
 	}
 	err = node.Wait(ctx)
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+	stopped := errors.Is(err, context.Canceled) && ctx.Err() != nil
+	if stopped {
 		err = nil
+		// Say why it stops and when it is done: a service manager's log
+		// shows a node that ended on purpose apart from one that died.
+		logf("stopping: %v", context.Cause(ctx))
 	}
 	if cerr := node.Close(); err == nil {
 		err = cerr
+	}
+	if stopped && err == nil {
+		logf("stopped")
 	}
 	return err
 }
