@@ -129,6 +129,9 @@ and not merged past that point; the others are printed.`,
 				}
 				defer prog.Close()
 				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
+				if keep {
+					out.kept = name.String()
+				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
 				deliver, err := opening(dir, name, &opts, func(m remotelog.Message) error {
 					return printRecorded(out, mo, prog, m)
@@ -197,7 +200,7 @@ and not merged past that point; the others are printed.`,
 	f.BoolVar(&noWait, "no-wait", false, "with --group: print messages whose parents were not read, their gap marked, instead of holding them back")
 	f.BoolVar(&stable, "stable", false, "with --group: print a message only once every member has written after it, so every reader prints the same order whenever it reads (docs/GROUPS.md)")
 	f.StringVar(&outDir, "out", "", outHelp)
-	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source")
+	f.BoolVar(&keep, "keep", false, "also keep the log (its blocks and record) in this repo, so that 'rlog fetch NAME --all' reads it again without the source; a large body is then kept, listed, and needs no --out")
 	a.apiFlagOn(cmd)
 	a.retriesFlagOn(cmd)
 	return cmd

@@ -46,6 +46,10 @@ type printer struct {
 	// (the local log's). Without outDir, such a message is listed with its
 	// size, not its body: nothing is lost, the body stays where it is.
 	open func(m remotelog.Message) (io.ReadCloser, error)
+	// kept, when set, says a large message's body is kept in the repo
+	// (fetch --keep): such a message is listed with its size and how to
+	// save it, as the local log's are, instead of failing the fetch.
+	kept string
 	// group, when set, is the group message being printed.
 	group *groupLine
 }
@@ -79,7 +83,7 @@ func (p *printer) print(m remotelog.Message) error {
 		if file, err = p.save(m); err != nil {
 			return fmt.Errorf("save message %d: %w", m.Seq, err)
 		}
-	} else if m.IsLarge() && p.open == nil {
+	} else if m.IsLarge() && p.open == nil && p.kept == "" {
 		return fmt.Errorf("message %d has a body of %d bytes, too large to print: give --out DIR to save bodies as files", m.Seq, m.BodySize)
 	}
 	if p.asJSON {
@@ -99,6 +103,8 @@ func (p *printer) print(m remotelog.Message) error {
 	}
 	shown := "file:" + file
 	switch {
+	case m.IsLarge() && file == "" && p.kept != "":
+		shown = fmt.Sprintf("large:%d bytes (kept: 'rlog fetch %s --all --out DIR' saves it)", m.BodySize, p.kept)
 	case m.IsLarge() && file == "":
 		shown = fmt.Sprintf("large:%d bytes (--out DIR saves it)", m.BodySize)
 	case file == "":
