@@ -1,7 +1,9 @@
 package cas
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +20,13 @@ import (
 // puts its blocks into s in batches. It returns the file's roots and the
 // number of blocks.
 func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error) {
+	br0 := bufio.NewReader(r)
+	start, _ := br0.Peek(carStartLen)
+	if err := sniffCAR(start); err != nil {
+		return nil, 0, fmt.Errorf("cas: read car: %w", err)
+	}
 	// Hashes are checked here, so that a damaged file is ErrHashMismatch.
-	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true))
+	br, err := carv2.NewBlockReader(br0, carv2.WithTrustedCAR(true))
 	if err != nil {
 		return nil, 0, fmt.Errorf("cas: read car: %w", err)
 	}
@@ -53,6 +60,39 @@ func ImportCAR(ctx context.Context, s Store, r io.Reader) ([]cid.Cid, int, error
 	return br.Roots, n, nil
 }
 
+// carStartLen is how much of a file sniffCAR looks at: the longest
+// varint and the header's first byte.
+const carStartLen = binary.MaxVarintLen64 + 1
+
+// maxCARHeader is the largest header length a CAR file may give: go-car's
+// own default limit.
+const maxCARHeader = 32 << 20
+
+// sniffCAR says whether a file beginning with start can be a CAR file (v1
+// or v2: v2 begins with its pragma, a v1 header): a header length within
+// limits, then a header that is a CBOR map. Random bytes, text or another
+// format are ErrNotCAR, so that they are not reported as a CAR cut short;
+// a file too short to tell is ErrTruncated.
+func sniffCAR(start []byte) error {
+	if len(start) == 0 {
+		return fmt.Errorf("%w: the file is empty", ErrNotCAR)
+	}
+	l, n := binary.Uvarint(start)
+	switch {
+	case n == 0 && len(start) < binary.MaxVarintLen64:
+		return ErrTruncated
+	case n <= 0:
+		return fmt.Errorf("%w: it does not begin with a header length", ErrNotCAR)
+	case l == 0 || l > maxCARHeader:
+		return fmt.Errorf("%w: it begins with a header length of %d bytes", ErrNotCAR, l)
+	case n == len(start):
+		return ErrTruncated
+	case start[n]>>5 != 5: // CBOR major type 5, a map
+		return fmt.Errorf("%w: its header is not a CBOR map (byte 0x%02x)", ErrNotCAR, start[n])
+	}
+	return nil
+}
+
 // CARFile is a read-only Store over a CAR file (v1 or v2), indexed when
 // opened. Its blocks are not trusted: readers wrap it in Verify.
 type CARFile struct {
@@ -67,6 +107,12 @@ type CARFile struct {
 func OpenCAR(path string) (*CARFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
+	}
+	start := make([]byte, carStartLen)
+	n, _ := f.ReadAt(start, 0)
+	if err := sniffCAR(start[:n]); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
 	ro, err := carbs.NewReadOnly(f, nil)

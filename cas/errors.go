@@ -18,6 +18,9 @@ var (
 	// ErrTruncated is returned for a file (a CAR) that ends in the middle
 	// of a block: cut short, damaged or still being written.
 	ErrTruncated = errors.New("file is cut short")
+	// ErrNotCAR is returned for a file that does not begin as a CAR file
+	// (v1 or v2) does: a length, then a header that is a CBOR map.
+	ErrNotCAR = errors.New("not a CAR file")
 	// ErrCut is returned when a source answered and its response was cut
 	// before the end of the body: the source is there, the link dropped.
 	ErrCut = errors.New("response cut short")

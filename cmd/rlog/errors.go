@@ -77,6 +77,7 @@ var reasons = []struct {
 	{remotelog.ErrBehind, "the published log holds messages the local log lacks: run 'rlog recover', then publish", true},
 	{remotelog.ErrDiverged, "the local log differs from the published one: run 'rlog recover', then publish", true},
 	{cas.ErrHashMismatch, "a block does not match its hash: the data is damaged or forged", false},
+	{cas.ErrNotCAR, "the file is not a CAR file (a backup is one: 'rlog backup NAME -o FILE.car')", true},
 	{cas.ErrTruncated, "the file is cut short: damaged, or not completely written", false},
 	{namesys.ErrInvalid, "the record does not verify (bad signature, expired, or malformed)", false},
 	{remotelog.ErrPrivate, "the log is private and this repo has no read key for it: read it with its share link (rlog share)", true},

@@ -83,7 +83,7 @@ func exitCode(err error) int {
 	case errors.Is(err, remotelog.ErrPrivate):
 		return exitPrivate
 	case errors.Is(err, remotelog.ErrInvalidLog), errors.Is(err, namesys.ErrInvalid), errors.Is(err, remotelog.ErrDecrypt),
-		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, cas.ErrTruncated), errors.Is(err, pager.ErrMalformed),
+		errors.Is(err, cas.ErrHashMismatch), errors.Is(err, cas.ErrTruncated), errors.Is(err, cas.ErrNotCAR), errors.Is(err, pager.ErrMalformed),
 		errors.Is(err, pager.ErrVersion), errors.Is(err, pager.ErrTooLarge):
 		return exitInvalid
 	case errors.Is(err, remotelog.ErrNoRepo), errors.Is(err, remotelog.ErrNoLog),
