@@ -1,6 +1,7 @@
 package remotelog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/boxo/ipns"
@@ -33,7 +35,12 @@ type BlockCache struct {
 
 	mu   sync.Mutex
 	size int64
-	used map[cid.Cid]bool
+	// files are the cache's files by CID with their sizes, and order the
+	// CIDs oldest written first (a CID whose file was removed since stays
+	// in order until eviction passes it): eviction reads no folder.
+	files map[cid.Cid]int64
+	order []cid.Cid
+	used  map[cid.Cid]bool
 }
 
 // CacheBlocks reads src through the block cache in dir, bounded by max
@@ -45,70 +52,72 @@ func CacheBlocks(src Source, dir string, max int64) (*BlockCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("remotelog: block cache: %w", err)
 	}
-	c := &BlockCache{Source: src, dir: dir, max: max, used: map[cid.Cid]bool{}}
-	files, err := c.files()
-	if err != nil {
+	c := &BlockCache{Source: src, dir: dir, max: max, files: map[cid.Cid]int64{}, used: map[cid.Cid]bool{}}
+	if err := c.load(); err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		c.size += f.size
-	}
-	return c, c.evict()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evict()
+	return c, nil
 }
 
 func (c *BlockCache) path(k cid.Cid) string { return filepath.Join(c.dir, k.String()) }
 
-type cachedFile struct {
-	path string
-	size int64
-	mod  int64
-}
-
-func (c *BlockCache) files() ([]cachedFile, error) {
+// load learns the files a cache left, oldest first; a temporary file of a
+// write that was killed is removed, anything else not named by a CID is
+// left alone.
+func (c *BlockCache) load() error {
 	ents, err := os.ReadDir(c.dir)
 	if err != nil {
-		return nil, fmt.Errorf("remotelog: block cache: %w", err)
+		return fmt.Errorf("remotelog: block cache: %w", err)
 	}
-	var out []cachedFile
+	type file struct {
+		k    cid.Cid
+		size int64
+		mod  int64
+	}
+	var found []file
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp") {
+			os.Remove(filepath.Join(c.dir, e.Name()))
+			continue
+		}
+		k, err := cid.Decode(e.Name())
+		if err != nil {
+			continue
+		}
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		out = append(out, cachedFile{filepath.Join(c.dir, e.Name()), info.Size(), info.ModTime().UnixNano()})
+		found = append(found, file{k, info.Size(), info.ModTime().UnixNano()})
 	}
-	return out, nil
+	slices.SortFunc(found, func(a, b file) int { return cmp.Compare(a.mod, b.mod) })
+	for _, f := range found {
+		c.files[f.k] = f.size
+		c.order = append(c.order, f.k)
+		c.size += f.size
+	}
+	return nil
 }
 
-// evict removes the oldest files while the cache is over its bound.
-func (c *BlockCache) evict() error {
-	c.mu.Lock()
-	over := c.size > c.max
-	c.mu.Unlock()
-	if !over {
-		return nil
+// evict removes the oldest files while the cache is over its bound, down
+// to three quarters of it. c.mu is held.
+func (c *BlockCache) evict() {
+	if c.size <= c.max {
+		return
 	}
-	files, err := c.files()
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(files, func(a, b cachedFile) int { return int(min(max(a.mod-b.mod, -1), 1)) })
-	var size int64
-	for _, f := range files {
-		size += f.size
-	}
-	for _, f := range files {
-		if size <= c.max*3/4 {
-			break
-		}
-		if err := os.Remove(f.path); err == nil {
-			size -= f.size
+	for len(c.order) > 0 && c.size > c.max*3/4 {
+		k := c.order[0]
+		c.order = c.order[1:]
+		if size, ok := c.files[k]; ok {
+			os.Remove(c.path(k))
+			delete(c.files, k)
+			c.size -= size
 		}
 	}
-	c.mu.Lock()
-	c.size = size
-	c.mu.Unlock()
-	return nil
+	c.order = slices.Clip(c.order)
 }
 
 type fileGetter struct{ c *BlockCache }
@@ -126,15 +135,19 @@ func (g fileGetter) Get(_ context.Context, k cid.Cid) ([]byte, error) {
 func (c *BlockCache) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
 	c.mu.Lock()
 	c.used[k] = true
+	_, cached := c.files[k]
 	c.mu.Unlock()
-	b, err := cas.Verify(fileGetter{c}).Get(ctx, k)
-	if err == nil {
-		return b, nil
+	if cached {
+		b, err := cas.Verify(fileGetter{c}).Get(ctx, k)
+		if err == nil {
+			return b, nil
+		}
+		if errors.Is(err, cas.ErrHashMismatch) {
+			c.drop(k)
+		}
 	}
-	if errors.Is(err, cas.ErrHashMismatch) {
-		os.Remove(c.path(k))
-	}
-	if b, err = c.Source.Get(ctx, k); err != nil {
+	b, err := c.Source.Get(ctx, k)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := cas.Verify(staticGetter{k, b}).Get(ctx, k); err != nil {
@@ -142,6 +155,17 @@ func (c *BlockCache) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
 	}
 	c.put(k, b)
 	return b, nil
+}
+
+// drop removes block k's file, which does not verify.
+func (c *BlockCache) drop(k cid.Cid) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if size, ok := c.files[k]; ok {
+		os.Remove(c.path(k))
+		delete(c.files, k)
+		c.size -= size
+	}
 }
 
 type staticGetter struct {
@@ -165,12 +189,15 @@ func (c *BlockCache) put(k cid.Cid, b []byte) {
 		return
 	}
 	c.mu.Lock()
-	c.size += int64(len(b))
-	over := c.size > c.max
-	c.mu.Unlock()
-	if over {
-		c.evict()
+	defer c.mu.Unlock()
+	if _, ok := c.files[k]; !ok {
+		c.order = append(c.order, k)
+		c.size += int64(len(b))
+	} else {
+		c.size += int64(len(b)) - c.files[k]
 	}
+	c.files[k] = int64(len(b))
+	c.evict()
 }
 
 // Forget removes the blocks this cache served or kept since it was
@@ -179,11 +206,17 @@ func (c *BlockCache) Forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.used {
-		if info, err := os.Stat(c.path(k)); err == nil && os.Remove(c.path(k)) == nil {
-			c.size -= info.Size()
+		if size, ok := c.files[k]; ok && os.Remove(c.path(k)) == nil {
+			delete(c.files, k)
+			c.size -= size
 		}
 	}
 	c.used = map[cid.Cid]bool{}
+	// What is left in order of the removed is passed over by eviction;
+	// drop it now when most of order is gone.
+	if len(c.order) > 2*len(c.files) {
+		c.order = slices.DeleteFunc(c.order, func(k cid.Cid) bool { _, ok := c.files[k]; return !ok })
+	}
 }
 
 // Resolve asks the source: records are never cached.
