@@ -41,6 +41,9 @@ type GroupReadOptions struct {
 	// it (see Merger.Stable): every reader then delivers the same total
 	// order whenever it reads, at the price of waiting for every member.
 	Stable bool
+	// Keep, when set, also keeps each member's log read in it, as
+	// CatchUpKeeping does: its blocks, then its record.
+	Keep *KeepTarget
 }
 
 // GroupStats reports a group catch-up.
@@ -234,8 +237,14 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 				return
 			}
 			defer func() { <-sem }()
+			catchUp := CatchUp
+			if k := r.opts.Keep; k != nil {
+				catchUp = func(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
+					return CatchUpKeeping(ctx, src, name, cur, *k, opts, deliver)
+				}
+			}
 			var err error
-			nexts[i], st.Members[i], err = CatchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
+			nexts[i], st.Members[i], err = catchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
 				if string(m.GroupID) != string(gid) {
 					return nil // another conversation in the same log
 				}
