@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -542,10 +543,10 @@ func TestGroupReaderCursorPastForgotten(t *testing.T) {
 	if r.m.Has(id("a")) || !r.m.Has(id("b")) {
 		t.Fatal("with a window of 1, a is forgotten and b kept")
 	}
-	for k, s := range []string{"c", "a", "b"} {
-		r.queue[0] = append(r.queue[0], logPos{uint64(k + 1), id(s)})
+	r.enqueue(0, 1, id("c"), r.m.addNode(0, id("c"), []mvds.MessageID{parent}, Message{Seq: 1}, false))
+	for k, s := range []string{"a", "b"} {
+		r.enqueue(0, uint64(k+2), id(s), r.m.addNode(0, id(s), nil, Message{Seq: uint64(k + 2)}, false))
 	}
-	r.m.Add(0, id("c"), []mvds.MessageID{parent}, Message{Seq: 1})
 	r.read[0] = Cursor{Seq: 3, ID: id("b")}
 	if err := r.drain(&st); err != nil {
 		t.Fatal(err)
@@ -560,4 +561,59 @@ func TestGroupReaderCursorPastForgotten(t *testing.T) {
 	if c := r.saved[0]; c.Seq != 3 {
 		t.Fatalf("the cursor is at %d, want 3: past c, a (forgotten) and b", c.Seq)
 	}
+}
+
+// BenchmarkMergeHeld measures what the merge holds per message waiting: a
+// group catch-up holds every message read until all members were read. 50
+// members of 1,000 messages of 100 bytes, each naming the previous
+// member's last message, added as a reader adds them (each body its own
+// allocation, as decoded); it reports the live heap per message held.
+func BenchmarkMergeHeld(b *testing.B) {
+	const members, each = 50, 1000
+	ids := make([][]mvds.MessageID, members)
+	for a := range ids {
+		ids[a] = make([]mvds.MessageID, each)
+		for i := range ids[a] {
+			var seed [8]byte
+			binary.LittleEndian.PutUint64(seed[:], uint64(a*each+i))
+			ids[a][i] = sha256.Sum256(seed[:])
+		}
+	}
+	var held float64
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := NewMerger()
+		// The last member first: nothing is ready until member 0 is added.
+		for a := members - 1; a >= 0; a-- {
+			for k, id := range ids[a] {
+				var parents []mvds.MessageID
+				if k == 0 && a > 0 {
+					parents = []mvds.MessageID{ids[a-1][each-1]}
+				}
+				body := make([]byte, 100)
+				binary.BigEndian.PutUint64(body, uint64(a*each+k))
+				m.Add(a, id, parents, Message{Seq: uint64(k + 1), ID: id, BodySize: 100, Message: mvds.Message{GroupID: ids[0][0][:], Timestamp: 1, Body: body}})
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held += float64(after.HeapAlloc-before.HeapAlloc) / (members * each)
+		n := 0
+		for {
+			gm, ok := m.Next()
+			if !ok {
+				break
+			}
+			if binary.BigEndian.Uint64(gm.Message.Body) != uint64(gm.Author*each+int(gm.Message.Seq)-1) {
+				b.Fatalf("message %d of member %d: wrong body", gm.Message.Seq, gm.Author)
+			}
+			n++
+		}
+		if n != members*each {
+			b.Fatalf("delivered %d of %d", n, members*each)
+		}
+	}
+	b.ReportMetric(held/float64(b.N), "held-B/msg")
 }
