@@ -86,10 +86,11 @@ type mnode struct {
 // metadata, a group other than the merge's, a body size other than the
 // body's length (a large message's reference).
 type mrare struct {
-	gap   []mvds.MessageID
-	md    *mvds.Metadata
-	group []byte
-	size  uint64
+	gap        []mvds.MessageID
+	md         *mvds.Metadata
+	group      []byte
+	otherGroup bool // group is the message's, not the merge's
+	size       uint64
 }
 
 func (n *mnode) rareOf() *mrare {
@@ -108,7 +109,7 @@ func (m *Merger) groupMessage(n *mnode) GroupMessage {
 	if r := n.rare; r != nil {
 		gm.Gap = r.gap
 		msg.Metadata = r.md
-		if r.group != nil {
+		if r.otherGroup {
 			msg.GroupID = r.group
 		}
 		if r.size != 0 {
@@ -209,8 +210,8 @@ func (m *Merger) addNode(author int, id mvds.MessageID, parents []mvds.MessageID
 	if m.group == nil && msg.GroupID != nil {
 		m.group = append([]byte{}, msg.GroupID...)
 	}
-	if string(msg.GroupID) != string(m.group) {
-		n.rareOf().group = msg.GroupID
+	if string(msg.GroupID) != string(m.group) || (msg.GroupID == nil) != (m.group == nil) {
+		n.rareOf().group, n.rare.otherGroup = msg.GroupID, true
 	}
 	if msg.Metadata != nil {
 		n.rareOf().md = msg.Metadata

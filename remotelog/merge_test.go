@@ -617,3 +617,48 @@ func BenchmarkMergeHeld(b *testing.B) {
 	}
 	b.ReportMetric(held/float64(b.N), "held-B/msg")
 }
+
+// TestMergeKeepsWhatItDelivers: the merge copies bodies and parents (the
+// caller may reuse its buffers), and gives back each message's group,
+// metadata and body size as added, also the rare ones.
+func TestMergeKeepsWhatItDelivers(t *testing.T) {
+	m := NewMerger()
+	id := func(s string) mvds.MessageID { return sha256.Sum256([]byte(s)) }
+	buf := []byte("first")
+	parents := []mvds.MessageID{id("x")}
+	md := &mvds.Metadata{Parents: [][]byte{[]byte("p")}}
+	m.Add(0, id("a"), nil, Message{Seq: 1, BodySize: 5, Message: mvds.Message{GroupID: []byte("g"), Timestamp: 7, Body: buf}})
+	m.Add(0, id("b"), parents, Message{Seq: 2, BodySize: 1 << 30, Message: mvds.Message{GroupID: []byte("other"), Metadata: md}})
+	m.Add(1, id("x"), nil, Message{Seq: 1, Message: mvds.Message{Body: []byte("no group")}})
+	copy(buf, "XXXXX")
+	parents[0] = id("y")
+	var got []GroupMessage
+	for {
+		gm, ok := m.Next()
+		if !ok {
+			break
+		}
+		got = append(got, gm)
+	}
+	if len(got) != 3 {
+		t.Fatalf("delivered %d of 3", len(got))
+	}
+	by := map[mvds.MessageID]GroupMessage{}
+	for _, gm := range got {
+		by[gm.ID] = gm
+	}
+	a, x, b := by[id("a")], by[id("x")], by[id("b")]
+	if a.ID != id("a") || string(a.Message.Body) != "first" || string(a.Message.GroupID) != "g" || a.Message.Timestamp != 7 || a.Message.BodySize != 5 || a.Message.Metadata != nil {
+		t.Fatalf("a: %+v", a.Message)
+	}
+	if x.ID != id("x") || x.Message.GroupID != nil || string(x.Message.Body) != "no group" {
+		t.Fatalf("x: %+v", x.Message)
+	}
+	if b.ID != id("b") || string(b.Message.GroupID) != "other" || b.Message.Metadata != md || b.Message.BodySize != 1<<30 || b.Message.Body != nil || len(b.Parents) != 1 || b.Parents[0] != id("x") {
+		t.Fatalf("b: %+v, parents %v", b.Message, b.Parents)
+	}
+	// A body delivered cannot be appended to over its neighbour's.
+	if cap(a.Message.Body) != len(a.Message.Body) {
+		t.Fatalf("a body's capacity %d runs past its length %d", cap(a.Message.Body), len(a.Message.Body))
+	}
+}
