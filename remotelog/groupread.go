@@ -365,7 +365,9 @@ func (r *GroupReader) save() error {
 		for ; k < len(q) && q[k].n.delivered; k++ {
 			c.Seq, c.ID = q[k].seq, q[k].n.id
 		}
-		r.queue[i] = append(q[:0], q[k:]...)
+		rest := copy(q, q[k:])
+		clear(q[rest:]) // no stale pointer keeps a node delivered in memory
+		r.queue[i] = q[:rest]
 		if len(r.queue[i]) == 0 {
 			c = r.read[i]
 		}

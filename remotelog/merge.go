@@ -370,10 +370,12 @@ func (m *Merger) dependOn(n, p *mnode) {
 	}
 }
 
-// alloc takes a node from a slab: one allocation per 1024 messages.
+// alloc takes a node from a slab: one allocation per 256 messages. A slab
+// stays in memory while a node in it is referenced (each author's last
+// message is, after Compact too): small slabs keep that small.
 func (m *Merger) alloc() *mnode {
 	if len(m.slab) == 0 {
-		m.slab = make([]mnode, 1024)
+		m.slab = make([]mnode, 256)
 	}
 	n := &m.slab[0]
 	m.slab = m.slab[1:]
