@@ -32,8 +32,8 @@ names of its members' logs, kept in the repo's groups.json. Add your own log's n
 'rlog append --group-name NAME' then names, in each message's MVDS metadata, the
 newest messages of the group this repo has seen (its parents), and 'rlog fetch --group
 NAME' reads every member's log and prints their messages merged, each after its
-parents, in the same order for every reader that read the same messages ('fetch
---stable': the same order for every reader, whenever it reads; docs/GROUPS.md).
+parents, in the same order for every reader that read the same messages (with
+--stable, in one order for every reader, whenever it reads: docs/GROUPS.md).
 
 A walk through, three writers (each repo also adds the others' names):
 
