@@ -41,6 +41,9 @@ type GroupReadOptions struct {
 	// it (see Merger.Stable): every reader then delivers the same total
 	// order whenever it reads, at the price of waiting for every member.
 	Stable bool
+	// Keep, when set, also keeps each member's log read in it, as
+	// CatchUpKeeping does: its blocks, then its record.
+	Keep *KeepTarget
 }
 
 // GroupStats reports a group catch-up.
@@ -89,15 +92,16 @@ type GroupReader struct {
 	m     *Merger
 	read  []Cursor   // how far each member's log was read
 	saved []Cursor   // each member's cursor as saved
-	queue [][]logPos // each member's messages read, from the first not delivered, in log order
+	queue [][]logPos // each member's messages read, from the first not delivered, in log order (none with FromStart)
 	fresh []knownID  // delivered, not saved yet
 	ids   *deliveredFile
 }
 
-// logPos is a message's place in its author's log.
+// logPos is a message's place in its author's log: its sequence number
+// and its node in the merge (16 bytes a message held).
 type logPos struct {
 	seq uint64
-	id  mvds.MessageID
+	n   *mnode
 }
 
 // DefaultGroupWindow is how many of the ids delivered lately a group's
@@ -234,8 +238,15 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 				return
 			}
 			defer func() { <-sem }()
+			catchUp := CatchUp
+			if k := r.opts.Keep; k != nil {
+				catchUp = func(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
+					return CatchUpKeeping(ctx, src, name, cur, *k, opts, deliver)
+				}
+			}
 			var err error
-			nexts[i], st.Members[i], err = CatchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
+			var pbuf []mvds.MessageID // the parents of the message read, reused
+			nexts[i], st.Members[i], err = catchUp(ctx, src, name, r.read[i], ro, func(m Message) error {
 				if string(m.GroupID) != string(gid) {
 					return nil // another conversation in the same log
 				}
@@ -247,12 +258,16 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 				// Held until delivered: only what delivery needs (the
 				// wire form may hold its whole page; Parents has the
 				// metadata's parents).
-				parents := parentIDs(m.Metadata)
+				pbuf = appendParentIDs(pbuf[:0], m.Metadata)
 				m.Wire, m.Metadata, m.GroupID = nil, nil, gid
 				mu.Lock()
 				defer mu.Unlock()
-				r.queue[i] = append(r.queue[i], logPos{m.Seq, m.ID})
-				r.m.Add(i, m.ID, parents, m)
+				// The merge copies the body and parents into its arena.
+				n := r.m.addNode(i, m.ID, pbuf, m, false)
+				if r.opts.FromStart {
+					return nil // no cursor to keep
+				}
+				r.enqueue(i, m.Seq, m.ID, n)
 				return nil
 			})
 			if err != nil {
@@ -274,6 +289,18 @@ func (r *GroupReader) Read(ctx context.Context, src Source) (GroupStats, error) 
 	return st, r.drain(&st)
 }
 
+// enqueue notes that member i's log has at seq the message id, added to
+// the merge as n (nil: added or delivered before).
+func (r *GroupReader) enqueue(i int, seq uint64, id mvds.MessageID, n *mnode) {
+	if n == nil {
+		n = r.m.find(id) // a copy from another member: delivered with it
+	}
+	if n == nil { // delivered and forgotten, or in an earlier run
+		n = &mnode{id: id, delivered: true}
+	}
+	r.queue[i] = append(r.queue[i], logPos{seq, n})
+}
+
 // AddLive merges msg, which came from peer over MVDS (or from peer's log
 // read by a sync node), and delivers what can be: it comes after its
 // parents, and is delivered once, also when its author's log gives it
@@ -284,7 +311,7 @@ func (r *GroupReader) AddLive(peer mvds.PeerID, msg mvds.Message) (GroupStats, e
 		return st, nil
 	}
 	id := msg.ID()
-	parents := parentIDs(msg.Metadata)
+	parents := appendParentIDs(nil, msg.Metadata)
 	msg.Metadata, msg.GroupID = nil, r.gid
 	r.m.AddLive(r.Member(peer), id, parents, Message{ID: id, BodySize: uint64(len(msg.Body)), Message: msg})
 	return st, r.drain(&st)
@@ -335,12 +362,12 @@ func (r *GroupReader) save() error {
 		q := r.queue[i]
 		c := r.saved[i]
 		k := 0
-		// A message the merge no longer has was delivered and forgotten
-		// (Compact): only delivered ones leave it.
-		for ; k < len(q) && (r.m.Delivered(q[k].id) || !r.m.Has(q[k].id)); k++ {
-			c.Seq, c.ID = q[k].seq, q[k].id
+		for ; k < len(q) && q[k].n.delivered; k++ {
+			c.Seq, c.ID = q[k].seq, q[k].n.id
 		}
-		r.queue[i] = append(q[:0], q[k:]...)
+		rest := copy(q, q[k:])
+		clear(q[rest:]) // no stale pointer keeps a node delivered in memory
+		r.queue[i] = q[:rest]
 		if len(r.queue[i]) == 0 {
 			c = r.read[i]
 		}
@@ -354,12 +381,12 @@ func (r *GroupReader) save() error {
 	return nil
 }
 
-// parentIDs takes the 32-byte parents of md; others are not message ids.
-func parentIDs(md *mvds.Metadata) []mvds.MessageID {
+// appendParentIDs appends the 32-byte parents of md to out; others are
+// not message ids.
+func appendParentIDs(out []mvds.MessageID, md *mvds.Metadata) []mvds.MessageID {
 	if md == nil {
-		return nil
+		return out
 	}
-	out := make([]mvds.MessageID, 0, len(md.Parents))
 	for _, p := range md.Parents {
 		var id mvds.MessageID
 		if len(p) == len(id) {

@@ -39,6 +39,8 @@ type Merger struct {
 	waiters map[mvds.MessageID][]*mnode // by parents not added yet
 	last    []*mnode                    // each author's last message added
 	slab    []mnode
+	mem     arena
+	group   []byte // the group of the messages added (nearly always one)
 	ready   readyHeap
 	waiting int
 	// known are messages delivered before (an earlier run, or compacted
@@ -50,42 +52,117 @@ type Merger struct {
 	// be acknowledged by before it is delivered (see Stable).
 	stable   int
 	ackStale bool
-	walk     uint64
+	walk     uint32
 }
 
+// mnode is a message in the merge. A group catch-up holds every message
+// read until all members were read, so a node is kept small: its body and
+// parents are copied into the merge's arena (no allocation of their own,
+// fewer objects for the garbage collector), what is rare (a gap, metadata,
+// another group) is kept apart, and what is delivered is cleared but its
+// id and height.
 type mnode struct {
-	msg       nodeMsg
-	missing   int      // parents not yet delivered
-	child     *mnode   // the first waiting for it (most have one or none)
-	children  []*mnode // the others waiting for it
-	same      *mnode   // the next message whose id starts with the same 8 bytes
-	delivered bool
-	live      bool   // added by AddLive: not in its author's chain
-	prev      *mnode // the previous message of its author's log, when added
-	acks      int    // members whose last message is it or follows it (Stable)
-	mark      uint64 // the last walk that counted it (Stable)
+	id       mvds.MessageID
+	height   uint64 // 1 + the greatest height of its parents and its author's previous message
+	seq      uint64
+	ts       int64
+	body     []byte           // in the arena
+	parents  []mvds.MessageID // in the arena
+	child    *mnode           // the first waiting for it (most have one or none)
+	children []*mnode         // the others waiting for it
+	same     *mnode           // the next message whose id starts with the same 8 bytes
+	prev     *mnode           // the previous message of its author's log, when added
+	rare     *mrare           // nil for most
+	author   int32
+	missing  int32  // parents not yet delivered
+	acks     int32  // members whose last message is it or follows it (Stable)
+	mark     uint32 // the last walk that counted it (Stable)
+	// delivered: given by Next (then only id, height and author are kept);
+	// live: added by AddLive, not in its author's chain.
+	delivered, live bool
 }
 
-// nodeMsg is what the merge keeps of a message until it is delivered:
-// what GroupMessage gives, its Message without the wire form, large
-// body reference or body file (a group holds small messages only).
-type nodeMsg struct {
-	Author  int
-	ID      mvds.MessageID
-	Parents []mvds.MessageID
-	Height  uint64
-	Gap     []mvds.MessageID
-	seq     uint64
-	size    uint64
-	ts      int64
-	body    []byte
-	group   []byte
-	md      *mvds.Metadata
+// mrare is what few messages have: the parents delivered without (Flush),
+// metadata, a group other than the merge's, a body size other than the
+// body's length (a large message's reference).
+type mrare struct {
+	gap        []mvds.MessageID
+	md         *mvds.Metadata
+	group      []byte
+	otherGroup bool // group is the message's, not the merge's
+	size       uint64
 }
 
-func (nm *nodeMsg) groupMessage() GroupMessage {
-	return GroupMessage{Author: nm.Author, ID: nm.ID, Parents: nm.Parents, Height: nm.Height, Gap: nm.Gap,
-		Message: Message{Seq: nm.seq, ID: nm.ID, BodySize: nm.size, Message: mvds.Message{GroupID: nm.group, Timestamp: nm.ts, Body: nm.body, Metadata: nm.md}}}
+func (n *mnode) rareOf() *mrare {
+	if n.rare == nil {
+		n.rare = &mrare{}
+	}
+	return n.rare
+}
+
+// groupMessage is what Next gives of n: its Message without the wire
+// form, large body reference or body file (a group holds small messages
+// only).
+func (m *Merger) groupMessage(n *mnode) GroupMessage {
+	msg := Message{Seq: n.seq, ID: n.id, BodySize: uint64(len(n.body)), Message: mvds.Message{GroupID: m.group, Timestamp: n.ts, Body: n.body}}
+	gm := GroupMessage{Author: int(n.author), ID: n.id, Parents: n.parents, Height: n.height}
+	if r := n.rare; r != nil {
+		gm.Gap = r.gap
+		msg.Metadata = r.md
+		if r.otherGroup {
+			msg.GroupID = r.group
+		}
+		if r.size != 0 {
+			msg.BodySize = r.size
+		}
+	}
+	gm.Message = msg
+	return gm
+}
+
+// arena holds the bodies and parents of the messages in the merge, packed
+// in chunks: a body or parent list delivered is a slice of its chunk (its
+// capacity cut to its length), which lives while anything in it does.
+type arena struct {
+	bytes []byte
+	ids   []mvds.MessageID
+}
+
+const (
+	arenaBytes = 32 << 10 // a chunk of bodies
+	arenaIDs   = 512      // a chunk of parents (16 KiB)
+)
+
+// body copies b into the arena.
+func (a *arena) body(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > arenaBytes/8 {
+		return append([]byte(nil), b...) // large: its own
+	}
+	if cap(a.bytes)-len(a.bytes) < len(b) {
+		a.bytes = make([]byte, 0, arenaBytes)
+	}
+	off := len(a.bytes)
+	a.bytes = append(a.bytes, b...)
+	return a.bytes[off:len(a.bytes):len(a.bytes)]
+}
+
+// parents copies ps into the arena.
+func (a *arena) parents(ps []mvds.MessageID) []mvds.MessageID {
+	if len(ps) == 0 {
+		return nil
+	}
+	if len(ps) > arenaIDs/8 {
+		return append([]mvds.MessageID(nil), ps...)
+	}
+	if cap(a.ids)-len(a.ids) < len(ps) {
+		a.ids = make([]mvds.MessageID, 0, arenaIDs)
+	}
+	off := len(a.ids)
+	a.ids = append(a.ids, ps...)
+	return a.ids[off:len(a.ids):len(a.ids)]
 }
 
 // NewMerger returns an empty merge.
@@ -96,7 +173,10 @@ func NewMerger() *Merger {
 // Add hands the merge the next message of author's log. A message already
 // added (the same id from another source) is ignored: Add reports false.
 // The merge keeps of msg what GroupMessage.Message gives back: not its
-// wire form (Wire), nor a large message's body reference or file.
+// wire form (Wire), nor a large message's body reference or file. It
+// copies msg's body and parents (the caller may reuse them): the body
+// delivered is a slice of a chunk the merge packs bodies in, which stays
+// in memory while any body in it is held.
 func (m *Merger) Add(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message) bool {
 	return m.add(author, id, parents, msg, false)
 }
@@ -113,14 +193,32 @@ func (m *Merger) AddLive(author int, id mvds.MessageID, parents []mvds.MessageID
 }
 
 func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message, live bool) bool {
+	return m.addNode(author, id, parents, msg, live) != nil
+}
+
+// addNode adds a message and returns its node, nil if it was added or
+// known before.
+func (m *Merger) addNode(author int, id mvds.MessageID, parents []mvds.MessageID, msg Message, live bool) *mnode {
 	if m.Has(id) {
-		return false
+		return nil
 	}
 	n := m.alloc()
 	m.ackStale = true
-	n.msg = nodeMsg{Author: author, ID: id, Parents: parents,
-		seq: msg.Seq, size: msg.BodySize, ts: msg.Timestamp, body: msg.Body, group: msg.GroupID, md: msg.Metadata}
-	n.live = live
+	n.id, n.author, n.seq, n.ts, n.live = id, int32(author), msg.Seq, msg.Timestamp, live
+	n.body = m.mem.body(msg.Body)
+	n.parents = m.mem.parents(parents)
+	if m.group == nil && msg.GroupID != nil {
+		m.group = append([]byte{}, msg.GroupID...)
+	}
+	if string(msg.GroupID) != string(m.group) || (msg.GroupID == nil) != (m.group == nil) {
+		n.rareOf().group, n.rare.otherGroup = msg.GroupID, true
+	}
+	if msg.Metadata != nil {
+		n.rareOf().md = msg.Metadata
+	}
+	if msg.BodySize != uint64(len(msg.Body)) {
+		n.rareOf().size = msg.BodySize
+	}
 	k := idKey(id)
 	n.same = m.seen[k]
 	m.seen[k] = n
@@ -141,7 +239,7 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		}
 		m.last[author] = n
 	}
-	for _, p := range parents {
+	for _, p := range n.parents {
 		if p == id {
 			continue // a message cannot wait for itself
 		}
@@ -150,7 +248,7 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 			continue
 		}
 		if h, ok := m.known[p]; ok {
-			n.msg.Height = max(n.msg.Height, h)
+			n.height = max(n.height, h)
 			continue
 		}
 		if ws := m.waiters[p]; containsNode(ws, n) {
@@ -160,12 +258,12 @@ func (m *Merger) add(author int, id mvds.MessageID, parents []mvds.MessageID, ms
 		m.waiters[p] = append(m.waiters[p], n)
 	}
 	if n.missing == 0 {
-		n.msg.Height++
+		n.height++
 		m.ready.push(n)
 	} else {
 		m.waiting++
 	}
-	return true
+	return n
 }
 
 // idKey is the first 8 bytes of an id. Ids are SHA-256 hashes, so
@@ -176,7 +274,7 @@ func idKey(id mvds.MessageID) uint64 { return binary.LittleEndian.Uint64(id[:8])
 // find returns the message of id added, nil if none.
 func (m *Merger) find(id mvds.MessageID) *mnode {
 	for n := m.seen[idKey(id)]; n != nil; n = n.same {
-		if n.msg.ID == id {
+		if n.id == id {
 			return n
 		}
 	}
@@ -237,14 +335,14 @@ func (m *Merger) Compact(window int) {
 	}
 	// Oldest first: the order of delivery, (height, id).
 	sort.Slice(done, func(i, j int) bool {
-		if done[i].msg.Height != done[j].msg.Height {
-			return done[i].msg.Height < done[j].msg.Height
+		if done[i].height != done[j].height {
+			return done[i].height < done[j].height
 		}
-		return lessID(done[i].msg.ID, done[j].msg.ID)
+		return lessID(done[i].id, done[j].id)
 	})
 	for _, n := range done {
 		n.same = nil
-		m.Known(n.msg.ID, n.msg.Height)
+		m.Known(n.id, n.height)
 	}
 	if window > 0 && len(m.order) > window {
 		drop := len(m.order) - window
@@ -258,7 +356,7 @@ func (m *Merger) Compact(window int) {
 // dependOn makes n wait for p unless p was delivered.
 func (m *Merger) dependOn(n, p *mnode) {
 	if p.delivered {
-		n.msg.Height = max(n.msg.Height, p.msg.Height)
+		n.height = max(n.height, p.height)
 		return
 	}
 	if p.child == n || containsNode(p.children, n) {
@@ -272,10 +370,12 @@ func (m *Merger) dependOn(n, p *mnode) {
 	}
 }
 
-// alloc takes a node from a slab: one allocation per 1024 messages.
+// alloc takes a node from a slab: one allocation per 256 messages. A slab
+// stays in memory while a node in it is referenced (each author's last
+// message is, after Compact too): small slabs keep that small.
 func (m *Merger) alloc() *mnode {
 	if len(m.slab) == 0 {
-		m.slab = make([]mnode, 1024)
+		m.slab = make([]mnode, 256)
 	}
 	n := &m.slab[0]
 	m.slab = m.slab[1:]
@@ -315,7 +415,14 @@ func (m *Merger) countAcks() {
 	}
 	var stack []*mnode
 	for a := 0; a < m.stable && a < len(m.last); a++ {
-		m.walk++
+		if m.walk++; m.walk == 0 { // wrapped: no mark may look current
+			for _, n := range m.seen {
+				for ; n != nil; n = n.same {
+					n.mark = 0
+				}
+			}
+			m.walk = 1
+		}
 		stack = append(stack[:0], m.last[a])
 		for len(stack) > 0 {
 			n := stack[len(stack)-1]
@@ -326,7 +433,7 @@ func (m *Merger) countAcks() {
 			n.mark = m.walk
 			n.acks++
 			stack = append(stack, n.prev)
-			for _, p := range n.msg.Parents {
+			for _, p := range n.parents {
 				stack = append(stack, m.find(p))
 			}
 		}
@@ -342,16 +449,15 @@ func (m *Merger) Next() (GroupMessage, bool) {
 		if m.ackStale {
 			m.countAcks()
 		}
-		if m.ready[0].acks < m.stable {
+		if int(m.ready[0].acks) < m.stable {
 			return GroupMessage{}, false
 		}
 	}
 	n := m.ready.pop()
 	m.deliver(n)
-	g := n.msg.groupMessage()
+	g := m.groupMessage(n)
 	// Keep only what later messages need: the id and height.
-	n.msg = nodeMsg{Author: n.msg.Author, ID: n.msg.ID, Height: n.msg.Height}
-	n.prev = nil
+	n.body, n.parents, n.rare, n.prev = nil, nil, nil, nil
 	return g, true
 }
 
@@ -369,9 +475,9 @@ func (m *Merger) deliver(n *mnode) {
 
 // release tells w that its parent p was delivered.
 func (m *Merger) release(p, w *mnode) {
-	w.msg.Height = max(w.msg.Height, p.msg.Height)
+	w.height = max(w.height, p.height)
 	if w.missing--; w.missing == 0 {
-		w.msg.Height++
+		w.height++
 		m.waiting--
 		m.ready.push(w)
 	}
@@ -387,7 +493,7 @@ func (m *Merger) Waiting() (byAuthor map[int]int, missing []mvds.MessageID) {
 	for _, n := range m.seen {
 		for ; n != nil; n = n.same {
 			if !n.delivered && n.missing > 0 {
-				byAuthor[n.msg.Author]++
+				byAuthor[int(n.author)]++
 			}
 		}
 	}
@@ -430,9 +536,9 @@ func (m *Merger) Flush(f func(GroupMessage) error) error {
 		}
 		for _, id := range missing {
 			for _, w := range m.waiters[id] {
-				w.msg.Gap = append(w.msg.Gap, id)
+				w.rareOf().gap = append(w.rareOf().gap, id)
 			}
-			ghost := &mnode{msg: nodeMsg{ID: id}, children: m.waiters[id]}
+			ghost := &mnode{id: id, children: m.waiters[id]}
 			delete(m.waiters, id)
 			m.deliver(ghost)
 		}
@@ -455,10 +561,10 @@ type readyHeap []*mnode
 func (h readyHeap) Len() int { return len(h) }
 
 func (h readyHeap) less(i, j int) bool {
-	if h[i].msg.Height != h[j].msg.Height {
-		return h[i].msg.Height < h[j].msg.Height
+	if h[i].height != h[j].height {
+		return h[i].height < h[j].height
 	}
-	return lessID(h[i].msg.ID, h[j].msg.ID)
+	return lessID(h[i].id, h[j].id)
 }
 
 func (h *readyHeap) push(n *mnode) {

@@ -76,7 +76,8 @@ parents (hex ids). A message whose parent no member's log gave yet is held back,
 what follows it (said on standard error: "waiting for 3 messages of k51..."), and
 printed by a later fetch once the parent comes; --no-wait prints it now, its gap
 marked. A member that cannot be read, or whose log forked or rolled back, is reported
-and not merged past that point; the others are printed.`,
+and not merged past that point; the others are printed. --keep keeps the members' logs
+read, so that 'rlog log --group GROUP' lists them without the source.`,
 		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
   rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
   rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io  # two sources
@@ -91,7 +92,18 @@ and not merged past that point; the others are printed.`,
 				if err != nil {
 					return err
 				}
-				return a.fetchGroup(cmd, groupName, from, asJSON, groupRead{noWait: noWait, stable: stable}, outDir)
+				for _, f := range []string{"all", "since", "record", "head"} {
+					if cmd.Flags().Changed(f) {
+						return usagef("--%s reads one log: fetch --group reads each member's log from its own cursor ('rlog log --group %s' lists the group from the start)", f, groupName)
+					}
+				}
+				if keep && from == "" {
+					return usagef("--keep with --group keeps the members' logs read from --from SOURCE: give --from")
+				}
+				return a.fetchGroup(cmd, groupName, from, asJSON, groupRead{noWait: noWait, stable: stable, keep: keep}, outDir)
+			}
+			if noWait || stable {
+				return usagef("--no-wait and --stable read a group: give --group NAME")
 			}
 			dir, err := a.repoDir()
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/boxo/ipns"
 	"github.com/spf13/cobra"
 
+	"rlog/namesys"
 	"rlog/remotelog"
 )
 
@@ -26,12 +27,22 @@ func (a *app) groupCmd() *cobra.Command {
 		Long: `A group is a conversation of many writers, each with a log of its own: a name
 (whose SHA-256 is its MVDS group id, as 'append --group-name NAME' has it) and the
 names of its members' logs, kept in the repo's groups.json. Add your own log's name
-('rlog resolve' or 'rlog status' print it) to read your messages in the group too.
+('rlog id' prints it) to read your messages in the group too.
 
 'rlog append --group-name NAME' then names, in each message's MVDS metadata, the
 newest messages of the group this repo has seen (its parents), and 'rlog fetch --group
 NAME' reads every member's log and prints their messages merged, each after its
-parents, in the same order for every reader.`,
+parents, in the same order for every reader that read the same messages (with
+--stable, in one order for every reader, whenever it reads: docs/GROUPS.md).
+
+A walk through, three writers (each repo also adds the others' names):
+
+  rlog group create room && rlog group add room $(rlog id --json | jq -r .name) k51...B k51...C
+  rlog append --group-name room "hello" && rlog publish
+  rlog keep k51...A k51...B k51...C --from ... --listen 0.0.0.0:8080   # a keeper serving all
+  rlog fetch --group room --from http://keeper:8080       # merged, parents first
+  rlog follow --group room --from http://keeper:8080      # and what comes later
+  rlog log --group room --graph --from http://keeper:8080 # the DAG in lanes`,
 		Example: `  rlog group create room
   rlog group add room k51qzi5uqu5d...
   rlog group ls --json
@@ -123,7 +134,14 @@ parents, in the same order for every reader.`,
 			}
 			if asJSON {
 				for _, g := range gs {
-					if err := writeJSONLine(a.stdout, map[string]any{"name": g.Name, "id": hex.EncodeToString(g.ID()), "members": g.Members, "heads": g.Heads}); err != nil {
+					members, heads := g.Members, g.Heads
+					if members == nil {
+						members = []string{}
+					}
+					if heads == nil {
+						heads = []string{}
+					}
+					if err := writeJSONLine(a.stdout, map[string]any{"name": g.Name, "id": hex.EncodeToString(g.ID()), "members": members, "heads": heads}); err != nil {
 						return err
 					}
 				}
@@ -146,6 +164,28 @@ parents, in the same order for every reader.`,
 	return cmd
 }
 
+// memberFailure says, in one line, why member i of g could not be read
+// from from ("": this repo) and what follows: its messages are not merged
+// past what was read, and it is read again next time. --debug gives the
+// whole chain of causes.
+func (a *app) memberFailure(g remotelog.Group, i int, err error, from string, again bool) string {
+	member := "member " + groupAuthor(g, i)
+	if a.debug {
+		return fmt.Sprintf("%s: %v", member, err)
+	}
+	next := ""
+	if again {
+		next = "; read again next time"
+	}
+	if errors.Is(err, remotelog.ErrNoLog) || errors.Is(err, namesys.ErrNotFound) {
+		if from == "" {
+			return member + ": not published in this repo (keep its log here with 'rlog fetch NAME --from SOURCE --keep', or read the group with --from SOURCE)" + next
+		}
+		return fmt.Sprintf("%s: not published at %s (yet)%s", member, from, next)
+	}
+	return fmt.Sprintf("%s: %s; not merged past what was read%s", member, reason(err), next)
+}
+
 // groupAuthor is the member's name as output shows it.
 func groupAuthor(g remotelog.Group, i int) string {
 	if i < 0 || i >= len(g.Members) {
@@ -164,7 +204,7 @@ func shortName(s string) string {
 
 // fetchGroup is fetch --group: every member's log merged.
 // groupRead is how fetch --group reads: --no-wait, --stable.
-type groupRead struct{ noWait, stable bool }
+type groupRead struct{ noWait, stable, keep bool }
 
 func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr groupRead, outDir string) error {
 	if outDir != "" {
@@ -185,7 +225,11 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr 
 		}
 		heads := remotelog.NewHeads(saved)
 		out := &printer{w: a.stdout, asJSON: asJSON}
-		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, remotelog.GroupReadOptions{NoWait: gr.noWait, Stable: gr.stable}, func(gm remotelog.GroupMessage) error {
+		opts := remotelog.GroupReadOptions{NoWait: gr.noWait, Stable: gr.stable}
+		if gr.keep {
+			opts.Keep = &remotelog.KeepTarget{Store: repo.Store(), Names: repo.Names()}
+		}
+		st, err := remotelog.CatchUpGroup(cmd.Context(), src, g, store, opts, func(gm remotelog.GroupMessage) error {
 			author := groupAuthor(g, gm.Author)
 			heads.Observe(author, gm.ID, gm.Parents)
 			return out.printGroup(gm, author)
@@ -199,10 +243,10 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr 
 			return err
 		}
 		failed := 0
-		for _, e := range st.Errors {
+		for i, e := range st.Errors {
 			if e != nil {
 				failed++
-				fmt.Fprintf(a.stderr, "%v (not merged past what was read)\n", e)
+				fmt.Fprintln(a.stderr, a.memberFailure(g, i, e, from, true))
 			}
 		}
 		for i, n := range st.Waiting {
@@ -220,7 +264,7 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr 
 			fmt.Fprintf(a.stderr, "%s from %s\n", plural(st.Messages, "new message"), plural(len(g.Members), "member"))
 		}
 		if failed == len(g.Members) {
-			return fmt.Errorf("fetch --group %s: no member's log could be read: %w", name, errors.Join(st.Errors...))
+			return failf(errors.Join(st.Errors...), "fetch --group %s: no member's log could be read (each member's reason is above)", name)
 		}
 		return nil
 	})
@@ -228,11 +272,11 @@ func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr 
 
 // logGroup is log --group [--graph]: the group from the start, from this
 // repo's backend, cursors untouched.
-func (a *app) logGroup(cmd *cobra.Command, name string, drawGraph, asJSON bool) error {
+func (a *app) logGroup(cmd *cobra.Command, name, from string, drawGraph, asJSON bool) error {
 	if drawGraph && asJSON {
 		return usagef("give --graph or --json, not both")
 	}
-	return a.withSource(cmd.Context(), "", func(repo *remotelog.Repo, src remotelog.Source) error {
+	return a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
 		store := remotelog.Groups(repo.Dir)
 		g, err := store.Get(name)
 		if err != nil {
@@ -246,12 +290,23 @@ func (a *app) logGroup(cmd *cobra.Command, name string, drawGraph, asJSON bool) 
 			}
 			return out.printGroup(gm, groupAuthor(g, gm.Author))
 		})
-		for _, e := range st.Errors {
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for i, e := range st.Errors {
 			if e != nil {
-				fmt.Fprintf(a.stderr, "%v\n", e)
+				failed++
+				fmt.Fprintln(a.stderr, a.memberFailure(g, i, e, from, false))
 			}
 		}
-		return err
+		if failed > 0 && failed == len(g.Members) {
+			if from == "" {
+				return failf(errors.Join(st.Errors...), "log --group %s: no member's log is in this repo: give --from SOURCE (where 'fetch --group' reads them), or keep them here ('rlog fetch NAME --keep', 'rlog keep')", name)
+			}
+			return failf(errors.Join(st.Errors...), "log --group %s: no member's log could be read (each member's reason is above)", name)
+		}
+		return nil
 	})
 }
 
@@ -286,9 +341,9 @@ func (a *app) followGroup(cmd *cobra.Command, name, from string, asJSON bool, mi
 		},
 		Status: func(st remotelog.GroupStats) {
 			var b strings.Builder
-			for _, e := range st.Errors {
+			for i, e := range st.Errors {
 				if e != nil {
-					fmt.Fprintf(&b, "%s\n", a.brief(e))
+					fmt.Fprintln(&b, a.memberFailure(g, i, e, from, true))
 				}
 			}
 			for i, n := range st.Waiting {
