@@ -110,6 +110,9 @@ func (s GroupStore) Get(name string) (Group, error) {
 	return Group{}, fmt.Errorf("%w: %q (see 'rlog group ls')", ErrNoGroup, name)
 }
 
+// ErrGroupExists: the repo has a group of that name already.
+var ErrGroupExists = errors.New("remotelog: create group: the repo has the group already")
+
 // ErrNoGroup: the repo has no group of that name.
 var ErrNoGroup = errors.New("remotelog: no such group")
 
@@ -166,7 +169,7 @@ func (s GroupStore) create(name string) error {
 	}
 	for _, g := range gs {
 		if g.Name == name {
-			return fmt.Errorf("remotelog: create group: the repo has a group %q already", name)
+			return fmt.Errorf("%w: %q", ErrGroupExists, name)
 		}
 	}
 	return s.save(append(gs, Group{Name: name, Members: []string{}}))

@@ -71,7 +71,9 @@ A walk through, three writers (each repo also adds the others' names):
 			if err != nil {
 				return err
 			}
-			if err := s.Create(args[0]); err != nil {
+			if err := s.Create(args[0]); errors.Is(err, remotelog.ErrGroupExists) {
+				return failf(err, "the repo has a group %q already: 'rlog group ls' lists it and its members", args[0])
+			} else if err != nil {
 				return err
 			}
 			g := remotelog.Group{Name: args[0]}
