@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/boxo/ipns"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -72,8 +74,11 @@ type ReadKey struct {
 type Keyring struct {
 	keys []ReadKey // ascending epochs
 
-	mu      sync.RWMutex           // ciphers: read by the reader's workers at once
-	ciphers map[uint64]cipher.AEAD // made once per epoch
+	mu sync.Mutex // held to add to ciphers
+	// ciphers is the AEAD of each epoch, made once: read by the reader's
+	// workers at once with no lock (a map is never changed once stored; a
+	// new epoch stores a new one).
+	ciphers atomic.Pointer[map[uint64]cipher.AEAD]
 }
 
 // NewKeyring returns a keyring with one new random key, epoch 0.
@@ -128,16 +133,18 @@ func (k *Keyring) Current() (ReadKey, bool) {
 
 // cipher is the AEAD of epoch's key.
 func (k *Keyring) cipher(epoch uint64) (cipher.AEAD, bool) {
-	k.mu.RLock()
-	a, ok := k.ciphers[epoch]
-	k.mu.RUnlock()
-	if ok {
-		return a, true
+	if m := k.ciphers.Load(); m != nil {
+		if a, ok := (*m)[epoch]; ok {
+			return a, true
+		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if a, ok := k.ciphers[epoch]; ok {
-		return a, true
+	old := k.ciphers.Load()
+	if old != nil {
+		if a, ok := (*old)[epoch]; ok {
+			return a, true
+		}
 	}
 	key, ok := k.key(epoch)
 	if !ok {
@@ -147,10 +154,11 @@ func (k *Keyring) cipher(epoch uint64) (cipher.AEAD, bool) {
 	if err != nil {
 		panic(err) // a key is always KeySize bytes
 	}
-	if k.ciphers == nil {
-		k.ciphers = map[uint64]cipher.AEAD{}
+	m := map[uint64]cipher.AEAD{epoch: a}
+	if old != nil {
+		maps.Copy(m, *old)
 	}
-	k.ciphers[epoch] = a
+	k.ciphers.Store(&m)
 	return a, true
 }
 
@@ -328,13 +336,19 @@ func parseHeader(b []byte) (epoch uint64, n int, err error) {
 
 // newOpener makes the opener of a body whose header is h.
 func (k *Keyring) newOpener(h []byte, epoch uint64, group []byte) (*segOpener, error) {
+	o := &segOpener{}
+	return o, k.initOpener(o, h, epoch, group)
+}
+
+// initOpener sets o to open a body whose header is h.
+func (k *Keyring) initOpener(o *segOpener, h []byte, epoch uint64, group []byte) error {
 	a, ok := k.cipher(epoch)
 	if !ok {
-		return nil, fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): ask the writer for a share link made after the key changed", ErrPrivate, epoch, k.epochs())
+		return fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): ask the writer for a share link made after the key changed", ErrPrivate, epoch, k.epochs())
 	}
-	o := &segOpener{aead: a, epoch: epoch, aad: group}
+	*o = segOpener{aead: a, epoch: epoch, aad: group}
 	copy(o.nonce[:], h[len(h)-saltSize:])
-	return o, nil
+	return nil
 }
 
 // readHeader reads a sealed body's header from r and makes its opener.
@@ -380,19 +394,33 @@ func (o *segOpener) segment(dst []byte, i uint64, ct []byte, last bool) ([]byte,
 // keyring has no key for the body's epoch and with ErrDecrypt when the
 // body does not authenticate; it returns nothing of the body then.
 func (k *Keyring) Open(group, sealed []byte) ([]byte, error) {
+	return k.open(new(segOpener), nil, group, sealed)
+}
+
+// open opens sealed, a body of group, with o, into a new slice of arena
+// when arena has room for it (arena is then extended over it), into a
+// new buffer otherwise. It returns nothing of the body when it fails.
+func (k *Keyring) open(o *segOpener, arena *[]byte, group, sealed []byte) ([]byte, error) {
 	epoch, n, err := parseHeader(sealed)
 	if err != nil {
 		return nil, err
 	}
-	o, err := k.newOpener(sealed[:n], epoch, group)
-	if err != nil {
+	if err := k.initOpener(o, sealed[:n], epoch, group); err != nil {
 		return nil, err
 	}
 	rest := sealed[n:]
 	if len(rest) < tagSize {
 		return nil, fmt.Errorf("%w: the body is cut short", ErrDecrypt)
 	}
-	out := make([]byte, 0, len(rest)-tagSize*(len(rest)/(SegmentSize+tagSize)+1))
+	size := len(rest) - tagSize*(len(rest)/(SegmentSize+tagSize)+1)
+	inArena := arena != nil && cap(*arena)-len(*arena) >= size
+	var out []byte
+	if inArena {
+		a := *arena
+		out = a[len(a) : len(a) : len(a)+size]
+	} else {
+		out = make([]byte, 0, size)
+	}
 	for i := uint64(0); ; i++ {
 		last := len(rest) <= SegmentSize+tagSize
 		n := min(len(rest), SegmentSize+tagSize)
@@ -401,9 +429,49 @@ func (k *Keyring) Open(group, sealed []byte) ([]byte, error) {
 		}
 		rest = rest[n:]
 		if last {
-			return out, nil
+			break
 		}
 	}
+	if inArena && len(out) <= size { // opened within the arena, not moved out of it
+		*arena = (*arena)[:len(*arena)+len(out)]
+	}
+	return out[:len(out):len(out)], nil
+}
+
+// bodyOpener opens the bodies of messages one after another with no
+// allocation of its own for each: its opener is reused and the opened
+// bodies of up to arenaBody bytes are cut from a shared arena (each its
+// own slice, with no room to grow into the next), a new arena taken when
+// it is full. The opened bodies of a page so share a few buffers, as the
+// wire payloads they came from share the page's.
+type bodyOpener struct {
+	o     segOpener
+	arena []byte
+}
+
+const (
+	arenaSize = 32 << 10
+	arenaBody = arenaSize / 8 // bodies larger are opened into their own buffer
+)
+
+// bodyOpeners are reused by the reader's workers, each holding one while
+// it opens one body.
+var bodyOpeners = sync.Pool{New: func() any { return new(bodyOpener) }}
+
+// openBody opens sealed, a body of group, with a reused opener.
+func (k *Keyring) openBody(group, sealed []byte) ([]byte, error) {
+	bo := bodyOpeners.Get().(*bodyOpener)
+	defer bodyOpeners.Put(bo)
+	var arena *[]byte
+	if len(sealed) <= arenaBody+maxSealHeader+tagSize {
+		if cap(bo.arena)-len(bo.arena) < len(sealed) {
+			bo.arena = make([]byte, 0, arenaSize)
+		}
+		arena = &bo.arena
+	}
+	b, err := k.open(&bo.o, arena, group, sealed)
+	bo.o = segOpener{} // holds nothing of the body or the key once done
+	return b, err
 }
 
 // OpenTo streams the opened body of the sealed body r, of group, to w,
@@ -454,7 +522,7 @@ func (k *Keyring) OpenTo(w io.Writer, group []byte, r io.Reader) (uint64, error)
 // sealed one removed) and BodySize. Wire stays the sealed wire payload.
 func (k *Keyring) OpenMessage(m *Message) error {
 	if m.BodyFile == "" {
-		b, err := k.Open(m.GroupID, m.Body)
+		b, err := k.openBody(m.GroupID, m.Body)
 		if err != nil {
 			return fmt.Errorf("message %d: %w", m.Seq, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ipfs/boxo/ipns"
+
 	"rlog/pager"
 	"rlog/remotelog"
 )
@@ -91,8 +93,10 @@ var privateLogs = map[bool]*world{}
 // private log's bodies opened ahead of delivery on the reader's workers
 // (ReadOptions.Prepare = OpenBodies), a plain one's (no keys held) checked
 // on delivery by Opening(nil). private-on-delivery opens each body on the
-// delivering goroutine (Opening alone). Reports messages per second and
-// bytes fetched per message.
+// delivering goroutine (Opening alone). Reports messages per second, the
+// processor time per message (the whole process's, on every core, the
+// garbage collector's included: on a shared machine the cost, where
+// msgs/s also counts waiting for a core) and bytes fetched per message.
 func BenchmarkPrivateCatchUp(b *testing.B) {
 	const total = 10_000
 	k := &remotelog.Keyring{}
@@ -124,23 +128,76 @@ func BenchmarkPrivateCatchUp(b *testing.B) {
 			if mode == "private" {
 				opts.Prepare = remotelog.OpenBodies(kr)
 			}
-			var st remotelog.Stats
-			var n int
-			b.ReportAllocs()
-			for b.Loop() {
+			benchCatchUps(b, total, w.w.Name(), kr, opts, func() (remotelog.Source, func()) { return w, func() {} })
+		})
+	}
+}
+
+// benchCatchUps catches up log name, total messages of 256 B, from scratch
+// once an iteration, from the source open gives (then closed), with k's
+// keys, and reports messages per second, the processor time per message
+// and bytes fetched per message.
+func benchCatchUps(b *testing.B, total int, name ipns.Name, k *remotelog.Keyring, opts remotelog.ReadOptions, open func() (remotelog.Source, func())) {
+	var st remotelog.Stats
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		src, done := open()
+		n := 0
+		var err error
+		_, st, err = remotelog.CatchUp(context.Background(), src, name, remotelog.Cursor{}, opts,
+			remotelog.Opening(k, func(m remotelog.Message) error {
+				n += len(m.Body)
+				return nil
+			}))
+		done()
+		if err != nil || st.Messages != uint64(total) || n != total*256 {
+			b.Fatalf("%d messages, %d body bytes, %v", st.Messages, n, err)
+		}
+	}
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(total*b.N), "cpu-ns/msg")
+	b.ReportMetric(float64(st.BytesFetched)/float64(total), "B-fetched/msg")
+}
+
+// BenchmarkPrivateGatewayCatchUp: as BenchmarkPrivateCatchUp, the 10,000
+// messages of 256 B read from `rlog serve`'s gateway (the package's Server,
+// over HTTP on loopback, in the same process), as `rlog fetch URL` reads
+// them: a new source each catch-up, from scratch; a private log's bodies
+// opened ahead of delivery. The processor time is the server's and the
+// reader's.
+func BenchmarkPrivateGatewayCatchUp(b *testing.B) {
+	const total = 10_000
+	for _, mode := range []string{"plain", "private"} {
+		private := mode == "private"
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			cfg, _ := remotelog.DefaultConfig("paged")
+			repo, w, srv, hs := servedRepoConfig(b, cfg)
+			bodies := benchBodies(total)
+			var k *remotelog.Keyring
+			if private {
+				k = newKeyring(b)
 				var err error
-				n = 0
-				_, st, err = remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{}, opts,
-					remotelog.Opening(kr, func(m remotelog.Message) error {
-						n += len(m.Body)
-						return nil
-					}))
-				if err != nil || st.Messages != total || n != total*256 {
-					b.Fatalf("%d messages, %d body bytes, %v", st.Messages, n, err)
+				if bodies, err = k.SealAll(repo.DefaultGroup(), bodies); err != nil {
+					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
-			b.ReportMetric(float64(st.BytesFetched)/total, "B-fetched/msg")
+			if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := srv.Publish(ctx); err != nil {
+				b.Fatal(err)
+			}
+			opts := remotelog.ReadOptions{Prepare: remotelog.OpenBodies(k)}
+			benchCatchUps(b, total, w.Name(), k, opts, func() (remotelog.Source, func()) {
+				src, err := remotelog.OpenSource(ctx, hs.URL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return src, func() { src.Close() }
+			})
 		})
 	}
 }
@@ -163,6 +220,17 @@ func BenchmarkSealOpen(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := k.Open(group, sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// As a reader opens a message's body: into a shared buffer.
+	b.Run("open-message", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m remotelog.Message
+			m.GroupID, m.Body = group, sealed
+			if err := k.OpenMessage(&m); err != nil {
 				b.Fatal(err)
 			}
 		}

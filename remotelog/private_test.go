@@ -236,6 +236,13 @@ func FuzzOpen(f *testing.F) {
 		if (err == nil) != (serr == nil) {
 			t.Fatalf("whole: %v, streamed: %v", err, serr)
 		}
+		// As a reader opens a message's body (into a shared buffer).
+		m := remotelog.Message{}
+		m.GroupID, m.Body = group, b
+		merr := k.OpenMessage(&m)
+		if (err == nil) != (merr == nil) || (err == nil && !bytes.Equal(m.Body, got)) {
+			t.Fatalf("whole: %v, as a message: %v", err, merr)
+		}
 		if err == nil && (!bytes.Equal(got, out.Bytes()) || n != uint64(len(got))) {
 			t.Fatalf("whole %d bytes, streamed %d", len(got), out.Len())
 		}
@@ -261,6 +268,64 @@ func FuzzParseLink(f *testing.F) {
 			t.Fatalf("%q: parsed, but its link does not parse back: %v", s, err)
 		}
 	})
+}
+
+// TestOpenedBodiesStand: bodies opened one after another (as a reader's
+// workers do, several at once, into shared buffers), damaged ones among
+// them, each keep what was sealed however long they are kept, and growing
+// one changes no other.
+func TestOpenedBodiesStand(t *testing.T) {
+	k := newKeyring(t)
+	const workers = 4
+	var want, got [workers][][]byte
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			errs <- func() error {
+				for i := range 1000 {
+					plain := []byte(strings.Repeat(strconv.Itoa(w*1000+i), 1+i%700))
+					sealed, err := k.Seal(group, plain)
+					if err != nil {
+						return err
+					}
+					m := remotelog.Message{}
+					m.GroupID, m.Body = group, sealed
+					if i%10 == 3 { // a changed body opens nothing, and spoils no other
+						sealed[len(sealed)-1] ^= 1
+						if err := k.OpenMessage(&m); !errors.Is(err, remotelog.ErrDecrypt) {
+							return fmt.Errorf("body %d changed: %v", i, err)
+						}
+						continue
+					}
+					if err := k.OpenMessage(&m); err != nil {
+						return fmt.Errorf("body %d: %v", i, err)
+					}
+					if cap(m.Body) != len(m.Body) {
+						return fmt.Errorf("body %d: %d bytes with room for %d: growing it would write over the next", i, len(m.Body), cap(m.Body))
+					}
+					want[w], got[w] = append(want[w], plain), append(got[w], m.Body)
+				}
+				return nil
+			}()
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for w := range workers {
+		for i := range got[w] {
+			got[w][i] = append(got[w][i], "grown"...)
+		}
+	}
+	for w := range workers {
+		for i := range got[w] {
+			if !bytes.Equal(got[w][i], append(want[w][i], "grown"...)) {
+				t.Fatalf("opened body %d of worker %d changed since: %q", i, w, got[w][i])
+			}
+		}
+	}
 }
 
 // TestOpeningStopsAtDamage: a log whose writer published a changed, a cut

@@ -120,9 +120,9 @@ type ReadOptions struct {
 	// that the messages read do not need: for check, backup and restore.
 	Whole bool
 	// Prepare, when set, is run on each verified message before it is
-	// delivered, on the reader's workers ahead of delivery: the messages
-	// of a page in one worker, several pages at once, delivery still in
-	// order. An error fails the read at that message, which is not
+	// delivered, on the reader's workers ahead of delivery: up to 64
+	// messages of a page in one worker, one worker per core at once,
+	// delivery still in order. An error fails the read at that message, which is not
 	// delivered (nor anything after it). OpenBodies opens private bodies
 	// so.
 	Prepare func(*Message) error
@@ -688,8 +688,8 @@ func (r *catchUp) fetchAhead(ctx context.Context, first uint64) error {
 // the consumer moves r.cur meanwhile, so the producer never reads it.
 func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *pending, sem chan struct{}, wg *sync.WaitGroup, payloads *atomic.Int64) error {
 	lo := r.from()
-	// Pages whose messages are verified and prepared at once: one per
-	// core, the consumer taking one.
+	// Chunks of messages verified and prepared at once: one per core, the
+	// consumer taking one.
 	workers := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for q := first; q <= r.end(); q++ {
 		if err := ctx.Err(); err != nil {
@@ -708,11 +708,27 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			}
 		}
 		p := pg.Number
-		// Inline messages verified and prepared by a worker share one
-		// done, closed when the whole page is: the consumer then waits
-		// once a page, not once a message.
+		// Inline messages are verified and prepared by a worker a chunk at
+		// a time; a chunk's messages share one done, closed when the whole
+		// chunk is: the consumer then waits once a chunk, not once a
+		// message, and the workers share even the last page.
 		var inline []*pending
-		var pageDone chan struct{}
+		var chunkDone chan struct{}
+		startChunk := func() error {
+			if len(inline) == 0 {
+				return nil
+			}
+			chunk, done := inline, chunkDone
+			inline, chunkDone = nil, nil
+			return goBounded(ctx, workers, wg, func() {
+				defer close(done)
+				for _, it := range chunk {
+					if it.err = verifyMessage(it); it.err == nil {
+						it.err = r.prepare(it)
+					}
+				}
+			})
+		}
 		items := make([]*pending, 0, len(pg.Entries))
 		for i := range pg.Entries {
 			e := &pg.Entries[i]
@@ -730,11 +746,15 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 				if r.opts.Prepare == nil {
 					it.err = verifyMessage(it)
 				} else {
-					if pageDone == nil {
-						pageDone = make(chan struct{})
+					if chunkDone == nil {
+						chunkDone = make(chan struct{})
 					}
-					it.done = pageDone
-					inline = append(inline, it)
+					it.done = chunkDone
+					if inline = append(inline, it); len(inline) == prepareChunk {
+						if err := startChunk(); err != nil {
+							return err
+						}
+					}
 				}
 			} else {
 				it.ref, it.done = e.Ref, make(chan struct{})
@@ -751,18 +771,8 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 			}
 			items = append(items, it)
 		}
-		if len(inline) > 0 {
-			err := goBounded(ctx, workers, wg, func() {
-				defer close(pageDone)
-				for _, it := range inline {
-					if it.err = verifyMessage(it); it.err == nil {
-						it.err = r.prepare(it)
-					}
-				}
-			})
-			if err != nil {
-				return err
-			}
+		if err := startChunk(); err != nil {
+			return err
 		}
 		for _, it := range items {
 			select {
@@ -774,6 +784,10 @@ func (r *catchUp) produce(ctx context.Context, first, at uint64, queue chan<- *p
 	}
 	return nil
 }
+
+// prepareChunk is the most inline messages a worker verifies and
+// prepares at once (ReadOptions.Prepare).
+const prepareChunk = 64
 
 // goBounded runs f in a goroutine counted in wg once sem has room for it,
 // or returns ctx's error.
