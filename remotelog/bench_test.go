@@ -102,9 +102,13 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 	if w, ok := logs.Load(key); ok {
 		return w.(*world)
 	}
-	pol, _ := pager.Preset(strings.TrimSuffix(preset, "-v1"))
-	if strings.HasSuffix(preset, "-v1") {
+	base, v, _ := strings.Cut(preset, "-v")
+	pol, _ := pager.Preset(base)
+	switch v {
+	case "1":
 		pol.Format = pager.V1
+	case "2": // v2 heads, with the pieces of 8 v2 wrote
+		pol.Format, pol.TailEntries, pol.TailRatio = pager.Version, 8, 0
 	}
 	w := newWorld(b, pol)
 	for i := 0; i < n; i += 10_000 {
@@ -116,11 +120,12 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 }
 
 // BenchmarkCatchUp: a reader k messages behind in a log of 100,000
-// messages of 256 B (k = 100,000: from scratch), in format v2 and v1.
+// messages of 256 B (k = 100,000: from scratch), in format v3 (paged), v2
+// and v1.
 // Reports rounds of sequential fetches, bytes fetched per message and the
 // share of bytes fetched beyond the wire payloads.
 func BenchmarkCatchUp(b *testing.B) {
-	for _, preset := range []string{"paged", "paged-v1", "full"} {
+	for _, preset := range []string{"paged", "paged-v2", "paged-v1", "full"} {
 		for _, k := range []int{10, 100, 10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/missing=%d", preset, k), func(b *testing.B) {
 				w := logOf(b, preset, 100_000, 256)

@@ -13,8 +13,8 @@ import (
 )
 
 // TestMixedFormats: a log written in v1, then by a writer of v2 on the same
-// repo: its old pages stay v1, its new pages and head are v2, and its index
-// lists both. Readers from scratch, from inside the v1 part, from inside
+// repo, then by one of v3: its old pages stay v1, its new pages are v2, its
+// head v3, and its index (in the head's window node) lists both. Readers from scratch, from inside the v1 part, from inside
 // the v2 part and exactly at the boundary read every message once, and
 // Check finds nothing.
 func TestMixedFormats(t *testing.T) {
@@ -25,13 +25,19 @@ func TestMixedFormats(t *testing.T) {
 	if pg := page(t, w, w.publish(t).Head); pg.V() != pager.V1 {
 		t.Fatalf("head written as v%d", pg.V())
 	}
-	w.cfg.Policy.Format = 0 // the default: v2
+	w.cfg.Policy.Format = pager.Version
 	w.reopen(t)
-	w.appendN(t, 95, 100, 0)
+	w.appendN(t, 95, 50, 0)
+	if pg := page(t, w, w.publish(t).Head); pg.V() != pager.Version || len(pg.Index) == 0 {
+		t.Fatalf("head after the switch to v2: v%d, %d index links", pg.V(), len(pg.Index))
+	}
+	w.cfg.Policy.Format = 0 // the default: v3
+	w.reopen(t)
+	w.appendN(t, 145, 50, 0)
 	res := w.publish(t)
 	hp := page(t, w, res.Head)
-	if hp.V() != pager.Version || len(hp.Index) == 0 {
-		t.Fatalf("head after the switch: v%d, %d index links", hp.V(), len(hp.Index))
+	if hp.V() != pager.V3 || len(hp.Index) == 0 || !hp.Node.Defined() {
+		t.Fatalf("head after the switch to v3: v%d, %d index links", hp.V(), len(hp.Index))
 	}
 	ix := index(t, w, hp.Index[0].Cid)
 	if first := page(t, w, ix.Pages[0].Cid); first.V() != pager.V1 {
@@ -130,6 +136,19 @@ func page(t *testing.T, w *world, c cid.Cid) *pager.Page {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !pg.Attached() { // a v3 head: its window and index from its node
+		nb, err := w.store.Get(context.Background(), pg.Node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wn, err := pager.DecodeWindowNode(nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Attach(pg.Node, wn); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return pg
 }
 
@@ -156,11 +175,12 @@ func TestWholeLogHasItsIndex(t *testing.T) {
 	if res.Pages != 3 || res.IndexNodes != 1 {
 		t.Fatalf("%d pages, %d index nodes", res.Pages, res.IndexNodes)
 	}
-	blocks := 3 + 1 + len(page(t, w, res.Head).Tail) // pages, the index node, the head's tail pieces
+	node := 1                                               // v3: the head's window node
+	blocks := 3 + 1 + len(page(t, w, res.Head).Tail) + node // pages, the index node, the head's tail pieces
 	var buf bytes.Buffer
 	bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil)
 	if err != nil || bk.Blocks != blocks {
-		t.Fatalf("backup: %d blocks, %v; want 3 pages, the index node and %d tail pieces", bk.Blocks, err, blocks-4)
+		t.Fatalf("backup: %d blocks, %v; want 3 pages, the index node, the window node and %d tail pieces", bk.Blocks, err, blocks-5)
 	}
 	rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now)
 	if !rep.OK() || rep.Blocks != blocks {
@@ -168,31 +188,45 @@ func TestWholeLogHasItsIndex(t *testing.T) {
 	}
 	// A reader inside the window fetches every page and piece, not the index.
 	_, _, st, err := read(t, w, w, remotelog.Cursor{})
-	if err != nil || st.IndexNodes != 0 || st.Pages != blocks-1 {
-		t.Fatalf("reader: %d pages, %d index nodes, %v", st.Pages, st.IndexNodes, err)
+	if err != nil || st.IndexNodes != 0 || st.WindowNodes != node || st.Pages != blocks-1-node {
+		t.Fatalf("reader: %d pages, %d index nodes, %d window nodes, %v", st.Pages, st.IndexNodes, st.WindowNodes, err)
 	}
 }
 
-// TestTailPieces: a v2 head holds only the newest 1..T messages of its
-// page and links the rest in pieces of T (the preset's TailEntries). A
-// reader at every cursor near the end reads every message once, fetching
-// only the pieces it misses, in at most 2 rounds; from scratch and through
-// check and backup the pieces are read too.
+// TestTailPieces: a head holds only the newest 1..T messages of its page
+// and links the rest in graded pieces (the preset's TailEntries and
+// TailRatio): aligned runs of T·2^j entries, each at most 1/TailRatio of
+// the entries after it. A reader at every cursor near the end reads every
+// message once, fetching only the pieces it misses, in at most 2 rounds;
+// from scratch and through check and backup the pieces are read too.
 func TestTailPieces(t *testing.T) {
 	pol, _ := pager.Preset("paged") // 256 a page, a window of 64
-	T := pol.TailEntries
-	pieces := func(n int) int { return (n - 1) / T } // of a page of n entries
+	T, R := pol.TailEntries, pol.TailRatio
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 1000, 0) // pages 0-2 sealed; page 3 holds 232
 	res := w.publish(t)
 	hp := page(t, w, res.Head)
-	n := pieces(232)
-	if len(hp.Tail) != n || len(hp.Entries) != 232-n*T || hp.PageStart() != 769 {
-		t.Fatalf("head: %d pieces, %d entries, page from %d", len(hp.Tail), len(hp.Entries), hp.PageStart())
+	n := len(hp.Tail)
+	if cut := (232 - 1) / T * T; len(hp.Entries) != 232-cut || hp.PageStart() != 769 || n == 0 {
+		t.Fatalf("head: %d pieces, %d entries, page from %d", n, len(hp.Entries), hp.PageStart())
+	}
+	// Each piece: aligned, a power of two times T, at most 1/R of what follows.
+	end := func(i int) uint64 { // the sequence after piece i
+		if i+1 < n {
+			return hp.Tail[i+1].Start
+		}
+		return hp.Start
+	}
+	for i, l := range hp.Tail {
+		size, off := int(end(i)-l.Start), int(l.Start-769)
+		after := int(1000 - end(i) + 1)
+		if size%T != 0 || (size/T)&(size/T-1) != 0 || off%size != 0 || (size > T && size*R > after) {
+			t.Fatalf("piece %d: %d entries at offset %d, %d entries after it", i, size, off, after)
+		}
 	}
 	all, _, st, err := read(t, w, w, remotelog.Cursor{})
-	if err != nil || len(all) != 1000 || st.Pages != 1+3+n {
-		t.Fatalf("from scratch: %d messages, %d pages, %v", len(all), st.Pages, err)
+	if err != nil || len(all) != 1000 || st.Pages != 1+3+n || st.WindowNodes != 1 {
+		t.Fatalf("from scratch: %d messages, %d pages, %d window nodes, %v", len(all), st.Pages, st.WindowNodes, err)
 	}
 	for at := 700; at <= 1000; at++ {
 		m := all[at-1]
@@ -203,24 +237,46 @@ func TestTailPieces(t *testing.T) {
 		if st.Rounds > 2 {
 			t.Fatalf("from %d: %d rounds", at, st.Rounds)
 		}
-		if wantPieces := 0; at >= 769 && at < 769+n*T {
-			wantPieces = n - (at-769)/T
-			if st.Pages != 1+wantPieces {
-				t.Fatalf("from %d: %d page fetches, want the head and %d pieces", at, st.Pages, wantPieces)
+		if at >= 769 {
+			wantPieces := 0
+			for i := range hp.Tail {
+				if end(i) > uint64(at) {
+					wantPieces++
+				}
+			}
+			if st.Pages != 1+wantPieces || st.WindowNodes != 0 {
+				t.Fatalf("from %d: %d page fetches and %d window nodes, want the head and %d pieces", at, st.Pages, st.WindowNodes, wantPieces)
 			}
 		}
 	}
-	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() || rep.Messages != 1000 || rep.Blocks != 1+3+n+1 {
+	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() || rep.Messages != 1000 || rep.Blocks != 1+3+n+1+1 {
 		t.Fatalf("check: %d messages, %d blocks, %+v", rep.Messages, rep.Blocks, rep.Findings)
 	}
 	var buf bytes.Buffer
-	if bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil); err != nil || bk.Blocks != 1+3+n+1 {
+	if bk, err := remotelog.Backup(context.Background(), w, w.w.Name(), &buf, w.clock.Now, nil); err != nil || bk.Blocks != 1+3+n+1+1 {
 		t.Fatalf("backup: %d blocks, %v", bk.Blocks, err)
 	}
-	// More messages: the pieces already made stay the same blocks.
+	// More messages: a piece of the same entries is the same block, and
+	// the window node, with no page sealed, is the same too.
 	w.appendN(t, 1000, 5, 0)
-	if next := page(t, w, w.publish(t).Head); len(next.Tail) != pieces(237) || next.Tail[n-1] != hp.Tail[n-1] || len(next.Entries) != 237-pieces(237)*T {
-		t.Fatalf("after 5 more: %d pieces, %d entries", len(next.Tail), len(next.Entries))
+	next := page(t, w, w.publish(t).Head)
+	same := 0
+	for i, l := range next.Tail {
+		nend := next.Start
+		if i+1 < len(next.Tail) {
+			nend = next.Tail[i+1].Start
+		}
+		for j, o := range hp.Tail {
+			if o.Start == l.Start && end(j) == nend {
+				if o.Cid != l.Cid {
+					t.Fatalf("piece from %d to %d: %s, then %s", l.Start, nend, o.Cid, l.Cid)
+				}
+				same++
+			}
+		}
+	}
+	if same == 0 || next.Node != hp.Node {
+		t.Fatalf("after 5 more: %d pieces kept, window node %s then %s", same, hp.Node, next.Node)
 	}
 }
 
@@ -232,7 +288,7 @@ func TestTailPiecesOfPageZero(t *testing.T) {
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 40, 0)
 	hp := page(t, w, w.publish(t).Head)
-	if hp.Number != 0 || len(hp.Tail) != 39/T || hp.Tail[1].Start != uint64(1+T) {
+	if hp.Number != 0 || len(hp.Tail) < 2 || hp.Tail[0].Start != 1 || hp.Tail[1].Start <= uint64(T) || hp.Node.Defined() {
 		t.Fatalf("head page %d with %d pieces", hp.Number, len(hp.Tail))
 	}
 	all, _, _, err := read(t, w, w, remotelog.Cursor{})

@@ -244,7 +244,7 @@ class Store extends Gateway {
 }
 try {
   const gw = new Store('http://unused')
-  const log = new Log(gw, await gw.page(CID.parse(head)))
+  const log = new Log(gw, await gw.head(CID.parse(head)))
   const pages = await log.pagesFrom(Number(process.env.FROM))
   const out = []
   for (const pg of pages) for (const [k, e] of pg.entries.entries()) {
@@ -300,17 +300,21 @@ func logBlocks(t *testing.T, w *world, head cid.Cid) map[string]string {
 func TestWebVerifierReadsLogs(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		v1, v2   int // messages written in v1, then in v2
+		v1, v2   int    // messages written in v1, then in format
+		format   uint64 // 0: the default, v3
 		versions string
 		paged    bool // the default preset, unchanged: its tail pieces
 	}{
-		{"v1", 95, 0, "1", false},
-		{"v2", 0, 195, "2", false},
-		{"v1 then v2", 95, 100, "1,2", false},
-		{"tail 20", 0, 20, "2", true},
-		{"tail 40", 0, 40, "2", true},
-		{"tail 700", 0, 700, "2", true},
-		{"tail 1000", 0, 1000, "2", true},
+		{"v1", 95, 0, 0, "1", false},
+		{"v2", 0, 195, pager.Version, "2", false},
+		{"v3", 0, 195, 0, "2,3", false},
+		{"v1 then v2", 95, 100, pager.Version, "1,2", false},
+		{"v1 then v3", 95, 100, 0, "1,2,3", false},
+		{"tail 20", 0, 20, 0, "2,3", true},
+		{"tail 40", 0, 40, 0, "2,3", true},
+		{"tail 700", 0, 700, 0, "2,3", true},
+		{"tail 1000", 0, 1000, 0, "2,3", true},
+		{"v2 tail 700", 0, 700, pager.Version, "2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pol := small(t)
@@ -320,7 +324,7 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 			}
 			pol.Format = pager.V1
 			if tc.v1 == 0 {
-				pol.Format = 0
+				pol.Format = tc.format
 			}
 			w := newWorld(t, pol)
 			appendSome := func(from, n int) {
@@ -331,7 +335,7 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 			appendSome(0, tc.v1)
 			if tc.v1 > 0 && tc.v2 > 0 {
 				w.publish(t)
-				w.cfg.Policy.Format = 0 // the default: v2
+				w.cfg.Policy.Format = tc.format
 				w.reopen(t)
 			}
 			appendSome(tc.v1, tc.v2)
@@ -392,8 +396,11 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 					if from < int(hp.Start) {
 						pieces++ // the piece holding from
 					}
+					if hp.Node.Defined() {
+						pieces++ // the window node: the page reads it with the head
+					}
 					if wantBlocks := fmt.Sprintf("blocks %d", 1+pieces); blocks != wantBlocks {
-						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces)", from, blocks, wantBlocks, pieces)
+						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces or window node)", from, blocks, wantBlocks, pieces)
 					}
 				}
 			}
