@@ -3,11 +3,15 @@ package remotelog_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/big"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"rlog/namesys"
 	"rlog/pager"
 	"rlog/remotelog"
 )
@@ -297,5 +301,76 @@ func TestTailPiecesOfPageZero(t *testing.T) {
 	}
 	if rep := remotelog.Check(context.Background(), w, w.w.Name(), cid.Undef, w.clock.Now); !rep.OK() {
 		t.Fatalf("check: %+v", rep.Findings)
+	}
+}
+
+// TestWindowNodeHint: a reader whose cursor is before the head's page
+// (inside the window) fetches the head and its window node in one round
+// when the record hints at the node, so it reads in 2 rounds; without a
+// hint (a head given by hand, or an older record) it fetches the node
+// after the head, one round more, and reads the same messages. A reader
+// inside the head's page fetches no window node. A hint that does not
+// match the head is refused, naming both.
+func TestWindowNodeHint(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, small(t)) // 10 a page, a window of 4
+	w.appendN(t, 0, 195, 0)
+	res := w.publish(t)
+	all, _, _, err := read(t, w, w, remotelog.Cursor{})
+	if err != nil || len(all) != 195 {
+		t.Fatalf("%d messages, %v", len(all), err)
+	}
+	hp := page(t, w, res.Head)
+	at := func(seq int) remotelog.Cursor { return remotelog.Cursor{Seq: uint64(seq), ID: all[seq-1].ID} }
+	for _, tc := range []struct {
+		seq, rounds, nodes int
+		opts               remotelog.ReadOptions
+	}{
+		{160, 2, 1, remotelog.ReadOptions{}},                 // hinted: head and node at once
+		{160, 3, 1, remotelog.ReadOptions{Head: res.Head}},   // no hint: the node after the head
+		{192, 1, 0, remotelog.ReadOptions{}},                 // inside the head's page: no node
+		{192, 1, 0, remotelog.ReadOptions{Head: res.Head}},   // the same without a hint
+		{1, 3, 1, remotelog.ReadOptions{}},                   // beyond the window: head and node, index, pages
+		{1, 4, 1, remotelog.ReadOptions{Head: res.Head}},     // one more without a hint
+		{int(hp.PageStart()), 1, 0, remotelog.ReadOptions{}}, // at the page's first entry
+	} {
+		var got []remotelog.Message
+		_, st, err := remotelog.CatchUp(ctx, w, w.w.Name(), at(tc.seq), tc.opts, func(m remotelog.Message) error {
+			got = append(got, m)
+			return nil
+		})
+		if err != nil || len(got) != 195-tc.seq || st.Rounds != tc.rounds || st.WindowNodes != tc.nodes {
+			t.Errorf("from %d (head given: %v): %d messages, %d rounds, %d window nodes, %v; want %d rounds, %d nodes",
+				tc.seq, tc.opts.Head.Defined(), len(got), st.Rounds, st.WindowNodes, err, tc.rounds, tc.nodes)
+		}
+	}
+	// Records signed by the writer's key with a hint that is not the head's.
+	rec, err := namesys.Resolve(ctx, w.names, w.w.Name(), w.clock.Now())
+	if err != nil || rec.Hint.Node != hp.Node || rec.Hint.PageStart != hp.PageStart() {
+		t.Fatalf("the writer's record hints %+v, the head links %s from %d (%v)", rec.Hint, hp.Node, hp.PageStart(), err)
+	}
+	for i, hint := range []namesys.Hint{
+		{PageStart: hp.PageStart(), Node: hp.Window[0].Cid}, // another block
+		{PageStart: hp.PageStart() - 1, Node: hp.Node},      // another start
+	} {
+		raw, err := namesys.NewRecordHint(w.cfg.Key, res.Head, rec.Sequence+1+uint64(i), w.clock.Now().AddDate(100, 0, 0), time.Minute, hint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.names.Publish(ctx, w.w.Name(), raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, seq := range []int{160, 192} {
+			_, _, err := remotelog.CatchUp(ctx, w, w.w.Name(), at(seq), remotelog.ReadOptions{Now: w.clock.Now}, func(remotelog.Message) error {
+				t.Fatal("a message delivered under a wrong hint")
+				return nil
+			})
+			if !errors.Is(err, remotelog.ErrInvalidLog) || !strings.Contains(err.Error(), "hint") || !strings.Contains(err.Error(), hp.Node.String()) {
+				t.Errorf("hint %+v, from %d: got %v, want ErrInvalidLog naming the hint and the head's node", hint, seq, err)
+			}
+		}
+		if rep := remotelog.Check(ctx, w, w.w.Name(), cid.Undef, w.clock.Now); rep.OK() {
+			t.Errorf("check passes a record with hint %+v", hint)
+		}
 	}
 }
