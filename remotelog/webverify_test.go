@@ -142,15 +142,7 @@ func goldenPages(t testing.TB, file string) map[string][2]string {
 // an index node; and that what pager refuses it refuses too.
 const webV2Script = `
 import { CID, checkBlock, decodePage, decodeIndex, Refused } from './verify.js'
-const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
-const fail = (m) => { console.error(m); process.exit(1) }
-const refuses = (what, f) => {
-  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
-  fail(what + ': accepted')
-}
-const v = JSON.parse(process.env.VECTORS)
-const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
-const [hc, hb] = get('page 5 head=true'), [sc, sb] = get('page 4 head=false'), [ic, ib] = get('index 3-4')
+` + webVectorHelpers + `const [hc, hb] = get('page 5 head=true'), [sc, sb] = get('page 4 head=false'), [ic, ib] = get('index 3-4')
 for (const [c, b] of [[hc, hb], [sc, sb], [ic, ib]]) await checkBlock(c, b)
 const h = decodePage(hc, hb)
 const td = new TextDecoder()
@@ -510,15 +502,7 @@ func TestWebVerifierRefusesForgedTails(t *testing.T) {
 // one to the other, and refusals of what pager refuses.
 const webV3Script = `
 import { CID, checkBlock, decodePage, decodeWindowNode, attach, Refused } from './verify.js'
-const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
-const fail = (m) => { console.error(m); process.exit(1) }
-const refuses = (what, f) => {
-  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
-  fail(what + ': accepted')
-}
-const v = JSON.parse(process.env.VECTORS)
-const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
-const [hc, hb] = get('head 5 v3 tail=2'), [nc, nb] = get('window 5'), [zc, zb] = get('head 0 v3')
+` + webVectorHelpers + `const [hc, hb] = get('head 5 v3 tail=2'), [nc, nb] = get('window 5'), [zc, zb] = get('head 0 v3')
 for (const [c, b] of [[hc, hb], [nc, nb], [zc, zb]]) await checkBlock(c, b)
 const h = decodePage(hc, hb)
 if (h.v !== 3 || h.p !== 5 || h.s !== 15 || h.pageStart !== 11 || !h.head || h.window !== null || h.index !== null || !h.node.equals(nc) || h.tail.length !== 2) fail('head: ' + JSON.stringify([h.v, h.p, h.s, h.pageStart, h.head]))
@@ -562,3 +546,15 @@ func TestWebVerifierV3(t *testing.T) {
 		t.Fatalf("verify.js: %s", out)
 	}
 }
+
+// webVectorHelpers are the golden-vector scripts' helpers: hex, fail,
+// refuses (a Refused error, nothing else) and get (a vector's CID and bytes).
+const webVectorHelpers = `const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
+const fail = (m) => { console.error(m); process.exit(1) }
+const refuses = (what, f) => {
+  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
+  fail(what + ': accepted')
+}
+const v = JSON.parse(process.env.VECTORS)
+const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
+`
