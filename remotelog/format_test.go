@@ -71,9 +71,9 @@ func TestMixedFormats(t *testing.T) {
 	}
 }
 
-// TestDAGPaths: the page DAG of a v2 log of 1,000,000 messages has fewer
+// TestDAGPaths: the page DAG of a v3 log of 1,000,000 messages has fewer
 // distinct root-to-leaf paths than 10 times its pages (every page is
-// reached from the head's index and maybe its window, nothing else), where
+// reached from the index and maybe the window, through the head's window node), where
 // v1's skip links make a lattice whose paths grow exponentially.
 func TestDAGPaths(t *testing.T) {
 	if testing.Short() {
@@ -86,7 +86,7 @@ func TestDAGPaths(t *testing.T) {
 	}
 	res := w.publish(t)
 	paths, blocks := countPaths(t, w, res.Head)
-	t.Logf("v2, 1,000,000 messages: %d pages, %d index nodes, %d blocks, %s root-to-leaf paths", res.Pages, res.IndexNodes, blocks, paths)
+	t.Logf("v3 (v2 pages), 1,000,000 messages: %d pages, %d index nodes, %d blocks, %s root-to-leaf paths", res.Pages, res.IndexNodes, blocks, paths)
 	if limit := big.NewInt(int64(10 * res.Pages)); paths.Cmp(limit) >= 0 {
 		t.Fatalf("%s paths, limit %s", paths, limit)
 	}
