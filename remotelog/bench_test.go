@@ -19,11 +19,11 @@ import (
 
 // BenchmarkAppendPublish: append and publish 100,000 messages of 256 B in
 // batches of 1,000 (append, then publish, per batch) on the embedded store,
-// the repo a user gets from `rlog init`, writing format v2 and v1.
+// the repo a user gets from `rlog init`, writing format v3, v2 and v1.
 func BenchmarkAppendPublish(b *testing.B) {
 	const total, batch = 100_000, 1000
 	body := make([]byte, 256)
-	for _, format := range []uint64{pager.Version, pager.V1} {
+	for _, format := range []uint64{pager.V3, pager.Version, pager.V1} {
 		b.Run(fmt.Sprintf("v%d", format), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
