@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Publisher stores a signed record for a name.
@@ -34,7 +35,28 @@ type Record struct {
 	Validity time.Time // end of life
 	TTL      time.Duration
 	Raw      []byte
+	// Hint is the signed hint the record carries, if any (Hint.Node
+	// undefined when none).
+	Hint Hint
 }
+
+// Hint is what a record can tell a reader about the head it points at
+// (format v3), so that the reader fetches the head and its window node in
+// one round when it needs both: the first sequence of the head's page
+// (PageStart) and the CID of the head's window node (Node). It is signed
+// with the record, but a reader still checks it against the head: the head
+// must link Node and begin at PageStart.
+type Hint struct {
+	PageStart uint64
+	Node      cid.Cid
+}
+
+// Metadata keys of the hint in a record's signed DAG-CBOR data (IPNS
+// extensible data; "_" keeps them apart from the specification's fields).
+const (
+	HintStartKey = "_rlog_start"
+	HintNodeKey  = "_rlog_window"
+)
 
 // NameOf is the IPNS name of a key.
 func NameOf(pk crypto.PubKey) (ipns.Name, error) {
@@ -47,7 +69,20 @@ func NameOf(pk crypto.PubKey) (ipns.Name, error) {
 
 // NewRecord makes and signs a V2 record pointing name at /ipfs/head.
 func NewRecord(sk crypto.PrivKey, head cid.Cid, seq uint64, eol time.Time, ttl time.Duration) ([]byte, error) {
-	rec, err := ipns.NewRecord(sk, path.FromCid(head), seq, eol, ttl, ipns.WithV1Compatibility(false))
+	return NewRecordHint(sk, head, seq, eol, ttl, Hint{})
+}
+
+// NewRecordHint is NewRecord with a hint in the signed data, when
+// hint.Node is defined.
+func NewRecordHint(sk crypto.PrivKey, head cid.Cid, seq uint64, eol time.Time, ttl time.Duration, hint Hint) ([]byte, error) {
+	opts := []ipns.Option{ipns.WithV1Compatibility(false)}
+	if hint.Node.Defined() {
+		if err := hint.check(); err != nil {
+			return nil, fmt.Errorf("namesys: make record: %w", err)
+		}
+		opts = append(opts, ipns.WithMetadata(map[string]any{HintStartKey: int64(hint.PageStart), HintNodeKey: hint.Node.Bytes()}))
+	}
+	rec, err := ipns.NewRecord(sk, path.FromCid(head), seq, eol, ttl, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("namesys: make record: %w", err)
 	}
@@ -106,7 +141,58 @@ func verify(name ipns.Name, raw []byte) (*Record, error) {
 	if err != nil || len(ip.Segments()) != 2 {
 		return nil, fmt.Errorf("namesys: record for %s: %w: value %q is not /ipfs/<CID>", name, ErrInvalid, v)
 	}
-	return &Record{Name: name, Value: ip.RootCid(), Sequence: seq, Validity: eol, TTL: ttl, Raw: raw}, nil
+	hint, err := parseHint(rec)
+	if err != nil {
+		return nil, fmt.Errorf("namesys: record for %s: %w: %w", name, ErrInvalid, err)
+	}
+	return &Record{Name: name, Value: ip.RootCid(), Sequence: seq, Validity: eol, TTL: ttl, Raw: raw, Hint: hint}, nil
+}
+
+// parseHint reads a record's hint: none, or both keys with a sequence and
+// a window node's CID. Anything else is refused.
+func parseHint(rec *ipns.Record) (Hint, error) {
+	hasStart, hasNode := rec.MetadataExists(HintStartKey), rec.MetadataExists(HintNodeKey)
+	if !hasStart && !hasNode {
+		return Hint{}, nil
+	}
+	if !hasStart || !hasNode {
+		return Hint{}, fmt.Errorf("hint: %s and %s come together, the record has one", HintStartKey, HintNodeKey)
+	}
+	sv, _ := rec.Metadata(HintStartKey)
+	start, err := sv.AsInt()
+	if err != nil {
+		return Hint{}, fmt.Errorf("hint: %s is a %s, not an integer", HintStartKey, sv.Kind())
+	}
+	nv, _ := rec.Metadata(HintNodeKey)
+	nb, err := nv.AsBytes()
+	if err != nil {
+		return Hint{}, fmt.Errorf("hint: %s is a %s, not bytes", HintNodeKey, nv.Kind())
+	}
+	n, c, err := cid.CidFromBytes(nb)
+	if err != nil || n != len(nb) {
+		return Hint{}, fmt.Errorf("hint: %s is not a binary CID", HintNodeKey)
+	}
+	if start < 0 {
+		return Hint{}, fmt.Errorf("hint: %s is %d, not a sequence number", HintStartKey, start)
+	}
+	h := Hint{PageStart: uint64(start), Node: c}
+	if err := h.check(); err != nil {
+		return Hint{}, err
+	}
+	return h, nil
+}
+
+// check accepts what a writer can hint: a window node (a DAG-CBOR
+// SHA2-256 CIDv1) of a head page after page 0, so starting at 2 or later.
+func (h Hint) check() error {
+	p := h.Node.Prefix()
+	if p.Version != 1 || p.Codec != cid.DagCBOR || p.MhType != mh.SHA2_256 || p.MhLength != 32 {
+		return fmt.Errorf("hint: window node %s is not a DAG-CBOR SHA2-256 CIDv1", h.Node)
+	}
+	if h.PageStart < 2 || h.PageStart > 1<<62 {
+		return fmt.Errorf("hint: the head's page starts at %d, impossible for a head with a window node", h.PageStart)
+	}
+	return nil
 }
 
 // Resolve fetches and verifies the record of name.

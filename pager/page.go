@@ -8,10 +8,14 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-// Format versions. Writers write Version; readers read both.
+// Format versions. Readers read all three. Version is the form of sealed
+// pages, tail pieces and index nodes since v2, and of a v2 head; V3 changes
+// only the head, which keeps its window and index links in a window node
+// (WindowNode) beside it. Writers write V3 heads over Version pages.
 const (
 	Version = 2
 	V1      = 1
+	V3      = 3
 )
 
 // Format limits. A decoder refuses anything beyond them.
@@ -74,7 +78,11 @@ type Page struct {
 	// Index (v2 head only, "x") lists the index nodes that together list
 	// every sealed page, oldest first.
 	Index []IndexLink
-	// Tail (v2 head only, "t", omitted when empty) lists the pieces of the
+	// Node (v3 head only, "n", absent on page 0) is the window node that
+	// holds the head's Window and Index. A decoded v3 head has neither
+	// until Attach gives them from the node.
+	Node cid.Cid
+	// Tail (v2 and v3 heads only, "t", omitted when empty) lists the pieces of the
 	// head's page that come before its own entries, oldest first: pages in
 	// sealed form with the head's number, so that a reader a few messages
 	// behind fetches only the newest. The head's Start is then that of its
@@ -132,14 +140,20 @@ func Encode(pg *Page) ([]byte, cid.Cid, error) {
 }
 
 func (pg *Page) appendCBOR(b []byte) []byte {
-	v2 := pg.V() == Version
+	v2 := pg.V() != V1 // v2 entries and no skip links (v3 too)
+	v3 := pg.V() == V3
 	n := uint64(5)
 	if v2 {
 		n = 4
 	}
 	if pg.Head {
-		n++
-		if v2 {
+		switch {
+		case v3 && pg.Node.Defined():
+			n++
+		case v3:
+		case v2:
+			n += 2
+		default:
 			n++
 		}
 		if len(pg.Tail) > 0 {
@@ -166,6 +180,10 @@ func (pg *Page) appendCBOR(b []byte) []byte {
 		b = appendText(b, "l")
 		b = appendLinks(b, pg.Links)
 	}
+	if v3 && pg.Head && pg.Node.Defined() {
+		b = appendText(b, "n")
+		b = appendCID(b, pg.Node)
+	}
 	b = appendText(b, "p")
 	b = appendHead(b, majUint, pg.Number)
 	b = appendText(b, "s")
@@ -176,19 +194,24 @@ func (pg *Page) appendCBOR(b []byte) []byte {
 	}
 	b = appendText(b, "v")
 	b = appendHead(b, majUint, pg.V())
-	if pg.Head {
+	if pg.Head && !v3 {
 		b = appendText(b, "w")
 		b = appendLinks(b, pg.Window)
 		if v2 {
 			b = appendText(b, "x")
-			b = appendHead(b, majArray, uint64(len(pg.Index)))
-			for _, x := range pg.Index {
-				b = append(b, majArray<<5|3)
-				b = appendCID(b, x.Cid)
-				b = appendHead(b, majUint, x.Page)
-				b = appendHead(b, majUint, x.Start)
-			}
+			b = appendIndexLinks(b, pg.Index)
 		}
+	}
+	return b
+}
+
+func appendIndexLinks(b []byte, xs []IndexLink) []byte {
+	b = appendHead(b, majArray, uint64(len(xs)))
+	for _, x := range xs {
+		b = append(b, majArray<<5|3)
+		b = appendCID(b, x.Cid)
+		b = appendHead(b, majUint, x.Page)
+		b = appendHead(b, majUint, x.Start)
 	}
 	return b
 }
@@ -230,7 +253,7 @@ func EntrySize(n int, inline bool) int { return EntrySizeV(Version, n, inline) }
 func EntrySizeV(v uint64, n int, inline bool) int {
 	const fixed = 1 + 2 + 2 + IDLen + 2 // map, "i", bytes head, id, "c" or "r"
 	switch {
-	case inline && v == Version:
+	case inline && v != V1:
 		return headSize(uint64(n)) + n
 	case inline:
 		return fixed + headSize(uint64(n)) + n
@@ -299,6 +322,8 @@ func decode(b []byte) (*Page, error) {
 			}
 		case "x":
 			pg.Index, err = r.indexLinks()
+		case "n":
+			pg.Node, err = r.cid()
 		default:
 			return r.errorf("unknown key %q", k)
 		}
@@ -310,11 +335,27 @@ func decode(b []byte) (*Page, error) {
 	if !have["v"] {
 		return nil, fmt.Errorf("%w: missing key %q", ErrMalformed, "v")
 	}
-	if pg.Version != V1 && pg.Version != Version {
-		return nil, fmt.Errorf("%w: %d (this reader knows %d and %d)", ErrVersion, pg.Version, V1, Version)
+	if pg.Version != V1 && pg.Version != Version && pg.Version != V3 {
+		return nil, fmt.Errorf("%w: %d (this reader knows %d, %d and %d)", ErrVersion, pg.Version, V1, Version, V3)
+	}
+	if have["n"] && pg.Version != V3 {
+		return nil, fmt.Errorf("%w: key \"n\" in a v%d page (only a v3 head links a window node)", ErrMalformed, pg.Version)
 	}
 	required := []string{"p", "s", "e", "l"}
-	if pg.Version == Version {
+	if pg.Version == V3 {
+		// Every v3 block in page form is a head; its window and index
+		// links are in its window node.
+		required = []string{"p", "s", "e"}
+		pg.Head = true
+		switch {
+		case have["w"] || have["x"]:
+			return nil, fmt.Errorf("%w: key \"w\" or \"x\" in a v3 head (its window node holds them)", ErrMalformed)
+		case have["l"]:
+			return nil, fmt.Errorf("%w: key \"l\" in a v3 head (no skip links)", ErrMalformed)
+		case forms.v1Inline > 0:
+			return nil, fmt.Errorf("%w: an inline entry in v1 form {c, i} in a v3 head (v3 writes the payload alone)", ErrMalformed)
+		}
+	} else if pg.Version == Version {
 		required = []string{"p", "s", "e"}
 		switch {
 		case have["l"]:
@@ -521,8 +562,22 @@ func (pg *Page) validate() error {
 		return bad("page 0 starts at sequence %d, want 1", pg.PageStart())
 	}
 	v1 := pg.V() == V1
-	if pg.V() != V1 && pg.V() != Version {
+	if pg.V() != V1 && pg.V() != Version && pg.V() != V3 {
 		return fmt.Errorf("%w: %d", ErrVersion, pg.V())
+	}
+	if pg.V() == V3 {
+		switch {
+		case !pg.Head:
+			return bad("a v3 page is always a head (sealed pages are v2)")
+		case pg.Number > 0 && !pg.Node.Defined():
+			return bad("v3 head page %d links no window node \"n\": its sealed pages are not reachable", pg.Number)
+		case pg.Number == 0 && pg.Node.Defined():
+			return bad("v3 head page 0 links a window node, but has no sealed page to list")
+		case pg.Node.Defined() && checkPageLink(Link{Cid: pg.Node}) != nil:
+			return bad("n: %v", checkPageLink(Link{Cid: pg.Node}))
+		}
+	} else if pg.Node.Defined() {
+		return bad("a window node link \"n\" on a v%d page", pg.V())
 	}
 	if want := NumLinks(pg.Number); v1 && len(pg.Links) != want {
 		return bad("page %d has %d skip links, want %d", pg.Number, len(pg.Links), want)
@@ -542,16 +597,10 @@ func (pg *Page) validate() error {
 	if !pg.Head && (len(pg.Window) > 0 || len(pg.Addrs) > 0) {
 		return bad("sealed page %d carries a window or addresses", pg.Number)
 	}
-	if uint64(len(pg.Window)) > pg.Number {
-		return bad("window of %d pages before page %d", len(pg.Window), pg.Number)
+	if err := checkWindow(pg.Number, pg.Start, pg.Window); err != nil {
+		return bad("%v", err)
 	}
 	for k, w := range pg.Window {
-		if err := checkPageLink(w); err != nil {
-			return bad("w[%d]: %v", k, err)
-		}
-		if k > 0 && w.Start >= pg.Window[k-1].Start || k == 0 && w.Start >= pg.Start {
-			return bad("w[%d] starts at sequence %d, not older than the page after it", k, w.Start)
-		}
 		if v1 && (k+1)&k == 0 { // page p-(k+1) with k+1 a power of two is also l[j]
 			if j := bits.TrailingZeros64(uint64(k + 1)); pg.Links[j] != w {
 				return bad("w[%d] and l[%d] name page %d differently", k, j, pg.Number-uint64(k)-1)
@@ -569,6 +618,23 @@ func (pg *Page) validate() error {
 			if err := CheckPayloadRef(e.Ref); err != nil {
 				return bad("entry %d: %v", i, err)
 			}
+		}
+	}
+	return nil
+}
+
+// checkWindow checks the window links of head page p whose entries start
+// at s: newest first, each older than the page after it.
+func checkWindow(p, s uint64, window []Link) error {
+	if uint64(len(window)) > p {
+		return fmt.Errorf("window of %d pages before page %d", len(window), p)
+	}
+	for k, w := range window {
+		if err := checkPageLink(w); err != nil {
+			return fmt.Errorf("w[%d]: %v", k, err)
+		}
+		if k > 0 && w.Start >= window[k-1].Start || k == 0 && w.Start >= s {
+			return fmt.Errorf("w[%d] starts at sequence %d, not older than the page after it", k, w.Start)
 		}
 	}
 	return nil
@@ -595,10 +661,10 @@ func CheckPayloadRef(c cid.Cid) error {
 // oldest first, every one before the head.
 func (pg *Page) validateIndex() error {
 	if len(pg.Index) > 0 && (pg.V() == V1 || !pg.Head) {
-		return fmt.Errorf("index links on a page that is not a v2 head")
+		return fmt.Errorf("index links on a page that is not a v2 or v3 head")
 	}
 	if len(pg.Tail) > 0 && (pg.V() == V1 || !pg.Head) {
-		return fmt.Errorf("tail pieces on a page that is not a v2 head")
+		return fmt.Errorf("tail pieces on a page that is not a v2 or v3 head")
 	}
 	for i, l := range pg.Tail {
 		if err := checkPageLink(l); err != nil {
@@ -614,31 +680,37 @@ func (pg *Page) validateIndex() error {
 	if len(pg.Tail) > 0 && len(pg.Window) > 0 && pg.Window[0].Start >= pg.Tail[0].Start {
 		return fmt.Errorf("w[0] starts at sequence %d, not before the page's first piece at %d", pg.Window[0].Start, pg.Tail[0].Start)
 	}
-	if pg.V() == V1 || !pg.Head {
-		return nil
+	if pg.V() == V1 || !pg.Head || pg.V() == V3 && pg.Index == nil {
+		return nil // a v3 head's index is in its window node, until attached
 	}
-	if pg.Number > 0 && len(pg.Index) == 0 {
-		return fmt.Errorf("head page %d lists no index node: the sealed pages are not reachable", pg.Number)
+	return checkIndex(pg.Number, pg.Start, pg.Index)
+}
+
+// checkIndex checks the index links of head page p whose entries start at
+// s: they list pages 0 on, oldest first, every one before the head.
+func checkIndex(p, s uint64, index []IndexLink) error {
+	if p > 0 && len(index) == 0 {
+		return fmt.Errorf("head page %d lists no index node: the sealed pages are not reachable", p)
 	}
-	if len(pg.Index) > MaxIndexNodes {
-		return fmt.Errorf("%d index links, limit %d", len(pg.Index), MaxIndexNodes)
+	if len(index) > MaxIndexNodes {
+		return fmt.Errorf("%d index links, limit %d", len(index), MaxIndexNodes)
 	}
-	for i, x := range pg.Index {
+	for i, x := range index {
 		if err := checkPageLink(Link{Cid: x.Cid}); err != nil {
 			return fmt.Errorf("x[%d]: %v", i, err)
 		}
 		switch {
 		case i == 0 && (x.Page != 0 || x.Start != 1):
 			return fmt.Errorf("x[0] lists page %d at sequence %d, want page 0 at 1", x.Page, x.Start)
-		case i > 0 && (x.Page <= pg.Index[i-1].Page || x.Start <= pg.Index[i-1].Start):
+		case i > 0 && (x.Page <= index[i-1].Page || x.Start <= index[i-1].Start):
 			return fmt.Errorf("x[%d] (page %d at %d) does not follow x[%d]", i, x.Page, x.Start, i-1)
-		case i > 0 && x.Page-pg.Index[i-1].Page > MaxIndexPages:
+		case i > 0 && x.Page-index[i-1].Page > MaxIndexPages:
 			return fmt.Errorf("x[%d] lists more than %d pages", i-1, MaxIndexPages)
-		case x.Page >= pg.Number || x.Start >= pg.Start || x.Start < x.Page+1:
-			return fmt.Errorf("x[%d] (page %d at %d) is impossible before page %d at %d", i, x.Page, x.Start, pg.Number, pg.Start)
+		case x.Page >= p || x.Start >= s || x.Start < x.Page+1:
+			return fmt.Errorf("x[%d] (page %d at %d) is impossible before page %d at %d", i, x.Page, x.Start, p, s)
 		}
 	}
-	if len(pg.Index) > 0 && pg.Number-pg.Index[len(pg.Index)-1].Page > MaxIndexPages {
+	if len(index) > 0 && p-index[len(index)-1].Page > MaxIndexPages {
 		return fmt.Errorf("the last index node would list more than %d pages", MaxIndexPages)
 	}
 	return nil
@@ -750,6 +822,16 @@ func decodeIndex(b []byte) (*Index, error) {
 func Children(b []byte) ([]cid.Cid, error) {
 	pg, err := Decode(b)
 	if err != nil {
+		if wn, werr := DecodeWindowNode(b); werr == nil {
+			var out []cid.Cid
+			for _, l := range wn.Window {
+				out = append(out, l.Cid)
+			}
+			for _, x := range wn.Index {
+				out = append(out, x.Cid)
+			}
+			return out, nil
+		}
 		ix, ierr := DecodeIndex(b)
 		if ierr != nil {
 			return nil, err
@@ -761,6 +843,9 @@ func Children(b []byte) ([]cid.Cid, error) {
 		return out, nil
 	}
 	var out []cid.Cid
+	if pg.Node.Defined() {
+		out = append(out, pg.Node)
+	}
 	for _, l := range pg.Links {
 		out = append(out, l.Cid)
 	}
@@ -779,4 +864,148 @@ func Children(b []byte) ([]cid.Cid, error) {
 		}
 	}
 	return out, nil
+}
+
+// WindowNode is a v3 head's window node: the links a v2 head carries
+// itself, the window (the newest sealed pages) and the index nodes, for
+// head page Number. Encoded as {"p": Number, "v": 3, "w": [[CID, s], ...],
+// "x": [[CID, n, s], ...]}. It changes only when a page is sealed, so
+// publishes between seals reuse it.
+type WindowNode struct {
+	Number uint64
+	Window []Link
+	Index  []IndexLink
+}
+
+// EncodeWindowNode returns the canonical encoding of a window node and
+// its CID.
+func EncodeWindowNode(wn *WindowNode) ([]byte, cid.Cid, error) {
+	if err := wn.validate(); err != nil {
+		return nil, cid.Undef, fmt.Errorf("pager: encode window node of page %d: %w", wn.Number, err)
+	}
+	b := wn.appendCBOR(make([]byte, 0, 16+48*len(wn.Window)+60*len(wn.Index)))
+	if len(b) > MaxPageBytes {
+		return nil, cid.Undef, fmt.Errorf("pager: encode window node of page %d: %w: %d bytes, limit %d", wn.Number, ErrTooLarge, len(b), MaxPageBytes)
+	}
+	c, err := PagePrefix.Sum(b)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("pager: encode window node of page %d: %w", wn.Number, err)
+	}
+	return b, c, nil
+}
+
+func (wn *WindowNode) appendCBOR(b []byte) []byte {
+	b = appendHead(b, majMap, 4)
+	b = appendText(b, "p")
+	b = appendHead(b, majUint, wn.Number)
+	b = appendText(b, "v")
+	b = appendHead(b, majUint, V3)
+	b = appendText(b, "w")
+	b = appendLinks(b, wn.Window)
+	b = appendText(b, "x")
+	return appendIndexLinks(b, wn.Index)
+}
+
+// validate checks what a window node says about itself; Attach checks it
+// against its head.
+func (wn *WindowNode) validate() error {
+	const anyStart = 1<<62 + 1 // the head's start is not known here
+	switch {
+	case wn.Number == 0:
+		return fmt.Errorf("%w: a window node of head page 0 (which has no sealed page to list)", ErrMalformed)
+	case wn.Number > 1<<62:
+		return fmt.Errorf("%w: page number %d out of range", ErrMalformed, wn.Number)
+	}
+	if err := checkWindow(wn.Number, anyStart, wn.Window); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := checkIndex(wn.Number, anyStart, wn.Index); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// DecodeWindowNode parses and validates a window node, as strictly as
+// Decode a page.
+func DecodeWindowNode(b []byte) (*WindowNode, error) {
+	wn, err := decodeWindowNode(b)
+	if err != nil {
+		return nil, fmt.Errorf("pager: decode window node: %w", err)
+	}
+	return wn, nil
+}
+
+func decodeWindowNode(b []byte) (*WindowNode, error) {
+	wn := &WindowNode{}
+	var version uint64
+	have, err := decodeMap(b, 4, "window node", func(r *reader, k string) error {
+		var err error
+		switch k {
+		case "p":
+			wn.Number, err = r.uint()
+		case "v":
+			version, err = r.uint()
+		case "w":
+			wn.Window, err = r.links(MaxWindow, "w")
+		case "x":
+			wn.Index, err = r.indexLinks()
+		default:
+			return r.errorf("unknown key %q in a window node", k)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"p", "v", "w", "x"} {
+		if !have[k] {
+			return nil, fmt.Errorf("%w: window node without key %q", ErrMalformed, k)
+		}
+	}
+	if version != V3 {
+		return nil, fmt.Errorf("%w: window node of version %d (window nodes are v%d)", ErrVersion, version, V3)
+	}
+	if err := wn.validate(); err != nil {
+		return nil, err
+	}
+	return wn, nil
+}
+
+// Attach gives a decoded v3 head the window and index links of its window
+// node wn, whose block has CID c, after checking that c is the node the
+// head links and that the links fit the head: its page number, and starts
+// before the head's page. A reader that needs no page before the head's
+// own page (its cursor is in it) need not fetch the node at all.
+func (pg *Page) Attach(c cid.Cid, wn *WindowNode) error {
+	switch {
+	case pg.V() != V3 || !pg.Head:
+		return fmt.Errorf("pager: attach a window node: page %d is not a v3 head", pg.Number)
+	case !pg.Node.Defined():
+		return fmt.Errorf("pager: attach a window node: %w: head page %d links none", ErrMalformed, pg.Number)
+	case !c.Equals(pg.Node):
+		return fmt.Errorf("pager: attach a window node: %w: the head links %s, not %s", ErrMalformed, pg.Node, c)
+	case wn.Number != pg.Number:
+		return fmt.Errorf("pager: attach window node %s: %w: it is for head page %d, the head is page %d", c, ErrMalformed, wn.Number, pg.Number)
+	}
+	if err := checkWindow(pg.Number, pg.Start, wn.Window); err != nil {
+		return fmt.Errorf("pager: attach window node %s: %w: %v", c, ErrMalformed, err)
+	}
+	if len(pg.Tail) > 0 && len(wn.Window) > 0 && wn.Window[0].Start >= pg.Tail[0].Start {
+		return fmt.Errorf("pager: attach window node %s: %w: w[0] starts at sequence %d, not before the page's first piece at %d", c, ErrMalformed, wn.Window[0].Start, pg.Tail[0].Start)
+	}
+	if err := checkIndex(pg.Number, pg.PageStart(), wn.Index); err != nil {
+		return fmt.Errorf("pager: attach window node %s: %w: %v", c, ErrMalformed, err)
+	}
+	pg.Window, pg.Index = wn.Window, wn.Index
+	if pg.Window == nil {
+		pg.Window = []Link{}
+	}
+	return nil
+}
+
+// Attached reports whether the head's window and index links are known:
+// always for v1 and v2 heads, after Attach for a v3 head (or at once on a
+// v3 page 0, which has none).
+func (pg *Page) Attached() bool {
+	return pg.V() != V3 || pg.Index != nil || !pg.Node.Defined()
 }

@@ -169,7 +169,7 @@ func TestDecodeRejects(t *testing.T) {
 		f    func([]byte) []byte
 		want string
 	}{
-		{"unknown version", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617603") }, "unsupported page format version: 3"},
+		{"unknown version", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617604") }, "unsupported page format version: 4"},
 		{"v1 page claiming v2", func(b []byte) []byte { return replaceOnce(t, b, "617601", "617602") }, `key "l" in a v2 page`},
 		{"non-shortest integer", func(b []byte) []byte { return replaceOnce(t, b, "617005", "61701805") }, "not in shortest form"},
 		{"key order", func(b []byte) []byte { return replaceOnce(t, b, "6170056173", "6171056173") }, "unknown key"},
@@ -211,9 +211,11 @@ func FuzzDecode(f *testing.F) {
 		b, _ := hex.DecodeString(row[1])
 		f.Add(b)
 	}
-	for _, row := range testdata.Rows(f, "pages/v2.txt") {
-		b, _ := hex.DecodeString(row[2])
-		f.Add(b)
+	for _, file := range []string{"pages/v2.txt", "pages/v3.txt"} {
+		for _, row := range testdata.Rows(f, file) {
+			b, _ := hex.DecodeString(row[2])
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pg, err := pager.Decode(b)

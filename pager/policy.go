@@ -27,25 +27,36 @@ type Policy struct {
 	// links, so that a reader a few messages behind fetches only the pieces
 	// it misses. 0: the head holds its whole page.
 	TailEntries int `json:"tail_entries,omitempty"`
-	// Format is the page format version written: 0 (the default) or 2
-	// writes v2, 1 writes v1 (for a reader that only knows v1).
+	// TailRatio, when above 0, grades the tail pieces: each is an aligned
+	// run of TailEntries·2^j entries of at most 1/TailRatio of the entries
+	// after it, so the newest pieces are the smallest and the older part of
+	// the page takes few links. 0: every piece holds TailEntries.
+	TailRatio int `json:"tail_ratio,omitempty"`
+	// Format is the format version written: 0 (the default) or 3 writes
+	// v3 heads over v2 pages, 2 writes v2 (heads carrying their window and
+	// index links, for readers that know only v1 and v2), 1 writes v1 (for
+	// a reader that only knows v1).
 	Format uint64 `json:"format,omitempty"`
 }
 
-// FormatVersion is the page format a writer with this policy writes.
+// FormatVersion is the format a writer with this policy writes.
 func (p Policy) FormatVersion() uint64 {
 	if p.Format == 0 {
-		return Version
+		return V3
 	}
 	return p.Format
 }
+
+// PageVersion is the version of the sealed pages, tail pieces and open
+// page a writer with this policy writes: v3 changes only the head.
+func (p Policy) PageVersion() uint64 { return min(p.FormatVersion(), Version) }
 
 // Presets by name. "paged" is the default.
 var presets = map[string]Policy{
 	// Everything inline in big pages: backups on durable storage.
 	"full": {PageEntries: MaxEntries, PageBytes: MaxPageBytes, InlineLimit: MaxPageBytes, HeadInlineLimit: MaxPageBytes, Window: 16},
 	// Small messages inline in mid-sized pages, large ones by pointer.
-	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 8},
+	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 4, TailRatio: 4},
 	// The spec's linked list: one entry per page, every payload a pointer.
 	"linked": {PageEntries: 1, PageBytes: 4 << 10, InlineLimit: -1, HeadInlineLimit: -1, Window: 0},
 }
@@ -87,8 +98,10 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("pager: window %d, want 0..%d", p.Window, MaxWindow)
 	case p.TailEntries < 0 || p.TailEntries > MaxEntries:
 		return fmt.Errorf("pager: tail entries %d, want 0..%d", p.TailEntries, MaxEntries)
-	case p.Format > Version:
-		return fmt.Errorf("pager: format %d, want 1 or %d (0 means %d)", p.Format, Version, Version)
+	case p.TailRatio < 0 || p.TailRatio > MaxEntries:
+		return fmt.Errorf("pager: tail ratio %d, want 0..%d", p.TailRatio, MaxEntries)
+	case p.Format > V3:
+		return fmt.Errorf("pager: format %d, want 1, 2 or %d (0 means %d)", p.Format, V3, V3)
 	}
 	return nil
 }
@@ -184,25 +197,48 @@ func (o *Open) Seal(p Policy) *Page {
 // all but the newest 1..TailEntries, in whole pieces (v2 only).
 func (o *Open) tailCut(p Policy) int {
 	c := p.TailEntries
-	if o.Version != Version || c <= 0 || len(o.Items) <= c {
+	if o.Version == V1 || c <= 0 || len(o.Items) <= c {
 		return 0
 	}
 	return (len(o.Items) - 1) / c * c
 }
 
-// TailPieces returns the pieces of the open page that the head links
-// (v2): sealed-form pages with the page's number, of TailEntries entries
-// each, oldest first. A piece stays the same block until the page is
-// sealed, so each is stored once.
-func (o *Open) TailPieces(p Policy) []*Page {
+// tailRanges returns the [from, to) item ranges of the pieces, oldest
+// first: uniform pieces of TailEntries, or graded ones (TailRatio). A
+// piece is a function of its range alone, so a piece chosen again at a
+// later publish is the same block.
+func (o *Open) tailRanges(p Policy) [][2]int {
 	cut := o.tailCut(p)
 	if cut == 0 {
 		return nil
 	}
+	g, n := p.TailEntries, len(o.Items)
+	var out [][2]int
+	for to := cut; to > 0; {
+		size := g
+		for p.TailRatio > 0 && to%(2*size) == 0 && 2*size*p.TailRatio <= n-to {
+			size *= 2
+		}
+		out = append(out, [2]int{to - size, to})
+		to -= size
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// TailPieces returns the pieces of the open page that the head links
+// (v2, v3): sealed-form pages with the page's number, oldest first (see
+// tailRanges). A piece stays the same block until the page is sealed or
+// merged into a larger piece, so each is stored once.
+func (o *Open) TailPieces(p Policy) []*Page {
+	ranges := o.tailRanges(p)
+	if len(ranges) == 0 {
+		return nil
+	}
 	all := o.Seal(p).Entries
-	var out []*Page
-	for i := 0; i < cut; i += p.TailEntries {
-		out = append(out, &Page{Version: o.Version, Number: o.Number, Start: o.Start + uint64(i), Entries: all[i : i+p.TailEntries]})
+	out := make([]*Page, len(ranges))
+	for i, r := range ranges {
+		out[i] = &Page{Version: o.Version, Number: o.Number, Start: o.Start + uint64(r[0]), Entries: all[r[0]:r[1]]}
 	}
 	return out
 }
@@ -213,6 +249,30 @@ func (o *Open) TailPieces(p Policy) []*Page {
 // MaxPageBytes. With tail (the links of TailPieces) it holds only the
 // entries after them.
 func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, tail []Link, addrs []string) *Page {
+	return o.headPage(p, tail, addrs, func(pg *Page) {
+		pg.Window = window
+		if pg.Window == nil {
+			pg.Window = []Link{}
+		}
+		if o.Version == Version {
+			pg.Index = index
+			if pg.Index == nil {
+				pg.Index = []IndexLink{}
+			}
+		}
+	})
+}
+
+// HeadPageV3 is HeadPage in format v3: the head links node, the window
+// node holding its window and index links (undefined on page 0), instead
+// of carrying them. The open page must be in v2 form.
+func (o *Open) HeadPageV3(p Policy, node cid.Cid, tail []Link, addrs []string) *Page {
+	return o.headPage(p, tail, addrs, func(pg *Page) {
+		pg.Version, pg.Node = V3, node
+	})
+}
+
+func (o *Open) headPage(p Policy, tail []Link, addrs []string, links func(*Page)) *Page {
 	pg := o.Seal(p)
 	cut := 0
 	if len(tail) > 0 {
@@ -220,16 +280,7 @@ func (o *Open) HeadPage(p Policy, window []Link, index []IndexLink, tail []Link,
 		pg.Entries, pg.Start, pg.Tail = pg.Entries[cut:], o.Start+uint64(cut), tail
 	}
 	pg.Head = true
-	pg.Window = window
-	if pg.Window == nil {
-		pg.Window = []Link{}
-	}
-	if o.Version == Version {
-		pg.Index = index
-		if pg.Index == nil {
-			pg.Index = []IndexLink{}
-		}
-	}
+	links(pg)
 	pg.Addrs = addrs
 	size := len(pg.appendCBOR(nil))
 	for i := len(pg.Entries) - 1; i >= 0; i-- {

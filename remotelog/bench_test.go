@@ -19,11 +19,11 @@ import (
 
 // BenchmarkAppendPublish: append and publish 100,000 messages of 256 B in
 // batches of 1,000 (append, then publish, per batch) on the embedded store,
-// the repo a user gets from `rlog init`, writing format v2 and v1.
+// the repo a user gets from `rlog init`, writing format v3, v2 and v1.
 func BenchmarkAppendPublish(b *testing.B) {
 	const total, batch = 100_000, 1000
 	body := make([]byte, 256)
-	for _, format := range []uint64{pager.Version, pager.V1} {
+	for _, format := range []uint64{pager.V3, pager.Version, pager.V1} {
 		b.Run(fmt.Sprintf("v%d", format), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
@@ -102,9 +102,13 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 	if w, ok := logs.Load(key); ok {
 		return w.(*world)
 	}
-	pol, _ := pager.Preset(strings.TrimSuffix(preset, "-v1"))
-	if strings.HasSuffix(preset, "-v1") {
+	base, v, _ := strings.Cut(preset, "-v")
+	pol, _ := pager.Preset(base)
+	switch v {
+	case "1":
 		pol.Format = pager.V1
+	case "2": // v2 heads, with the pieces of 8 v2 wrote
+		pol.Format, pol.TailEntries, pol.TailRatio = pager.Version, 8, 0
 	}
 	w := newWorld(b, pol)
 	for i := 0; i < n; i += 10_000 {
@@ -116,11 +120,12 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 }
 
 // BenchmarkCatchUp: a reader k messages behind in a log of 100,000
-// messages of 256 B (k = 100,000: from scratch), in format v2 and v1.
+// messages of 256 B (k = 100,000: from scratch), in format v3 (paged), v2
+// and v1.
 // Reports rounds of sequential fetches, bytes fetched per message and the
 // share of bytes fetched beyond the wire payloads.
 func BenchmarkCatchUp(b *testing.B) {
-	for _, preset := range []string{"paged", "paged-v1", "full"} {
+	for _, preset := range []string{"paged", "paged-v2", "paged-v1", "full"} {
 		for _, k := range []int{10, 100, 10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/missing=%d", preset, k), func(b *testing.B) {
 				w := logOf(b, preset, 100_000, 256)
@@ -213,4 +218,56 @@ func BenchmarkCatchUpMillion(b *testing.B) {
 func heapNow(s []metrics.Sample) uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// BenchmarkCatchUpSweep: the bytes beyond payloads of a reader 10 and 100
+// messages behind (256-B bodies), over the lengths 20,000 + 4j of a log
+// (j = 0..63: every size of the head's page, in steps of 4) whose head's
+// page holds the reader's cursor, for the paged preset (v3) and v2 heads
+// with uniform pieces of 8: mean and worst.
+func BenchmarkCatchUpSweep(b *testing.B) {
+	for _, preset := range []string{"paged", "paged-v2"} {
+		b.Run(preset, func(b *testing.B) {
+			base, v, _ := strings.Cut(preset, "-v")
+			pol, _ := pager.Preset(base)
+			if v == "2" {
+				pol.Format, pol.TailEntries, pol.TailRatio = pager.Version, 8, 0
+			}
+			for b.Loop() {
+				w := newWorld(b, pol)
+				w.appendN(b, 0, 20_000, 256)
+				sum, worst, runs := map[int]float64{}, map[int]float64{}, map[int]int{}
+				for j := range 64 {
+					if j > 0 {
+						w.appendN(b, 20_000+4*(j-1), 4, 256)
+					}
+					w.publish(b)
+					n := 20_000 + 4*j
+					all, _, _, err := read(b, w, w, remotelog.Cursor{Seq: uint64(n - 101)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, k := range []int{10, 100} {
+						if open := (n-1)%pol.PageEntries + 1; open < k+1 {
+							continue // the reader needs the sealed page before: not what pieces are for
+						}
+						m := all[len(all)-k-1]
+						_, st, err := remotelog.CatchUp(context.Background(), w, w.w.Name(), remotelog.Cursor{Seq: m.Seq, ID: m.ID}, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+						if err != nil || st.Messages != uint64(k) {
+							b.Fatalf("%d behind in %d: %d, %v", k, n, st.Messages, err)
+						}
+						o := 100 * float64(st.BytesFetched-st.PayloadBytes) / float64(st.PayloadBytes)
+						sum[k] += o
+						worst[k] = max(worst[k], o)
+						runs[k]++
+					}
+				}
+				for _, k := range []int{10, 100} {
+					b.ReportMetric(sum[k]/float64(runs[k]), fmt.Sprintf("%%mean-k%d", k))
+					b.ReportMetric(float64(runs[k]), fmt.Sprintf("lengths-k%d", k))
+					b.ReportMetric(worst[k], fmt.Sprintf("%%worst-k%d", k))
+				}
+			}
+		})
+	}
 }

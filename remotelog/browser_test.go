@@ -234,6 +234,16 @@ func previousPage(t testing.TB, base, name string) cid.Cid {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pg.Node.Defined() { // v3: the window is in the head's window node
+		_, nb := httpGet(t, base+"/ipfs/"+pg.Node.String()+"?format=raw")
+		wn, err := pager.DecodeWindowNode(nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Attach(pg.Node, wn); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(pg.Window) == 0 {
 		t.Fatal("the head names no sealed page")
 	}
@@ -411,11 +421,11 @@ func TestWebPageReadsChangedFormat(t *testing.T) {
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 1000, 0)
 	w.publish(t)
-	w.cfg.Policy.Format = 0 // the default: v2
+	w.cfg.Policy.Format = 0 // the default: v3
 	w.reopen(t)
 	w.appendN(t, 1000, 50, 0)
 	res := w.publish(t)
-	if hp := page(t, w, res.Head); hp.V() != pager.Version || len(hp.Index) == 0 {
+	if hp := page(t, w, res.Head); hp.V() != pager.V3 || len(hp.Index) == 0 {
 		t.Fatalf("head v%d with %d index links", hp.V(), len(hp.Index))
 	}
 	gw := worldGateway(t, w)
@@ -449,8 +459,8 @@ func TestWebPageReadsChangedFormat(t *testing.T) {
 }
 
 // TestWebPageReadsTailPieces: in headless Chromium, the page reads a log
-// of the default preset whose head holds only its newest 8 messages and
-// links the rest of its page (769..992) in tail pieces (28 of 8), then
+// of the default preset whose head holds only its newest 4 messages and
+// links the rest of its page (769..996) in graded tail pieces, then
 // pages back with "older" from the pieces into the sealed pages, every
 // message checked.
 func TestWebPageReadsTailPieces(t *testing.T) {
@@ -460,7 +470,7 @@ func TestWebPageReadsTailPieces(t *testing.T) {
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 1000, 0)
 	res := w.publish(t)
-	if hp := page(t, w, res.Head); len(hp.Tail) != 224/pol.TailEntries || hp.Start != 993 {
+	if hp := page(t, w, res.Head); len(hp.Tail) == 0 || hp.Tail[0].Start != 769 || hp.Start != 997 {
 		t.Fatalf("head with %d tail pieces, its own entries from %d", len(hp.Tail), hp.Start)
 	}
 	gw := worldGateway(t, w)
@@ -472,7 +482,7 @@ func TestWebPageReadsTailPieces(t *testing.T) {
 		evalJS[bool](t, ctx, `document.getElementById('older').click() === undefined`)
 		waitJS(t, ctx, fmt.Sprintf("message %d", first), fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"]') !== null`, first))
 	}
-	for _, seq := range []int{701, 768, 769, 784, 785, 901, 992, 993, 1000} {
+	for _, seq := range []int{701, 768, 769, 784, 785, 901, 992, 993, 996, 997, 1000} {
 		if got := evalJS[string](t, ctx, fmt.Sprintf(`document.querySelector('#log li[data-seq="%d"] .body').textContent`, seq)); got != string(body(seq-1)) {
 			t.Errorf("message %d reads %q, want %q", seq, got, body(seq-1))
 		}

@@ -28,7 +28,7 @@ import (
 // once took longer; 250 ms leaves room for that.
 func TestRoundsAsTheNetworkSeesThem(t *testing.T) {
 	const total = 24_000 // of 256 B: about 7 MB of pages, 94 pages
-	for _, format := range []uint64{pager.Version, pager.V1} {
+	for _, format := range []uint64{pager.V3, pager.Version, pager.V1} {
 		hs, name := servedFormatLog(t, format, total)
 		px, err := netproxy.Start(hs.URL, netproxy.Options{RTT: 250 * time.Millisecond})
 		if err != nil {
@@ -59,11 +59,11 @@ func TestRoundsAsTheNetworkSeesThem(t *testing.T) {
 			if c.Rounds != st.Rounds+1 {
 				t.Errorf("v%d, budget %d: the proxy saw %d rounds, the reader says %d after the resolve", format, budget, c.Rounds, st.Rounds)
 			}
-			if c.Requests != st.Pages+st.IndexNodes+1 {
-				t.Errorf("v%d, budget %d: the proxy saw %d requests, the reader says %d pages and %d index nodes after the resolve", format, budget, c.Requests, st.Pages, st.IndexNodes)
+			if c.Requests != st.Pages+st.IndexNodes+st.WindowNodes+1 {
+				t.Errorf("v%d, budget %d: the proxy saw %d requests, the reader says %d pages, %d index nodes and %d window nodes after the resolve", format, budget, c.Requests, st.Pages, st.IndexNodes, st.WindowNodes)
 			}
-			if format == pager.Version || budget == 0 {
-				// v2 pages: the sealed pages and the head's tail pieces.
+			if format != pager.V1 || budget == 0 {
+				// v2 and v3 pages: the sealed pages and the head's tail pieces.
 				if rep := px.Repeated(); len(rep) > 0 || st.Pages < pages {
 					t.Errorf("v%d, budget %d: %d page fetches for %d pages; fetched more than once: %v", format, budget, st.Pages, pages, rep)
 				}

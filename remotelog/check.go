@@ -74,9 +74,13 @@ func (r *CheckReport) OK() bool { return len(r.Findings) == 0 }
 func Check(ctx context.Context, src Source, name ipns.Name, head cid.Cid, now func() time.Time) CheckReport {
 	rep := CheckReport{Name: name.String(), Findings: []Finding{}}
 	rec, err := namesys.Resolve(ctx, src, name, now())
+	var hint namesys.Hint
 	switch {
 	case err == nil:
 		rep.RecordSeq, rep.ValidTo = rec.Sequence, rec.Validity
+		if !head.Defined() || rec.Value.Equals(head) {
+			hint = rec.Hint // checked against the head
+		}
 		if !head.Defined() {
 			head = rec.Value
 		} else if !rec.Value.Equals(head) {
@@ -96,7 +100,7 @@ func Check(ctx context.Context, src Source, name ipns.Name, head cid.Cid, now fu
 		rep.Bytes += int64(len(b))
 		return nil
 	}}
-	_, st, err := CatchUp(ctx, count, name, Cursor{}, ReadOptions{Head: head, Now: now, Whole: true}, func(Message) error { return nil })
+	_, st, err := CatchUp(ctx, count, name, Cursor{}, ReadOptions{Head: head, Hint: hint, Now: now, Whole: true}, func(Message) error { return nil })
 	rep.Messages, rep.Pages = st.Messages, st.Pages
 	if err != nil {
 		rep.Findings = append(rep.Findings, finding(err))

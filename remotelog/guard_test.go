@@ -13,11 +13,14 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multibase"
 
+	"rlog/namesys"
+	"rlog/pager"
 	"rlog/remotelog"
 )
 
@@ -223,6 +226,30 @@ func TestServeDelegatedRoutingIPNS(t *testing.T) {
 	}
 	if resp, _ := httpGet(t, hs.URL+"/routing/v1/ipns/not-a-name"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad name: %s, want 400", resp.Status)
+	}
+}
+
+// TestServeRoutingCarriesTheHint: the record /routing/v1/ipns answers for
+// a v3 log is the writer's, its signed hint included, and the hint names
+// the head's window node and page start.
+func TestServeRoutingCarriesTheHint(t *testing.T) {
+	repo, w, srv, hs := servedRepoWith(t, 4)
+	ctx := context.Background()
+	if _, err := w.Append(ctx, repo.DefaultGroup(), [][]byte{body(0), body(1), body(2), body(3), body(4), body(5)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := srv.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := httpGet(t, hs.URL+"/routing/v1/ipns/"+w.Name().String(), "Accept", "application/vnd.ipfs.ipns-record")
+	rec, err := namesys.Parse(w.Name(), b, time.Now())
+	if err != nil || !rec.Hint.Node.Defined() {
+		t.Fatalf("the record without its hint: %+v, %v", rec, err)
+	}
+	_, hb := httpGet(t, hs.URL+"/ipfs/"+res.Head.String()+"?format=raw")
+	if hp, err := pager.Decode(hb); err != nil || hp.Node != rec.Hint.Node || hp.PageStart() != rec.Hint.PageStart || rec.Hint.PageStart != 5 {
+		t.Errorf("the record hints %+v; the head: %v", rec.Hint, err)
 	}
 }
 

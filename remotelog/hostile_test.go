@@ -172,9 +172,9 @@ func TestHostileStores(t *testing.T) {
 		}, pager.ErrMalformed, "not in shortest form", 0},
 		{"unknown version", func(f *forge) {
 			b := encodeHead(f.t, entries(1, 1))
-			b = bytes.Replace(b, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x03}, 1)
+			b = bytes.Replace(b, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x04}, 1)
 			f.publishHead(f.put(b))
-		}, pager.ErrVersion, "version: 3", 0},
+		}, pager.ErrVersion, "version: 4", 0},
 		{"record signed by another key", func(f *forge) {
 			f.record(goodHead(f), 5, time.Now().Add(time.Hour), otherKey)
 		}, namesys.ErrInvalid, "signature verification failed", 0},

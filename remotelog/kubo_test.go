@@ -165,13 +165,30 @@ func TestKuboInterop(t *testing.T) {
 	if err := json.Unmarshal(ipfs(t, api, nil, "dag", "get", res1.Head.String()), &head); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"v", "p", "s", "e", "w", "x"} {
+	for _, key := range []string{"v", "p", "s", "e", "n"} {
 		if _, ok := head[key]; !ok {
 			t.Errorf("ipfs dag get: head has no %q: %v", key, head)
 		}
 	}
-	if head["s"].(float64) < 1 || head["v"].(float64) != pager.Version {
+	if head["s"].(float64) < 1 || head["v"].(float64) != pager.V3 {
 		t.Errorf("ipfs dag get: %v", head)
+	}
+	// and, through the head's link n, its window node's (an IPLD path).
+	var node map[string]any
+	if err := json.Unmarshal(ipfs(t, api, nil, "dag", "get", res1.Head.String()+"/n"), &node); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"v", "p", "w", "x"} {
+		if _, ok := node[key]; !ok {
+			t.Errorf("ipfs dag get HEAD/n: the window node has no %q: %v", key, node)
+		}
+	}
+	// The record as Kubo gives it back (routing get, or its gateway's
+	// ?format=ipns-record) is the signed record rlog made, hint and all.
+	if rec, err := namesys.Resolve(ctx, k, w.Name(), time.Now()); err != nil || !rec.Hint.Node.Defined() {
+		t.Errorf("the record through kubo: %v, without a hint: %+v", err, rec)
+	} else if rec.Hint.Node.String() != fmt.Sprint(head["n"].(map[string]any)["/"]) {
+		t.Errorf("the record through kubo hints %s, the head links %v", rec.Hint.Node, head["n"])
 	}
 
 	// ipfs cat H2 is the exact wire payload; ipfs add of it gives H2.

@@ -51,8 +51,10 @@ func TestLocalSourceBudget(t *testing.T) {
 	wide := rounds(remotelog.ReadOptions{MemoryBudget: remotelog.DefaultMemoryBudget})
 	same := rounds(remotelog.ReadOptions{MemoryBudget: remotelog.LocalMemoryBudget})
 	t.Logf("rounds: default %d, network default %d, 4 MiB %d", local, wide, same)
-	if local != same || local <= wide {
-		t.Errorf("default from a local source: %d rounds, want those of the 4 MiB budget (%d), more than the network default budget's (%d)", local, same, wide)
+	// A wave takes what is free when it starts, so the last wave may
+	// reach the end one round earlier or later from run to run.
+	if local < same-1 || local > same+1 || local <= wide+1 {
+		t.Errorf("default from a local source: %d rounds, want those of the 4 MiB budget (%d, give or take the last wave), more than the network default budget's (%d)", local, same, wide)
 	}
 
 	for _, s := range []remotelog.LocalSource{&remotelog.CARSource{}, &remotelog.CARBlocks{}} {

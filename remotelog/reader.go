@@ -81,6 +81,7 @@ type Stats struct {
 	Rounds         int
 	Pages          int   // page fetches, the head included
 	IndexNodes     int   // index node fetches (format v2)
+	WindowNodes    int   // window node fetches (format v3): 0 or 1
 	Payloads       int   // pointer payload fetches
 	BytesFetched   int64 // bytes of every block fetched
 	PayloadBytes   int64 // wire payload bytes delivered
@@ -116,6 +117,9 @@ type ReadOptions struct {
 	// OnRecord, when set, is given the verified record before its log is
 	// read.
 	OnRecord func(rec *namesys.Record)
+	// Hint, with Head, is a hint to check the head against and use, as
+	// one from the record would be (a record read elsewhere: Check).
+	Hint namesys.Hint
 	// Whole reads every block of the log, also the index nodes (format v2)
 	// that the messages read do not need: for check, backup and restore.
 	Whole bool
@@ -238,8 +242,12 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 			r.opts.OnRecord(rec)
 		}
 	}
+	hint := r.opts.Hint
+	if r.rec != nil {
+		hint = r.rec.Hint
+	}
 	r.stats.Rounds, r.stats.Pages = 1, 1
-	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
+	head, err := r.fetchHead(ctx, hint)
 	if err != nil {
 		return err
 	}
@@ -264,6 +272,70 @@ func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
 		r.cur.RecordSeq, r.cur.Head = r.rec.Sequence, r.rec.Value.String()
 	}
 	return nil
+}
+
+// fetchHead fetches and checks the head and, for a v3 head, its window
+// node when the reader needs it: when its cursor is before the head's page,
+// or it reads the whole log. With a hint the node is fetched beside the
+// head, in the same round; without one, after it, one round more. A hint
+// must name the head's node and page start.
+func (r *catchUp) fetchHead(ctx context.Context, hint namesys.Hint) (*pager.Page, error) {
+	type got struct {
+		b   []byte
+		err error
+	}
+	var early chan got
+	if hint.Node.Defined() && (r.opts.Whole || hint.PageStart > r.from()) {
+		early = make(chan got, 1)
+		go func() {
+			b, err := r.get.Get(ctx, hint.Node)
+			early <- got{b, err}
+		}()
+	}
+	head, _, err := r.fetchPage(ctx, r.stats.Head, 0, 0, true)
+	if err != nil {
+		if early != nil {
+			<-early
+		}
+		return nil, err
+	}
+	if hint.Node.Defined() && (!hint.Node.Equals(head.Node) || hint.PageStart != head.PageStart()) {
+		if early != nil {
+			<-early
+		}
+		return nil, fmt.Errorf("%w: the record's hint names window node %s and a page from sequence %d, but the head %s links %s and its page starts at %d",
+			ErrInvalidLog, hint.Node, hint.PageStart, r.stats.Head, nodeName(head.Node), head.PageStart())
+	}
+	if head.Attached() || (!r.opts.Whole && head.PageStart() <= r.from()) {
+		return head, nil
+	}
+	var b []byte
+	if early != nil {
+		g := <-early
+		b, err = g.b, g.err
+	} else {
+		r.stats.Rounds++
+		b, err = r.get.Get(ctx, head.Node)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch window node %s: %w", head.Node, err)
+	}
+	r.stats.WindowNodes++
+	wn, err := pager.DecodeWindowNode(b)
+	if err != nil {
+		return nil, fmt.Errorf("window node %s: %w", head.Node, err)
+	}
+	if err := head.Attach(head.Node, wn); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidLog, err)
+	}
+	return head, nil
+}
+
+func nodeName(c cid.Cid) string {
+	if !c.Defined() {
+		return "no window node"
+	}
+	return c.String()
 }
 
 // fetchPage fetches and checks one page: number p starting at s, or the

@@ -258,8 +258,18 @@ func sinceHeld(ctx context.Context, src cas.Getter, dst *S3Bucket, old, head cid
 			return nil
 		}
 		pg, err := pager.Decode(b)
-		if err != nil || !pg.Head || pg.V() != pager.Version {
+		if err != nil || !pg.Head || pg.V() == pager.V1 {
 			return nil
+		}
+		if !pg.Attached() {
+			nb, err := get(pg.Node)
+			if err != nil {
+				return nil
+			}
+			wn, err := pager.DecodeWindowNode(nb)
+			if err != nil || pg.Attach(pg.Node, wn) != nil {
+				return nil
+			}
 		}
 		return pg
 	}
@@ -298,6 +308,9 @@ func sinceHeld(ctx context.Context, src cas.Getter, dst *S3Bucket, old, head cid
 	}
 	for _, l := range slices.Concat(op.Window, op.Tail) {
 		named[l.Cid] = struct{}{}
+	}
+	if op.Node.Defined() {
+		named[op.Node] = struct{}{}
 	}
 	return op.PageStart() - 1, named, true
 }

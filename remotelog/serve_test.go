@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"rlog/pager"
 	"strings"
 	"testing"
 	"time"
@@ -91,8 +93,15 @@ func TestServeIsATrustlessGateway(t *testing.T) {
 	if cc := get("/ipns/" + w.Name().String() + "?format=ipns-record").Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=60") {
 		t.Errorf("record Cache-Control %q (TTL is one minute)", cc)
 	}
-	// CAR responses: the head alone, or the whole log (pages and index nodes).
-	for scope, want := range map[string]int{"block": 1, "all": int(res.Pages + res.IndexNodes)} {
+	// CAR responses: the head alone, or the whole log (pages, index
+	// nodes, the head's window node and tail pieces).
+	hb, _ := io.ReadAll(get("/ipfs/" + res.Head.String() + "?format=raw").Body)
+	hp, err := pager.Decode(hb)
+	if err != nil || !hp.Node.Defined() {
+		t.Fatalf("the head: %v (want a v3 head with a window node)", err)
+	}
+	all := int(res.Pages+res.IndexNodes) + 1 + len(hp.Tail)
+	for scope, want := range map[string]int{"block": 1, "all": all} {
 		resp := get("/ipfs/"+res.Head.String()+"?format=car&dag-scope="+scope, "Accept", "application/vnd.ipld.car")
 		br, err := carv2.NewBlockReader(resp.Body)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ import (
 // with Go's decoders), "refused ..." (a Refused error), or "THREW ..."
 // (anything else: a bug).
 const webDecodeScript = `
-import { CID, decodeCBOR, decodeIndex, decodePage, decodePayload, verifyRecord, Refused, hex } from './verify.js'
+import { CID, decodeCBOR, decodeIndex, decodePage, decodePayload, decodeWindowNode, verifyRecord, Refused, hex } from './verify.js'
 import { createInterface } from 'node:readline'
 const fromHex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
 const pageCid = CID.parse(process.env.PAGE_CID)
@@ -33,6 +34,7 @@ const run = {
   index: (b) => { const x = decodeIndex(pageCid, b); return [x.first, x.pages.length].join(' ') },
   payload: (b) => { const m = decodePayload(b); return [hex(m.group), m.timestamp, hex(m.body)].join(' ') },
   cbor: (b) => { decodeCBOR(b); return '' },
+  window: (b) => { const n = decodeWindowNode(pageCid, b); return [n.p, n.window.length, n.index.length].join(' ') },
   record: async (b) => { const r = await verifyRecord(process.env.NAME, b, Date.parse('2026-01-01T00:00:00Z')); return r.sequence },
 }
 for await (const line of createInterface({ input: process.stdin })) {
@@ -107,7 +109,7 @@ func (d *webDecoders) decode(t testing.TB, kind string, b []byte) string {
 }
 
 // webKinds are the decoders, in the order a fuzz input's first byte picks.
-var webKinds = []string{"page", "index", "payload", "cbor", "record"}
+var webKinds = []string{"page", "index", "payload", "cbor", "record", "window"}
 
 // checkWebDecode runs the page's decoder of kind on b: it must answer
 // without throwing anything but Refused, and for pages, index nodes and
@@ -135,6 +137,11 @@ func checkWebDecode(t testing.TB, d *webDecoders, kind string, b []byte) {
 		var ix *pager.Index
 		if ix, err = pager.DecodeIndex(b); err == nil {
 			want = fmt.Sprintf("ok %d %d", ix.First, len(ix.Pages))
+		}
+	case "window":
+		var wn *pager.WindowNode
+		if wn, err = pager.DecodeWindowNode(b); err == nil {
+			want = fmt.Sprintf("ok %d %d %d", wn.Number, len(wn.Window), len(wn.Index))
 		}
 	case "payload":
 		var m mvds.Message
@@ -169,16 +176,18 @@ func webSeeds(t testing.TB) map[string][][]byte {
 	}
 	_, v1 := golden(t, "../testdata/pages/example.txt")
 	_, rec := golden(t, "../testdata/ipns/record.txt")
-	v2 := goldenV2(t)
+	_, hinted := golden(t, "../testdata/ipns/record-hint.txt")
+	v2, v3 := goldenV2(t), goldenPages(t, "v3.txt")
 	seeds := map[string][][]byte{
-		"page":   {dec(v1), dec(v2["page 5 head=true"][1]), dec(v2["page 4 head=false"][1]), dec(v2["page 5 head=true tail=2"][1])},
+		"page":   {dec(v1), dec(v2["page 5 head=true"][1]), dec(v2["page 4 head=false"][1]), dec(v2["page 5 head=true tail=2"][1]), dec(v3["head 5 v3 tail=2"][1]), dec(v3["head 0 v3"][1])},
 		"index":  {dec(v2["index 3-4"][1])},
-		"record": {dec(rec)},
+		"window": {dec(v3["window 5"][1])},
+		"record": {dec(rec), dec(hinted)},
 	}
 	for _, m := range []mvds.Message{{GroupID: group, Timestamp: 1795430446, Body: []byte("three")}, {Body: []byte("x")}, {GroupID: group}} {
 		seeds["payload"] = append(seeds["payload"], m.Marshal())
 	}
-	seeds["cbor"] = append(append([][]byte{}, seeds["page"]...), seeds["index"]...)
+	seeds["cbor"] = slices.Concat(seeds["page"], seeds["index"], seeds["window"])
 	return seeds
 }
 

@@ -117,7 +117,14 @@ func node(t *testing.T, script string, stdin []byte, env ...string) string {
 // goldenV2 reads testdata/pages/v2.txt: what -> (cid, hex).
 func goldenV2(t testing.TB) map[string][2]string {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/pages/v2.txt")
+	return goldenPages(t, "v2.txt")
+}
+
+// goldenPages reads a file of testdata/pages of rows what | cid | hex:
+// what -> (cid, hex).
+func goldenPages(t testing.TB, file string) map[string][2]string {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/pages/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,15 +142,7 @@ func goldenV2(t testing.TB) map[string][2]string {
 // an index node; and that what pager refuses it refuses too.
 const webV2Script = `
 import { CID, checkBlock, decodePage, decodeIndex, Refused } from './verify.js'
-const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
-const fail = (m) => { console.error(m); process.exit(1) }
-const refuses = (what, f) => {
-  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
-  fail(what + ': accepted')
-}
-const v = JSON.parse(process.env.VECTORS)
-const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
-const [hc, hb] = get('page 5 head=true'), [sc, sb] = get('page 4 head=false'), [ic, ib] = get('index 3-4')
+` + webVectorHelpers + `const [hc, hb] = get('page 5 head=true'), [sc, sb] = get('page 4 head=false'), [ic, ib] = get('index 3-4')
 for (const [c, b] of [[hc, hb], [sc, sb], [ic, ib]]) await checkBlock(c, b)
 const h = decodePage(hc, hb)
 const td = new TextDecoder()
@@ -244,7 +243,7 @@ class Store extends Gateway {
 }
 try {
   const gw = new Store('http://unused')
-  const log = new Log(gw, await gw.page(CID.parse(head)))
+  const log = new Log(gw, await gw.head(CID.parse(head)))
   const pages = await log.pagesFrom(Number(process.env.FROM))
   const out = []
   for (const pg of pages) for (const [k, e] of pg.entries.entries()) {
@@ -300,17 +299,21 @@ func logBlocks(t *testing.T, w *world, head cid.Cid) map[string]string {
 func TestWebVerifierReadsLogs(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		v1, v2   int // messages written in v1, then in v2
+		v1, v2   int    // messages written in v1, then in format
+		format   uint64 // 0: the default, v3
 		versions string
 		paged    bool // the default preset, unchanged: its tail pieces
 	}{
-		{"v1", 95, 0, "1", false},
-		{"v2", 0, 195, "2", false},
-		{"v1 then v2", 95, 100, "1,2", false},
-		{"tail 20", 0, 20, "2", true},
-		{"tail 40", 0, 40, "2", true},
-		{"tail 700", 0, 700, "2", true},
-		{"tail 1000", 0, 1000, "2", true},
+		{"v1", 95, 0, 0, "1", false},
+		{"v2", 0, 195, pager.Version, "2", false},
+		{"v3", 0, 195, 0, "2,3", false},
+		{"v1 then v2", 95, 100, pager.Version, "1,2", false},
+		{"v1 then v3", 95, 100, 0, "1,2,3", false},
+		{"tail 20", 0, 20, 0, "2,3", true},
+		{"tail 40", 0, 40, 0, "2,3", true},
+		{"tail 700", 0, 700, 0, "2,3", true},
+		{"tail 1000", 0, 1000, 0, "2,3", true},
+		{"v2 tail 700", 0, 700, pager.Version, "2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pol := small(t)
@@ -320,7 +323,7 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 			}
 			pol.Format = pager.V1
 			if tc.v1 == 0 {
-				pol.Format = 0
+				pol.Format = tc.format
 			}
 			w := newWorld(t, pol)
 			appendSome := func(from, n int) {
@@ -331,7 +334,7 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 			appendSome(0, tc.v1)
 			if tc.v1 > 0 && tc.v2 > 0 {
 				w.publish(t)
-				w.cfg.Policy.Format = 0 // the default: v2
+				w.cfg.Policy.Format = tc.format
 				w.reopen(t)
 			}
 			appendSome(tc.v1, tc.v2)
@@ -392,8 +395,11 @@ func TestWebVerifierReadsLogs(t *testing.T) {
 					if from < int(hp.Start) {
 						pieces++ // the piece holding from
 					}
+					if hp.Node.Defined() {
+						pieces++ // the window node: the page reads it with the head
+					}
 					if wantBlocks := fmt.Sprintf("blocks %d", 1+pieces); blocks != wantBlocks {
-						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces)", from, blocks, wantBlocks, pieces)
+						t.Fatalf("from %d: %s fetched, want %s (the head and %d pieces or window node)", from, blocks, wantBlocks, pieces)
 					}
 				}
 			}
@@ -490,3 +496,65 @@ func TestWebVerifierRefusesForgedTails(t *testing.T) {
 		})
 	}
 }
+
+// webV3Script checks the verifier on the v3 golden vectors: a head that
+// links its window node instead of carrying w and x, the node, attaching
+// one to the other, and refusals of what pager refuses.
+const webV3Script = `
+import { CID, checkBlock, decodePage, decodeWindowNode, attach, Refused } from './verify.js'
+` + webVectorHelpers + `const [hc, hb] = get('head 5 v3 tail=2'), [nc, nb] = get('window 5'), [zc, zb] = get('head 0 v3')
+for (const [c, b] of [[hc, hb], [nc, nb], [zc, zb]]) await checkBlock(c, b)
+const h = decodePage(hc, hb)
+if (h.v !== 3 || h.p !== 5 || h.s !== 15 || h.pageStart !== 11 || !h.head || h.window !== null || h.index !== null || !h.node.equals(nc) || h.tail.length !== 2) fail('head: ' + JSON.stringify([h.v, h.p, h.s, h.pageStart, h.head]))
+const n = decodeWindowNode(nc, nb)
+if (n.p !== 5 || n.window.length !== 2 || n.window[0].s !== 9 || n.index.length !== 2 || n.index[1].n !== 3) fail('window node')
+attach(h, n)
+if (h.window.length !== 2 || h.index.length !== 2) fail('attached')
+const z = decodePage(zc, zb)
+if (z.v !== 3 || z.p !== 0 || !z.head || z.node || z.window.length !== 0 || z.index.length !== 0) fail('head 0')
+refuses('a window node as a page', () => decodePage(nc, nb))
+refuses('a page as a window node', () => decodeWindowNode(hc, hb))
+refuses('another node', () => attach(decodePage(hc, hb), decodeWindowNode(zc, nb)))
+const other = decodeWindowNode(nc, nb); other.p = 6
+refuses('a node of another page', () => attach(decodePage(hc, hb), other))
+const swap = (b, from, to) => { const i = b.findIndex((x, k) => b.subarray(k, k + from.length).every((y, j) => y === from[j])); if (i < 0) fail('no ' + from); const c = b.slice(); c.set(to, i); return c }
+refuses('n on a v2 head', () => decodePage(hc, swap(hb, [0x61, 0x76, 0x03], [0x61, 0x76, 0x02])))
+refuses('a window node of version 2', () => decodeWindowNode(nc, swap(nb, [0x61, 0x76, 0x03], [0x61, 0x76, 0x02])))
+refuses('a window node of page 0', () => decodeWindowNode(nc, swap(nb, [0x61, 0x70, 0x05], [0x61, 0x70, 0x00])))
+refuses('a window node of page 1', () => decodeWindowNode(nc, swap(nb, [0x61, 0x70, 0x05], [0x61, 0x70, 0x01])))
+console.log('ok')
+`
+
+// TestWebVerifierV3: the verifier on the v3 golden vectors
+// (testdata/pages/v3.txt) and on changes of them that pager refuses too.
+func TestWebVerifierV3(t *testing.T) {
+	vectors := goldenPages(t, "v3.txt")
+	for what, m := range map[string][2][]byte{
+		"head 5 v3 tail=2": {{0x61, 0x76, 0x03}, {0x61, 0x76, 0x02}},
+		"window 5":         {{0x61, 0x70, 0x05}, {0x61, 0x70, 0x01}},
+	} {
+		b, _ := hex.DecodeString(vectors[what][1])
+		changed := bytes.Replace(b, m[0], m[1], 1)
+		_, perr := pager.Decode(changed)
+		_, werr := pager.DecodeWindowNode(changed)
+		if perr == nil || werr == nil {
+			t.Fatalf("pager accepts %s with %x made %x", what, m[0], m[1])
+		}
+	}
+	v, _ := json.Marshal(vectors)
+	if out := node(t, webV3Script, nil, "VECTORS="+string(v)); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("verify.js: %s", out)
+	}
+}
+
+// webVectorHelpers are the golden-vector scripts' helpers: hex, fail,
+// refuses (a Refused error, nothing else) and get (a vector's CID and bytes).
+const webVectorHelpers = `const hex = (s) => Uint8Array.from(s.match(/../g) || [], (x) => parseInt(x, 16))
+const fail = (m) => { console.error(m); process.exit(1) }
+const refuses = (what, f) => {
+  try { f() } catch (e) { if (e instanceof Refused) return; fail(what + ': threw ' + e) }
+  fail(what + ': accepted')
+}
+const v = JSON.parse(process.env.VECTORS)
+const get = (k) => [CID.parse(v[k][0]), hex(v[k][1])]
+`

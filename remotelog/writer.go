@@ -490,7 +490,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	if err != nil {
 		return res, err
 	}
-	open := pager.NewOpen(ver, w.st.Sealed, w.st.OpenStart, links)
+	open := pager.NewOpen(pol.PageVersion(), w.st.Sealed, w.st.OpenStart, links)
 	total := n - w.st.OpenStart + 1
 	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
@@ -525,7 +525,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			if err != nil {
 				return err
 			}
-			open = pager.NewOpen(ver, open.Number+1, seq, links)
+			open = pager.NewOpen(pol.PageVersion(), open.Number+1, seq, links)
 		}
 		open.Add(pol, it)
 		if done := seq - w.st.OpenStart + 1; opts.Progress != nil && (done%1024 == 0 || seq == n) {
@@ -541,7 +541,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		return res, err
 	}
 	var index []pager.IndexLink
-	if ver == pager.Version {
+	if ver != pager.V1 {
 		if index, err = w.indexLinks(open.Number, put); err != nil {
 			return res, err
 		}
@@ -557,7 +557,24 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 		tail = append(tail, pager.Link{Cid: c, Start: pc.Start})
 	}
-	hb, head, err := pager.Encode(open.HeadPage(pol, window, index, tail, w.cfg.Addrs))
+	headPage := open.HeadPage(pol, window, index, tail, w.cfg.Addrs)
+	var hint namesys.Hint
+	if ver == pager.V3 {
+		var node cid.Cid
+		if open.Number > 0 {
+			nb, c, err := pager.EncodeWindowNode(&pager.WindowNode{Number: open.Number, Window: window, Index: index})
+			if err != nil {
+				return res, err
+			}
+			if err := put(cas.NewBlock(c, nb)); err != nil {
+				return res, err
+			}
+			node = c
+		}
+		headPage = open.HeadPageV3(pol, node, tail, w.cfg.Addrs)
+		hint = namesys.Hint{PageStart: headPage.PageStart(), Node: node}
+	}
+	hb, head, err := pager.Encode(headPage)
 	if err != nil {
 		return res, err
 	}
@@ -599,7 +616,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	w.st = next
 	w.pages.commit()
 	now := w.cfg.Now()
-	raw, err := namesys.NewRecord(w.cfg.Key, head, next.RecordSeq, now.Add(w.cfg.Lifetime), w.cfg.TTL)
+	raw, err := namesys.NewRecordHint(w.cfg.Key, head, next.RecordSeq, now.Add(w.cfg.Lifetime), w.cfg.TTL, hint)
 	if err != nil {
 		return res, err
 	}

@@ -67,8 +67,8 @@ what comes next (docs/FORMAT.md says what is and is not hidden).`,
 				}
 			}
 			if f.Changed("format") {
-				if format != pager.V1 && format != pager.Version {
-					return usagef("--format %d: want %d or %d", format, pager.V1, pager.Version)
+				if format != pager.V1 && format != pager.Version && format != pager.V3 {
+					return usagef("--format %d: want %d, %d or %d", format, pager.V1, pager.Version, pager.V3)
 				}
 				cfg.Policy.Format = uint64(format)
 			}
@@ -107,7 +107,7 @@ what comes next (docs/FORMAT.md says what is and is not hidden).`,
 	f.IntVar(&inline, "inline-limit", 0, "largest payload inline in a sealed page (-1: none)")
 	f.IntVar(&headInline, "head-inline-limit", 0, "largest payload inline in the head page")
 	f.IntVar(&window, "window", 0, "newest sealed pages listed in the head page")
-	f.IntVar(&format, "format", pager.Version, "page format written: 2, or 1 for readers that only read v1 (docs/FORMAT.md)")
+	f.IntVar(&format, "format", pager.V3, "format written: 3; 2 for readers that read v1 and v2 only; 1 for readers that only read v1 (docs/FORMAT.md)")
 	f.DurationVar(&lifetime, "lifetime", remotelog.DefaultLifetime, "how long a published record stays valid")
 	f.DurationVar(&ttl, "ttl", remotelog.DefaultTTL, "how long readers may cache a record")
 	f.BoolVar(&kubo, "kubo", false, "publish to a Kubo daemon: the one at --api, else the one running from $IPFS_PATH (default ~/.ipfs)")

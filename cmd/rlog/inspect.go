@@ -23,7 +23,18 @@ type pageJSON struct {
 	Window  [][2]any    `json:"w,omitempty"`
 	Index   [][3]any    `json:"x,omitempty"`
 	Addrs   []string    `json:"a,omitempty"`
+	Node    string      `json:"n,omitempty"`
 	Bytes   int         `json:"bytes"`
+}
+
+// windowJSON is a window node (format v3) as inspect prints it.
+type windowJSON struct {
+	V      uint64   `json:"v"`
+	Kind   string   `json:"kind"` // "window"
+	P      uint64   `json:"p"`
+	Window [][2]any `json:"w"`
+	Index  [][3]any `json:"x"`
+	Bytes  int      `json:"bytes"`
 }
 
 // indexJSON is an index node (format v2) as inspect prints it.
@@ -54,8 +65,9 @@ func (a *app) inspectCmd() *cobra.Command {
 v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
 and for inline payloads whether the id matches; a v2 page carries no id for an inline
 payload, and inspect prints the payload's hash), skip links l (v1), window w, index
-links x and tail pieces t (v2 head). An index node (v2) prints as its first page f and page links l.
-Both formats are read. --diag prints the block in CBOR diagnostic notation. The JSON
+links x and tail pieces t (v2 head), or tail pieces t and window node n (v3 head). An
+index node prints as its first page f and page links l; a window node (v3) as the
+head's page p, its window w and index links x. Formats v1, v2 and v3 are read. --diag prints the block in CBOR diagnostic notation. The JSON
 keys are the format's own (docs/FORMAT.md). To find a log's head page:
 'rlog resolve NAME'.`,
 		Example: `  rlog inspect bafyrei...
@@ -72,7 +84,8 @@ keys are the format's own (docs/FORMAT.md). To find a log's head page:
 			}
 			pg, err := pager.Decode(b)
 			ix, ierr := pager.DecodeIndex(b)
-			if err != nil && ierr != nil {
+			wn, werr := pager.DecodeWindowNode(b)
+			if err != nil && ierr != nil && werr != nil {
 				return err
 			}
 			if diag {
@@ -87,6 +100,9 @@ keys are the format's own (docs/FORMAT.md). To find a log's head page:
 				_, err = fmt.Fprintln(a.stdout, d)
 				return err
 			}
+			if wn != nil {
+				return writeJSON(a.stdout, windowJSON{V: pager.V3, Kind: "window", P: wn.Number, Window: nonNil(links(wn.Window)), Index: indexLinks(wn.Index), Bytes: len(b)})
+			}
 			if pg == nil {
 				return writeJSON(a.stdout, indexJSON{V: pager.Version, Kind: "index", F: ix.First, Links: links(ix.Pages), Bytes: len(b)})
 			}
@@ -98,8 +114,9 @@ keys are the format's own (docs/FORMAT.md). To find a log's head page:
 				out.Window = links(pg.Window)
 				out.Tail = links(pg.Tail)
 			}
-			for _, x := range pg.Index {
-				out.Index = append(out.Index, [3]any{x.Cid.String(), x.Page, x.Start})
+			out.Index = indexLinks(pg.Index)
+			if pg.Node.Defined() {
+				out.Node = pg.Node.String()
 			}
 			for i, e := range pg.Entries {
 				ej := entryJSON{Seq: pg.Start + uint64(i), ID: hex.EncodeToString(e.ID[:])}
@@ -135,4 +152,19 @@ func links(ls []pager.Link) [][2]any {
 		out = append(out, [2]any{l.Cid.String(), l.Start})
 	}
 	return out
+}
+
+func indexLinks(xs []pager.IndexLink) [][3]any {
+	var out [][3]any
+	for _, x := range xs {
+		out = append(out, [3]any{x.Cid.String(), x.Page, x.Start})
+	}
+	return out
+}
+
+func nonNil(ls [][2]any) [][2]any {
+	if ls == nil {
+		return [][2]any{}
+	}
+	return ls
 }

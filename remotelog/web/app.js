@@ -95,7 +95,7 @@ async function open(name, gatewayURL) {
   setStatus('resolving ' + name + ' …');
   const gw = new Gateway(gatewayURL);
   const record = await gw.record(name);
-  const head = await gw.page(record.head);
+  const head = await gw.head(record.head);
   if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
   const log = new Log(gw, head);
   const from = Math.max(1, head.last - WANT + 1);
@@ -160,7 +160,7 @@ async function readNewest() {
   let early = null;
   if (ann?.head && ann.head !== s.head.cid.toString()) {
     try {
-      early = s.gw.page(CID.parse(ann.head));
+      early = s.gw.head(CID.parse(ann.head));
       early.catch(() => {}); // judged below, if the record names it
     } catch {
       early = null; // not a CID: ignored
@@ -180,7 +180,7 @@ async function readNewest() {
   if (record.sequence < s.record.sequence) throw new Refused(`record sequence ${record.sequence} is older than ${s.record.sequence} (rollback)`);
   if (record.head.equals(s.head.cid)) return;
   const hinted = early && (await early.catch(() => null));
-  const head = hinted?.cid.equals(record.head) ? hinted : await s.gw.page(record.head);
+  const head = hinted?.cid.equals(record.head) ? hinted : await s.gw.head(record.head);
   if (!head.head) throw new Refused(`the record points at ${record.head}, a sealed page, not a head`);
   if (head.last < s.last) throw new Refused(`the new head holds ${head.last} messages, fewer than ${s.last} read before (fork)`);
   const from = Math.max(s.last + 1, head.last - WANT + 1);

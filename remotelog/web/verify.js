@@ -372,6 +372,7 @@ export function decodePage(cid, bytes) {
         break;
       }
       case 'l': pg.links = r.links(64, 'l'); break;
+      case 'n': pg.node = r.cid(); break;
       case 'p': pg.p = r.uint(); break;
       case 's': pg.s = r.uint(); break;
       case 't':
@@ -393,11 +394,22 @@ export function decodePage(cid, bytes) {
     }
   });
   const bad = (msg) => new Refused(`page ${cid}: malformed: ${msg}`);
-  pg.head = pg.window !== null;
+  pg.head = pg.window !== null || pg.v === 3;
   if (!have.has('v')) throw bad('missing key "v"');
-  if (pg.v !== 1 && pg.v !== 2) throw new Refused(`page ${cid}: format version ${pg.v} (this page reads 1 and 2)`);
-  const v2 = pg.v === 2;
-  if (v2) {
+  if (pg.v !== 1 && pg.v !== 2 && pg.v !== 3) throw new Refused(`page ${cid}: format version ${pg.v} (this page reads 1, 2 and 3)`);
+  if (have.has('n') && pg.v !== 3) throw bad(`key "n" in a v${pg.v} page (only a v3 head links a window node)`);
+  // v3 changes only the head: its window and index links are in its
+  // window node (attach), its entries and tail pieces are as in v2.
+  const v3 = pg.v === 3;
+  const v2 = pg.v !== 1;
+  if (v3) {
+    if (have.has('w') || have.has('x')) throw bad('key "w" or "x" in a v3 head (its window node holds them)');
+    if (have.has('l')) throw bad('key "l" in a v3 head (no skip links)');
+    if (v1Inline > 0) throw bad('an inline entry in v1 form {c, i} in a v3 head');
+    if (pg.p > 0 && !pg.node) throw bad(`v3 head page ${pg.p} links no window node "n": its sealed pages are not reachable`);
+    if (pg.p === 0 && pg.node) throw bad('v3 head page 0 links a window node, but has no sealed page to list');
+    if (pg.node && !isPageLink(pg.node)) throw bad(`n: ${pg.node} is not a DAG-CBOR SHA2-256 CIDv1`);
+  } else if (v2) {
     if (have.has('l')) throw bad('key "l" in a v2 page (v2 pages carry no skip links)');
     if (v1Inline > 0) throw bad('an inline entry in v1 form {c, i} in a v2 page');
     if (pg.head && !have.has('x')) throw bad('a v2 head page without "x"');
@@ -425,11 +437,9 @@ export function decodePage(cid, bytes) {
     const target = p - 2 ** j;
     if (l.s < target + 1 || l.s >= s || (j > 0 && l.s >= links[j - 1].s)) throw bad(`l[${j}] (page ${target}) starts at sequence ${l.s}, inconsistent with page ${p} at ${s}`);
   });
-  if (pg.head) {
-    if (window.length > p) throw bad(`window of ${window.length} pages before page ${p}`);
+  if (pg.head && !v3) {
+    checkWindow(p, s, window, bad);
     window.forEach((w, k) => {
-      if (!isPageLink(w.cid)) throw bad(`w[${k}]: ${w.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
-      if (w.s >= (k === 0 ? s : window[k - 1].s)) throw bad(`w[${k}] starts at sequence ${w.s}, not older than the page after it`);
       if (!v2 && ((k + 1) & k) === 0 && !sameLink(links[Math.log2(k + 1)], w)) throw bad(`w[${k}] and l[${Math.log2(k + 1)}] name page ${p - k - 1} differently`);
     });
   }
@@ -438,8 +448,9 @@ export function decodePage(cid, bytes) {
     if (!isPageLink(l.cid)) throw bad(`t[${i}]: ${l.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
     if (l.s < p + 1 || l.s >= s || (i > 0 && l.s <= tail[i - 1].s)) throw bad(`t[${i}] starts at sequence ${l.s}: impossible before the head's entries at ${s}`);
   });
-  if (tail.length > 0 && window.length > 0 && window[0].s >= tail[0].s) throw bad(`w[0] starts at sequence ${window[0].s}, not before the page's first piece at ${tail[0].s}`);
-  if (v2 && pg.head) checkIndexLinks(pg, bad);
+  if (tail.length > 0 && window?.length > 0 && window[0].s >= tail[0].s) throw bad(`w[0] starts at sequence ${window[0].s}, not before the page's first piece at ${tail[0].s}`);
+  if (v2 && !v3 && pg.head) checkIndexLinks(pg.p, pg.s, pg.index, bad);
+  if (v3 && !pg.node) [pg.window, pg.index] = [[], []]; // page 0: nothing to attach
   entries.forEach((e, i) => {
     if (e.ref && !isPayloadRef(e.ref)) throw bad(`entry ${i}: pointer ${e.ref} is not a raw or dag-pb SHA2-256 CIDv1`);
   });
@@ -465,10 +476,20 @@ function entry(r, i) {
   return e;
 }
 
-// checkIndexLinks checks a v2 head's x: from page 0 on, oldest first,
-// every one before the head.
-function checkIndexLinks(pg, bad) {
-  const x = pg.index;
+// checkWindow checks the window links of head page p whose entries start
+// at s: newest first, each older than the page after it.
+function checkWindow(p, s, window, bad) {
+  if (window.length > p) throw bad(`window of ${window.length} pages before page ${p}`);
+  window.forEach((w, k) => {
+    if (!isPageLink(w.cid)) throw bad(`w[${k}]: ${w.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
+    if (w.s >= (k === 0 ? s : window[k - 1].s)) throw bad(`w[${k}] starts at sequence ${w.s}, not older than the page after it`);
+  });
+}
+
+// checkIndexLinks checks a head's x (v2, or a v3 window node's): from
+// page 0 on, oldest first, every one before head page p starting at s.
+function checkIndexLinks(p, s, x, bad) {
+  const pg = { p, s };
   if (pg.p > 0 && x.length === 0) throw bad(`head page ${pg.p} lists no index node: the sealed pages are not reachable`);
   x.forEach((l, i) => {
     if (!isPageLink(l.cid)) throw bad(`x[${i}]: ${l.cid} is not a DAG-CBOR SHA2-256 CIDv1`);
@@ -478,6 +499,51 @@ function checkIndexLinks(pg, bad) {
     if (l.n >= pg.p || l.s >= pg.s || l.s < l.n + 1) throw bad(`x[${i}] (page ${l.n} at ${l.s}) is impossible before page ${pg.p} at ${pg.s}`);
   });
   if (x.length > 0 && pg.p - x[x.length - 1].n > limits.indexPages) throw bad(`the last index node would list more than ${limits.indexPages} pages`);
+}
+
+// decodeWindowNode decodes a v3 window node as pager.DecodeWindowNode
+// does: {p, v: 3, w, x}, the links a v2 head carries itself.
+export function decodeWindowNode(cid, bytes) {
+  if (!isPageLink(cid)) throw new Refused(`window node ${cid}: not a DAG-CBOR SHA2-256 CIDv1`);
+  const r = new Strict(bytes, `window node ${cid}`);
+  const wn = { cid, p: undefined, v: undefined, window: undefined, index: undefined };
+  const have = r.map(4, (k) => {
+    if (k === 'p') wn.p = r.uint();
+    else if (k === 'v') wn.v = r.uint();
+    else if (k === 'w') wn.window = r.links(limits.window, 'w');
+    else if (k === 'x') {
+      wn.index = [];
+      const n = r.length(ARRAY, limits.indexNodes, 'x');
+      for (let i = 0; i < n; i++) {
+        if (r.length(ARRAY, 3, 'index link') !== 3) throw r.error(`index link ${i} is not a triple [CID, n, s]`);
+        wn.index.push({ cid: r.cid(), n: r.uint(), s: r.uint() });
+      }
+    } else throw r.error(`unknown key ${JSON.stringify(k)} in a window node`);
+  });
+  const bad = (msg) => new Refused(`window node ${cid}: malformed: ${msg}`);
+  for (const k of ['p', 'v', 'w', 'x']) if (!have.has(k)) throw bad(`window node without key "${k}"`);
+  if (wn.v !== 3) throw new Refused(`window node ${cid}: version ${wn.v} (window nodes are v3)`);
+  if (wn.p === 0) throw bad('a window node of head page 0 (which has no sealed page to list)');
+  if (wn.p > limits.maxSeq) throw bad(`page number ${wn.p} out of range`);
+  const anyStart = limits.maxSeq + 1;
+  checkWindow(wn.p, anyStart, wn.window, bad);
+  checkIndexLinks(wn.p, anyStart, wn.index, bad);
+  return wn;
+}
+
+// attach gives a v3 head the window and index links of its window node,
+// checked against the head as pager's Attach does.
+export function attach(pg, wn) {
+  const bad = (msg) => new Refused(`window node ${wn.cid} of head ${pg.cid}: malformed: ${msg}`);
+  if (pg.v !== 3 || !pg.node) throw new Refused(`page ${pg.cid} is not a v3 head with a window node`);
+  if (!wn.cid.equals(pg.node)) throw bad(`the head links ${pg.node}`);
+  if (wn.p !== pg.p) throw bad(`it is for head page ${wn.p}, the head is page ${pg.p}`);
+  checkWindow(pg.p, pg.s, wn.window, bad);
+  if (pg.tail.length > 0 && wn.window.length > 0 && wn.window[0].s >= pg.tail[0].s) throw bad(`w[0] starts at sequence ${wn.window[0].s}, not before the page's first piece at ${pg.tail[0].s}`);
+  checkIndexLinks(pg.p, pg.pageStart, wn.index, bad);
+  pg.window = wn.window;
+  pg.index = wn.index;
+  return pg;
 }
 
 // decodeIndex decodes an index node as pager.DecodeIndex does:
@@ -694,6 +760,13 @@ export class Gateway {
   }
   async index(cid) {
     return decodeIndex(cid, await this.block(cid));
+  }
+  // head fetches a head page and, for a v3 head, its window node (a round
+  // after the head: this page does not use the record's hint).
+  async head(cid) {
+    const pg = await this.page(cid);
+    if (pg.v === 3 && pg.node) attach(pg, decodeWindowNode(pg.node, await this.block(pg.node)));
+    return pg;
   }
   async record(name) {
     let raw;
