@@ -282,11 +282,8 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		}
 		unstall := p.unstall
 		p.mu.Unlock()
-		defer func() {
-			p.mu.Lock()
-			p.inFlight--
-			p.mu.Unlock()
-		}()
+		cw := &countingWriter{ResponseWriter: rw, p: p, want: -1}
+		defer cw.finish()
 		if p.opts.RTT > 0 && !wait(r.Context(), p.opts.RTT) {
 			return
 		}
@@ -297,25 +294,17 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 				return
 			}
 		}
-		cw := &countingWriter{ResponseWriter: rw}
 		if cut {
 			next.ServeHTTP(&cutWriter{countingWriter: cw, p: p}, r)
 			// A body too short to cut, sent whole.
 		} else {
 			next.ServeHTTP(cw, r)
 		}
-		p.count(cw)
+		cw.finish()
 		if p.opts.OnAnswer != nil && r.Context().Err() == nil {
 			p.opts.OnAnswer(r.URL.Path)
 		}
 	})
-}
-
-func (p *Proxy) count(cw *countingWriter) {
-	p.mu.Lock()
-	p.c.Bytes += cw.n
-	p.c.HeaderBytes += cw.header
-	p.mu.Unlock()
 }
 
 // cutWriter sends half of a response whose length is known (the headers
@@ -349,7 +338,7 @@ func (w *cutWriter) Write(b []byte) (int, error) {
 		w.p.mu.Lock()
 		w.p.c.Cut++
 		w.p.mu.Unlock()
-		w.p.count(w.countingWriter)
+		w.countingWriter.finish()
 		panic(http.ErrAbortHandler) // the server drops the connection, quietly
 	}
 	return w.countingWriter.Write(b)
@@ -367,16 +356,28 @@ func wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// countingWriter counts a response and ends its request in the proxy's
+// counts before the response's last byte is written: a client that gets
+// the whole answer and asks again at once must find the request ended,
+// or its next request would join the round of this one on a machine slow
+// to run the handler's end (a response without a known length ends when
+// the handler does).
 type countingWriter struct {
 	http.ResponseWriter
+	p         *Proxy
 	n, header int64
+	want      int64 // the body's Content-Length, -1 unknown
 	wrote     bool
+	finished  bool
 }
 
 func (w *countingWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.wrote = true
 		w.header = headerSize(w.Header())
+		if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil && n > 0 {
+			w.want = n
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -385,9 +386,31 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !w.finished && w.want >= 0 && w.n+int64(len(b)) >= w.want {
+		w.n += int64(len(b)) // counted as sent: the request ends first
+		w.finish()
+		n, err := w.ResponseWriter.Write(b)
+		w.n -= int64(len(b) - n)
+		w.Flush() // the whole answer now, not when the handler ends
+		return n, err
+	}
 	n, err := w.ResponseWriter.Write(b)
 	w.n += int64(n)
 	return n, err
+}
+
+// finish ends the request in the proxy's counts, once, with the bytes
+// written so far.
+func (w *countingWriter) finish() {
+	if w.finished {
+		return
+	}
+	w.finished = true
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	w.p.inFlight--
+	w.p.c.Bytes += w.n
+	w.p.c.HeaderBytes += w.header
 }
 
 func (w *countingWriter) Flush() {

@@ -53,3 +53,47 @@ func TestRestartAndAnswers(t *testing.T) {
 		t.Errorf("counts %+v: want 1 restart, 1 cut", c)
 	}
 }
+
+// A request that comes once the answer before it was read whole starts a
+// round of its own, also when the proxy has not yet run the end of the
+// handler that answered (a loaded machine): its request ended before its
+// last byte went out. The bytes are counted by then too.
+func TestRoundEndsBeforeTheLastByte(t *testing.T) {
+	body := strings.Repeat("x", 100_000)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		io.WriteString(w, body)
+	}))
+	defer up.Close()
+	release := make(chan struct{})
+	px := StartTB(t, up.URL, Options{OnAnswer: func(path string) {
+		if path == "/first" {
+			<-release // the handler of the first request has not ended
+		}
+	}})
+	// A proxy that held the first answer's end until its handler ended
+	// would never answer it whole here: the client gives up instead. Each
+	// request on a connection of its own, as a wave's are: on the same
+	// connection the second would wait for the first handler's end.
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) {
+		resp, err := client.Get(px.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if b, err := io.ReadAll(resp.Body); err != nil || len(b) != len(body) {
+			t.Fatalf("%s: %d bytes, %v", path, len(b), err)
+		}
+	}
+	get("/first")
+	get("/second")
+	c := px.Counts()
+	close(release)
+	if c.Rounds != 2 || c.Requests != 2 {
+		t.Errorf("two requests one after the other: %d rounds, %d requests; want 2 and 2", c.Rounds, c.Requests)
+	}
+	if c.Bytes != 2*int64(len(body)) {
+		t.Errorf("%d bytes counted, want %d", c.Bytes, 2*len(body))
+	}
+}
