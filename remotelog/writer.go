@@ -484,6 +484,26 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		pending, pendingBytes = nil, 0
 		return err
 	}
+	// Sealed pages are kept for good: a store that packs them apart
+	// (the embedded store) writes them once, in the order they come.
+	packer, _ := w.cfg.Store.(cas.Packer)
+	var pages []blocks.Block
+	pagesBytes := 0
+	putPage := func(b blocks.Block) error {
+		if packer == nil {
+			return put(b)
+		}
+		pages = append(pages, b)
+		pagesBytes += len(b.RawData())
+		res.Blocks++
+		res.Bytes += len(b.RawData())
+		if pagesBytes < flushBytes {
+			return nil
+		}
+		err := packer.PutPacked(ctx, pages)
+		pages, pagesBytes = nil, 0
+		return err
+	}
 
 	ver := pol.FormatVersion()
 	links, err := w.skipLinks(ver, w.st.Sealed)
@@ -517,7 +537,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			if err != nil {
 				return err
 			}
-			if err := put(cas.NewBlock(c, b)); err != nil {
+			if err := putPage(cas.NewBlock(c, b)); err != nil {
 				return err
 			}
 			w.pages.add(pager.Link{Cid: c, Start: open.Start})
@@ -566,6 +586,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	}
 	if len(pending) > 0 {
 		if err := w.cfg.Store.Put(ctx, pending); err != nil {
+			return res, err
+		}
+	}
+	if len(pages) > 0 {
+		if err := packer.PutPacked(ctx, pages); err != nil {
 			return res, err
 		}
 	}
