@@ -287,6 +287,11 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	}
 	e.load.RLock()
 	defer e.load.RUnlock()
+	e.packs.putMu.Lock() // a block being written to a pack is written first
+	defer e.packs.putMu.Unlock()
+	if err := e.packs.wait(); err != nil {
+		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
+	}
 	e.packs.mu.Lock()
 	delete(e.packs.pending, string(c.Hash()))
 	e.packs.batch.Delete(packKey(c.Hash()))

@@ -33,9 +33,16 @@ var packMax int64 = 64 << 20
 type packs struct {
 	dir string
 
+	// putMu is held by PutPacked and Sync: one call's blocks are written
+	// at a time, in order.
+	putMu sync.Mutex
+	done  chan struct{} // closed when the blocks of the last PutPacked are written
+	err   error         // why they could not be
+
 	// mu is held while a pack is written or the index of packs changes.
 	mu        sync.Mutex
-	cur       *os.File // the pack being written; nil before the first write
+	flying    map[string][]byte // put, not written yet: their bytes
+	cur       *os.File          // the pack being written; nil before the first write
 	curNum    uint64
 	curLen    int64              // its bytes, committed or not
 	pending   map[string]packLoc // written to cur, not in the index yet
@@ -55,7 +62,7 @@ func packsDir(dir string) string { return filepath.Join(dir, "packs") }
 // rewrote) is removed, and bytes past a pack's committed length (a write
 // cut short) are cut off.
 func (e *Embedded) openPacks() error {
-	p := &packs{dir: packsDir(e.dir), pending: map[string]packLoc{}, batch: new(goleveldb.Batch),
+	p := &packs{dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
 		committed: map[uint64]int64{}, files: map[uint64]*os.File{}}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return err
@@ -119,58 +126,112 @@ func parsePackName(name string) (uint64, bool) {
 
 // PutPacked stores blocks meant to be kept for good (a log's sealed pages)
 // in the store's pack files, each compressed once, instead of its LevelDB
-// tables. Blocks the store holds are not stored again. They are durable
-// once Sync returns; Get and Has see them at once.
+// tables. Blocks the store holds are not stored again. It returns before
+// they are written: the records are made on every core and written in
+// order while the caller goes on (one call's blocks at a time), and the
+// next PutPacked or Sync waits for them and reports a failure. They are
+// durable once Sync returns; Get and Has see them at once. The store
+// keeps blks' bytes until they are written.
 func (e *Embedded) PutPacked(ctx context.Context, blks []blocks.Block) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: put: %w", e.dir, ErrReadOnly)
 	}
-	e.load.RLock()
-	defer e.load.RUnlock()
 	e.markYoung(blks)
-	// The records are made on every core, then written in order.
-	recs := make([][]byte, len(blks))
+	p := e.packs
+	p.putMu.Lock()
+	defer p.putMu.Unlock()
+	if err := p.wait(); err != nil {
+		return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
+	}
+	p.mu.Lock()
+	var fresh []blocks.Block
+	for _, b := range blks {
+		held, err := e.holdsLocked(b.Cid().Hash())
+		if err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
+		}
+		if !held {
+			fresh = append(fresh, b)
+			p.flying[string(b.Cid().Hash())] = b.RawData()
+		}
+	}
+	p.mu.Unlock()
+	if len(fresh) == 0 {
+		return nil
+	}
+	done := make(chan struct{})
+	p.done = done
+	go func() {
+		defer close(done)
+		e.load.RLock() // it may commit a full pack: a write, see load
+		defer e.load.RUnlock()
+		p.err = e.writeRecords(fresh)
+	}()
+	return nil
+}
+
+// wait waits for the blocks of the last PutPacked to be written, and
+// returns what failed; p.putMu is held.
+func (p *packs) wait() error {
+	if p.done == nil {
+		return nil
+	}
+	<-p.done
+	err := p.err
+	p.done, p.err = nil, nil
+	return err
+}
+
+// recPool holds the buffers records are made in.
+var recPool sync.Pool
+
+// writeRecords makes the records of blks on every core and appends them
+// to the packs in order.
+func (e *Embedded) writeRecords(blks []blocks.Block) error {
+	p := e.packs
+	recs := make([]*[]byte, len(blks))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var scratch []byte
 			for i := range work {
-				recs[i] = appendPackRecord(nil, blks[i].Cid().Hash(), blks[i].RawData())
+				buf, _ := recPool.Get().(*[]byte)
+				if buf == nil {
+					buf = new([]byte)
+				}
+				*buf, scratch = appendPackRecord((*buf)[:0], scratch, blks[i].Cid().Hash(), blks[i].RawData())
+				recs[i] = buf
 			}
 		})
 	}
-	p := e.packs
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var fresh []int
-	for i, b := range blks {
-		held, err := e.holdsLocked(b.Cid().Hash())
-		if err != nil {
-			close(work)
-			wg.Wait()
-			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
-		}
-		if !held {
-			fresh = append(fresh, i)
-		}
-	}
-	for _, i := range fresh {
+	for i := range blks {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
-	for _, i := range fresh {
-		if err := e.appendRecord(blks[i].Cid().Hash(), recs[i], uint64(len(blks[i].RawData()))); err != nil {
-			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var err error
+	for i, b := range blks {
+		mh := b.Cid().Hash()
+		if err == nil {
+			err = e.appendRecord(mh, *recs[i], uint64(len(b.RawData())))
 		}
+		delete(p.flying, string(mh))
+		recPool.Put(recs[i])
 	}
-	return nil
+	return err
 }
 
 // holdsLocked reports whether the store holds the block mh, in a pack
 // (committed or not) or in its tables; p.mu is held.
 func (e *Embedded) holdsLocked(mh multihash.Multihash) (bool, error) {
 	if _, ok := e.packs.pending[string(mh)]; ok {
+		return true, nil
+	}
+	if _, ok := e.packs.flying[string(mh)]; ok {
 		return true, nil
 	}
 	return e.holds(mh)
@@ -303,9 +364,15 @@ func (e *Embedded) Sync(ctx context.Context) error {
 
 // syncPacks is Sync, with e.load held.
 func (e *Embedded) syncPacks() error {
+	e.packs.putMu.Lock()
+	defer e.packs.putMu.Unlock()
+	err := e.packs.wait()
 	e.packs.mu.Lock()
 	defer e.packs.mu.Unlock()
-	if err := e.commitLocked(); err != nil {
+	if err == nil {
+		err = e.commitLocked()
+	}
+	if err != nil {
 		return fmt.Errorf("cas: store %s: %w", e.dir, err)
 	}
 	return nil
@@ -316,11 +383,17 @@ func (e *Embedded) packGet(ctx context.Context, mh multihash.Multihash) ([]byte,
 	if e.view != nil {
 		return e.viewPackGet(ctx, mh)
 	}
+	e.packs.mu.Lock()
+	b, ok := e.packs.flying[string(mh)]
+	e.packs.mu.Unlock()
+	if ok {
+		return b, true, nil
+	}
 	loc, ok, err := e.packLoc(ctx, mh)
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	b, err := e.packs.read(mh, loc)
+	b, err = e.packs.read(mh, loc)
 	return b, true, err
 }
 
@@ -424,12 +497,9 @@ func (e *Embedded) packHas(ctx context.Context, mh multihash.Multihash) (bool, e
 		return err == nil, err
 	}
 	e.packs.mu.Lock()
-	_, ok := e.packs.pending[string(mh)]
+	ok, err := e.holdsLocked(mh)
 	e.packs.mu.Unlock()
-	if ok {
-		return true, nil
-	}
-	return e.ds.DB.Has(packKey(mh), nil)
+	return ok, err
 }
 
 // rewritePacks, in a collection, rewrites every pack less than half of

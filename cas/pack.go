@@ -51,18 +51,22 @@ var (
 )
 
 // appendPackRecord appends the record of the block whose multihash is mh
-// and whose bytes are raw to b: S2-encoded when that makes it smaller.
-func appendPackRecord(b []byte, mh multihash.Multihash, raw []byte) []byte {
+// and whose bytes are raw to b: S2-encoded when that makes it smaller. It
+// encodes in scratch, and returns it for the next call.
+func appendPackRecord(b, scratch []byte, mh multihash.Multihash, raw []byte) ([]byte, []byte) {
 	b = binary.AppendUvarint(b, uint64(len(mh)))
 	b = append(b, mh...)
+	if n := s2.MaxEncodedLen(len(raw)); cap(scratch) < n {
+		scratch = make([]byte, n)
+	}
 	kind, data := byte(packRaw), raw
-	if enc := s2.Encode(nil, raw); len(enc) < len(raw) {
+	if enc := s2.Encode(scratch[:cap(scratch)], raw); len(enc) < len(raw) {
 		kind, data = packS2, enc
 	}
 	b = append(b, kind)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(data, crcC))
-	return append(b, data...)
+	return append(b, data...), scratch
 }
 
 // packRecord is a record read from a pack.

@@ -440,6 +440,10 @@ type PublishResult struct {
 // million messages within a phone's memory.
 const flushBytes = 4 << 20
 
+// packBytes is flushBytes for sealed pages put in packs: the store writes
+// one batch while the next is paginated, so two are in memory at once.
+const packBytes = 1 << 20
+
 // Publish makes everything appended so far readable under the log's name:
 // it paginates new entries, puts every new block, saves its state, and only
 // then signs and publishes a record, so the name never points at a block
@@ -497,7 +501,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		pagesBytes += len(b.RawData())
 		res.Blocks++
 		res.Bytes += len(b.RawData())
-		if pagesBytes < flushBytes {
+		if pagesBytes < packBytes {
 			return nil
 		}
 		err := packer.PutPacked(ctx, pages)
@@ -594,6 +598,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			return res, err
 		}
 	}
+	crashAt("publish-packed") // pages written to a pack, not synced or indexed
 	if err := syncStore(ctx, w.cfg.Store); err != nil {
 		return res, err
 	}
