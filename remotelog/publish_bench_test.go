@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,8 +21,10 @@ import (
 // 255-byte bodies of random base64 (incompressible, as bench/million.sh's
 // BODIES=random). Each iteration publishes a fresh copy of the appended
 // repo. It reports messages per second of wall time, the CPU seconds the
-// publish took (user and system, every core), and the writer's repo on
-// disk against the bodies. Run it alone: go test -run X -bench
+// publish took (user and system, every core), the bytes it had written to
+// the disk against the bytes of the blocks it put (write-amp, from
+// /proc/self/io; the journal's compaction included), and the writer's
+// repo on disk against the bodies. Run it alone: go test -run X -bench
 // PublishMillion -benchtime 1x ./remotelog
 func BenchmarkPublishMillion(b *testing.B) {
 	n := 1_000_000
@@ -45,7 +48,7 @@ func BenchmarkPublishMillion(b *testing.B) {
 	w.Close()
 	repo.Close()
 	var cpu time.Duration
-	var disk int64
+	var disk, written, put int64
 	for b.Loop() {
 		b.StopTimer()
 		dir := filepath.Join(b.TempDir(), "repo")
@@ -53,7 +56,7 @@ func BenchmarkPublishMillion(b *testing.B) {
 			b.Fatalf("cp: %v: %s", err, out)
 		}
 		b.StartTimer()
-		c0 := cpuTime(b)
+		c0, w0 := cpuTime(b), procWriteBytes(b)
 		repo, err := remotelog.Open(dir)
 		if err != nil {
 			b.Fatal(err)
@@ -74,12 +77,30 @@ func BenchmarkPublishMillion(b *testing.B) {
 		}
 		cpu += cpuTime(b) - c0
 		b.StopTimer()
+		written, put = procWriteBytes(b)-w0, int64(res.Bytes)
 		disk = dirSize(b, dir)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(written)/float64(put), "write-amp")
 	b.ReportMetric(float64(disk)/float64(n*255), "x-bodies")
+}
+
+// procWriteBytes is what this process has had written to the disk so far.
+func procWriteBytes(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skip("no /proc/self/io: write amplification is measured on Linux")
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Skip("no write_bytes in /proc/self/io")
+	return 0
 }
 
 // dirSize is the disk the files under dir take.
