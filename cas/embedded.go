@@ -285,13 +285,16 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: delete: %w", e.dir, ErrReadOnly)
 	}
-	e.load.RLock()
-	defer e.load.RUnlock()
-	e.packs.putMu.Lock() // a block being written to a pack is written first
+	// A block being written to a pack is written first. (The writing
+	// takes e.load: it is waited for before e.load is taken, here and in
+	// Sync and Collect, or a Load waiting for e.load would wait forever.)
+	e.packs.putMu.Lock()
 	defer e.packs.putMu.Unlock()
 	if err := e.packs.wait(); err != nil {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
+	e.load.RLock()
+	defer e.load.RUnlock()
 	e.packs.mu.Lock()
 	delete(e.packs.pending, string(c.Hash()))
 	e.packs.batch.Delete(packKey(c.Hash()))
@@ -391,8 +394,21 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 	}
 	e.gc.Lock()
 	defer e.gc.Unlock()
+	// Packed blocks put before the collection began are walked too: they
+	// are written and committed first (see Delete for the order).
+	e.packs.putMu.Lock()
+	defer e.packs.putMu.Unlock()
+	if err := e.packs.wait(); err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
 	e.load.RLock() // it writes: see load
 	defer e.load.RUnlock()
+	e.packs.mu.Lock()
+	err := e.commitLocked()
+	e.packs.mu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
 	e.youngMu.Lock()
 	e.young = map[string]struct{}{}
 	e.youngMu.Unlock()
@@ -413,10 +429,6 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		err := e.ds.DB.Write(batch, nil)
 		batch.Reset()
 		return err
-	}
-	// Packed blocks put before the collection began are walked too.
-	if err := e.syncPacks(); err != nil {
-		return res, err
 	}
 	err = e.walk(ctx, func(mh multihash.Multihash, size int, packed bool) error {
 		e.youngMu.Lock()

@@ -357,16 +357,11 @@ func (e *Embedded) Sync(ctx context.Context) error {
 	if e.readOnly || e.packs == nil {
 		return nil
 	}
-	e.load.RLock()
-	defer e.load.RUnlock()
-	return e.syncPacks()
-}
-
-// syncPacks is Sync, with e.load held.
-func (e *Embedded) syncPacks() error {
 	e.packs.putMu.Lock()
 	defer e.packs.putMu.Unlock()
-	err := e.packs.wait()
+	err := e.packs.wait() // before e.load: see Delete
+	e.load.RLock()
+	defer e.load.RUnlock()
 	e.packs.mu.Lock()
 	defer e.packs.mu.Unlock()
 	if err == nil {

@@ -360,3 +360,59 @@ func TestPackCollect(t *testing.T) {
 	mustGetAll(t, s, dead[:3])
 	_ = cid.Undef
 }
+
+// TestPackConcurrent: blocks are read while they are being packed (from
+// memory, from the pack before the commit, after it), a Load runs beside,
+// and every one reads back; the race detector watches.
+func TestPackConcurrent(t *testing.T) {
+	defer cas.SetPackMax(512 << 10)()
+	ctx := context.Background()
+	s, err := cas.OpenEmbedded(filepath.Join(t.TempDir(), "blocks"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	blks := packSet(t, 60)
+	cids, _, get, _ := loadSet(t, 40)
+	put := make(chan blocks.Block, len(blks))
+	errs := make(chan error, 3)
+	go func() {
+		defer close(put)
+		for i := 0; i < len(blks); i += 6 {
+			if err := s.PutPacked(ctx, blks[i:i+6]); err != nil {
+				errs <- err
+				return
+			}
+			for _, b := range blks[i : i+6] {
+				put <- b
+			}
+			if i%18 == 0 {
+				if err := s.Sync(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+		errs <- s.Sync(ctx)
+	}()
+	go func() {
+		for b := range put {
+			got, err := s.Get(ctx, b.Cid())
+			if err != nil || !bytes.Equal(got, b.RawData()) {
+				errs <- errors.Join(err, errors.New("a packed block read back wrong"))
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		_, err := s.Load(ctx, cids, get)
+		errs <- err
+	}()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustGetAll(t, s, blks)
+}
