@@ -523,20 +523,24 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	var sparse []uint64
+	copies := false
 	for num, l := range p.committed {
 		if 2*live[num] < l-int64(len(packMagic)) {
 			sparse = append(sparse, num)
+			copies = copies || live[num] > 0
+			if p.cur != nil && num == p.curNum {
+				p.cur = nil // it is removed: the next write begins another
+			}
 		}
 	}
 	if len(sparse) == 0 {
 		return 0, nil
 	}
 	// The copies go to a new pack, never into one being rewritten.
-	if err := e.commitLocked(); err != nil {
-		return 0, err
-	}
-	if err := p.begin(true); err != nil {
-		return 0, err
+	if copies {
+		if err := p.begin(true); err != nil {
+			return 0, err
+		}
 	}
 	var freed int64
 	for _, num := range sparse {
