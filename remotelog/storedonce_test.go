@@ -52,6 +52,18 @@ func journalSize(t *testing.T, dir string) int64 {
 	return st.Size()
 }
 
+// appendCrashBodies appends crashBody(seq) for seq from w.Len()+1 to n.
+func appendCrashBodies(t *testing.T, repo *remotelog.Repo, w *remotelog.Writer, n uint64) {
+	t.Helper()
+	var bodies [][]byte
+	for seq := w.Len() + 1; seq <= n; seq++ {
+		bodies = append(bodies, crashBody(seq))
+	}
+	if _, err := w.Append(context.Background(), repo.DefaultGroup(), bodies); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // newWriterRepo is a new repo whose pages seal often, and its writer.
 func newWriterRepo(t *testing.T) (*remotelog.Repo, *remotelog.Writer) {
 	t.Helper()
@@ -80,16 +92,7 @@ func TestStoredOnce(t *testing.T) {
 	repo, w := newWriterRepo(t)
 	dir := repo.Dir
 	ctx := context.Background()
-	appendUpTo := func(n uint64) {
-		t.Helper()
-		var bodies [][]byte
-		for seq := w.Len() + 1; seq <= n; seq++ {
-			bodies = append(bodies, crashBody(seq))
-		}
-		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendUpTo := func(n uint64) { t.Helper(); appendCrashBodies(t, repo, w, n) }
 	appendUpTo(300)
 	full := journalSize(t, dir)
 	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
@@ -144,13 +147,7 @@ func TestPagesInTablesStillRead(t *testing.T) {
 	ctx := context.Background()
 	appendTo := func(n uint64) {
 		t.Helper()
-		var bodies [][]byte
-		for seq := w.Len() + 1; seq <= n; seq++ {
-			bodies = append(bodies, crashBody(seq))
-		}
-		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-			t.Fatal(err)
-		}
+		appendCrashBodies(t, repo, w, n)
 		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
