@@ -492,15 +492,15 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	// (the embedded store) writes them once, in the order they come.
 	packer, _ := w.cfg.Store.(cas.Packer)
 	var pages []blocks.Block
-	pagesBytes := 0
+	pagesBytes, packedBlocks, packedBytes := 0, 0, 0
 	putPage := func(b blocks.Block) error {
 		if packer == nil {
 			return put(b)
 		}
 		pages = append(pages, b)
 		pagesBytes += len(b.RawData())
-		res.Blocks++
-		res.Bytes += len(b.RawData())
+		packedBlocks++
+		packedBytes += len(b.RawData())
 		if pagesBytes < packBytes {
 			return nil
 		}
@@ -516,6 +516,15 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	}
 	open := pager.NewOpen(ver, w.st.Sealed, w.st.OpenStart, links)
 	total := n - w.st.OpenStart + 1
+	// Sealed v2 pages packed by the store are encoded on other cores while
+	// the scan goes on: put only touches what this goroutine does then.
+	sealer := newPageSealer(packer != nil && ver != pager.V1, func(b []byte, c cid.Cid, start uint64) error {
+		if err := putPage(cas.NewBlock(c, b)); err != nil {
+			return err
+		}
+		w.pages.add(pager.Link{Cid: c, Start: start})
+		return nil
+	})
 	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
 		if e.IsRef() {
@@ -537,14 +546,9 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			}
 		}
 		if !open.Fits(pol, it.PayloadSize()) {
-			b, c, err := pager.Encode(open.Seal(pol))
-			if err != nil {
+			if err := sealer.seal(open.Seal(pol)); err != nil {
 				return err
 			}
-			if err := putPage(cas.NewBlock(c, b)); err != nil {
-				return err
-			}
-			w.pages.add(pager.Link{Cid: c, Start: open.Start})
 			links, err := w.skipLinks(ver, open.Number+1)
 			if err != nil {
 				return err
@@ -557,9 +561,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 		return nil
 	})
-	if err != nil {
+	if err = errors.Join(err, sealer.wait()); err != nil {
 		return res, err
 	}
+	res.Blocks += packedBlocks
+	res.Bytes += packedBytes
 	window, err := w.pages.window(open.Number, pol.Window)
 	if err != nil {
 		return res, err
