@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 
@@ -34,6 +35,7 @@ type Embedded struct {
 	bs       blockstore.Blockstore
 	readOnly bool
 	view     *readView // read-only: no lock, see readView
+	packs    *packs    // sealed pages, out of the tables (pack.go)
 
 	// gc is held by Collect; Hold takes it shared.
 	gc sync.RWMutex
@@ -58,7 +60,7 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 		}
-		return &Embedded{dir: dir, readOnly: true, view: v}, nil
+		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{dir: packsDir(dir), files: map[uint64]*os.File{}}}, nil
 	}
 	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
 		// fsyncs on: sealed pages are the only copy of the messages they
@@ -90,10 +92,24 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 	}
-	return &Embedded{dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}, nil
+	e := &Embedded{dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}
+	if err := e.openPacks(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("cas: open store %s: packs: %w", dir, err)
+	}
+	return e, nil
 }
 
 func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if c.Defined() {
+		b, ok, err := e.packGet(ctx, c.Hash())
+		if err != nil {
+			return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, err)
+		}
+		if ok {
+			return b, nil
+		}
+	}
 	if e.view != nil {
 		b, err := e.viewGet(ctx, c)
 		if err != nil {
@@ -112,6 +128,15 @@ func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if c.Defined() {
+		ok, err := e.packHas(ctx, c.Hash())
+		if err != nil {
+			return false, fmt.Errorf("cas: store %s: has %s: %w", e.dir, c, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
 	if e.view != nil {
 		_, err := e.viewGet(ctx, c)
 		if errors.Is(err, ErrNotFound) {
@@ -135,20 +160,19 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 	}
 	e.load.RLock()
 	defer e.load.RUnlock()
-	e.youngMu.Lock()
-	if e.young != nil {
-		for _, b := range blks {
-			e.young[string(b.Cid().Hash())] = struct{}{}
-		}
-	}
-	e.youngMu.Unlock()
+	e.markYoung(blks)
 	// One batch, under the keys the blockstore reads, blocks held not
 	// written again, and synced: durable when Put returns. (A synced write
 	// later is not enough: LevelDB closes a full log without syncing it
 	// when it starts the next, so only the newest log would be synced.)
 	batch := new(goleveldb.Batch)
 	for _, b := range blks {
-		k := dshelp.MultihashToDsKey(b.Cid().Hash()).Bytes()
+		if ok, err := e.packHas(ctx, b.Cid().Hash()); err != nil {
+			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
+		} else if ok {
+			continue
+		}
+		k := blockKey(b.Cid().Hash())
 		if ok, err := e.ds.DB.Has(k, nil); err != nil {
 			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
 		} else if !ok {
@@ -221,7 +245,7 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 			n++
 			continue
 		}
-		if ok, err := e.ds.DB.Has(en.key, nil); err != nil {
+		if ok, err := e.holds(en.c.Hash()); err != nil {
 			return fail(n, err)
 		} else if ok {
 			n++
@@ -257,16 +281,29 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 	return n, nil
 }
 
-// Sync makes every Put so far durable: each one is when it returns, so
-// there is nothing left to do.
-func (e *Embedded) Sync(ctx context.Context) error { return nil }
-
 func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: delete: %w", e.dir, ErrReadOnly)
 	}
+	// A block being written to a pack is written first. (The writing
+	// takes e.load: it is waited for before e.load is taken, here and in
+	// Sync and Collect, or a Load waiting for e.load would wait forever.)
+	e.packs.putMu.Lock()
+	defer e.packs.putMu.Unlock()
+	if err := e.packs.wait(); err != nil {
+		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
+	}
 	e.load.RLock()
 	defer e.load.RUnlock()
+	e.packs.mu.Lock()
+	delete(e.packs.pending, string(c.Hash()))
+	e.packs.batch.Delete(packKey(c.Hash()))
+	e.packs.mu.Unlock()
+	// Deleted from the index at once; its record stays in its pack until a
+	// collection rewrites the pack.
+	if err := e.ds.DB.Delete(packKey(c.Hash()), nil); err != nil {
+		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
+	}
 	if err := e.bs.DeleteBlock(ctx, c); err != nil && !ipld.IsNotFound(err) {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
@@ -296,6 +333,12 @@ func (e *Embedded) Hold() (release func()) {
 
 // Walk calls f for every block of the store: its multihash and size.
 func (e *Embedded) Walk(ctx context.Context, f func(mh multihash.Multihash, size int) error) error {
+	return e.walk(ctx, func(mh multihash.Multihash, size int, _ bool) error { return f(mh, size) })
+}
+
+// walk is Walk, saying of each block whether a pack holds it. Blocks put
+// with PutPacked and not synced yet are not walked.
+func (e *Embedded) walk(ctx context.Context, f func(mh multihash.Multihash, size int, packed bool) error) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: walk: %w", e.dir, ErrReadOnly)
 	}
@@ -305,11 +348,25 @@ func (e *Embedded) Walk(ctx context.Context, f func(mh multihash.Multihash, size
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		mh, err := dshelp.DsKeyToMultihash(datastore.RawKey(string(it.Key())))
+		k := it.Key()
+		if rest, ok := bytes.CutPrefix(k, []byte(packKeyPrefix)); ok {
+			loc, err := decodePackLoc(it.Value())
+			if err != nil {
+				continue
+			}
+			if err := f(multihash.Multihash(bytes.Clone(rest)), int(loc.size), true); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(k) == 0 || k[0] != '/' {
+			continue // the pack index's other keys
+		}
+		mh, err := dshelp.DsKeyToMultihash(datastore.RawKey(string(k)))
 		if err != nil {
 			continue // not a block (the sync marker)
 		}
-		if err := f(mh, len(it.Value())); err != nil {
+		if err := f(mh, len(it.Value()), false); err != nil {
 			return err
 		}
 	}
@@ -337,8 +394,21 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 	}
 	e.gc.Lock()
 	defer e.gc.Unlock()
+	// Packed blocks put before the collection began are walked too: they
+	// are written and committed first (see Delete for the order).
+	e.packs.putMu.Lock()
+	defer e.packs.putMu.Unlock()
+	if err := e.packs.wait(); err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
 	e.load.RLock() // it writes: see load
 	defer e.load.RUnlock()
+	e.packs.mu.Lock()
+	err := e.commitLocked()
+	e.packs.mu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
 	e.youngMu.Lock()
 	e.young = map[string]struct{}{}
 	e.youngMu.Unlock()
@@ -360,7 +430,7 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		batch.Reset()
 		return err
 	}
-	err = e.Walk(ctx, func(mh multihash.Multihash, size int) error {
+	err = e.walk(ctx, func(mh multihash.Multihash, size int, packed bool) error {
 		e.youngMu.Lock()
 		_, young := e.young[string(mh)]
 		e.youngMu.Unlock()
@@ -368,7 +438,11 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 			res.Kept++
 			return nil
 		}
-		batch.Delete(dshelp.MultihashToDsKey(mh).Bytes())
+		if packed {
+			batch.Delete(packKey(mh))
+		} else {
+			batch.Delete(blockKey(mh))
+		}
 		res.Blocks++
 		res.Bytes += int64(size)
 		if batch.Len() >= 1024 {
@@ -387,18 +461,28 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 			return res, fmt.Errorf("cas: store %s: compact: %w", e.dir, err)
 		}
 	}
-	return res, e.Sync(ctx)
+	// The records of removed blocks are still in their packs: a pack
+	// mostly removed is rewritten.
+	if _, err := e.rewritePacks(ctx); err != nil {
+		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
+	}
+	return res, nil
 }
 
 // Close releases the store.
 func (e *Embedded) Close() error {
 	if e.view != nil {
-		if err := e.view.close(); err != nil {
+		if err := errors.Join(e.view.close(), e.packs.close()); err != nil {
 			return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
 		}
 		return nil
 	}
-	if err := e.ds.Close(); err != nil && !errors.Is(err, context.Canceled) {
+	err := e.Sync(context.Background())
+	err = errors.Join(err, e.packs.close())
+	if cerr := e.ds.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
 	}
 	return nil
@@ -406,4 +490,20 @@ func (e *Embedded) Close() error {
 
 // Blockstore is the boxo blockstore under the store, for serving it; nil
 // for a read-only store.
-func (e *Embedded) Blockstore() blockstore.Blockstore { return e.bs }
+func (e *Embedded) Blockstore() blockstore.Blockstore {
+	if e.bs == nil {
+		return nil
+	}
+	return embeddedBlockstore{e}
+}
+
+// markYoung, while Collect runs, keeps blks from being collected.
+func (e *Embedded) markYoung(blks []blocks.Block) {
+	e.youngMu.Lock()
+	defer e.youngMu.Unlock()
+	if e.young != nil {
+		for _, b := range blks {
+			e.young[string(b.Cid().Hash())] = struct{}{}
+		}
+	}
+}

@@ -148,6 +148,13 @@ func (v *readView) refresh(ctx context.Context, fp string) (bool, error) {
 	return true, nil
 }
 
+// fingerprint is the fingerprint of the view read now.
+func (v *readView) fingerprint() string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.fp
+}
+
 func (v *readView) close() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()

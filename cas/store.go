@@ -73,6 +73,14 @@ func Load(ctx context.Context, dst Store, cids []cid.Cid, get func(context.Conte
 	return n, nil
 }
 
+// A Packer stores blocks meant to be kept for good (a log's sealed pages)
+// apart from the others, written once and never merged again (the
+// embedded store's pack files). They are durable once the store's Sync
+// returns.
+type Packer interface {
+	PutPacked(ctx context.Context, blks []blocks.Block) error
+}
+
 // Deleter is the optional ability to remove a block. Deleting a missing
 // block is not an error.
 type Deleter interface {

@@ -121,10 +121,11 @@ func TestCrashSafety(t *testing.T) {
 }
 
 // crashSteps are the steps of a publish and of the compaction after it
-// where the long kill test also kills the writer: after the state is
+// where the long kill test also kills the writer: after its sealed pages
+// are written to a pack and before they are synced, after the state is
 // saved, after the record, after the compacted journal is written, after
 // it is marked complete, and between the renames that swap it in.
-var crashSteps = []string{"publish-state", "publish-record", "compact-copied", "compact-complete", "swap-old", "swap-live"}
+var crashSteps = []string{"publish-packed", "publish-state", "publish-record", "compact-copied", "compact-complete", "swap-old", "swap-live"}
 
 // TestKillStoredOnce is the long kill test of the log stored once (issue
 // 18): 240 SIGKILLs of a writer process, half at random times of append,

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 
+	"rlog/cas"
 	"rlog/remotelog"
 )
 
@@ -49,6 +52,18 @@ func journalSize(t *testing.T, dir string) int64 {
 	return st.Size()
 }
 
+// appendCrashBodies appends crashBody(seq) for seq from w.Len()+1 to n.
+func appendCrashBodies(t *testing.T, repo *remotelog.Repo, w *remotelog.Writer, n uint64) {
+	t.Helper()
+	var bodies [][]byte
+	for seq := w.Len() + 1; seq <= n; seq++ {
+		bodies = append(bodies, crashBody(seq))
+	}
+	if _, err := w.Append(context.Background(), repo.DefaultGroup(), bodies); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // newWriterRepo is a new repo whose pages seal often, and its writer.
 func newWriterRepo(t *testing.T) (*remotelog.Repo, *remotelog.Writer) {
 	t.Helper()
@@ -77,16 +92,7 @@ func TestStoredOnce(t *testing.T) {
 	repo, w := newWriterRepo(t)
 	dir := repo.Dir
 	ctx := context.Background()
-	appendUpTo := func(n uint64) {
-		t.Helper()
-		var bodies [][]byte
-		for seq := w.Len() + 1; seq <= n; seq++ {
-			bodies = append(bodies, crashBody(seq))
-		}
-		if _, err := w.Append(ctx, repo.DefaultGroup(), bodies); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendUpTo := func(n uint64) { t.Helper(); appendCrashBodies(t, repo, w, n) }
 	appendUpTo(300)
 	full := journalSize(t, dir)
 	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
@@ -130,5 +136,69 @@ func TestStoredOnce(t *testing.T) {
 	localLog(t, w)
 	if rep := remotelog.Check(ctx, repo, w.Name(), cid.Undef, time.Now); !rep.OK() {
 		t.Fatalf("check after compaction: %+v", rep.Findings)
+	}
+}
+
+// TestPagesInTablesStillRead: a repo whose sealed pages are in the
+// store's LevelDB tables (written before pack files) reads them there,
+// puts the pages it seals from then on in packs, and checks clean.
+func TestPagesInTablesStillRead(t *testing.T) {
+	repo, w := newWriterRepo(t)
+	ctx := context.Background()
+	appendTo := func(n uint64) {
+		t.Helper()
+		appendCrashBodies(t, repo, w, n)
+		if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(300)
+	packs := filepath.Join(repo.Dir, "blocks", "packs")
+	if ents, _ := os.ReadDir(packs); len(ents) == 0 {
+		t.Fatal("no pack after sealing pages")
+	}
+	// Every block moved to the tables, as a repo written before packs.
+	e := repo.Store().(*cas.Embedded)
+	var all []cid.Cid
+	if err := e.Walk(ctx, func(mh multihash.Multihash, _ int) error {
+		all = append(all, cid.NewCidV1(cid.Raw, mh))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		b, err := e.Get(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Delete(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Put(ctx, []blocks.Block{cas.NewBlock(c, b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Collect(ctx, func(context.Context) (func(multihash.Multihash) bool, error) {
+		return func(multihash.Multihash) bool { return true }, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(packs); len(ents) != 0 {
+		t.Fatalf("%d packs left, every block in the tables", len(ents))
+	}
+	w.Close()
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	localLog(t, w)
+	appendTo(700)
+	localLog(t, w)
+	if ents, _ := os.ReadDir(packs); len(ents) == 0 {
+		t.Fatal("pages sealed since are not in packs")
+	}
+	if rep := remotelog.Check(ctx, repo, w.Name(), cid.Undef, time.Now); !rep.OK() {
+		t.Fatalf("check: %+v", rep.Findings)
 	}
 }

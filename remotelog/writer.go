@@ -440,6 +440,10 @@ type PublishResult struct {
 // million messages within a phone's memory.
 const flushBytes = 4 << 20
 
+// packBytes is flushBytes for sealed pages put in packs: the store writes
+// one batch while the next is paginated, so two are in memory at once.
+const packBytes = 1 << 20
+
 // Publish makes everything appended so far readable under the log's name:
 // it paginates new entries, puts every new block, saves its state, and only
 // then signs and publishes a record, so the name never points at a block
@@ -484,6 +488,26 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		pending, pendingBytes = nil, 0
 		return err
 	}
+	// Sealed pages are kept for good: a store that packs them apart
+	// (the embedded store) writes them once, in the order they come.
+	packer, _ := w.cfg.Store.(cas.Packer)
+	var pages []blocks.Block
+	pagesBytes, packedBlocks, packedBytes := 0, 0, 0
+	putPage := func(b blocks.Block) error {
+		if packer == nil {
+			return put(b)
+		}
+		pages = append(pages, b)
+		pagesBytes += len(b.RawData())
+		packedBlocks++
+		packedBytes += len(b.RawData())
+		if pagesBytes < packBytes {
+			return nil
+		}
+		err := packer.PutPacked(ctx, pages)
+		pages, pagesBytes = nil, 0
+		return err
+	}
 
 	ver := pol.FormatVersion()
 	links, err := w.skipLinks(ver, w.st.Sealed)
@@ -492,6 +516,15 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	}
 	open := pager.NewOpen(pol.PageVersion(), w.st.Sealed, w.st.OpenStart, links)
 	total := n - w.st.OpenStart + 1
+	// Sealed v2 pages packed by the store are encoded on other cores while
+	// the scan goes on: put only touches what this goroutine does then.
+	sealer := newPageSealer(packer != nil && ver != pager.V1, func(b []byte, c cid.Cid, start uint64) error {
+		if err := putPage(cas.NewBlock(c, b)); err != nil {
+			return err
+		}
+		w.pages.add(pager.Link{Cid: c, Start: start})
+		return nil
+	})
 	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
 		if e.IsRef() {
@@ -513,14 +546,9 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			}
 		}
 		if !open.Fits(pol, it.PayloadSize()) {
-			b, c, err := pager.Encode(open.Seal(pol))
-			if err != nil {
+			if err := sealer.seal(open.Seal(pol)); err != nil {
 				return err
 			}
-			if err := put(cas.NewBlock(c, b)); err != nil {
-				return err
-			}
-			w.pages.add(pager.Link{Cid: c, Start: open.Start})
 			links, err := w.skipLinks(ver, open.Number+1)
 			if err != nil {
 				return err
@@ -533,9 +561,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 		return nil
 	})
-	if err != nil {
+	if err = errors.Join(err, sealer.wait()); err != nil {
 		return res, err
 	}
+	res.Blocks += packedBlocks
+	res.Bytes += packedBytes
 	window, err := w.pages.window(open.Number, pol.Window)
 	if err != nil {
 		return res, err
@@ -586,6 +616,12 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			return res, err
 		}
 	}
+	if len(pages) > 0 {
+		if err := packer.PutPacked(ctx, pages); err != nil {
+			return res, err
+		}
+	}
+	crashAt("publish-packed") // pages written to a pack, not synced or indexed
 	if err := syncStore(ctx, w.cfg.Store); err != nil {
 		return res, err
 	}
