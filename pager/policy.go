@@ -22,11 +22,17 @@ type Policy struct {
 	HeadInlineLimit int `json:"head_inline_limit"`
 	// Window is how many of the newest sealed pages the head lists (W).
 	Window int `json:"window"`
-	// TailEntries (v2) cuts the head's page, but for its newest 1 to
-	// TailEntries entries, into pieces of TailEntries entries that the head
+	// TailEntries (v2) cuts the head's page, but for its newest entries
+	// (see HeadEntries), into pieces of TailEntries entries that the head
 	// links, so that a reader a few messages behind fetches only the pieces
 	// it misses. 0: the head holds its whole page.
 	TailEntries int `json:"tail_entries,omitempty"`
+	// HeadEntries is the fewest of its page's newest entries the head holds
+	// itself when it has pieces: it holds HeadEntries to
+	// HeadEntries+TailEntries-1 of them, so that a reader up to
+	// HeadEntries-1 behind (it reads the entry at its cursor too) fetches
+	// the head alone. 0 means 1.
+	HeadEntries int `json:"head_entries,omitempty"`
 	// TailRatio, when above 0, grades the tail pieces: each is an aligned
 	// run of TailEntries·2^j entries of at most 1/TailRatio of the entries
 	// after it, so the newest pieces are the smallest and the older part of
@@ -56,7 +62,11 @@ var presets = map[string]Policy{
 	// Everything inline in big pages: backups on durable storage.
 	"full": {PageEntries: MaxEntries, PageBytes: MaxPageBytes, InlineLimit: MaxPageBytes, HeadInlineLimit: MaxPageBytes, Window: 16},
 	// Small messages inline in mid-sized pages, large ones by pointer.
-	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 4, TailRatio: 4},
+	// The head holds the newest 11 entries (a reader 10 behind reads it
+	// alone: 10 messages and the one at its cursor), and graded pieces of
+	// 2^j entries, each at most a quarter of the entries after it, the rest
+	// (docs/PERFORMANCE.md, issue 15).
+	"paged": {PageEntries: 256, PageBytes: 256 << 10, InlineLimit: 4 << 10, HeadInlineLimit: 64 << 10, Window: 64, TailEntries: 1, TailRatio: 4, HeadEntries: 11},
 	// The spec's linked list: one entry per page, every payload a pointer.
 	"linked": {PageEntries: 1, PageBytes: 4 << 10, InlineLimit: -1, HeadInlineLimit: -1, Window: 0},
 }
@@ -100,6 +110,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("pager: tail entries %d, want 0..%d", p.TailEntries, MaxEntries)
 	case p.TailRatio < 0 || p.TailRatio > MaxEntries:
 		return fmt.Errorf("pager: tail ratio %d, want 0..%d", p.TailRatio, MaxEntries)
+	case p.HeadEntries < 0 || p.HeadEntries > MaxEntries:
+		return fmt.Errorf("pager: head entries %d, want 0..%d", p.HeadEntries, MaxEntries)
 	case p.Format > V3:
 		return fmt.Errorf("pager: format %d, want 1, 2 or %d (0 means %d)", p.Format, V3, V3)
 	}
@@ -194,13 +206,14 @@ func (o *Open) Seal(p Policy) *Page {
 }
 
 // tailCut is how many of the open page's entries go into tail pieces:
-// all but the newest 1..TailEntries, in whole pieces (v2 only).
+// all but the newest HeadEntries..HeadEntries+TailEntries-1, in whole
+// pieces (v2 only).
 func (o *Open) tailCut(p Policy) int {
-	c := p.TailEntries
-	if o.Version == V1 || c <= 0 || len(o.Items) <= c {
+	c, h := p.TailEntries, max(p.HeadEntries, 1)
+	if o.Version == V1 || c <= 0 || len(o.Items) < h+c {
 		return 0
 	}
-	return (len(o.Items) - 1) / c * c
+	return (len(o.Items) - h) / c * c
 }
 
 // tailRanges returns the [from, to) item ranges of the pieces, oldest

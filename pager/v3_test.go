@@ -209,12 +209,13 @@ func TestGoldenV3(t *testing.T) {
 
 // TestGradedTailPieces: graded pieces are aligned runs of T·2^j entries,
 // each at most 1/R of the entries after it (or T), covering all but the
-// newest 1..T entries; uniform pieces (R = 0) are all of T.
+// newest H..H+T-1 entries (H the preset's HeadEntries), and none while the
+// page has fewer than H+T entries.
 func TestGradedTailPieces(t *testing.T) {
 	pol, _ := pager.Preset("paged")
-	T, R := pol.TailEntries, pol.TailRatio
-	if T == 0 || R == 0 {
-		t.Fatalf("paged preset: pieces of %d, ratio %d", T, R)
+	T, R, H := pol.TailEntries, pol.TailRatio, pol.HeadEntries
+	if T == 0 || R == 0 || H < 2 {
+		t.Fatalf("paged preset: pieces of %d, ratio %d, %d in the head", T, R, H)
 	}
 	for n := 1; n <= pol.PageEntries; n++ {
 		o := pager.NewOpen(pager.Version, 3, 1000, nil)
@@ -231,8 +232,39 @@ func TestGradedTailPieces(t *testing.T) {
 			}
 			next += uint64(size)
 		}
-		if head := n - int(next-1000); head < 1 || head > T {
+		head := n - int(next-1000)
+		if (n >= H+T && (head < H || head > H+T-1)) || (n < H+T && head != n) {
 			t.Fatalf("n=%d: the head holds %d entries", n, head)
+		}
+	}
+}
+
+// TestHeadEntries: with uniform pieces too, the head holds its newest
+// H..H+T-1 entries once the page has H+T; a policy with a negative or too
+// large HeadEntries is refused, naming it.
+func TestHeadEntries(t *testing.T) {
+	pol, _ := pager.Preset("paged")
+	pol.TailEntries, pol.TailRatio, pol.HeadEntries = 8, 0, 5
+	for n := 1; n <= 64; n++ {
+		o := pager.NewOpen(pager.Version, 0, 1, nil)
+		for i := range n {
+			o.Add(pol, pager.Item{Payload: []byte{byte(i)}})
+		}
+		held := n
+		for _, pc := range o.TailPieces(pol) {
+			if len(pc.Entries) != 8 {
+				t.Fatalf("n=%d: a piece of %d", n, len(pc.Entries))
+			}
+			held -= 8
+		}
+		if (n >= 13 && (held < 5 || held > 12)) || (n < 13 && held != n) {
+			t.Fatalf("n=%d: the head holds %d entries", n, held)
+		}
+	}
+	for _, h := range []int{-1, pager.MaxEntries + 1} {
+		pol.HeadEntries = h
+		if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "head entries") {
+			t.Errorf("head entries %d: %v", h, err)
 		}
 	}
 }

@@ -108,7 +108,7 @@ func logOf(b *testing.B, preset string, n, size int) *world {
 	case "1":
 		pol.Format = pager.V1
 	case "2": // v2 heads, with the pieces of 8 v2 wrote
-		pol.Format, pol.TailEntries, pol.TailRatio = pager.Version, 8, 0
+		pol.Format, pol.TailEntries, pol.TailRatio, pol.HeadEntries = pager.Version, 8, 0, 0
 	}
 	w := newWorld(b, pol)
 	for i := 0; i < n; i += 10_000 {
@@ -221,28 +221,28 @@ func heapNow(s []metrics.Sample) uint64 {
 }
 
 // BenchmarkCatchUpSweep: the bytes beyond payloads of a reader 10 and 100
-// messages behind (256-B bodies), over the lengths 20,000 + 4j of a log
-// (j = 0..63: every size of the head's page, in steps of 4) whose head's
-// page holds the reader's cursor, for the paged preset (v3) and v2 heads
-// with uniform pieces of 8: mean and worst.
+// messages behind (256-B bodies), over the lengths 20,000 + j of a log
+// (j = 0..255: every size of the head's page) whose head's page holds the
+// reader's cursor, for the paged preset (v3) and v2 heads with uniform
+// pieces of 8: mean and worst.
 func BenchmarkCatchUpSweep(b *testing.B) {
 	for _, preset := range []string{"paged", "paged-v2"} {
 		b.Run(preset, func(b *testing.B) {
 			base, v, _ := strings.Cut(preset, "-v")
 			pol, _ := pager.Preset(base)
 			if v == "2" {
-				pol.Format, pol.TailEntries, pol.TailRatio = pager.Version, 8, 0
+				pol.Format, pol.TailEntries, pol.TailRatio, pol.HeadEntries = pager.Version, 8, 0, 0
 			}
 			for b.Loop() {
 				w := newWorld(b, pol)
 				w.appendN(b, 0, 20_000, 256)
 				sum, worst, runs := map[int]float64{}, map[int]float64{}, map[int]int{}
-				for j := range 64 {
+				for j := range pol.PageEntries {
 					if j > 0 {
-						w.appendN(b, 20_000+4*(j-1), 4, 256)
+						w.appendN(b, 20_000+j-1, 1, 256)
 					}
 					w.publish(b)
-					n := 20_000 + 4*j
+					n := 20_000 + j
 					all, _, _, err := read(b, w, w, remotelog.Cursor{Seq: uint64(n - 101)})
 					if err != nil {
 						b.Fatal(err)

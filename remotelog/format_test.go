@@ -197,21 +197,21 @@ func TestWholeLogHasItsIndex(t *testing.T) {
 	}
 }
 
-// TestTailPieces: a head holds only the newest 1..T messages of its page
-// and links the rest in graded pieces (the preset's TailEntries and
-// TailRatio): aligned runs of T·2^j entries, each at most 1/TailRatio of
+// TestTailPieces: a head holds only the newest H..H+T-1 messages of its
+// page (the preset's HeadEntries and TailEntries) and links the rest in
+// graded pieces: aligned runs of T·2^j entries, each at most 1/TailRatio of
 // the entries after it. A reader at every cursor near the end reads every
 // message once, fetching only the pieces it misses, in at most 2 rounds;
 // from scratch and through check and backup the pieces are read too.
 func TestTailPieces(t *testing.T) {
 	pol, _ := pager.Preset("paged") // 256 a page, a window of 64
-	T, R := pol.TailEntries, pol.TailRatio
+	T, R, H := pol.TailEntries, pol.TailRatio, pol.HeadEntries
 	w := newWorld(t, pol)
 	w.appendN(t, 0, 1000, 0) // pages 0-2 sealed; page 3 holds 232
 	res := w.publish(t)
 	hp := page(t, w, res.Head)
 	n := len(hp.Tail)
-	if cut := (232 - 1) / T * T; len(hp.Entries) != 232-cut || hp.PageStart() != 769 || n == 0 {
+	if cut := (232 - H) / T * T; len(hp.Entries) != 232-cut || hp.PageStart() != 769 || n == 0 {
 		t.Fatalf("head: %d pieces, %d entries, page from %d", n, len(hp.Entries), hp.PageStart())
 	}
 	// Each piece: aligned, a power of two times T, at most 1/R of what follows.

@@ -18,7 +18,7 @@ func small(t testing.TB) pager.Policy {
 	pol, _ := pager.Preset("paged")
 	pol.PageEntries = 10
 	pol.Window = 4
-	pol.TailEntries, pol.TailRatio = 8, 0 // pieces on the pages of 9 and 10 entries only
+	pol.TailEntries, pol.TailRatio, pol.HeadEntries = 8, 0, 0 // pieces on the pages of 9 and 10 entries only
 	return pol
 }
 
