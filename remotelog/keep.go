@@ -112,7 +112,9 @@ func Keep(ctx context.Context, src Source, name ipns.Name, cur Cursor, target Ke
 // one held (a fork is an error). A reader that keeps a log reads it again
 // from target, without its source.
 func CatchUpKeeping(ctx context.Context, src Source, name ipns.Name, cur Cursor, target KeepTarget, opts ReadOptions, deliver func(Message) error) (Cursor, Stats, error) {
-	opts.defaults()
+	if opts.Now == nil { // the rest is CatchUp's to default (its budget for a long catch-up among them)
+		opts.Now = time.Now
+	}
 	k := newKeeper(target, src)
 	if r, ok := target.Names.(namesys.Resolver); ok {
 		if rec, err := namesys.Resolve(ctx, r, name, opts.Now()); err == nil {

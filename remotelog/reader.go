@@ -100,7 +100,10 @@ type ReadOptions struct {
 	// and delivering their messages. Pages are fetched ahead in windows of
 	// about half of it, oldest first, while the other half is delivered;
 	// a page fetched during discovery beyond it is fetched again when its
-	// turn comes. Default 21 MiB, or 4 MiB from a LocalSource. A wave reckons each page by its number of
+	// turn comes. Default 21 MiB, or 4 MiB from a LocalSource; by default
+	// a catch-up whose pages are reckoned at more than twice the budget
+	// (many waves whatever the budget) holds LongMemoryBudget instead. A
+	// wave reckons each page by its number of
 	// entries and the most bytes per entry seen so far, so a log whose
 	// pages grow may take it over by what they exceed that.
 	MemoryBudget int
@@ -153,9 +156,17 @@ func (o *ReadOptions) defaults() {
 // round costs a disk read, not a network round trip, so it holds fewer
 // pages ahead: a million messages from a repo or a backup file then fit a
 // phone's memory (docs/PERFORMANCE.md, "A million messages on a phone").
+//
+// A catch-up longer than that (its pages reckoned at more than twice the
+// budget: a million messages from scratch, not 100,000 behind) takes many
+// waves whatever the budget, and over a real link its time is the
+// transfer's, not the waves': it holds LongMemoryBudget, so that a command
+// reading a million messages from a gateway stays under 64 MiB of
+// resident memory on a phone (docs/PERFORMANCE.md).
 const (
 	DefaultMemoryBudget = 21 << 20
 	LocalMemoryBudget   = 4 << 20
+	LongMemoryBudget    = 8 << 20
 )
 
 // LocalSource is a Source whose blocks are on this machine when Local
@@ -181,8 +192,9 @@ func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts R
 	if opts.MemoryBudget <= 0 && isLocal(src) {
 		opts.MemoryBudget = LocalMemoryBudget
 	}
+	chosen := opts.MemoryBudget > 0
 	opts.defaults()
-	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver}
+	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver, budgetChosen: chosen}
 	g := cas.Verify(src)
 	if t, ok := src.(*teeSource); ok {
 		g = t // it verifies every block it reads, before it hands it on
@@ -219,6 +231,9 @@ type catchUp struct {
 	known map[uint64]pager.Link // every page seen linked, by number
 	done  map[uint64]bool       // pages fetched during discovery
 	win   *window               // fetched pages kept for delivery
+	// budgetChosen: the caller or the source set the memory budget, which
+	// a long catch-up then keeps.
+	budgetChosen bool
 }
 
 func (r *catchUp) run(ctx context.Context, name ipns.Name) error {
@@ -678,6 +693,9 @@ func (r *catchUp) stream(ctx context.Context) error {
 	first := r.firstSlot(r.from())
 	stop := context.AfterFunc(ctx, func() { r.win.fail(ctx.Err()) })
 	defer stop()
+	if !r.budgetChosen && first < r.end() {
+		r.win.shrinkIfLong(first, r.end()-1, func(q uint64) uint64 { return r.slotStart(q+1) - r.slotStart(q) }, 2*r.opts.MemoryBudget, LongMemoryBudget)
+	}
 	ahead := make(chan struct{})
 	go func() {
 		defer close(ahead)

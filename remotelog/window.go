@@ -126,6 +126,39 @@ func (w *window) fail(err error) {
 	w.mu.Unlock()
 }
 
+// shrinkIfLong lowers the budget to small when the pages from from to
+// last not held are reckoned at more than long bytes: a catch-up that
+// takes many waves anyway holds fewer pages at once. Pages held beyond the
+// new budget are let go, newest first, to be fetched in their turn.
+func (w *window) shrinkIfLong(from, last uint64, entries func(q uint64) uint64, long, small int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if small >= w.budget {
+		return false
+	}
+	left := 0
+	for p := from; p <= last && left <= long; p++ {
+		if _, ok := w.held[p]; !ok {
+			left += w.estLocked(p, entries)
+		}
+	}
+	if left <= long {
+		return false
+	}
+	w.budget = small
+	w.evictAbove(from, w.budget)
+	return true
+}
+
+// estLocked reckons the bytes of page q of entries(q) entries. The caller
+// holds w.mu.
+func (w *window) estLocked(q uint64, entries func(q uint64) uint64) int {
+	if w.perEntry == 0 {
+		return pager.MaxPageBytes
+	}
+	return min(pager.MaxPageBytes, int(min(entries(q), pager.MaxEntries))*w.perEntry+pageFraming)
+}
+
 // nextWave waits until half the budget is free (or what the pages left
 // need, or one page when nothing is held), letting go of pages held out of
 // order beyond from, and returns the pages to fetch next: from from to
@@ -152,12 +185,7 @@ func (w *window) nextWave(ctx context.Context, from, last uint64, most int, entr
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		est := func(q uint64) int {
-			if w.perEntry == 0 {
-				return pager.MaxPageBytes
-			}
-			return min(pager.MaxPageBytes, int(min(entries(q), pager.MaxEntries))*w.perEntry+pageFraming)
-		}
+		est := func(q uint64) int { return w.estLocked(q, entries) }
 		var left int // bytes of the pages from from on not held, estimated
 		for p := from; p <= last && left < w.budget/2; p++ {
 			if _, ok := w.held[p]; !ok {

@@ -258,8 +258,12 @@ func TestFetchKilledAtRandomMoments(t *testing.T) {
 		again += n - 1
 	}
 	t.Logf("%d paths asked more than once, %d requests again in all (a resolve per run, cut responses, requests in flight when a kill landed)", len(rep), again)
-	if r := float64(c.Bytes) / float64(clean.Bytes); r > 1.3 {
-		t.Errorf("%.2fx the bytes of a clean run, want at most 1.3x", r)
+	// What is wasted: half of each cut response, and what was in flight
+	// when a kill landed (up to a wave: on a loaded machine a kill lands
+	// mid-wave more often; 1.35x was seen so). A fetch that read the log
+	// again after a kill would be 2x and more.
+	if r := float64(c.Bytes) / float64(clean.Bytes); r > 1.5 {
+		t.Errorf("%.2fx the bytes of a clean run, want at most 1.5x", r)
 	}
 }
 
