@@ -50,7 +50,11 @@ type packs struct {
 	next      uint64             // the number of the next pack to create
 	committed map[uint64]int64   // committed length of each pack
 
-	// files are the packs open for reading, by number.
+	// files are the packs open for reading, by number. A read holds
+	// readMu for reading from looking its file up to the end of its read;
+	// a file is closed (replaced, or its pack removed) only with readMu
+	// held for writing, so never under a read.
+	readMu  sync.RWMutex
 	filesMu sync.Mutex
 	files   map[uint64]*os.File
 }
@@ -228,13 +232,30 @@ func (e *Embedded) writeRecords(blks []blocks.Block) error {
 // holdsLocked reports whether the store holds the block mh, in a pack
 // (committed or not) or in its tables; p.mu is held.
 func (e *Embedded) holdsLocked(mh multihash.Multihash) (bool, error) {
-	if _, ok := e.packs.pending[string(mh)]; ok {
-		return true, nil
-	}
 	if _, ok := e.packs.flying[string(mh)]; ok {
 		return true, nil
 	}
+	return e.writtenLocked(mh)
+}
+
+// writtenLocked is holdsLocked without the blocks still to be written to
+// a pack: a write that then fails would leave a block Put skipped stored
+// nowhere. p.mu is held.
+func (e *Embedded) writtenLocked(mh multihash.Multihash) (bool, error) {
+	if _, ok := e.packs.pending[string(mh)]; ok {
+		return true, nil
+	}
 	return e.holds(mh)
+}
+
+// packWritten reports whether a pack holds mh written (Put's test).
+func (e *Embedded) packWritten(mh multihash.Multihash) (bool, error) {
+	if e.packs == nil {
+		return false, nil
+	}
+	e.packs.mu.Lock()
+	defer e.packs.mu.Unlock()
+	return e.writtenLocked(mh)
 }
 
 // holds reports whether the index or the tables hold mh.
@@ -251,10 +272,14 @@ func (e *Embedded) holds(mh multihash.Multihash) (bool, error) {
 func (e *Embedded) appendRecord(mh multihash.Multihash, rec []byte, size uint64) error {
 	p := e.packs
 	if p.cur != nil && p.curLen+int64(len(rec)) > packMax && p.curLen > int64(len(packMagic)) {
+		// Full: committed, then a new pack (the newest, reopened, would
+		// be this one again).
 		if err := e.commitLocked(); err != nil {
 			return err
 		}
-		p.cur = nil
+		if err := p.begin(true); err != nil {
+			return err
+		}
 	}
 	if p.cur == nil {
 		if err := p.begin(false); err != nil {
@@ -312,6 +337,8 @@ func (p *packs) begin(fresh bool) error {
 
 // keep makes f the file pack num is read from.
 func (p *packs) keep(num uint64, f *os.File) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
 	p.filesMu.Lock()
 	defer p.filesMu.Unlock()
 	if old, ok := p.files[num]; ok && old != f {
@@ -384,12 +411,18 @@ func (e *Embedded) packGet(ctx context.Context, mh multihash.Multihash) ([]byte,
 	if ok {
 		return b, true, nil
 	}
-	loc, ok, err := e.packLoc(ctx, mh)
-	if !ok || err != nil {
-		return nil, false, err
+	for try := 1; ; try++ {
+		loc, ok, err := e.packLoc(ctx, mh)
+		if !ok || err != nil {
+			return nil, false, err
+		}
+		b, err = e.packs.read(mh, loc)
+		// A collection removed the pack since the index was read: the
+		// index names the block's new place (or none) now.
+		if !errors.Is(err, fs.ErrNotExist) || try == 3 {
+			return b, true, err
+		}
 	}
-	b, err = e.packs.read(mh, loc)
-	return b, true, err
 }
 
 // viewPackGet is packGet in a read-only store. A pack the view names may
@@ -398,7 +431,10 @@ func (e *Embedded) packGet(ctx context.Context, mh multihash.Multihash) ([]byte,
 func (e *Embedded) viewPackGet(ctx context.Context, mh multihash.Multihash) ([]byte, bool, error) {
 	for try := 1; ; try++ {
 		fp := e.view.fingerprint()
-		v, err := e.view.get(ctx, packKey(mh))
+		// The view as it is: a miss here opens no newer view (most
+		// blocks that are not pages are in the tables, read next; Get
+		// looks here again once a miss there opened a newer view).
+		v, err := e.view.peek(packKey(mh))
 		if errors.Is(err, goleveldb.ErrNotFound) {
 			return nil, false, nil
 		}
@@ -421,12 +457,16 @@ func (e *Embedded) viewPackGet(ctx context.Context, mh multihash.Multihash) ([]b
 
 // read reads the record at loc and returns block mh from it.
 func (p *packs) read(mh multihash.Multihash, loc packLoc) ([]byte, error) {
+	p.readMu.RLock()
 	f, err := p.file(loc.pack)
 	if err != nil {
+		p.readMu.RUnlock()
 		return nil, err
 	}
 	b := make([]byte, loc.n)
-	if _, err := f.ReadAt(b, int64(loc.off)); err != nil {
+	_, err = f.ReadAt(b, int64(loc.off))
+	p.readMu.RUnlock()
+	if err != nil {
 		return nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.off, err)
 	}
 	r, err := decodePackRecord(b)
@@ -461,8 +501,10 @@ func (p *packs) file(num uint64) (*os.File, error) {
 	return f, nil
 }
 
-// forget closes and drops pack num's file.
+// forget closes and drops pack num's file, once no read uses it.
 func (p *packs) forget(num uint64) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
 	p.filesMu.Lock()
 	defer p.filesMu.Unlock()
 	if f, ok := p.files[num]; ok {
@@ -485,7 +527,7 @@ func (p *packs) close() error {
 // packHas reports whether the packs hold mh (a read-only store: its view).
 func (e *Embedded) packHas(ctx context.Context, mh multihash.Multihash) (bool, error) {
 	if e.view != nil {
-		_, err := e.view.get(ctx, packKey(mh))
+		_, err := e.view.peek(packKey(mh)) // as in viewPackGet
 		if errors.Is(err, goleveldb.ErrNotFound) {
 			return false, nil
 		}
