@@ -112,6 +112,14 @@ func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	if e.view != nil {
 		b, err := e.viewGet(ctx, c)
+		if errors.Is(err, ErrNotFound) && c.Defined() {
+			// The miss opened a newer view if the store changed: a page
+			// packed since is in its index now.
+			var ok bool
+			if b, ok, err = e.packGet(ctx, c.Hash()); err == nil && !ok {
+				err = ErrNotFound
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, err)
 		}
@@ -139,6 +147,9 @@ func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	}
 	if e.view != nil {
 		_, err := e.viewGet(ctx, c)
+		if errors.Is(err, ErrNotFound) && c.Defined() {
+			return e.packHas(ctx, c.Hash()) // in the newer view the miss opened
+		}
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -167,7 +178,7 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 	// when it starts the next, so only the newest log would be synced.)
 	batch := new(goleveldb.Batch)
 	for _, b := range blks {
-		if ok, err := e.packHas(ctx, b.Cid().Hash()); err != nil {
+		if ok, err := e.packWritten(b.Cid().Hash()); err != nil {
 			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
 		} else if ok {
 			continue

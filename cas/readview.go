@@ -100,6 +100,14 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// peek reads key in the view as it is, never opening it again:
+// leveldb.ErrNotFound when this view does not hold it.
+func (v *readView) peek(key []byte) ([]byte, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.db.Get(key, nil)
+}
+
 // get reads key; leveldb.ErrNotFound when the store does not hold it.
 func (v *readView) get(ctx context.Context, key []byte) ([]byte, error) {
 	for try := 1; ; try++ {
