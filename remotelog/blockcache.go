@@ -35,12 +35,46 @@ type BlockCache struct {
 
 	mu   sync.Mutex
 	size int64
-	// files are the cache's files by CID with their sizes, and order the
-	// CIDs oldest written first (a CID whose file was removed since stays
-	// in order until eviction passes it): eviction reads no folder.
-	files map[cid.Cid]int64
-	order []cid.Cid
+	// files are the cache's files by CID, and order their CIDs oldest
+	// written first, each with the write it names (a CID whose file was
+	// removed or written again since stays in order until eviction passes
+	// it, and is passed over): eviction reads no folder.
+	files map[cid.Cid]cachedFile
+	order []cachedRef
+	gen   uint64
 	used  map[cid.Cid]bool
+}
+
+type cachedFile struct {
+	size int64
+	gen  uint64 // the write that made it
+}
+
+type cachedRef struct {
+	k   cid.Cid
+	gen uint64
+}
+
+// addLocked notes block k's file of size bytes, written now. c.mu is held.
+func (c *BlockCache) addLocked(k cid.Cid, size int64) {
+	if old, ok := c.files[k]; ok {
+		c.size -= old.size
+	}
+	c.gen++
+	c.files[k] = cachedFile{size, c.gen}
+	c.order = append(c.order, cachedRef{k, c.gen})
+	c.size += size
+}
+
+// removeLocked removes block k's file. c.mu is held.
+func (c *BlockCache) removeLocked(k cid.Cid) bool {
+	f, ok := c.files[k]
+	if !ok || os.Remove(c.path(k)) != nil {
+		return false
+	}
+	delete(c.files, k)
+	c.size -= f.size
+	return true
 }
 
 // CacheBlocks reads src through the block cache in dir, bounded by max
@@ -52,7 +86,7 @@ func CacheBlocks(src Source, dir string, max int64) (*BlockCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("remotelog: block cache: %w", err)
 	}
-	c := &BlockCache{Source: src, dir: dir, max: max, files: map[cid.Cid]int64{}, used: map[cid.Cid]bool{}}
+	c := &BlockCache{Source: src, dir: dir, max: max, files: map[cid.Cid]cachedFile{}, used: map[cid.Cid]bool{}}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -95,9 +129,7 @@ func (c *BlockCache) load() error {
 	}
 	slices.SortFunc(found, func(a, b file) int { return cmp.Compare(a.mod, b.mod) })
 	for _, f := range found {
-		c.files[f.k] = f.size
-		c.order = append(c.order, f.k)
-		c.size += f.size
+		c.addLocked(f.k, f.size)
 	}
 	return nil
 }
@@ -109,12 +141,10 @@ func (c *BlockCache) evict() {
 		return
 	}
 	for len(c.order) > 0 && c.size > c.max*3/4 {
-		k := c.order[0]
+		r := c.order[0]
 		c.order = c.order[1:]
-		if size, ok := c.files[k]; ok {
-			os.Remove(c.path(k))
-			delete(c.files, k)
-			c.size -= size
+		if f, ok := c.files[r.k]; ok && f.gen == r.gen {
+			c.removeLocked(r.k)
 		}
 	}
 	c.order = slices.Clip(c.order)
@@ -161,11 +191,7 @@ func (c *BlockCache) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
 func (c *BlockCache) drop(k cid.Cid) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if size, ok := c.files[k]; ok {
-		os.Remove(c.path(k))
-		delete(c.files, k)
-		c.size -= size
-	}
+	c.removeLocked(k)
 }
 
 type staticGetter struct {
@@ -190,14 +216,9 @@ func (c *BlockCache) put(k cid.Cid, b []byte) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.files[k]; !ok {
-		c.order = append(c.order, k)
-		c.size += int64(len(b))
-	} else {
-		c.size += int64(len(b)) - c.files[k]
-	}
-	c.files[k] = int64(len(b))
+	c.addLocked(k, int64(len(b)))
 	c.evict()
+	c.trimLocked()
 }
 
 // Forget removes the blocks this cache served or kept since it was
@@ -206,16 +227,17 @@ func (c *BlockCache) Forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.used {
-		if size, ok := c.files[k]; ok && os.Remove(c.path(k)) == nil {
-			delete(c.files, k)
-			c.size -= size
-		}
+		c.removeLocked(k)
 	}
 	c.used = map[cid.Cid]bool{}
-	// What is left in order of the removed is passed over by eviction;
-	// drop it now when most of order is gone.
-	if len(c.order) > 2*len(c.files) {
-		c.order = slices.DeleteFunc(c.order, func(k cid.Cid) bool { _, ok := c.files[k]; return !ok })
+	c.trimLocked()
+}
+
+// trimLocked drops from order what names no file now, when that is most
+// of it. c.mu is held.
+func (c *BlockCache) trimLocked() {
+	if len(c.order) > 2*len(c.files)+64 {
+		c.order = slices.DeleteFunc(c.order, func(r cachedRef) bool { f, ok := c.files[r.k]; return !ok || f.gen != r.gen })
 	}
 }
 

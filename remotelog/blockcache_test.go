@@ -149,3 +149,37 @@ func TestBlockCacheBound(t *testing.T) {
 		t.Fatalf("a cache opened with a bound of 5,000 left %d bytes", size)
 	}
 }
+
+// A block written again (its file was damaged) is the newest: eviction
+// removes older blocks before it.
+func TestBlockCacheRewrittenIsNewest(t *testing.T) {
+	ctx := context.Background()
+	src, ks := cacheBlocks(t, 6, 1000)
+	dir := filepath.Join(t.TempDir(), "blocks")
+	c, err := remotelog.CacheBlocks(storeSource{src}, dir, 4_500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(k cid.Cid) {
+		t.Helper()
+		if _, err := c.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range ks[:4] {
+		get(k)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ks[0].String()), []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	get(ks[0]) // fetched again and written again: the newest now
+	get(ks[4]) // over 4,500: down to 3,375, the oldest removed first
+	if _, err := os.Stat(filepath.Join(dir, ks[0].String())); err != nil {
+		t.Errorf("the block written again was removed before older ones: %v", err)
+	}
+	for _, k := range ks[1:3] {
+		if _, err := os.Stat(filepath.Join(dir, k.String())); err == nil {
+			t.Errorf("block %s, among the oldest, was kept", k)
+		}
+	}
+}
