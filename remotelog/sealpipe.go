@@ -1,6 +1,8 @@
 package remotelog
 
 import (
+	"sync/atomic"
+
 	"github.com/ipfs/go-cid"
 
 	"rlog/pager"
@@ -11,9 +13,10 @@ import (
 // paginates on (v2 pages do not depend on each other's CIDs; v1's skip
 // links do). take then runs on another goroutine, one page at a time.
 type pageSealer struct {
-	take  func(b []byte, c cid.Cid, start uint64) error
-	queue chan *sealing // parallel: the pages being encoded, in order
-	done  chan error
+	take   func(b []byte, c cid.Cid, start uint64) error
+	queue  chan *sealing // parallel: the pages being encoded, in order
+	done   chan error
+	failed atomic.Pointer[error] // parallel: the first failure, once known
 }
 
 type sealing struct {
@@ -44,13 +47,17 @@ func newPageSealer(parallel bool, take func([]byte, cid.Cid, uint64) error) *pag
 			if err == nil {
 				err = take(sp.raw, sp.c, sp.pg.Start)
 			}
+			if err != nil && s.failed.Load() == nil {
+				s.failed.Store(&err)
+			}
 		}
 		s.done <- err
 	}()
 	return s
 }
 
-// seal encodes pg and hands it on.
+// seal encodes pg and hands it on; in parallel, it fails once a page
+// before it failed.
 func (s *pageSealer) seal(pg *pager.Page) error {
 	if s.queue == nil {
 		b, c, err := pager.Encode(pg)
@@ -58,6 +65,9 @@ func (s *pageSealer) seal(pg *pager.Page) error {
 			return err
 		}
 		return s.take(b, c, pg.Start)
+	}
+	if err := s.failed.Load(); err != nil {
+		return *err // a page failed: the publish stops, not the rest encoded first
 	}
 	sp := &sealing{pg: pg, ready: make(chan struct{})}
 	go func() {

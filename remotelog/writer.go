@@ -561,7 +561,12 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 		return nil
 	})
-	if err = errors.Join(err, sealer.wait()); err != nil {
+	if werr := sealer.wait(); err == nil {
+		err = werr
+	} else if werr != nil && werr != err { // seal returns the failure wait does
+		err = errors.Join(err, werr)
+	}
+	if err != nil {
 		return res, err
 	}
 	res.Blocks += packedBlocks
