@@ -390,7 +390,12 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 		w.n += int64(len(b)) // counted as sent: the request ends first
 		w.finish()
 		n, err := w.ResponseWriter.Write(b)
-		w.n -= int64(len(b) - n)
+		if short := int64(len(b) - n); short > 0 { // counted, not sent
+			w.n -= short
+			w.p.mu.Lock()
+			w.p.c.Bytes -= short
+			w.p.mu.Unlock()
+		}
 		w.Flush() // the whole answer now, not when the handler ends
 		return n, err
 	}
