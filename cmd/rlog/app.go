@@ -51,8 +51,8 @@ block store and how far you have read other logs. No daemon is needed.
   rlog demo                      see the whole job run in a temporary directory
 
 Exit codes: 0 ok, 1 error, 2 bad command line, 3 conflict (fork, rollback, local log
-behind or diverged), 4 data that failed verification, 5 not found. Errors say in one
-line what failed; --debug adds the whole chain of causes. docs/CLI.md has the JSON
+behind or diverged), 4 data that failed verification, 5 not found, 6 a private log
+without its read key. Errors say in one line what failed; --debug adds the whole chain of causes. docs/CLI.md has the JSON
 that --json prints.`,
 		Example: `  rlog init && rlog append "hello" && rlog publish
   rlog init --repo ~/reader

@@ -141,7 +141,9 @@ read, so that 'rlog log --group GROUP' lists them without the source.`,
 				}
 				defer prog.Close()
 				out := &printer{w: mo, asJSON: asJSON, outDir: outDir}
-				if keep {
+				if keep || len(froms) == 0 {
+					// Kept now, or read from what the repo kept: a large
+					// body stays here, listed, not needed to go on.
 					out.kept = name.String()
 				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
