@@ -344,7 +344,13 @@ func (k *Keyring) newOpener(h []byte, epoch uint64, group []byte) (*segOpener, e
 func (k *Keyring) initOpener(o *segOpener, h []byte, epoch uint64, group []byte) error {
 	a, ok := k.cipher(epoch)
 	if !ok {
-		return fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): ask the writer for a share link made after the key changed", ErrPrivate, epoch, k.epochs())
+		advice := "ask the writer for a share link made after the key changed"
+		if cur, ok := k.Current(); ok && cur.Epoch > epoch {
+			// A link of the newest key alone (share --current): the older
+			// messages need the older keys, or a start after them.
+			advice = "this reader was given the keys of later messages only: ask the writer for a link with every key ('rlog share'), or read from after the key changed (--since)"
+		}
+		return fmt.Errorf("%w: no read key for epoch %d (this reader holds %s): %s", ErrPrivate, epoch, k.epochs(), advice)
 	}
 	*o = segOpener{aead: a, epoch: epoch, aad: group}
 	copy(o.nonce[:], h[len(h)-saltSize:])
@@ -377,6 +383,9 @@ func (k *Keyring) epochs() string {
 	var s []string
 	for _, rk := range k.keys {
 		s = append(s, strconv.FormatUint(rk.Epoch, 10))
+	}
+	if len(s) == 1 {
+		return "epoch " + s[0]
 	}
 	return "epochs " + strings.Join(s, ", ")
 }
@@ -692,6 +701,15 @@ type keyJSON struct {
 
 func keyringPath(dir string, name ipns.Name) string {
 	return filepath.Join(dir, "keys", name.String()+".json")
+}
+
+// RemoveKeyring removes the keys the repo in dir holds for log name, if
+// any.
+func RemoveKeyring(dir string, name ipns.Name) error {
+	if err := os.Remove(keyringPath(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remotelog: remove keys: %w", err)
+	}
+	return nil
 }
 
 // LoadKeyring reads the keyring the repo in dir holds for log name; nil

@@ -109,7 +109,7 @@ read, so that 'rlog log --group GROUP' lists them without the source.`,
 			if err != nil {
 				return err
 			}
-			name, err := nameArg(dir, args[0])
+			name, undoKeys, err := nameArgUndo(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -182,6 +182,13 @@ read, so that 'rlog log --group GROUP' lists them without the source.`,
 				}
 				if errors.Is(err, remotelog.ErrPastEnd) && cmd.Flags().Changed("since") {
 					return usageFail(err, "--since %d: the log has only %s", since, plural(st.LogLength, "message"))
+				}
+				if errors.Is(err, remotelog.ErrDecrypt) && st.Messages == 0 {
+					// The link's key opened nothing: not kept, so that
+					// the right link is taken next time.
+					if uerr := undoKeys(); uerr != nil {
+						err = errors.Join(err, uerr)
+					}
 				}
 				if err != nil {
 					return privateHint(name, err)

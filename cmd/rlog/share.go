@@ -207,27 +207,44 @@ func (s sealer) file(group []byte, path string) (string, func(), error) {
 // nameArg reads the NAME argument of fetch and follow: a log name, or a
 // share link whose keys the repo in dir keeps from then on.
 func nameArg(dir, arg string) (ipns.Name, error) {
+	name, _, err := nameArgUndo(dir, arg)
+	return name, err
+}
+
+// nameArgUndo is nameArg, also returning what gives the repo back the keys
+// it held before the link's were added (nothing to undo for a name): a
+// link whose key opens nothing is not kept.
+func nameArgUndo(dir, arg string) (ipns.Name, func() error, error) {
+	none := func() error { return nil }
 	if !remotelog.IsLink(arg) {
-		return parseName(arg)
+		name, err := parseName(arg)
+		return name, none, err
 	}
 	name, keys, err := remotelog.ParseLink(arg)
 	if err != nil {
-		return ipns.Name{}, usageFail(err, "%v", err)
+		return ipns.Name{}, none, usageFail(err, "%v", err)
 	}
-	k, err := remotelog.LoadKeyring(dir, name)
+	prev, err := remotelog.LoadKeyring(dir, name)
 	if err != nil {
-		return ipns.Name{}, err
+		return ipns.Name{}, none, err
 	}
-	if k == nil {
-		k = &remotelog.Keyring{}
+	k := &remotelog.Keyring{}
+	if prev != nil {
+		k.Add(prev.Keys()...)
 	}
 	if err := k.Add(keys...); err != nil {
-		return ipns.Name{}, failf(err, "the link's key for %s differs from the one this repo holds: is the link damaged? (%v)", name, err)
+		return ipns.Name{}, none, failf(err, "the link's key for %s differs from the one this repo holds: is the link damaged? (%v)", name, err)
 	}
 	if err := remotelog.SaveKeyring(dir, name, k); err != nil {
-		return ipns.Name{}, err
+		return ipns.Name{}, none, err
 	}
-	return name, nil
+	undo := func() error {
+		if prev == nil {
+			return remotelog.RemoveKeyring(dir, name)
+		}
+		return remotelog.SaveKeyring(dir, name, prev)
+	}
+	return name, undo, nil
 }
 
 // opening wraps deliver to open the bodies of log name with the keys the
