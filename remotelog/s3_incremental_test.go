@@ -195,10 +195,25 @@ func TestS3BackupRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, err := pager.Decode(hb)
-	if err != nil || len(head.Window) < 2 {
-		t.Fatalf("head: %+v, %v", head, err)
+	if err != nil {
+		t.Fatalf("head: %v", err)
 	}
-	flipped, removed := head.Window[0].Cid, head.Window[1].Cid
+	window := head.Window // v1, v2: in the head; v3: in its window node
+	if head.Node.Defined() {
+		nb, err := s.store.Get(ctx, head.Node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wn, err := pager.DecodeWindowNode(nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		window = wn.Window
+	}
+	if len(window) < 2 {
+		t.Fatalf("head: %+v, window %v", head, window)
+	}
+	flipped, removed := window[0].Cid, window[1].Cid
 	good, err := s.bucket.Get(ctx, flipped)
 	if err != nil {
 		t.Fatal(err)
