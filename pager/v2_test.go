@@ -106,33 +106,42 @@ func TestV2IPLDReencodes(t *testing.T) {
 
 // TestGoldenV2: the encodings of the v2 examples, in testdata/pages/v2.txt.
 func TestGoldenV2(t *testing.T) {
-	type vec struct {
-		what string
-		b    []byte
-	}
-	var vecs []vec
+	var vecs []goldenVec
 	for _, pg := range []*pager.Page{exampleV2(), exampleSealedV2()} {
 		b, _, err := pager.Encode(pg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		vecs = append(vecs, vec{fmt.Sprintf("page %d head=%v", pg.Number, pg.Head), b})
+		vecs = append(vecs, goldenVec{fmt.Sprintf("page %d head=%v", pg.Number, pg.Head), b})
 	}
 	b, _, _ := pager.EncodeIndex(exampleIndex())
-	vecs = append(vecs, vec{"index 3-4", b})
+	vecs = append(vecs, goldenVec{"index 3-4", b})
 	b, _, _ = pager.Encode(exampleV2Tail())
-	vecs = append(vecs, vec{"page 5 head=true tail=2", b})
+	vecs = append(vecs, goldenVec{"page 5 head=true tail=2", b})
+	checkGolden(t, "pages/v2.txt", "# pager_test v2 examples: exampleV2 (head, page 5), exampleSealedV2 (page 4), exampleIndex (pages 3-4), exampleV2Tail (head with two tail pieces)\n", vecs)
+}
+
+// goldenVec is an encoding kept in a golden file, under a name.
+type goldenVec struct {
+	what string
+	b    []byte
+}
+
+// checkGolden compares vecs with the rows of the golden file (what | cid |
+// hex), after rewriting it from them under -update with its header.
+func checkGolden(t *testing.T, file, header string, vecs []goldenVec) {
+	t.Helper()
 	if *update {
-		text := "# pager_test v2 examples: exampleV2 (head, page 5), exampleSealedV2 (page 4), exampleIndex (pages 3-4), exampleV2Tail (head with two tail pieces)\n# what | cid | hex\n"
+		text := header + "# what | cid | hex\n"
 		for _, v := range vecs {
 			c, _ := pager.PagePrefix.Sum(v.b)
 			text += fmt.Sprintf("%s | %s | %x\n", v.what, c, v.b)
 		}
-		if err := os.WriteFile(testdata.Path("pages/v2.txt"), []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(testdata.Path(file), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rows := testdata.Rows(t, "pages/v2.txt")
+	rows := testdata.Rows(t, file)
 	if len(rows) != len(vecs) {
 		t.Fatalf("%d vectors in the file, %d here", len(rows), len(vecs))
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -181,30 +179,8 @@ func TestGoldenV3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vecs := []struct {
-		what string
-		b    []byte
-	}{{"head 5 v3 tail=2", hb}, {"window 5", nb}, {"head 0 v3", p0b}}
-	if *update {
-		text := "# pager_test v3 examples: exampleV3 (head, page 5, two tail pieces, its window node), exampleWindowNode (window and index of page 5), a v3 head of page 0\n# what | cid | hex\n"
-		for _, v := range vecs {
-			c, _ := pager.PagePrefix.Sum(v.b)
-			text += fmt.Sprintf("%s | %s | %x\n", v.what, c, v.b)
-		}
-		if err := os.WriteFile(testdata.Path("pages/v3.txt"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rows := testdata.Rows(t, "pages/v3.txt")
-	if len(rows) != len(vecs) {
-		t.Fatalf("%d vectors in the file, %d here", len(rows), len(vecs))
-	}
-	for i, v := range vecs {
-		c, _ := pager.PagePrefix.Sum(v.b)
-		if rows[i][0] != v.what || rows[i][1] != c.String() || rows[i][2] != hex.EncodeToString(v.b) {
-			t.Errorf("%s: encoding changed:\n got %s %x\nwant %s %s", v.what, c, v.b, rows[i][1], rows[i][2])
-		}
-	}
+	vecs := []goldenVec{{"head 5 v3 tail=2", hb}, {"window 5", nb}, {"head 0 v3", p0b}}
+	checkGolden(t, "pages/v3.txt", "# pager_test v3 examples: exampleV3 (head, page 5, two tail pieces, its window node), exampleWindowNode (window and index of page 5), a v3 head of page 0\n", vecs)
 }
 
 // TestGradedTailPieces: graded pieces are aligned runs of T·2^j entries,
