@@ -295,7 +295,7 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 			}
 		}
 		if cut {
-			next.ServeHTTP(&cutWriter{countingWriter: cw, p: p}, r)
+			next.ServeHTTP(&cutWriter{countingWriter: cw}, r)
 			// A body too short to cut, sent whole.
 		} else {
 			next.ServeHTTP(cw, r)
@@ -312,16 +312,12 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 // the connection.
 type cutWriter struct {
 	*countingWriter
-	p     *Proxy
 	limit int64 // bytes to send before the cut; -1 until the headers
 }
 
 func (w *cutWriter) WriteHeader(code int) {
-	w.limit = 0
-	if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
-		w.limit = n / 2
-	}
 	w.countingWriter.WriteHeader(code)
+	w.limit = max(w.want, 0) / 2 // the body's length, read by countingWriter
 }
 
 func (w *cutWriter) Write(b []byte) (int, error) {
