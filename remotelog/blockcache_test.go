@@ -2,6 +2,7 @@ package remotelog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,5 +182,27 @@ func TestBlockCacheRewrittenIsNewest(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, k.String())); err == nil {
 			t.Errorf("block %s, among the oldest, was kept", k)
 		}
+	}
+}
+
+// forgingGetter answers every block with other bytes.
+type forgingGetter struct{}
+
+func (forgingGetter) Get(context.Context, cid.Cid) ([]byte, error) { return []byte("forged"), nil }
+
+// A block the source forges is refused and not kept: the cache verifies
+// what it hands on, so a reader does not hash it again.
+func TestBlockCacheRefusesForgedBlocks(t *testing.T) {
+	_, ks := cacheBlocks(t, 1, 1000)
+	dir := filepath.Join(t.TempDir(), "blocks")
+	c, err := remotelog.CacheBlocks(storeSource{forgingGetter{}}, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(context.Background(), ks[0]); !errors.Is(err, cas.ErrHashMismatch) {
+		t.Fatalf("a forged block: %v, want ErrHashMismatch", err)
+	}
+	if n, _ := dirBytes(t, dir); n != 0 {
+		t.Fatalf("%d files kept of a forged block", n)
 	}
 }

@@ -195,16 +195,28 @@ func CatchUp(ctx context.Context, src Source, name ipns.Name, cur Cursor, opts R
 	chosen := opts.MemoryBudget > 0
 	opts.defaults()
 	r := &catchUp{src: src, opts: opts, cur: cur, deliver: deliver, budgetChosen: chosen}
-	g := cas.Verify(src)
-	if t, ok := src.(*teeSource); ok {
-		g = t // it verifies every block it reads, before it hands it on
-	}
-	r.get = &counting{g: g, n: &r.stats.BytesFetched}
+	r.get = &counting{g: verifying(src), n: &r.stats.BytesFetched}
 	err := r.run(ctx, name)
 	if err != nil {
 		err = fmt.Errorf("remotelog: read %s: %w", name, err)
 	}
 	return r.cur, r.stats, err
+}
+
+// verifiedSource is a source whose every block is verified before it is
+// returned (a tee, the block cache): read as it is, not hashed again.
+type verifiedSource interface {
+	Source
+	verifiesBlocks()
+}
+
+// verifying returns src as a getter that verifies every block: src itself
+// when it does already.
+func verifying(src Source) cas.Getter {
+	if v, ok := src.(verifiedSource); ok {
+		return v
+	}
+	return cas.Verify(src)
 }
 
 type counting struct {
