@@ -250,3 +250,42 @@ func decodeMap(b []byte, maxKeys int, what string, field func(r *reader, k strin
 	}
 	return have, nil
 }
+
+// skip moves past one data item of the subset pages use (integers, byte
+// and text strings, arrays, maps, tags), at most maxDepth levels deep.
+func (r *reader) skip(maxDepth int) error {
+	if maxDepth == 0 {
+		return r.errorf("items nested too deep")
+	}
+	if r.off >= len(r.b) {
+		return r.errorf("unexpected end of data")
+	}
+	major := r.b[r.off] >> 5
+	n, err := r.head(major)
+	if err != nil {
+		return err
+	}
+	left := uint64(len(r.b) - r.off)
+	switch major {
+	case majBytes, majText:
+		if n > left {
+			return r.errorf("string of %d bytes, %d left", n, left)
+		}
+		r.off += int(n)
+	case majArray, majMap:
+		if n > left { // every item takes at least a byte
+			return r.errorf("%s of %d items, %d bytes left", majorName(major), n, left)
+		}
+		if major == majMap {
+			n *= 2
+		}
+		for range n {
+			if err := r.skip(maxDepth - 1); err != nil {
+				return err
+			}
+		}
+	case majTag:
+		return r.skip(maxDepth - 1)
+	}
+	return nil
+}

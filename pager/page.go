@@ -1009,3 +1009,51 @@ func (pg *Page) Attach(c cid.Cid, wn *WindowNode) error {
 func (pg *Page) Attached() bool {
 	return pg.V() != V3 || pg.Index != nil || !pg.Node.Defined()
 }
+
+// Peek reads the number of page b and whether it is in head form, without
+// decoding its entries: ok is false for a block not in page form (an
+// index node, a window node, anything else). A store uses it to tell
+// sealed pages and tail pieces (sealed form, the head's number) from
+// heads. It does not validate the page: whatever Decode reads, Peek reads
+// alike, but Peek may also read what Decode refuses.
+func Peek(b []byte) (number uint64, head, ok bool) {
+	if len(b) > MaxPageBytes {
+		return 0, false, false
+	}
+	r := &reader{b: b}
+	n, err := r.length(majMap, 9, "page")
+	if err != nil {
+		return 0, false, false
+	}
+	var v uint64
+	have := 0
+	const e, p, s = 1, 2, 4
+	for range n {
+		k, err := r.text(16)
+		if err != nil {
+			return 0, false, false
+		}
+		switch k {
+		case "p":
+			number, err = r.uint()
+			have |= p
+		case "v":
+			v, err = r.uint()
+		case "e":
+			have |= e
+			err = r.skip(8)
+		case "s":
+			have |= s
+			err = r.skip(8)
+		case "w", "n":
+			head = true
+			err = r.skip(8)
+		default:
+			err = r.skip(8)
+		}
+		if err != nil {
+			return 0, false, false
+		}
+	}
+	return number, head || v == V3, have == e|p|s && r.off == len(b)
+}

@@ -145,15 +145,76 @@ type keeper struct {
 	// target, so each walk before a record only looks at what is new.
 	complete map[cid.Cid]bool
 	mu       sync.Mutex
-	pending  []blocks.Block
-	// bytes in pending: a large message's blocks must not pile up
-	pendingBytes int
-	seen         *namesys.Record // the record of the catch-up under way
-	held         *namesys.Record // the newest record stored in the target
+	pending  *keepBatch      // what the catch-up fetched, on its way to the target
+	seen     *namesys.Record // the record of the catch-up under way
+	held     *namesys.Record // the newest record stored in the target
 }
 
 func newKeeper(target KeepTarget, src Source) *keeper {
-	return &keeper{target: target, src: cas.Verify(src), complete: map[cid.Cid]bool{}}
+	return &keeper{target: target, src: cas.Verify(src), complete: map[cid.Cid]bool{}, pending: newKeepBatch(target.Store)}
+}
+
+// A keepBatch gathers blocks on their way to a keeper's store. Sealed
+// pages (in sealed form and numbered before the newest head it saw) go to
+// the store's packs where it has them: kept for good, written once. The
+// rest go to its tables: heads, tail pieces, window and index nodes,
+// which later heads replace and a collection removes, and payloads.
+type keepBatch struct {
+	store          cas.Store
+	packer         cas.Packer
+	head           uint64 // the number of the newest head page seen
+	tables, packed []blocks.Block
+	bytes          int // in both: a large message's blocks must not pile up
+}
+
+func newKeepBatch(store cas.Store) *keepBatch {
+	packer, _ := store.(cas.Packer)
+	return &keepBatch{store: store, packer: packer}
+}
+
+// sealed reports whether block c, b is a sealed page of the newest head
+// seen, and notes the number of a head: a log's head comes before the
+// pages it links.
+func (kb *keepBatch) sealed(c cid.Cid, b []byte) bool {
+	if c.Prefix().Codec != cid.DagCBOR {
+		return false
+	}
+	p, head, ok := pager.Peek(b)
+	if ok && head {
+		kb.head = p
+	}
+	return ok && !head && p < kb.head
+}
+
+func (kb *keepBatch) add(ctx context.Context, blk blocks.Block) error {
+	if kb.packer != nil && kb.sealed(blk.Cid(), blk.RawData()) {
+		kb.packed = append(kb.packed, blk)
+	} else {
+		kb.tables = append(kb.tables, blk)
+	}
+	kb.bytes += len(blk.RawData())
+	if len(kb.tables)+len(kb.packed) >= 4096 || kb.bytes >= cas.PutBatch {
+		return kb.flush(ctx)
+	}
+	return nil
+}
+
+// flush hands the blocks gathered to the store; they are durable once
+// the store is synced.
+func (kb *keepBatch) flush(ctx context.Context) error {
+	packed, tables := kb.packed, kb.tables
+	kb.packed, kb.tables, kb.bytes = nil, nil, 0
+	if len(packed) > 0 {
+		if err := kb.packer.PutPacked(ctx, packed); err != nil {
+			return fmt.Errorf("store blocks: %w", err)
+		}
+	}
+	if len(tables) > 0 {
+		if err := kb.store.Put(ctx, tables); err != nil {
+			return fmt.Errorf("store blocks: %w", err)
+		}
+	}
+	return nil
 }
 
 // load takes the record target holds for name, if any, and completes its
@@ -197,22 +258,14 @@ func (k *keeper) load(ctx context.Context, name ipns.Name, now func() time.Time)
 }
 
 func (k *keeper) hold(c cid.Cid, b []byte) error {
-	k.pending = append(k.pending, cas.NewBlock(c, b)) // called under the tee's lock
-	k.pendingBytes += len(b)
-	if len(k.pending) >= 4096 || k.pendingBytes >= cas.PutBatch {
-		return k.flush(context.Background())
-	}
-	return nil
+	return k.flushErr(k.pending.add(context.Background(), cas.NewBlock(c, b))) // called under the tee's lock
 }
 
-func (k *keeper) flush(ctx context.Context) error {
-	if len(k.pending) == 0 {
-		return nil
-	}
-	err := k.target.Store.Put(ctx, k.pending)
-	k.pending, k.pendingBytes = nil, 0
+func (k *keeper) flush(ctx context.Context) error { return k.flushErr(k.pending.flush(ctx)) }
+
+func (k *keeper) flushErr(err error) error {
 	if err != nil {
-		return fmt.Errorf("remotelog: keep: store blocks: %w", err)
+		return fmt.Errorf("remotelog: keep: %w", err)
 	}
 	return nil
 }
@@ -298,19 +351,8 @@ func (k *keeper) republish(ctx context.Context) {
 func (k *keeper) fill(ctx context.Context, head cid.Cid) (int, error) {
 	seen := map[cid.Cid]bool{}
 	var pages []cid.Cid
-	var batch []blocks.Block
-	batchBytes, fetched := 0, 0
-	put := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := k.target.Store.Put(ctx, batch)
-		batch, batchBytes = nil, 0
-		if err != nil {
-			return fmt.Errorf("store blocks: %w", err)
-		}
-		return nil
-	}
+	batch := newKeepBatch(k.target.Store)
+	fetched := 0
 	stack := []cid.Cid{head}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -337,16 +379,14 @@ func (k *keeper) fill(ctx context.Context, head cid.Cid) (int, error) {
 				return fetched, fmt.Errorf("block %s is missing here; from the source: %w", c, err)
 			}
 			fetched++
-			batch = append(batch, cas.NewBlock(c, b))
-			if batchBytes += len(b); batchBytes >= cas.PutBatch {
-				if err := put(); err != nil {
-					return fetched, err
-				}
+			if err := batch.add(ctx, cas.NewBlock(c, b)); err != nil {
+				return fetched, err
 			}
 		case codec != cid.Raw:
 			if b, err = k.target.Store.Get(ctx, c); err != nil {
 				return fetched, err
 			}
+			batch.sealed(c, b) // a head held tells which pages after it are sealed
 		}
 		switch codec {
 		case cid.DagCBOR:
@@ -366,7 +406,7 @@ func (k *keeper) fill(ctx context.Context, head cid.Cid) (int, error) {
 			}
 		}
 	}
-	if err := put(); err != nil {
+	if err := batch.flush(ctx); err != nil {
 		return fetched, err
 	}
 	for _, c := range pages {

@@ -5,16 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 
 	"rlog/cas"
 	"rlog/namesys"
+	"rlog/pager"
 	"rlog/remotelog"
 )
 
@@ -289,5 +292,96 @@ func TestCatchUpKeepingFromACursor(t *testing.T) {
 	}
 	if err := readKept(t, w, target, names); err != nil {
 		t.Fatalf("read what was kept: %v", err)
+	}
+}
+
+// packRecorder is an embedded store that records the blocks put to its
+// packs.
+type packRecorder struct {
+	*cas.Embedded
+	packed map[cid.Cid]int
+}
+
+func (p *packRecorder) PutPacked(ctx context.Context, blks []blocks.Block) error {
+	for _, b := range blks {
+		p.packed[b.Cid()]++
+	}
+	return p.Embedded.PutPacked(ctx, blks)
+}
+
+// TestKeepPacksSealedPages: a keeper with an embedded store writes the
+// log's sealed pages to its packs, each once, and nothing else: not the
+// heads, window nodes or tail pieces that later heads replace, which a
+// collection then removes. Pages sealed from tail pieces the keeper held
+// before are packed when a later catch-up fetches them.
+func TestKeepPacksSealedPages(t *testing.T) {
+	w := newWorld(t, small(t))
+	w.appendN(t, 0, 29, 0) // pages 0 and 1 sealed, 9 entries in tail pieces
+	w.publish(t)
+	emb, err := cas.OpenEmbedded(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	store := &packRecorder{Embedded: emb, packed: map[cid.Cid]int{}}
+	names := namesys.NewMemory()
+	target := remotelog.KeepTarget{Store: store, Names: names}
+	ctx := context.Background()
+	keep := func(cur remotelog.Cursor) remotelog.Cursor {
+		t.Helper()
+		cur, _, err := remotelog.CatchUpKeeping(ctx, w, w.w.Name(), cur, target, remotelog.ReadOptions{}, func(remotelog.Message) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	cur := keep(remotelog.Cursor{})
+	w.appendN(t, 29, 6, 0) // page 2 sealed, 5 entries after it
+	w.publish(t)
+	keep(cur)
+	if err := readKept(t, w, target, names); err != nil {
+		t.Fatalf("read what was kept: %v", err)
+	}
+	// The sealed pages, by walking the log kept from its head.
+	rec, err := namesys.Resolve(ctx, names, w.w.Name(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := store.Get(ctx, rec.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := pager.Decode(hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := map[cid.Cid]int{}
+	seen := map[cid.Cid]bool{}
+	stack := []cid.Cid{rec.Value}
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[c] || c.Prefix().Codec != cid.DagCBOR {
+			continue
+		}
+		seen[c] = true
+		b, err := store.Get(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pg, err := pager.Decode(b); err == nil && !pg.Head && pg.Number < head.Number {
+			sealed[c] = 1
+		}
+		children, err := pager.Children(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stack = append(stack, children...)
+	}
+	if len(sealed) != 3 {
+		t.Fatalf("the log has %d sealed pages, want 3", len(sealed))
+	}
+	if !maps.Equal(store.packed, sealed) {
+		t.Fatalf("packed %v, want the sealed pages once each: %v", store.packed, sealed)
 	}
 }
