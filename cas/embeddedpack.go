@@ -135,7 +135,8 @@ func parsePackName(name string) (uint64, bool) {
 // order while the caller goes on (one call's blocks at a time), and the
 // next PutPacked or Sync waits for them and reports a failure. They are
 // durable once Sync returns; Get and Has see them at once. The store
-// keeps blks' bytes until they are written.
+// reads blks' bytes until they are written: the caller may reuse them
+// once the next PutPacked or Sync returned.
 func (e *Embedded) PutPacked(ctx context.Context, blks []blocks.Block) error {
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: put: %w", e.dir, ErrReadOnly)
@@ -407,6 +408,9 @@ func (e *Embedded) packGet(ctx context.Context, mh multihash.Multihash) ([]byte,
 	}
 	e.packs.mu.Lock()
 	b, ok := e.packs.flying[string(mh)]
+	if ok {
+		b = bytes.Clone(b) // the caller's bytes: a putter may reuse its own once written
+	}
 	e.packs.mu.Unlock()
 	if ok {
 		return b, true, nil

@@ -7,3 +7,10 @@ func SetPackMax(n int64) (restore func()) {
 	packMax = n
 	return func() { packMax = old }
 }
+
+// HoldWrites keeps the store from writing the blocks PutPacked hands it
+// (they stay "flying") until release is called.
+func (e *Embedded) HoldWrites() (release func()) {
+	e.load.Lock()
+	return e.load.Unlock
+}

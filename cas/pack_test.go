@@ -416,3 +416,37 @@ func TestPackConcurrent(t *testing.T) {
 	}
 	mustGetAll(t, s, blks)
 }
+
+// TestPutPackedCallerReusesItsBytes: a caller may reuse a block's bytes
+// once the next PutPacked or Sync returned (a publish encodes its pages
+// into the same buffers). A Get of the block while it was being written
+// returned bytes of its own, which the reuse leaves alone.
+func TestPutPackedCallerReusesItsBytes(t *testing.T) {
+	ctx := context.Background()
+	s, err := cas.OpenEmbedded(filepath.Join(t.TempDir(), "blocks"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	blk := packSet(t, 1)[0]
+	want := bytes.Clone(blk.RawData())
+	release := s.HoldWrites()
+	if err := s.PutPacked(ctx, []blocks.Block{blk}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, blk.Cid()) // not written yet
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clear(blk.RawData()) // the caller reuses its buffer
+	if !bytes.Equal(got, want) {
+		t.Fatal("a Get while the block was written returned the caller's buffer: it changed under the reader")
+	}
+	if again, err := s.Get(ctx, blk.Cid()); err != nil || !bytes.Equal(again, want) {
+		t.Fatalf("read after the caller reused its buffer: %v", err)
+	}
+}

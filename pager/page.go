@@ -124,11 +124,18 @@ var (
 
 // Encode returns the canonical DAG-CBOR encoding of pg and its CID. It
 // refuses a page that Decode would refuse.
-func Encode(pg *Page) ([]byte, cid.Cid, error) {
+func Encode(pg *Page) ([]byte, cid.Cid, error) { return EncodeTo(nil, pg) }
+
+// EncodeTo is Encode into buf, reused when it has room (its contents are
+// replaced).
+func EncodeTo(buf []byte, pg *Page) ([]byte, cid.Cid, error) {
 	if err := pg.validate(); err != nil {
 		return nil, cid.Undef, fmt.Errorf("pager: encode page %d: %w", pg.Number, err)
 	}
-	b := pg.appendCBOR(make([]byte, 0, pg.size()))
+	if size := pg.size(); cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	b := pg.appendCBOR(buf[:0])
 	if len(b) > MaxPageBytes {
 		return nil, cid.Undef, fmt.Errorf("pager: encode page %d: %w: %d bytes, limit %d", pg.Number, ErrTooLarge, len(b), MaxPageBytes)
 	}

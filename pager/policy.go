@@ -167,6 +167,17 @@ func NewOpen(v, p, s uint64, links []Link) *Open {
 	return o
 }
 
+// Next makes o the page after it, starting at sequence s with its skip
+// links (v1), keeping its item slice for the new items: the page sealed
+// before holds its entries apart (Seal copies them).
+func (o *Open) Next(s uint64, links []Link) {
+	o.Number++
+	o.Start, o.Links = s, links
+	clear(o.Items) // no payload outlives its page through the slice
+	o.Items = o.Items[:0]
+	o.size = o.fixedSize()
+}
+
 // fixedSize bounds the sealed encoding of everything but the entries.
 func (o *Open) fixedSize() int {
 	pg := Page{Version: o.Version, Number: o.Number, Start: o.Start, Links: o.Links, Entries: []Entry{{}}}

@@ -491,8 +491,17 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	// Sealed pages are kept for good: a store that packs them apart
 	// (the embedded store) writes them once, in the order they come.
 	packer, _ := w.cfg.Store.(cas.Packer)
-	var pages []blocks.Block
+	var sealer *pageSealer
+	var pages, packing []blocks.Block // packing: handed to the store last
 	pagesBytes, packedBlocks, packedBytes := 0, 0, 0
+	putPacked := func() error {
+		err := packer.PutPacked(ctx, pages)
+		for _, b := range packing { // the store is done with them: the call waited
+			sealer.free(b.RawData())
+		}
+		packing, pages, pagesBytes = pages, packing[:0], 0
+		return err
+	}
 	putPage := func(b blocks.Block) error {
 		if packer == nil {
 			return put(b)
@@ -504,9 +513,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		if pagesBytes < packBytes {
 			return nil
 		}
-		err := packer.PutPacked(ctx, pages)
-		pages, pagesBytes = nil, 0
-		return err
+		return putPacked()
 	}
 
 	ver := pol.FormatVersion()
@@ -518,14 +525,17 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	total := n - w.st.OpenStart + 1
 	// Sealed v2 pages packed by the store are encoded on other cores while
 	// the scan goes on: put only touches what this goroutine does then.
-	sealer := newPageSealer(packer != nil && ver != pager.V1, func(b []byte, c cid.Cid, start uint64) error {
+	sealer = newPageSealer(packer != nil && ver != pager.V1, func(b []byte, c cid.Cid, start uint64) error {
 		if err := putPage(cas.NewBlock(c, b)); err != nil {
 			return err
 		}
 		w.pages.add(pager.Link{Cid: c, Start: start})
 		return nil
 	})
-	err = w.log.Scan(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
+	arena := sealer.arena() // the open page's payloads
+	// The journal is read through one buffer: what a page keeps of an
+	// entry is copied into its arena.
+	err = w.log.Each(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
 		if e.IsRef() {
 			if seq > w.st.Published && w.cfg.Local != w.cfg.Store {
@@ -534,7 +544,11 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 				}
 			}
 		} else if !pol.InlineSealed(len(e.Payload)) {
-			c, blks, err := cas.PayloadBlocks(e.Payload)
+			payload := e.Payload
+			if seq > w.st.Published {
+				payload = bytes.Clone(payload) // its blocks are stored after this call
+			}
+			c, blks, err := cas.PayloadBlocks(payload)
 			if err != nil {
 				return err
 			}
@@ -546,14 +560,22 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			}
 		}
 		if !open.Fits(pol, it.PayloadSize()) {
-			if err := sealer.seal(open.Seal(pol)); err != nil {
+			if err := sealer.seal(open.Seal(pol), arena); err != nil {
 				return err
 			}
+			arena = sealer.arena()
 			links, err := w.skipLinks(ver, open.Number+1)
 			if err != nil {
 				return err
 			}
-			open = pager.NewOpen(pol.PageVersion(), open.Number+1, seq, links)
+			open.Next(seq, links)
+		}
+		switch n := it.PayloadSize(); {
+		case e.IsRef():
+		case n <= pol.HeadInlineLimit: // inline in a page, or in the head
+			it.Payload = arena.copy(it.Payload)
+		default: // a pointer in every form of the page
+			it.Payload, it.Size = nil, uint64(n)
 		}
 		open.Add(pol, it)
 		if done := seq - w.st.OpenStart + 1; opts.Progress != nil && (done%1024 == 0 || seq == n) {
@@ -622,7 +644,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 	}
 	if len(pages) > 0 {
-		if err := packer.PutPacked(ctx, pages); err != nil {
+		if err := putPacked(); err != nil {
 			return res, err
 		}
 	}

@@ -422,6 +422,17 @@ const scanChunk = 4 << 20
 // error. It reads the journal in large chunks; an entry's payload aliases
 // a chunk that is never reused, so f may keep it.
 func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error {
+	return j.scan(from, to, false, f)
+}
+
+// Each is Scan through one chunk, reused: an entry's payload is valid
+// only until f returns (f copies what it keeps). A long scan then
+// allocates one chunk, not the journal's size.
+func (j *Journal) Each(from, to uint64, f func(seq uint64, e Entry) error) error {
+	return j.scan(from, to, true, f)
+}
+
+func (j *Journal) scan(from, to uint64, reuse bool, f func(seq uint64, e Entry) error) error {
 	if from < 1 || to > j.Len() || from > to {
 		if from == to+1 {
 			return nil
@@ -435,15 +446,24 @@ func (j *Journal) Scan(from, to uint64, f func(seq uint64, e Entry) error) error
 	if err != nil {
 		return fmt.Errorf("journal: scan from %d: %w", from, err)
 	}
-	var buf []byte // unparsed bytes of the current chunk
+	var buf []byte   // unparsed bytes of the current chunk
+	var chunk []byte // reuse: the chunk read into
 	// fill makes buf hold at least need bytes, or all that is left.
 	fill := func(need int) error {
 		if len(buf) >= need {
 			return nil
 		}
 		n := min(max(scanChunk, need), int(j.end-off)+len(buf))
-		next := make([]byte, n)
-		copy(next, buf)
+		var next []byte
+		if reuse && cap(chunk) >= n {
+			next = chunk[:n]
+		} else {
+			next = make([]byte, n)
+		}
+		if reuse {
+			chunk = next
+		}
+		copy(next, buf) // the bytes left to parse first (they may overlap)
 		if _, err := j.log.ReadAt(next[len(buf):], off); err != nil {
 			return err
 		}

@@ -168,17 +168,8 @@ func TestScanRecordsAroundTheChunkSize(t *testing.T) {
 	scanAll := func(j *Journal) {
 		t.Helper()
 		for from := uint64(1); from <= j.Len(); from++ {
-			got := 0
-			err := j.Scan(from, j.Len(), func(seq uint64, e Entry) error {
-				w := want[seq-1]
-				if e.ID != w.ID || !bytes.Equal(e.Payload, w.Payload) {
-					return fmt.Errorf("entry %d differs", seq)
-				}
-				got++
-				return nil
-			})
-			if err != nil || got != int(j.Len()-from+1) {
-				t.Fatalf("scan from %d: %d entries, %v", from, got, err)
+			for _, scan := range []func(from, to uint64, f func(uint64, Entry) error) error{j.Scan, j.Each} {
+				scanFrom(t, scan, from, j.Len(), want)
 			}
 		}
 	}
@@ -189,6 +180,24 @@ func TestScanRecordsAroundTheChunkSize(t *testing.T) {
 	}
 	defer j.Close()
 	scanAll(j)
+}
+
+// scanFrom scans from..to with scan (Scan or Each) and checks each entry
+// against want while f runs.
+func scanFrom(t *testing.T, scan func(from, to uint64, f func(uint64, Entry) error) error, from, to uint64, want []Entry) {
+	t.Helper()
+	got := 0
+	err := scan(from, to, func(seq uint64, e Entry) error {
+		w := want[seq-1]
+		if e.ID != w.ID || !bytes.Equal(e.Payload, w.Payload) {
+			return fmt.Errorf("entry %d differs", seq)
+		}
+		got++
+		return nil
+	})
+	if err != nil || got != int(to-from+1) {
+		t.Fatalf("scan from %d: %d entries, %v", from, got, err)
+	}
 }
 
 func TestOverLimitAppendWritesNothing(t *testing.T) {
