@@ -70,14 +70,24 @@ func newPageSealer(parallel bool, take func([]byte, cid.Cid, uint64) error) *pag
 
 // arena returns an arena for the payloads of the next page.
 func (s *pageSealer) arena() *pageArena {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.arenas); n > 0 {
-		a := s.arenas[n-1]
-		s.arenas = s.arenas[:n-1]
+	if a, ok := pop(&s.mu, &s.arenas); ok {
 		return a
 	}
 	return &pageArena{}
+}
+
+// pop takes the last of the free things in list, under mu.
+func pop[T any](mu *sync.Mutex, list *[]T) (T, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	var last T
+	n := len(*list)
+	if n == 0 {
+		return last, false
+	}
+	last = (*list)[n-1]
+	*list = (*list)[:n-1]
+	return last, true
 }
 
 // seal encodes pg, whose payloads are in a, and hands it on; in parallel,
@@ -112,15 +122,10 @@ func (s *pageSealer) release(a *pageArena) {
 	s.mu.Unlock()
 }
 
+// buf returns a buffer to encode a page into: nil, or one free again.
 func (s *pageSealer) buf() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.bufs); n > 0 {
-		b := s.bufs[n-1]
-		s.bufs = s.bufs[:n-1]
-		return b
-	}
-	return nil
+	b, _ := pop(&s.mu, &s.bufs)
+	return b
 }
 
 // free gives back the encoding of a page handed to take, once the store
