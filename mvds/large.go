@@ -44,6 +44,21 @@ func WireHead(m Message, bodyLen uint64) []byte {
 	return protowire.AppendVarint(b, bodyLen)
 }
 
+// WireHeadLen is len(WireHead(m, bodyLen)), without making it.
+func WireHeadLen(m Message, bodyLen uint64) uint64 {
+	n := 0
+	if len(m.GroupID) > 0 {
+		n += protowire.SizeTag(msgGroup[SpecNumbering]) + protowire.SizeBytes(len(m.GroupID))
+	}
+	if m.Timestamp != 0 {
+		n += protowire.SizeTag(msgTime[SpecNumbering]) + protowire.SizeVarint(uint64(m.Timestamp))
+	}
+	if m.Metadata != nil {
+		n += protowire.SizeTag(msgMeta[SpecNumbering]) + protowire.SizeBytes(len(m.Metadata.appendWire(nil)))
+	}
+	return uint64(n+protowire.SizeTag(msgBody[SpecNumbering])) + uint64(protowire.SizeVarint(bodyLen))
+}
+
 // ReadWireHead reads the wire payload of a streamed message from r, size
 // bytes in all, up to its body, which must be its last field; its other
 // fields must be known, of their types, once each. It returns

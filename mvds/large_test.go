@@ -108,3 +108,30 @@ func TestIDAcrossBufferSize(t *testing.T) {
 		}
 	}
 }
+
+// TestSizesWithoutEncoding: WireHeadLen and MarshalSize give the lengths
+// of WireHead and Marshal, and AppendMarshal appends Marshal's bytes, for
+// messages with and without each field.
+func TestSizesWithoutEncoding(t *testing.T) {
+	parent := bytes.Repeat([]byte{1}, 32)
+	for _, m := range []Message{
+		{},
+		{GroupID: []byte("g"), Timestamp: 5},
+		{GroupID: bytes.Repeat([]byte{7}, 32), Timestamp: 1_700_000_000, Body: bytes.Repeat([]byte("b"), 200)},
+		{Timestamp: 1, Body: bytes.Repeat([]byte("b"), 70_000), Metadata: &Metadata{Parents: [][]byte{parent, parent}}},
+		{GroupID: []byte("g"), Metadata: &Metadata{}},
+	} {
+		for _, n := range []uint64{0, 1, 127, 128, 1 << 20} {
+			if got, want := WireHeadLen(m, n), uint64(len(WireHead(m, n))); got != want {
+				t.Errorf("WireHeadLen(%+v, %d) = %d, WireHead is %d bytes", m, n, got, want)
+			}
+		}
+		wire := m.Marshal()
+		if m.MarshalSize() != len(wire) {
+			t.Errorf("MarshalSize %d, Marshal %d bytes", m.MarshalSize(), len(wire))
+		}
+		if got := m.AppendMarshal([]byte("x")); !bytes.Equal(got, append([]byte("x"), wire...)) {
+			t.Errorf("AppendMarshal differs from Marshal")
+		}
+	}
+}

@@ -81,6 +81,12 @@ func (m Message) Marshal() []byte {
 	return m.appendWire(make([]byte, 0, m.wireSize()), SpecNumbering, false)
 }
 
+// AppendMarshal appends Marshal's encoding of m to b.
+func (m Message) AppendMarshal(b []byte) []byte { return m.appendWire(b, SpecNumbering, false) }
+
+// MarshalSize is len(m.Marshal()), without making it.
+func (m Message) MarshalSize() int { return m.wireSize() }
+
 func (m *Message) wireSize() int {
 	n := 0
 	if len(m.GroupID) > 0 {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -80,7 +82,7 @@ type Writer struct {
 	// duplicate rule: timestamps never decrease, and ids of the newest
 	// second are remembered so a repeat gets the next second.
 	lastTS  int64
-	run     map[mvds.MessageID]struct{}
+	run     map[uint64]struct{} // runKey of each id of the newest second
 	runDone bool
 
 	// superseded is the head the last publish replaced: deleted by the
@@ -88,6 +90,10 @@ type Writer struct {
 	// publish still finds the head it was given.
 	superseded cid.Cid
 	lastPage   sealedPage
+
+	// wire holds the wire payloads of the append under way, until the
+	// journal has them.
+	wire []byte
 }
 
 // OpenWriter opens the local log in cfg.Dir.
@@ -198,8 +204,9 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 	defer holdStore(w.cfg.Local)() // a large payload is garbage until its entry is durable
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
+	w.wireFor(group, md, bodies)
 	for _, body := range bodies {
-		e, a, err := w.entry(ctx, group, md, bytes.NewReader(body), uint64(len(body)))
+		e, a, err := w.entry(ctx, group, md, body, nil, uint64(len(body)))
 		if err != nil {
 			return nil, fmt.Errorf("remotelog: append: %w", err)
 		}
@@ -228,7 +235,7 @@ func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (App
 	if !st.Mode().IsRegular() {
 		return Appended{}, fmt.Errorf("remotelog: append: %s is not a regular file", path)
 	}
-	e, a, err := w.entry(ctx, group, nil, f, uint64(st.Size()))
+	e, a, err := w.entry(ctx, group, nil, nil, f, uint64(st.Size()))
 	if err != nil {
 		return Appended{}, fmt.Errorf("remotelog: append %s: %w", path, err)
 	}
@@ -239,7 +246,26 @@ func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (App
 	return out[0], nil
 }
 
+// wireFor makes w.wire ready for the wire payloads of bodies, appended
+// to group with md.
+func (w *Writer) wireFor(group []byte, md *mvds.Metadata, bodies [][]byte) {
+	head := mvds.Message{GroupID: group, Timestamp: math.MaxInt64, Metadata: md}
+	need := 0
+	for _, b := range bodies {
+		need += int(mvds.WireHeadLen(head, uint64(len(b)))) + len(b)
+	}
+	if cap(w.wire) < need {
+		w.wire = make([]byte, 0, need)
+	}
+	w.wire = w.wire[:0]
+}
+
 func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) {
+	defer func() {
+		if cap(w.wire) > maxWireKept {
+			w.wire = nil
+		}
+	}()
 	first, err := w.log.Append(es)
 	if err != nil {
 		w.run, w.runDone = nil, false // reload from disk next time
@@ -251,10 +277,20 @@ func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) 
 	return out, nil
 }
 
+// runKey is what the duplicate rule remembers of an id: 8 of its bytes.
+// Two ids that share them take the next second as a repeat does, which
+// keeps ids unique: a needless second now and then (one in 2^64), in a
+// quarter of the memory a million messages a second would hold.
+func runKey(id mvds.MessageID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+
+// maxWireKept is the most w.wire keeps between appends.
+const maxWireKept = 4 << 20
+
 // entry makes the journal entry of one message of group whose body is the
-// size bytes of r, applying the duplicate rule. A large message's payload
-// is stored in the local block store; a small one is read into memory.
-func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, r io.ReadSeeker, size uint64) (journal.Entry, Appended, error) {
+// size bytes of file, or mem when file is nil, applying the duplicate
+// rule. A large message's payload is stored in the local block store; a
+// small one's is encoded into w.wire, valid until the next append.
+func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, mem []byte, file io.ReadSeeker, size uint64) (journal.Entry, Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return journal.Entry{}, Appended{}, err
 	}
@@ -263,46 +299,56 @@ func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, r i
 	}
 	m := mvds.Message{GroupID: group, Timestamp: max(w.cfg.Now().Unix(), w.lastTS)}
 	if m.Timestamp > w.lastTS {
-		w.lastTS, w.run, w.runDone = m.Timestamp, nil, true
+		w.lastTS, w.runDone = m.Timestamp, true
+		clear(w.run) // kept: a fast writer fills it again every second
 	}
 	if err := w.loadRun(); err != nil {
 		return journal.Entry{}, Appended{}, err
 	}
-	large := uint64(len(mvds.WireHead(m, size)))+size > LargeMessage
+	large := mvds.WireHeadLen(m, size)+size > LargeMessage
 	if large && md != nil {
 		return journal.Entry{}, Appended{}, fmt.Errorf("a large message (%d bytes) cannot carry MVDS metadata (parents)", size)
 	}
-	var body []byte
-	if !large {
+	body := mem
+	switch {
+	case large && file == nil:
+		file = bytes.NewReader(mem)
+	case !large && file != nil:
 		body = make([]byte, size)
-		if _, err := io.ReadFull(r, body); err != nil {
+		if _, err := io.ReadFull(file, body); err != nil {
 			return journal.Entry{}, Appended{}, fmt.Errorf("read the body: %w", err)
 		}
 	}
 	var e journal.Entry
 	for {
 		if large {
-			if _, err := r.Seek(0, io.SeekStart); err != nil {
+			if _, err := file.Seek(0, io.SeekStart); err != nil {
 				return journal.Entry{}, Appended{}, fmt.Errorf("read the body: %w", err)
 			}
 			var err error
-			if e, err = importLarge(ctx, w.cfg.Local, m, r, size); err != nil {
+			if e, err = importLarge(ctx, w.cfg.Local, m, file, size); err != nil {
 				return journal.Entry{}, Appended{}, err
 			}
 		} else {
 			m.Body, m.Metadata = body, md
-			e = journal.Entry{ID: m.ID(), Payload: m.Marshal()}
+			e = journal.Entry{ID: m.ID()}
 		}
-		if _, dup := w.run[e.ID]; !dup {
+		if _, dup := w.run[runKey(e.ID)]; !dup {
 			break
 		}
 		m.Timestamp = w.lastTS + 1
-		w.lastTS, w.run = m.Timestamp, nil
+		w.lastTS = m.Timestamp
+		clear(w.run)
 	}
 	if w.run == nil {
-		w.run = map[mvds.MessageID]struct{}{}
+		w.run = map[uint64]struct{}{}
 	}
-	w.run[e.ID] = struct{}{}
+	w.run[runKey(e.ID)] = struct{}{}
+	if !large {
+		at := len(w.wire)
+		w.wire = m.AppendMarshal(w.wire)
+		e.Payload = w.wire[at:len(w.wire):len(w.wire)]
+	}
 	m.Body = nil
 	return e, Appended{ID: e.ID, BodySize: size, Message: m}, nil
 }
@@ -354,7 +400,10 @@ func (w *Writer) loadRun() error {
 	if w.runDone {
 		return nil
 	}
-	w.run = map[mvds.MessageID]struct{}{}
+	if w.run == nil {
+		w.run = map[uint64]struct{}{}
+	}
+	clear(w.run)
 	for seq := w.log.Len(); seq > 0; seq-- {
 		ts, id, err := w.stamp(seq)
 		if err != nil {
@@ -363,7 +412,7 @@ func (w *Writer) loadRun() error {
 		if ts != w.lastTS {
 			break
 		}
-		w.run[id] = struct{}{}
+		w.run[runKey(id)] = struct{}{}
 	}
 	w.runDone = true
 	return nil

@@ -78,7 +78,12 @@ type Journal struct {
 	// tailFrom+1.. in tail.
 	tail     []byte
 	tailFrom uint64
+	// frames and offs are Append's buffers, kept for the next one.
+	frames, offs []byte
 }
+
+// maxFramesKept is the largest frames buffer Append keeps for the next.
+const maxFramesKept = 4 << 20
 
 // Open opens the journal in dir, creating it when writable and missing.
 func Open(dir string, readOnly bool) (*Journal, error) {
@@ -345,7 +350,22 @@ func (j *Journal) Append(es []Entry) (uint64, error) {
 		return 0, fmt.Errorf("journal: append: read-only")
 	}
 	first := j.Len() + 1
-	var frames, offs []byte
+	need := 0
+	for _, e := range es {
+		need += frameHead + len(e.ID) + len(e.Payload) + 16 + e.Ref.ByteLen()
+	}
+	if cap(j.frames) < need {
+		j.frames = make([]byte, 0, need)
+	}
+	if cap(j.offs) < 8*len(es) {
+		j.offs = make([]byte, 0, 8*len(es))
+	}
+	frames, offs := j.frames[:0], j.offs[:0]
+	defer func() {
+		if cap(j.frames) > maxFramesKept {
+			j.frames = nil
+		}
+	}()
 	refs := false
 	for _, e := range es {
 		offs = binary.LittleEndian.AppendUint64(offs, uint64(j.end)+uint64(len(frames)))
