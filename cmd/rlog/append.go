@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -317,13 +318,17 @@ func noteOtherGroup(ctx context.Context, stderr io.Writer, w logWriter, group []
 }
 
 func printAppended(w io.Writer, out []remotelog.Appended, asJSON bool) {
+	var line []byte
 	for _, m := range out {
 		if asJSON {
 			b, _ := json.Marshal(map[string]any{"seq": m.Seq, "id": m.ID.String(), "timestamp": rfc3339(time.Unix(m.Timestamp, 0))})
 			fmt.Fprintf(w, "%s\n", b)
-		} else {
-			fmt.Fprintf(w, "%d\t%s\n", m.Seq, m.ID)
+			continue
 		}
+		// "SEQ\tID": a line per message of a pipe, made without garbage.
+		line = strconv.AppendUint(line[:0], m.Seq, 10)
+		line = hex.AppendEncode(append(line, '\t'), m.ID[:])
+		w.Write(append(line, '\n'))
 	}
 }
 
