@@ -78,6 +78,10 @@ that --json prints.`,
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
 		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.groupCmd(), a.idCmd(), a.versionCmd(), a.shareCmd(), a.rekeyCmd(), a.repoCmd())
 	forEachCommand(root, func(c *cobra.Command) {
+		// A mistyped command is suggested its nearest names, as cobra
+		// would by default (its SuggestionsFor alone only matches prefixes
+		// until this is set).
+		c.SuggestionsMinimumDistance = 2
 		// A wrong command line exits 2, whatever cobra found wrong with it.
 		if c.HasSubCommands() && c.RunE == nil {
 			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
@@ -85,11 +89,11 @@ that --json prints.`,
 				if len(args) == 0 {
 					return nil
 				}
-				msg := fmt.Sprintf("unknown command %q for %q; run '%s --help'", args[0], c.CommandPath(), c.CommandPath())
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
 				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+					msg += " (did you mean " + oneOf(s) + "?)"
 				}
-				return usagef("%s", msg)
+				return usagef("%s; run '%s --help'", msg, c.CommandPath())
 			}
 		}
 		if check := c.Args; check != nil {
@@ -114,6 +118,14 @@ that --json prints.`,
 		}
 	})
 	return root
+}
+
+// oneOf is names as a choice: "a", "a or b", "a, b or c".
+func oneOf(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {
