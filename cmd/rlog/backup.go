@@ -31,13 +31,13 @@ Any IPFS tool reads the file (ipfs dag import); 'rlog restore' and 'rlog check' 
 back, and 'rlog fetch NAME --from FILE.car' reads the log from it. The file is written
 under a temporary name and renamed when complete.
 
-With -o s3://BUCKET/PREFIX the log goes to an S3-compatible bucket instead, laid out
-as a trustless gateway: PREFIX/ipfs/{cid} holds each raw block (written once, its
-stored hash checked, cached as immutable), PREFIX/ipns/{name} the signed record
-(cached for its TTL), written last, so the bucket never points at a block it lacks.
-Backups are incremental: only blocks the bucket lacks are uploaded. Interrupted, the
-bucket still holds the previous complete backup and the next run completes it. A
-public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
+With -o s3://BUCKET/PREFIX the log goes to an S3-compatible bucket instead, laid out as
+a trustless gateway: PREFIX/ipfs/{cid} holds each raw block (written once, its stored
+hash checked, cached as immutable), PREFIX/ipns/{name} the signed record (cached for its
+TTL), written last, so the bucket never points at a block it lacks. Backups are
+incremental: only blocks the bucket lacks are uploaded. Interrupted, the bucket still
+holds the previous complete backup and the next run completes it. A public bucket, or a
+CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
 
 The bucket's record says what it holds (it is written last): when the log extends the
 log of that record, backup reads the log from that record's head page on and uploads
@@ -50,11 +50,12 @@ when the bucket holds another history, backup lists the bucket and reads the who
 
 ` + s3Help,
 		Example: `  rlog backup k51qzi5uqu5d... -o log.car                          # this repo's own log
-  rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's, verified
+  rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's
   rlog backup k51qzi5uqu5d... -o log.car --json
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS credentials from the environment
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000 --json
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --repair         # after 'rlog check s3://…' found damage`,
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS_* credentials
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000
+  # after 'rlog check s3://backups/rlog' found damage:
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --repair`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -217,8 +218,8 @@ record against the one this repo holds for the log, if any: an older one is a
 rollback finding.
 
 ` + s3Help,
-		Example: `  rlog check log.car                                         # a backup file
-  rlog check k51qzi5uqu5d...                                  # a log in this repo's backend
+		Example: `  rlog check log.car                  # a backup file
+  rlog check k51qzi5uqu5d...          # a log in this repo's backend
   rlog check k51qzi5uqu5d... --from http://127.0.0.1:8080 --json
   rlog check s3://backups/rlog --json`,
 		Args: cobra.ExactArgs(1),

@@ -40,16 +40,16 @@ log was rewritten (fork), or at once when the source answers that nothing is pub
 under NAME (a mistyped name).
 
 The follower is a subscription of the repo's node: while 'rlog run' (or serve, sync,
-keep) owns the repo, it runs there, over the repo's control socket, and Ctrl-C ends
-the follower, not the node; else it starts the repo's node for as long as it runs,
-and other commands in the repo work through it. A private log is followed with its share link in place of NAME (see 'rlog
-fetch --help').
+keep) owns the repo, it runs there, over the repo's control socket, and Ctrl-C ends the
+follower, not the node; else it starts the repo's node for as long as it runs, and other
+commands in the repo work through it. A private log is followed with its share link in
+place of NAME (see 'rlog fetch --help').
 
 --group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
 log from --from, merged and held back as 'fetch --group' does, polling every
 --min-interval, backing off to --max-interval while nothing is new. A member that
 cannot be read is said once, until that changes.`,
-		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
+		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080  # serve pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json
   rlog follow --group room --from http://127.0.0.1:8080`,

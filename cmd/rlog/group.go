@@ -37,9 +37,10 @@ parents, in the same order for every reader that read the same messages (with
 
 A walk through, three writers (each repo also adds the others' names):
 
-  rlog group create room && rlog group add room $(rlog id --json | jq -r .name) k51...B k51...C
+  rlog group create room
+  rlog group add room $(rlog id --json | jq -r .name) k51...B k51...C
   rlog append --group-name room "hello" && rlog publish
-  rlog keep k51...A k51...B k51...C --from ... --listen 0.0.0.0:8080   # a keeper serving all
+  rlog keep k51...A k51...B k51...C --from ... --listen 0.0.0.0:8080  # a keeper of all
   rlog fetch --group room --from http://keeper:8080       # merged, parents first
   rlog follow --group room --from http://keeper:8080      # and what comes later
   rlog log --group room --graph --from http://keeper:8080 # the DAG in lanes`,
