@@ -151,9 +151,10 @@ GROUP' lists them without the source.`,
 					out.kept = name.String()
 				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
-				deliver, err := opening(dir, name, &opts, func(m remotelog.Message) error {
+				deliver, private, err := opening(dir, name, &opts, func(m remotelog.Message) error {
 					return printRecorded(out, mo, prog, m)
 				})
+				out.private = private
 				if err != nil {
 					return err
 				}

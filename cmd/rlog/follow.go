@@ -155,7 +155,7 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	mark := func() error { return prog.DeliveredTo(at.Seq, at.ID, mo.Mark()) }
 	var verified uint64
 	read := remotelog.ReadOptions{SpoolDir: outDir}
-	deliver, err := opening(dir, name, &read, func(m remotelog.Message) error {
+	deliver, private, err := opening(dir, name, &read, func(m remotelog.Message) error {
 		if err := printRecorded(out, mo, prog, m); err != nil {
 			return err
 		}
@@ -166,6 +166,7 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	if err != nil {
 		return err
 	}
+	out.private = private
 	// --json: a status line after each look that caught up or
 	// failed: messages verified so far and the source in use.
 	status := func(s remotelog.FollowStatus) {

@@ -60,7 +60,7 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
 				if err != nil {
 					return err
 				}
-				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.ReadCloser, error) {
+				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, private: k != nil, open: func(m remotelog.Message) (io.ReadCloser, error) {
 					r, err := w.OpenBody(cmd.Context(), m)
 					if err != nil || k == nil {
 						return r, err

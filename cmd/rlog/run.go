@@ -245,7 +245,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		for _, name := range names {
 			// A private log's bodies are opened with the keys the repo holds.
 			opts := follow
-			deliver, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
+			deliver, _, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
 				outMu.Lock()
 				defer outMu.Unlock()
 				return out.print(m)
