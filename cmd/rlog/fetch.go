@@ -70,11 +70,12 @@ and exits with 6; a body that does not open under the key (changed, cut short, o
 another key) stops the read with exit 4.
 
 --group GROUP reads every member's log of a group kept in the repo ('rlog group'), in
-parallel, each from its own cursor, and prints their messages merged: each after the
-messages it names as parents and after its author's previous one, ties broken by
-(height in the DAG, id), so every reader that read the same messages prints them in the
-same order. Each line starts with the author's log name; --json lines gain author and
-parents (hex ids).
+parallel, each from its own cursor, from --from (given more than once, one pool as for
+one log: each member's log is read wherever it is), and prints their messages merged:
+each after the messages it names as parents and after its author's previous one, ties
+broken by (height in the DAG, id), so every reader that read the same messages prints
+them in the same order. Each line starts with the author's log name; --json lines gain
+author and parents (hex ids).
 
 A message whose parent no member's log gave yet is held back, with what follows it (said
 on standard error: "waiting for 3 messages of k51..."), and printed by a later fetch
@@ -92,19 +93,15 @@ GROUP' lists them without the source.`,
 		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if groupName != "" {
-				from, err := oneSource("fetch --group", froms, false)
-				if err != nil {
-					return err
-				}
 				for _, f := range []string{"all", "since", "record", "head"} {
 					if cmd.Flags().Changed(f) {
 						return usagef("--%s reads one log: fetch --group reads each member's log from its own cursor ('rlog log --group %s' lists the group from the start)", f, groupName)
 					}
 				}
-				if keep && from == "" {
+				if keep && len(froms) == 0 {
 					return usagef("--keep with --group keeps the members' logs read from --from SOURCE: give --from")
 				}
-				return a.fetchGroup(cmd, groupName, from, asJSON, groupRead{noWait: noWait, stable: stable, keep: keep}, outDir)
+				return a.fetchGroup(cmd, groupName, froms, asJSON, groupRead{noWait: noWait, stable: stable, keep: keep}, outDir)
 			}
 			if noWait || stable {
 				return usagef("--no-wait and --stable read a group: give --group NAME")

@@ -48,7 +48,9 @@ place of NAME (see 'rlog fetch --help').
 --group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
 log from --from, merged and held back as 'fetch --group' does, polling every
 --min-interval, backing off to --max-interval while nothing is new. A member that
-cannot be read is said once, until that changes.`,
+cannot be read is said once, until that changes. It takes one --from: the group's
+ephemeral messages come from the node behind that one source ('fetch --group' takes
+several).`,
 		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080  # serve pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json
@@ -110,7 +112,7 @@ cannot be read is said once, until that changes.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp+" (once with --group)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	f.StringVar(&groupName, "group", "", "follow every member's log of this group (rlog group), merged as 'fetch --group' prints them; polls the source")
 	f.StringVar(&outDir, "out", "", outHelp)

@@ -88,7 +88,7 @@ backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or S
 	f.StringArrayVar(&nf.keepFrom, "keep-from", nil, "where kept logs are read: "+fromForms[len("--from takes "):]+fromsHelp)
 	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
 	f.StringArrayVar(&nf.follow, "follow", nil, "follow this log (a name, or the share link of a private log) and print its messages (repeatable)")
-	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
+	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp+" (once with --follow-group)")
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
 	f.StringVar(&nf.followGrp, "follow-group", "", "follow this group kept in the repo ('rlog group'): its members' logs from --follow-from and, with --sync of its MVDS group, what peers send, merged, each message once")
 	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
