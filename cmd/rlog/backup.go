@@ -225,7 +225,7 @@ rollback finding.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			report := func(rep remotelog.CheckReport, name ipns.Name) error {
+			report := func(rep remotelog.CheckReport) error {
 				rep.ValidTo = rep.ValidTo.UTC().Truncate(time.Second) // RFC 3339 in seconds, as everywhere
 				if asJSON {
 					if err := writeJSON(a.stdout, rep); err != nil {
@@ -235,7 +235,11 @@ rollback finding.
 					fmt.Fprintf(a.stdout, "log       %s\nhead      %s\nrecord    sequence %d, valid to %s\nmessages  %d in %s, %s, %s\n",
 						rep.Name, rep.Head, rep.RecordSeq, rfc3339(rep.ValidTo), rep.Messages, plural(rep.Pages, "page"), plural(rep.Blocks, "block"), plural(rep.Bytes, "byte"))
 					for _, f := range rep.Findings {
-						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, f.Detail)
+						detail := f.Detail
+						if f.Kind == "truncated-file" && !a.debug {
+							detail = reason(f.Err()) // which file, where
+						}
+						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, detail)
 					}
 					if rep.OK() {
 						fmt.Fprintln(a.stdout, "ok        no findings")
@@ -243,20 +247,23 @@ rollback finding.
 				}
 				if !rep.OK() {
 					first := rep.Findings[0]
-					return failf(first.Err(), "check %s: %s (first: %s)", name, plural(len(rep.Findings), "finding"), first.Kind)
+					if first.Kind == "truncated-file" {
+						return failf(first.Err(), "check %s: %s", args[0], reason(first.Err()))
+					}
+					return failf(first.Err(), "check %s: %s (first: %s)", args[0], plural(len(rep.Findings), "finding"), first.Kind)
 				}
 				return nil
 			}
 			run := func(src remotelog.Source, name ipns.Name, head cid.Cid) error {
-				return report(remotelog.Check(ctx, src, name, head, time.Now), name)
+				return report(remotelog.Check(ctx, src, name, head, time.Now))
 			}
 			arg := args[0]
 			if remotelog.IsS3URL(arg) {
-				rep, name, err := a.checkS3(ctx, arg, *endpoint, nameFlag)
+				rep, _, err := a.checkS3(ctx, arg, *endpoint, nameFlag)
 				if err != nil {
 					return err
 				}
-				return report(rep, name)
+				return report(rep)
 			}
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 				src, err := remotelog.OpenCARSource(ctx, arg)

@@ -115,6 +115,10 @@ func reason(err error) string {
 		if !errors.Is(err, r.err) {
 			continue
 		}
+		var cut *cas.TruncatedError
+		if r.err == cas.ErrTruncated && errors.As(err, &cut) {
+			return cutShort(cut)
+		}
 		if d := foundText(err, r.err); r.detail && d != "" {
 			return d
 		}
@@ -125,6 +129,15 @@ func reason(err error) string {
 		return "cannot reach the source: " + op.Error()
 	}
 	return err.Error()
+}
+
+// cutShort says which file is cut short and where.
+func cutShort(e *cas.TruncatedError) string {
+	in := ""
+	if e.Block.Defined() {
+		in = ", inside block " + e.Block.String()
+	}
+	return fmt.Sprintf("%s is cut short at byte %d%s: damaged, or not completely written", e.Path, e.Size, in)
 }
 
 // foundText is the text of the error in err's chain that wraps sentinel
