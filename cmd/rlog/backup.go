@@ -236,8 +236,12 @@ rollback finding.
 						rep.Name, rep.Head, rep.RecordSeq, rfc3339(rep.ValidTo), rep.Messages, plural(rep.Pages, "page"), plural(rep.Blocks, "block"), plural(rep.Bytes, "byte"))
 					for _, f := range rep.Findings {
 						detail := f.Detail
-						if f.Kind == "truncated-file" && !a.debug {
+						switch {
+						case a.debug:
+						case f.Kind == "truncated-file":
 							detail = reason(f.Err()) // which file, where
+						default:
+							detail = plain(detail)
 						}
 						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, detail)
 					}

@@ -137,9 +137,13 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 	}
 	var outMu sync.Mutex // one line at a time
 	logf := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if !a.debug {
+			line = plain(line)
+		}
 		outMu.Lock()
 		defer outMu.Unlock()
-		fmt.Fprintf(a.stderr, format+"\n", args...)
+		fmt.Fprintln(a.stderr, line)
 	}
 	cfg := remotelog.NodeConfig{Backend: b, Serve: nf.serve, PublishEvery: nf.publish, Logf: logf, Commands: nodeCommands}
 	var closers []func()
