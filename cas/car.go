@@ -93,10 +93,22 @@ func sniffCAR(start []byte) error {
 	return nil
 }
 
+// TruncatedError is ErrTruncated for a CAR file: where the file ends and,
+// when known, the block it ends in. Its text is ErrTruncated's.
+type TruncatedError struct {
+	Path  string
+	Size  int64   // the file's length: where it was cut
+	Block cid.Cid // the block cut short, when known
+}
+
+func (e *TruncatedError) Error() string        { return ErrTruncated.Error() }
+func (e *TruncatedError) Is(target error) bool { return target == ErrTruncated }
+
 // CARFile is a read-only Store over a CAR file (v1 or v2), indexed when
 // opened. Its blocks are not trusted: readers wrap it in Verify.
 type CARFile struct {
 	path string
+	size int64
 	f    *os.File
 	ro   *carbs.ReadOnly
 }
@@ -109,23 +121,32 @@ func OpenCAR(path string) (*CARFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
+	}
+	cut := &TruncatedError{Path: path, Size: fi.Size()}
 	start := make([]byte, carStartLen)
 	n, _ := f.ReadAt(start, 0)
 	if err := sniffCAR(start[:n]); err != nil {
 		f.Close()
+		if errors.Is(err, ErrTruncated) {
+			err = cut
+		}
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
 	ro, err := carbs.NewReadOnly(f, nil)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The header or the index ends before it should.
 		f.Close()
-		return nil, fmt.Errorf("cas: open car %s: %w (%w)", path, ErrTruncated, err)
+		return nil, fmt.Errorf("cas: open car %s: %w (%w)", path, cut, err)
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cas: open car %s: %w", path, err)
 	}
-	return &CARFile{path: path, f: f, ro: ro}, nil
+	return &CARFile{path: path, size: fi.Size(), f: f, ro: ro}, nil
 }
 
 // Roots are the file's roots.
@@ -138,7 +159,7 @@ func (f *CARFile) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 			return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, ErrNotFound)
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("cas: car %s: get %s: %w (%w)", f.path, c, ErrTruncated, err)
+			return nil, fmt.Errorf("cas: car %s: get %s: %w (%w)", f.path, c, &TruncatedError{Path: f.path, Size: f.size, Block: c}, err)
 		}
 		return nil, fmt.Errorf("cas: car %s: get %s: %w", f.path, c, err)
 	}

@@ -72,6 +72,13 @@ func TestCARNotACAR(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Errorf("OpenCAR: %v, want %v", err, c.want)
 			}
+			var cut *cas.TruncatedError
+			if c.want == cas.ErrTruncated && (!errors.As(err, &cut) || cut.Path != path || cut.Size != int64(len(c.data))) {
+				t.Errorf("OpenCAR of a cut file: %v does not say where it ends (%d) as a TruncatedError: %+v", err, len(c.data), cut)
+			}
+			if c.name == "blocks cut" && cut != nil && cut.Block != b.Cid() {
+				t.Errorf("blocks cut: the block cut is %v, want %v", cut.Block, b.Cid())
+			}
 			_, _, err = cas.ImportCAR(ctx, cas.NewMemory(), bytes.NewReader(c.data))
 			if c.want == cas.ErrNotCAR && !errors.Is(err, c.want) {
 				t.Errorf("ImportCAR: %v, want %v", err, c.want)

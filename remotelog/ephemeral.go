@@ -75,6 +75,10 @@ func (s *Server) AnnounceEphemeral(ev EphemeralEvent) { s.eph.send(ev) }
 // ephemeralEvents streams ephemeral messages as server-sent events
 // ("event: ephemeral", data an EphemeralEvent); ?group=HEX filters.
 func (s *Server) ephemeralEvents(rw http.ResponseWriter, r *http.Request) {
+	if !s.Ephemeral {
+		http.Error(rw, "no ephemeral messages here: this gateway's node does not sync over MVDS ('rlog run --sync --serve' streams them)", http.StatusNotFound)
+		return
+	}
 	want := strings.ToLower(r.URL.Query().Get("group"))
 	serveStream(s, rw, r, &s.eph, "ephemeral", func(ev EphemeralEvent) bool { return want == "" || want == ev.Group })
 }

@@ -23,20 +23,7 @@ func TestEphemeralToFollowers(t *testing.T) {
 	a := startNode(t, openNewRepo(t, "a"), cfg(""))
 	rb := openNewRepo(t, "b")
 	// The gateway serves the embedded store once something is published.
-	if err := func() error {
-		w, err := rb.Writer(nil, nil)
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		if _, err := w.Append(ctx, g.ID(), [][]byte{[]byte("hello")}); err != nil {
-			return err
-		}
-		_, err = w.Publish(ctx, remotelog.PublishOptions{})
-		return err
-	}(); err != nil {
-		t.Fatal(err)
-	}
+	publishHello(t, rb, g.ID())
 	b := startNode(t, rb, cfg("127.0.0.1:0"))
 	addr := func(n *remotelog.Node) string {
 		st, err := n.SyncStatus()
@@ -108,5 +95,43 @@ func TestEphemeralToFollowers(t *testing.T) {
 	}
 	if na, nb := a.Writer().Len(), b.Writer().Len(); na != 0 || nb != 1 {
 		t.Fatalf("the logs hold %d and %d messages, want 0 and 1 (an ephemeral one is never logged)", na, nb)
+	}
+}
+
+// TestEphemeralWithoutSync: the gateway of a node that does not sync over
+// MVDS (rlog serve, a keeper) has no ephemeral messages: it says so (404)
+// rather than stream none, so that a follower does not claim to follow them.
+func TestEphemeralWithoutSync(t *testing.T) {
+	ctx := context.Background()
+	r := openNewRepo(t, "a")
+	publishHello(t, r, nil)
+	n := startNode(t, r, remotelog.NodeConfig{Serve: "127.0.0.1:0"})
+	src, err := remotelog.OpenSource(ctx, "http://"+n.GatewayAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	gs := src.(interface {
+		Ephemeral(context.Context, []byte) (<-chan remotelog.EphemeralEvent, error)
+	})
+	if ch, err := gs.Ephemeral(ctx, remotelog.Group{Name: "room"}.ID()); err == nil {
+		t.Fatalf("a gateway without sync streams ephemeral messages (%v), want an error", ch)
+	}
+}
+
+// publishHello appends "hello" in group to repo's log and publishes it.
+func publishHello(t *testing.T, repo *remotelog.Repo, group []byte) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := repo.Writer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append(ctx, group, [][]byte{[]byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Publish(ctx, remotelog.PublishOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

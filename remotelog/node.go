@@ -142,6 +142,7 @@ func StartNode(ctx context.Context, repo *Repo, cfg NodeConfig) (_ *Node, err er
 			return nil, err
 		}
 		n.srv.OnAppend = n.sync.appended
+		n.srv.Ephemeral = true
 		n.srv.Status = func() any { return n.sync.status() }
 	}
 	if cfg.Serve != "" {

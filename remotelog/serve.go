@@ -47,6 +47,10 @@ type Server struct {
 	Status func() any
 	// MaxCARBytes bounds one CAR response of Gateway; default MaxCARBytes.
 	MaxCARBytes int64
+	// Ephemeral says the node behind the server syncs over MVDS, so that
+	// /rlog/v1/ephemeral has ephemeral messages to stream; without it that
+	// path answers 404, and a follower does not wait for any.
+	Ephemeral bool
 }
 
 // NewServer serves repo with its writer w (both owned by the caller).

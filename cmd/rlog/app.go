@@ -34,6 +34,10 @@ type app struct {
 	node *remotelog.Node
 }
 
+// helpWidth is how wide --help's lines are at most: its text, examples
+// and flags.
+const helpWidth = 88
+
 func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "rlog",
@@ -47,13 +51,13 @@ block store and how far you have read other logs. No daemon is needed.
   rlog init                      create a repo and print your log's name
   rlog append "hello"            append a message (durable when it returns)
   rlog publish                   make appended messages readable under your name
-  rlog fetch NAME --from DIR     print what is new in log NAME, remember where you stopped
+  rlog fetch NAME --from DIR     print what is new in log NAME since the last fetch
   rlog demo                      see the whole job run in a temporary directory
 
 Exit codes: 0 ok, 1 error, 2 bad command line, 3 conflict (fork, rollback, local log
 behind or diverged), 4 data that failed verification, 5 not found, 6 a private log
-without its read key. Errors say in one line what failed; --debug adds the whole chain of causes. docs/CLI.md has the JSON
-that --json prints.`,
+without its read key. Errors say in one line what failed; --debug adds the whole chain
+of causes. docs/CLI.md has the JSON that --json prints.`,
 		Example: `  rlog init && rlog append "hello" && rlog publish
   rlog init --repo ~/reader
   rlog fetch --repo ~/reader k51qzi5uqu5d... --from ~/.rlog
@@ -61,6 +65,8 @@ that --json prints.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Flags' descriptions wrap under their column, as wide as the help text.
+	root.SetUsageTemplate(strings.ReplaceAll(root.UsageTemplate(), ".FlagUsages |", fmt.Sprintf(".FlagUsagesWrapped %d |", helpWidth)))
 	root.PersistentFlags().StringVar(&a.repoFlag, "repo", "", "repo directory (default $RLOG_PATH, else ~/.rlog)")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "on failure, print the whole chain of causes, not only what failed")
 	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", remotelog.DefaultLockTimeout, "how long to wait while another rlog process holds the repo (0: fail at once)")
@@ -78,6 +84,10 @@ that --json prints.`,
 	root.AddCommand(a.initCmd(), a.appendCmd(), a.publishCmd(), a.fetchCmd(), a.logCmd(),
 		a.resolveCmd(), a.blockCmd(), a.inspectCmd(), a.demoCmd(), a.recoverCmd(), a.benchCmd(), a.pinCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.serveCmd(), a.followCmd(), a.keepCmd(), a.mvdsCmd(), a.syncCmd(), a.runCmd(), a.statusCmd(), a.peerCmd(), a.groupCmd(), a.idCmd(), a.versionCmd(), a.shareCmd(), a.rekeyCmd(), a.repoCmd())
 	forEachCommand(root, func(c *cobra.Command) {
+		// A mistyped command is suggested its nearest names, as cobra
+		// would by default (its SuggestionsFor alone only matches prefixes
+		// until this is set).
+		c.SuggestionsMinimumDistance = 2
 		// A wrong command line exits 2, whatever cobra found wrong with it.
 		if c.HasSubCommands() && c.RunE == nil {
 			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
@@ -85,11 +95,11 @@ that --json prints.`,
 				if len(args) == 0 {
 					return nil
 				}
-				msg := fmt.Sprintf("unknown command %q for %q; run '%s --help'", args[0], c.CommandPath(), c.CommandPath())
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
 				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+					msg += " (did you mean " + oneOf(s) + "?)"
 				}
-				return usagef("%s", msg)
+				return usagef("%s; run '%s --help'", msg, c.CommandPath())
 			}
 		}
 		if check := c.Args; check != nil {
@@ -114,6 +124,14 @@ that --json prints.`,
 		}
 	})
 	return root
+}
+
+// oneOf is names as a choice: "a", "a or b", "a, b or c".
+func oneOf(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {

@@ -48,9 +48,9 @@ name ('rlog group'), each message names in its MVDS metadata the newest messages
 group this repo has seen (its parents: what 'rlog fetch --group' last read, and this
 log's last message in the group), so readers deliver it after them.
 
---ephemeral sends each body instead as an ephemeral MVDS message (4/MVDS-META) through the
-node that runs on this repo ('rlog run --sync', 'rlog sync') to its peers online now: once,
-never logged, stored or retransmitted. It prints each message's id.`,
+--ephemeral sends each body instead as an ephemeral MVDS message (4/MVDS-META) through
+the node that runs on this repo ('rlog run --sync', 'rlog sync') to its peers online
+now: once, never logged, stored or retransmitted. It prints each message's id.`,
 		Example: `  rlog append "hello" "world"
   printf 'one\ntwo\n' | rlog append
   rlog append --file photo.jpg

@@ -31,13 +31,13 @@ Any IPFS tool reads the file (ipfs dag import); 'rlog restore' and 'rlog check' 
 back, and 'rlog fetch NAME --from FILE.car' reads the log from it. The file is written
 under a temporary name and renamed when complete.
 
-With -o s3://BUCKET/PREFIX the log goes to an S3-compatible bucket instead, laid out
-as a trustless gateway: PREFIX/ipfs/{cid} holds each raw block (written once, its
-stored hash checked, cached as immutable), PREFIX/ipns/{name} the signed record
-(cached for its TTL), written last, so the bucket never points at a block it lacks.
-Backups are incremental: only blocks the bucket lacks are uploaded. Interrupted, the
-bucket still holds the previous complete backup and the next run completes it. A
-public bucket, or a CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
+With -o s3://BUCKET/PREFIX the log goes to an S3-compatible bucket instead, laid out as
+a trustless gateway: PREFIX/ipfs/{cid} holds each raw block (written once, its stored
+hash checked, cached as immutable), PREFIX/ipns/{name} the signed record (cached for its
+TTL), written last, so the bucket never points at a block it lacks. Backups are
+incremental: only blocks the bucket lacks are uploaded. Interrupted, the bucket still
+holds the previous complete backup and the next run completes it. A public bucket, or a
+CDN in front of it, is a source for --from https://HOST/BUCKET/PREFIX.
 
 The bucket's record says what it holds (it is written last): when the log extends the
 log of that record, backup reads the log from that record's head page on and uploads
@@ -50,11 +50,12 @@ when the bucket holds another history, backup lists the bucket and reads the who
 
 ` + s3Help,
 		Example: `  rlog backup k51qzi5uqu5d... -o log.car                          # this repo's own log
-  rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's, verified
+  rlog backup k51qzi5uqu5d... -o log.car --from http://writer:8080  # someone else's
   rlog backup k51qzi5uqu5d... -o log.car --json
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS credentials from the environment
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000 --json
-  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --repair         # after 'rlog check s3://…' found damage`,
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog                  # AWS_* credentials
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --s3-endpoint http://127.0.0.1:9000
+  # after 'rlog check s3://backups/rlog' found damage:
+  rlog backup k51qzi5uqu5d... -o s3://backups/rlog --repair`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])
@@ -217,14 +218,14 @@ record against the one this repo holds for the log, if any: an older one is a
 rollback finding.
 
 ` + s3Help,
-		Example: `  rlog check log.car                                         # a backup file
-  rlog check k51qzi5uqu5d...                                  # a log in this repo's backend
+		Example: `  rlog check log.car                  # a backup file
+  rlog check k51qzi5uqu5d...          # a log in this repo's backend
   rlog check k51qzi5uqu5d... --from http://127.0.0.1:8080 --json
   rlog check s3://backups/rlog --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			report := func(rep remotelog.CheckReport, name ipns.Name) error {
+			report := func(rep remotelog.CheckReport) error {
 				rep.ValidTo = rep.ValidTo.UTC().Truncate(time.Second) // RFC 3339 in seconds, as everywhere
 				if asJSON {
 					if err := writeJSON(a.stdout, rep); err != nil {
@@ -234,7 +235,15 @@ rollback finding.
 					fmt.Fprintf(a.stdout, "log       %s\nhead      %s\nrecord    sequence %d, valid to %s\nmessages  %d in %s, %s, %s\n",
 						rep.Name, rep.Head, rep.RecordSeq, rfc3339(rep.ValidTo), rep.Messages, plural(rep.Pages, "page"), plural(rep.Blocks, "block"), plural(rep.Bytes, "byte"))
 					for _, f := range rep.Findings {
-						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, f.Detail)
+						detail := f.Detail
+						switch {
+						case a.debug:
+						case f.Kind == "truncated-file":
+							detail = reason(f.Err()) // which file, where
+						default:
+							detail = plain(detail)
+						}
+						fmt.Fprintf(a.stdout, "finding   %s: %s\n", f.Kind, detail)
 					}
 					if rep.OK() {
 						fmt.Fprintln(a.stdout, "ok        no findings")
@@ -242,20 +251,23 @@ rollback finding.
 				}
 				if !rep.OK() {
 					first := rep.Findings[0]
-					return failf(first.Err(), "check %s: %s (first: %s)", name, plural(len(rep.Findings), "finding"), first.Kind)
+					if first.Kind == "truncated-file" {
+						return failf(first.Err(), "check %s: %s", args[0], reason(first.Err()))
+					}
+					return failf(first.Err(), "check %s: %s (first: %s)", args[0], plural(len(rep.Findings), "finding"), first.Kind)
 				}
 				return nil
 			}
 			run := func(src remotelog.Source, name ipns.Name, head cid.Cid) error {
-				return report(remotelog.Check(ctx, src, name, head, time.Now), name)
+				return report(remotelog.Check(ctx, src, name, head, time.Now))
 			}
 			arg := args[0]
 			if remotelog.IsS3URL(arg) {
-				rep, name, err := a.checkS3(ctx, arg, *endpoint, nameFlag)
+				rep, _, err := a.checkS3(ctx, arg, *endpoint, nameFlag)
 				if err != nil {
 					return err
 				}
-				return report(rep, name)
+				return report(rep)
 			}
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 				src, err := remotelog.OpenCARSource(ctx, arg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"regexp"
 	"strings"
 
 	"rlog/cas"
@@ -104,9 +105,21 @@ func explain(what string, err error) error {
 	return failf(err, "%s: %s", what, reason(err))
 }
 
+// libPrefix is a library package's name where it begins a part of an
+// error's text ("remotelog: ", "cas: "): what Go callers get, to tell which
+// package failed.
+var libPrefix = regexp.MustCompile(`(^|: |\()(?:remotelog|cas|namesys|pager|journal|mvds): `)
+
+// plain is an error's text for the user: without the library packages'
+// names, so that "remotelog: restore: cas: open car f.car: ..." reads
+// "restore: open car f.car: ...". --debug shows them.
+func plain(s string) string { return libPrefix.ReplaceAllString(s, "$1") }
+
 // reason says in a few words why err happened: the reason rlog knows for
 // it, or the network failure it is, or else its own text.
-func reason(err error) string {
+func reason(err error) string { return plain(reasonText(err)) }
+
+func reasonText(err error) string {
 	var u userError
 	if errors.As(err, &u) {
 		return u.msg
@@ -114,6 +127,10 @@ func reason(err error) string {
 	for _, r := range reasons {
 		if !errors.Is(err, r.err) {
 			continue
+		}
+		var cut *cas.TruncatedError
+		if r.err == cas.ErrTruncated && errors.As(err, &cut) {
+			return cutShort(cut)
 		}
 		if d := foundText(err, r.err); r.detail && d != "" {
 			return d
@@ -125,6 +142,15 @@ func reason(err error) string {
 		return "cannot reach the source: " + op.Error()
 	}
 	return err.Error()
+}
+
+// cutShort says which file is cut short and where.
+func cutShort(e *cas.TruncatedError) string {
+	in := ""
+	if e.Block.Defined() {
+		in = ", inside block " + e.Block.String()
+	}
+	return fmt.Sprintf("%s is cut short at byte %d%s: damaged, or not completely written", e.Path, e.Size, in)
 }
 
 // foundText is the text of the error in err's chain that wraps sentinel

@@ -55,3 +55,21 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("inspect of a missing block: exit %d (%s)", code, errs)
 	}
 }
+
+// plain leaves out the library packages' names where they begin a part of
+// an error's text, and nothing else.
+func TestPlain(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"remotelog: restore: remotelog: f.car: not an rlog backup", "restore: f.car: not an rlog backup"},
+		{"read k51: fetch page bafy: cas: car f.car: get bafy: file is cut short (unexpected EOF)", "read k51: fetch page bafy: car f.car: get bafy: file is cut short (unexpected EOF)"},
+		{"log not published: namesys: resolve k51 in /x/ipns: no record for name", "log not published: resolve k51 in /x/ipns: no record for name"},
+		{"failed (pager: page 3 malformed)", "failed (page 3 malformed)"},
+		{"open /tmp/cas: no such file", "open /tmp/cas: no such file"},
+		{"the cas: store", "the cas: store"},
+		{"mvdsx: y", "mvdsx: y"},
+	} {
+		if got := plain(c.in); got != c.want {
+			t.Errorf("plain(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

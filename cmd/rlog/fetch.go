@@ -32,11 +32,11 @@ every block hash, record signature, page number, sequence and message id, and pr
 the new messages in order. The repo remembers how far it has read (its cursor), so a
 second run prints only what is new.
 
---since SEQ prints from SEQ+1 on instead, --all from the first message. If the log
-was rewritten since the last fetch (the message at the cursor changed, or a record
-with the sequence of the one read points at another head) rlog stops with a fork error
-(exit 3) and prints nothing from the new history. --since beyond the log's last message is
-a bad command line (exit 2) that says how many messages the log has.
+--since SEQ prints from SEQ+1 on instead, --all from the first message. If the log was
+rewritten since the last fetch (the message at the cursor changed, or a record with the
+sequence of the one read points at another head) rlog stops with a fork error (exit 3)
+and prints nothing from the new history. --since beyond the log's last message is a bad
+command line (exit 2) that says how many messages the log has.
 
 Each message is one line: sequence, id (first 16 hex digits), time, body. A text body
 is shown as it is, or as a quoted Go string when it has line breaks or other control
@@ -49,9 +49,11 @@ gateway): requests are spread over the sources and move to another when one fail
 slow past a delay learned from the answers is asked of another too, the first verified
 answer taken; everything verified either way. A request that fails for a reason that
 may pass (a cut connection, no answer) is retried with backoff; what gives up and when
-is in docs/CLI.md. Each message is recorded as it is printed, and blocks fetched from a
-gateway are kept until the fetch succeeds: a fetch that fails or is killed starts again
-after the last message it printed and fetches nothing twice. Printing to a file
+is in docs/CLI.md.
+
+Each message is recorded as it is printed, and blocks fetched from a gateway are kept
+until the fetch succeeds: a fetch that fails or is killed starts again after the last
+message it printed and fetches nothing twice. Printing to a file
 (rlog fetch NAME >> FILE), a run after a kill finds in FILE a line the killed one
 printed and did not record, and does not print it again: the file holds each message
 once. To a pipe, a kill between printing a message and recording it prints that one
@@ -68,39 +70,38 @@ and exits with 6; a body that does not open under the key (changed, cut short, o
 another key) stops the read with exit 4.
 
 --group GROUP reads every member's log of a group kept in the repo ('rlog group'), in
-parallel, each from its own cursor, and prints their messages merged: each after the
-messages it names as parents and after its author's previous one, ties broken by
-(height in the DAG, id), so every reader that read the same messages prints them in the
-same order. Each line starts with the author's log name; --json lines gain author and
-parents (hex ids). A message whose parent no member's log gave yet is held back, with
-what follows it (said on standard error: "waiting for 3 messages of k51..."), and
-printed by a later fetch once the parent comes; --no-wait prints it now, its gap
-marked. A member that cannot be read, or whose log forked or rolled back, is reported
-and not merged past that point; the others are printed. --keep keeps the members' logs
-read, so that 'rlog log --group GROUP' lists them without the source.`,
-		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog      # another repo's folder
-  rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080   # 'rlog serve', or any trustless gateway
-  rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io  # two sources
-  rlog fetch k51qzi5uqu5d... --from log.car --all            # everything in a backup
-  rlog fetch k51qzi5uqu5d... --from kubo: --json             # through the local Kubo daemon
+parallel, each from its own cursor, from --from (given more than once, one pool as for
+one log: each member's log is read wherever it is), and prints their messages merged:
+each after the messages it names as parents and after its author's previous one, ties
+broken by (height in the DAG, id), so every reader that read the same messages prints
+them in the same order. Each line starts with the author's log name; --json lines gain
+author and parents (hex ids).
+
+A message whose parent no member's log gave yet is held back, with what follows it (said
+on standard error: "waiting for 3 messages of k51..."), and printed by a later fetch
+once the parent comes; --no-wait prints it now, its gap marked. A member that cannot be
+read, or whose log forked or rolled back, is reported and not merged past that point;
+the others are printed. --keep keeps the members' logs read, so that 'rlog log --group
+GROUP' lists them without the source.`,
+		Example: `  rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog     # another repo's folder
+  rlog fetch k51qzi5uqu5d... --from http://127.0.0.1:8080  # serve, or any gateway
+  rlog fetch k51qzi5uqu5d... --from http://writer:8080 --from https://ipfs.io
+  rlog fetch k51qzi5uqu5d... --from log.car --all          # everything in a backup
+  rlog fetch k51qzi5uqu5d... --from kubo: --json           # through the local Kubo
   rlog fetch k51qzi5uqu5d... --from /media/usb/.rlog --out ~/received  # bodies as files
   rlog fetch --group room --from http://127.0.0.1:8080 --json`,
 		Args: nameOrGroup(&groupName),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if groupName != "" {
-				from, err := oneSource("fetch --group", froms, false)
-				if err != nil {
-					return err
-				}
 				for _, f := range []string{"all", "since", "record", "head"} {
 					if cmd.Flags().Changed(f) {
 						return usagef("--%s reads one log: fetch --group reads each member's log from its own cursor ('rlog log --group %s' lists the group from the start)", f, groupName)
 					}
 				}
-				if keep && from == "" {
+				if keep && len(froms) == 0 {
 					return usagef("--keep with --group keeps the members' logs read from --from SOURCE: give --from")
 				}
-				return a.fetchGroup(cmd, groupName, from, asJSON, groupRead{noWait: noWait, stable: stable, keep: keep}, outDir)
+				return a.fetchGroup(cmd, groupName, froms, asJSON, groupRead{noWait: noWait, stable: stable, keep: keep}, outDir)
 			}
 			if noWait || stable {
 				return usagef("--no-wait and --stable read a group: give --group NAME")
@@ -147,9 +148,10 @@ read, so that 'rlog log --group GROUP' lists them without the source.`,
 					out.kept = name.String()
 				}
 				opts := remotelog.ReadOptions{SpoolDir: outDir}
-				deliver, err := opening(dir, name, &opts, func(m remotelog.Message) error {
+				deliver, private, err := opening(dir, name, &opts, func(m remotelog.Message) error {
 					return printRecorded(out, mo, prog, m)
 				})
+				out.private = private
 				if err != nil {
 					return err
 				}

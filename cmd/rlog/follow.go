@@ -40,16 +40,18 @@ log was rewritten (fork), or at once when the source answers that nothing is pub
 under NAME (a mistyped name).
 
 The follower is a subscription of the repo's node: while 'rlog run' (or serve, sync,
-keep) owns the repo, it runs there, over the repo's control socket, and Ctrl-C ends
-the follower, not the node; else it starts the repo's node for as long as it runs,
-and other commands in the repo work through it. A private log is followed with its share link in place of NAME (see 'rlog
-fetch --help').
+keep) owns the repo, it runs there, over the repo's control socket, and Ctrl-C ends the
+follower, not the node; else it starts the repo's node for as long as it runs, and other
+commands in the repo work through it. A private log is followed with its share link in
+place of NAME (see 'rlog fetch --help').
 
 --group GROUP follows a group kept in the repo ('rlog group'): it reads every member's
 log from --from, merged and held back as 'fetch --group' does, polling every
 --min-interval, backing off to --max-interval while nothing is new. A member that
-cannot be read is said once, until that changes.`,
-		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080          # 'rlog serve' pushes each publish
+cannot be read is said once, until that changes. It takes one --from: the group's
+ephemeral messages come from the node behind that one source ('fetch --group' takes
+several).`,
+		Example: `  rlog follow k51qzi5uqu5d... --from http://127.0.0.1:8080  # serve pushes each publish
   rlog follow k51qzi5uqu5d... --from /media/usb/.rlog --max-interval 10s
   rlog follow k51qzi5uqu5d... --from kubo: --json
   rlog follow --group room --from http://127.0.0.1:8080`,
@@ -110,7 +112,7 @@ cannot be read is said once, until that changes.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp)
+	f.StringArrayVar(&froms, "from", nil, fromHelp+fromsHelp+" (once with --group)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	f.StringVar(&groupName, "group", "", "follow every member's log of this group (rlog group), merged as 'fetch --group' prints them; polls the source")
 	f.StringVar(&outDir, "out", "", outHelp)
@@ -155,7 +157,7 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	mark := func() error { return prog.DeliveredTo(at.Seq, at.ID, mo.Mark()) }
 	var verified uint64
 	read := remotelog.ReadOptions{SpoolDir: outDir}
-	deliver, err := opening(dir, name, &read, func(m remotelog.Message) error {
+	deliver, private, err := opening(dir, name, &read, func(m remotelog.Message) error {
 		if err := printRecorded(out, mo, prog, m); err != nil {
 			return err
 		}
@@ -166,6 +168,7 @@ func (a *app) follow(ctx context.Context, node *remotelog.Node, name ipns.Name, 
 	if err != nil {
 		return err
 	}
+	out.private = private
 	// --json: a status line after each look that caught up or
 	// failed: messages verified so far and the source in use.
 	status := func(s remotelog.FollowStatus) {

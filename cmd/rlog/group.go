@@ -37,9 +37,10 @@ parents, in the same order for every reader that read the same messages (with
 
 A walk through, three writers (each repo also adds the others' names):
 
-  rlog group create room && rlog group add room $(rlog id --json | jq -r .name) k51...B k51...C
+  rlog group create room
+  rlog group add room $(rlog id --json | jq -r .name) k51...B k51...C
   rlog append --group-name room "hello" && rlog publish
-  rlog keep k51...A k51...B k51...C --from ... --listen 0.0.0.0:8080   # a keeper serving all
+  rlog keep k51...A k51...B k51...C --from ... --listen 0.0.0.0:8080  # a keeper of all
   rlog fetch --group room --from http://keeper:8080       # merged, parents first
   rlog follow --group room --from http://keeper:8080      # and what comes later
   rlog log --group room --graph --from http://keeper:8080 # the DAG in lanes`,
@@ -208,11 +209,14 @@ func shortName(s string) string {
 // groupRead is how fetch --group reads: --no-wait, --stable.
 type groupRead struct{ noWait, stable, keep bool }
 
-func (a *app) fetchGroup(cmd *cobra.Command, name, from string, asJSON bool, gr groupRead, outDir string) error {
+func (a *app) fetchGroup(cmd *cobra.Command, name string, froms []string, asJSON bool, gr groupRead, outDir string) error {
 	if outDir != "" {
 		return usagef("--out: a group reads small messages only; fetch a member's log alone to save large bodies")
 	}
-	return a.withSource(cmd.Context(), from, func(repo *remotelog.Repo, src remotelog.Source) error {
+	// Several sources are one pool, as for one log: each member's log is
+	// read from whichever has it.
+	from := strings.Join(froms, " or ")
+	return a.withSources(cmd.Context(), froms, func(repo *remotelog.Repo, src remotelog.Source) error {
 		store := remotelog.Groups(repo.Dir)
 		g, err := store.Get(name)
 		if err != nil {
@@ -410,9 +414,9 @@ func nameOrGroup(group *string) cobra.PositionalArgs {
 	}
 }
 
-// oneSource is the one --from a group read takes (its members' logs are
-// read from one source), or "" (this repo) when none is given and none is
-// required.
+// oneSource is the one --from a group's follower takes (the members' logs
+// and the ephemeral messages of the node behind it), or "" (this repo) when
+// none is given and none is required.
 func oneSource(what string, froms []string, required bool) (string, error) {
 	switch {
 	case len(froms) == 0 && required:
@@ -422,7 +426,7 @@ func oneSource(what string, froms []string, required bool) (string, error) {
 	case len(froms) == 1:
 		return froms[0], nil
 	}
-	return "", usagef("%s reads the members' logs from one source: give --from once", what)
+	return "", usagef("%s reads the members' logs from one source, whose node also sends the group's ephemeral messages: give --from once ('rlog fetch --group' reads from several)", what)
 }
 
 // runFollowGroup is run --follow-group: the node follows the group kept

@@ -39,10 +39,10 @@ With --private every message body is sealed (XChaCha20-Poly1305) under a read ke
 in the repo: stores, gateways, keepers and relays carry and verify the log but read no
 body. 'rlog share' prints the link a reader needs, 'rlog rekey' changes the key for
 what comes next (docs/FORMAT.md says what is and is not hidden).`,
-		Example: `  rlog init                                   # ~/.rlog, or $RLOG_PATH
-  rlog init --repo ~/reader                   # a second repo, e.g. to read others' logs
-  rlog init --preset full                     # big pages, everything inline
-  rlog init --private                         # bodies sealed; 'rlog share' gives readers the key
+		Example: `  rlog init                      # ~/.rlog, or $RLOG_PATH
+  rlog init --repo ~/reader      # a second repo, e.g. to read others' logs
+  rlog init --preset full        # big pages, everything inline
+  rlog init --private            # bodies sealed; 'rlog share' gives readers the key
   rlog init --kubo --api /ip4/127.0.0.1/tcp/5001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

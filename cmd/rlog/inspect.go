@@ -61,15 +61,23 @@ func (a *app) inspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect CID",
 		Short: "Print a page as JSON",
-		Long: `Fetch a page block, check its hash, decode and validate it and print it as JSON:
-v, p, s, its entries (id, inline payload in base64 or pointer CID, sequence number,
-and for inline payloads whether the id matches; a v2 page carries no id for an inline
-payload, and inspect prints the payload's hash), skip links l (v1), window w, index
-links x and tail pieces t (v2 head), or tail pieces t and window node n (v3 head). An
-index node prints as its first page f and page links l; a window node (v3) as the
-head's page p, its window w and index links x. Formats v1, v2 and v3 are read. --diag prints the block in CBOR diagnostic notation. The JSON
-keys are the format's own (docs/FORMAT.md). To find a log's head page:
-'rlog resolve NAME'.`,
+		Long: `Fetch a block of a log (a page, an index node or a window node), check its hash,
+decode and validate it, and print it as JSON whose keys are the format's own
+(docs/FORMAT.md). Formats v1, v2 and v3 are read. To find a log's head page: 'rlog
+resolve NAME'; the CIDs inspect prints lead to the other blocks.
+
+What it prints, by kind of block:
+  page          v (format version), p (page number), s (first sequence number) and
+                entries e: id, payload inline (base64) or the CID of a pointer to it,
+                sequence number, and for an inline payload whether the id matches (a
+                v2 page has no id for an inline payload: inspect prints its hash)
+  v1 page       also its skip links l
+  v2 head       also its window w, index links x and tail pieces t
+  v3 head       also its tail pieces t and window node n
+  index node    its first page f and page links l
+  window node   the head's page p, its window w and index links x (v3)
+
+--diag prints the block in CBOR diagnostic notation instead of JSON.`,
 		Example: `  rlog inspect bafyrei...
   rlog inspect bafyrei... --from http://127.0.0.1:8080 --diag
   rlog inspect $(rlog resolve k51qzi5uqu5d... --json | jq -r .head)`,

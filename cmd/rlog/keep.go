@@ -19,10 +19,11 @@ it from SOURCE and holds every block of it in this repo's backend, then its newe
 signed record: in a Kubo daemon (rlog init --kubo, or --api) it pins each log's head and
 stores the record, which Kubo then serves to the network; in the embedded store it holds
 them. The record is put again every --republish, so it never expires from the routing
-system while the writer is away for weeks. keep cannot sign anything: it only keeps what the
-writer signed, and it stores a record only after every block it points at. Stopped at
-any point (Ctrl-C, SIGTERM, a crash), it resumes where it was; on start it checks that
-the log of the record it holds is complete here and fetches what is missing from SOURCE.
+system while the writer is away for weeks. keep cannot sign anything: it only keeps what
+the writer signed, and it stores a record only after every block it points at. Stopped
+at any point (Ctrl-C, SIGTERM, a crash), it resumes where it was; on start it checks
+that the log of the record it holds is complete here and fetches what is missing from
+SOURCE.
 
 With --listen ADDR it serves the kept logs as 'rlog serve' does (embedded store): a
 trustless gateway, head events at /rlog/v1/events, Delegated Routing V1 for their

@@ -19,8 +19,8 @@ func (a *app) logCmd() *cobra.Command {
 		Short: "List the local log",
 		Long: `List the messages of this repo's own log, published or not, oldest first: sequence
 number, the first 16 hex digits of the message id, time (RFC 3339, UTC) and text; --json
-prints the lines of 'rlog fetch --json'. A large message is listed by size; --out DIR saves
-the bodies as files.
+prints the lines of 'rlog fetch --json'. A large message is listed by size; --out DIR
+saves the bodies as files.
 
 --group NAME lists a group's messages from the start, merged as 'fetch --group' prints
 them, from the members' logs this repo has ('fetch NAME --keep', 'rlog keep', and its
@@ -60,7 +60,7 @@ fetch NAME --keep' (or 'rlog keep') keeps a log's blocks and record in this repo
 				if err != nil {
 					return err
 				}
-				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, open: func(m remotelog.Message) (io.ReadCloser, error) {
+				out := &printer{w: a.stdout, asJSON: asJSON, outDir: outDir, private: k != nil, open: func(m remotelog.Message) (io.ReadCloser, error) {
 					r, err := w.OpenBody(cmd.Context(), m)
 					if err != nil || k == nil {
 						return r, err

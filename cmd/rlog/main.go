@@ -67,7 +67,7 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if a.debug {
 		fmt.Fprintf(stderr, "rlog: %s\n", debugText(err))
 	} else {
-		fmt.Fprintf(stderr, "rlog: %v\n", err)
+		fmt.Fprintf(stderr, "rlog: %s\n", plain(err.Error()))
 	}
 	return exitCode(err)
 }

@@ -52,6 +52,11 @@ type printer struct {
 	kept string
 	// group, when set, is the group message being printed.
 	group *groupLine
+	// private: the bodies are a private log's, saved readable by this
+	// user only.
+	private bool
+	// mode is the mode of the files saved in outDir, once known.
+	mode os.FileMode
 }
 
 type groupLine struct {
@@ -159,12 +164,46 @@ func makeOutDir(dir string) error {
 	return nil
 }
 
+// fileMode is the mode of the files save writes, whatever their size:
+// 0600 for a private log's bodies, else what a new file gets, 0644 under
+// the umask, as any tool writes files. The bodies go through temporary
+// files made 0600, so the mode is learnt once, from a file made in outDir.
+func (p *printer) fileMode() (os.FileMode, error) {
+	if p.private {
+		return 0o600, nil
+	}
+	if p.mode != 0 {
+		return p.mode, nil
+	}
+	probe := filepath.Join(p.outDir, fmt.Sprintf(".rlog-mode-%d", os.Getpid()))
+	os.Remove(probe) // left by a killed process of the same id
+	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := f.Stat()
+	f.Close()
+	os.Remove(probe)
+	if err != nil {
+		return 0, err
+	}
+	p.mode = fi.Mode().Perm()
+	return p.mode, nil
+}
+
 // save writes m's body to its file in outDir and returns the path.
 func (p *printer) save(m remotelog.Message) (string, error) {
 	path := filepath.Join(p.outDir, fmt.Sprintf("%d-%s", m.Seq, hex.EncodeToString(m.ID[:])[:16]))
+	mode, err := p.fileMode()
+	if err != nil {
+		return "", err
+	}
 	switch {
 	case m.BodyFile != "":
 		// A verified file the reader spooled into outDir: keep it.
+		if err := os.Chmod(m.BodyFile, mode); err != nil {
+			return "", err
+		}
 		return path, os.Rename(m.BodyFile, path)
 	case m.IsLarge():
 		r, err := p.open(m)
@@ -177,6 +216,9 @@ func (p *printer) save(m remotelog.Message) (string, error) {
 			return "", err
 		}
 		_, err = io.Copy(f, r)
+		if err == nil {
+			err = f.Chmod(mode)
+		}
 		if err == nil {
 			err = f.Sync()
 		}
@@ -191,5 +233,5 @@ func (p *printer) save(m remotelog.Message) (string, error) {
 		}
 		return path, err
 	}
-	return path, atomicfile.Write(path, m.Body, 0o644)
+	return path, atomicfile.Write(path, m.Body, mode)
 }

@@ -23,7 +23,7 @@ fetches every page and payload it lacks from its peers, and store the signed rec
 so the daemon keeps the log and serves it after the writer's daemon is gone. Run it
 again after each publish to move the pin to the new head (a pin update).`,
 		Example: `  rlog pin k51qzi5uqu5d... --api /ip4/127.0.0.1/tcp/5001
-  rlog pin k51qzi5uqu5d... --from http://writer:8080   # in a repo made with 'rlog init --kubo'`,
+  rlog pin k51qzi5uqu5d... --from http://writer:8080   # in a repo of 'rlog init --kubo'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := parseName(args[0])

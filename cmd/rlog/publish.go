@@ -32,7 +32,7 @@ rlog refuses and tells you to run 'rlog recover'.
 blocks and bytes (put by this publish).`,
 		Example: `  rlog append "hello" && rlog publish
   rlog publish --json
-  rlog publish --api /ip4/127.0.0.1/tcp/5001   # to this Kubo daemon instead of the repo's`,
+  rlog publish --api /ip4/127.0.0.1/tcp/5001   # to this Kubo daemon, not the repo's`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withLogWriter(cmd.Context(), true, func(_ remotelog.Config, w logWriter) error {

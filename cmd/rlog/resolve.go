@@ -18,10 +18,10 @@ func (a *app) resolveCmd() *cobra.Command {
 		Short: "Print the verified record of log NAME",
 		Long: `Fetch the IPNS record of NAME, verify its signature against the name and its
 validity, and print its value (the head page), sequence number, end of validity and TTL,
-and the hint it carries for readers (format v3: the first sequence of the head's page and
-its window node; docs/FORMAT.md), if any.
---json keys: name, head, record_seq, record_valid_to, ttl_seconds, verified, and with a
-hint hint_page_start and hint_window_node.`,
+and the hint it carries for readers (format v3: the first sequence of the head's page
+and its window node; docs/FORMAT.md), if any. --json keys: name, head, record_seq,
+record_valid_to, ttl_seconds, verified, and with a hint hint_page_start and
+hint_window_node.`,
 		Example: `  rlog resolve k51qzi5uqu5d...
   rlog resolve k51qzi5uqu5d... --from http://127.0.0.1:8080 --json`,
 		Args: cobra.ExactArgs(1),

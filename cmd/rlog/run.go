@@ -53,16 +53,16 @@ type nodeFlags struct {
 func (a *app) runCmd() *cobra.Command {
 	var nf nodeFlags
 	cmd := &cobra.Command{
-		Use:   "run [--serve ADDR] [--sync] [--keep NAME --keep-from SOURCE] [--follow NAME --follow-from SOURCE] [--publish-every D]",
-		Short: "Run one node that owns the repo: serve, sync, keep, follow and publish at once",
+		Use:   "run [--serve ADDR] [--sync] [--keep NAME] [--follow NAME] [flags]",
+		Short: "Run one node that owns the repo: serve, sync, keep, follow and publish",
 		Long: `Run the repo's node, as 'ipfs daemon' runs Kubo's: one process that owns the repo and
-runs any mix of the gateway (--serve, as 'rlog serve': a trustless gateway, head
-events at /rlog/v1/events, Delegated Routing V1, and the web page at / that verifies a
-log in a browser, docs/WEB.md; its request limits: docs/CLI.md), MVDS sync with peers
-(--sync, as 'rlog sync'; the peers of 'rlog peer add' and --peer), keeping other logs readable
-(--keep, as 'rlog keep'), following logs (--follow, printing their messages as
-'rlog follow' does) and publishing what was appended every --publish-every (a publish
-that fails, offline, is tried again at the next one).
+runs any mix of the gateway (--serve, as 'rlog serve': a trustless gateway, head events
+at /rlog/v1/events, Delegated Routing V1, and the web page at / that verifies a log in a
+browser, docs/WEB.md; its request limits: docs/CLI.md), MVDS sync with peers (--sync, as
+'rlog sync'; the peers of 'rlog peer add' and --peer), keeping other logs readable
+(--keep, as 'rlog keep'), following logs (--follow, printing their messages as 'rlog
+follow' does) and publishing what was appended every --publish-every (a publish that
+fails, offline, is tried again at the next one).
 
 While it runs, every other rlog command in the repo works through it, over the repo's
 control socket (run/rlog.sock, 0600 in a 0700 folder, this user's processes only):
@@ -70,7 +70,8 @@ append and publish, log, fetch, follow, check, resolve, inspect, block get, pin,
 backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or SIGTERM.`,
 		Example: `  rlog run --serve 127.0.0.1:8080 --publish-every 1m
   rlog run --sync --listen /ip4/0.0.0.0/tcp/4001 --serve 0.0.0.0:8080
-  rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
+  rlog run --keep k51qzi5uqu5d... --keep-from http://writer:8080 \
+      --follow k51qzi5uqu5e... --follow-from http://friend:8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nf.serve == "" && !nf.sync && len(nf.keep) == 0 && len(nf.follow) == 0 && nf.followGrp == "" && nf.publish == 0 {
@@ -87,7 +88,7 @@ backup, restore, recover, sync status and peer changes. Stop it with Ctrl-C or S
 	f.StringArrayVar(&nf.keepFrom, "keep-from", nil, "where kept logs are read: "+fromForms[len("--from takes "):]+fromsHelp)
 	f.DurationVar(&nf.republish, "republish", 12*time.Hour, "how often to put each kept log's newest record again")
 	f.StringArrayVar(&nf.follow, "follow", nil, "follow this log (a name, or the share link of a private log) and print its messages (repeatable)")
-	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp)
+	f.StringArrayVar(&nf.followFrom, "follow-from", nil, "where followed logs are read"+fromsHelp+" (once with --follow-group)")
 	f.BoolVar(&nf.followJSON, "follow-json", false, "print followed messages as JSON lines")
 	f.StringVar(&nf.followGrp, "follow-group", "", "follow this group kept in the repo ('rlog group'): its members' logs from --follow-from and, with --sync of its MVDS group, what peers send, merged, each message once")
 	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "shortest time between looks when polling (keep, follow)")
@@ -136,9 +137,13 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 	}
 	var outMu sync.Mutex // one line at a time
 	logf := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if !a.debug {
+			line = plain(line)
+		}
 		outMu.Lock()
 		defer outMu.Unlock()
-		fmt.Fprintf(a.stderr, format+"\n", args...)
+		fmt.Fprintln(a.stderr, line)
 	}
 	cfg := remotelog.NodeConfig{Backend: b, Serve: nf.serve, PublishEvery: nf.publish, Logf: logf, Commands: nodeCommands}
 	var closers []func()
@@ -244,7 +249,7 @@ func (a *app) runNode(cmd *cobra.Command, nf nodeFlags) error {
 		for _, name := range names {
 			// A private log's bodies are opened with the keys the repo holds.
 			opts := follow
-			deliver, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
+			deliver, _, err := opening(repo.Dir, name, &opts.Read, func(m remotelog.Message) error {
 				outMu.Lock()
 				defer outMu.Unlock()
 				return out.print(m)

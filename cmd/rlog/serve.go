@@ -14,6 +14,7 @@ func (a *app) serveCmd() *cobra.Command {
 (?format=ipns-record), with the gateway conventions' caching headers (immutable for
 /ipfs/, the record's TTL for /ipns/). Any IPFS tool that reads a trustless gateway reads
 the log; 'rlog fetch NAME --from http://HOST:PORT' and 'rlog follow' do too.
+
 Beside it, on the same address:
   /                      a read-only web page: give it a log's name, it shows the newest
                          messages, every block, record and message id verified in the
@@ -22,6 +23,7 @@ Beside it, on the same address:
                          hear of a publish at once
   /routing/v1/ipns/NAME  Delegated Routing V1: the name's signed record
   /routing/v1/providers/CID  this server, for a block held here
+
 Limits, so no request holds the server: a CAR with dups=y is refused (406), a CAR
 response stops at 64 MiB (a truncated stream, never a short CAR), a path of more than
 32 segments is refused (400). All of it: docs/CLI.md, "What rlog serve and rlog keep

@@ -250,16 +250,16 @@ func nameArgUndo(dir, arg string) (ipns.Name, func() error, error) {
 // opening wraps deliver to open the bodies of log name with the keys the
 // repo in dir holds for it, opened ahead of delivery by the reader of opts
 // (ReadOptions.Prepare); without keys a sealed body stops the read (and a
-// plain log is read as it was).
-func opening(dir string, name ipns.Name, opts *remotelog.ReadOptions, deliver func(remotelog.Message) error) (func(remotelog.Message) error, error) {
+// plain log is read as it was). private says the repo holds keys for it.
+func opening(dir string, name ipns.Name, opts *remotelog.ReadOptions, deliver func(remotelog.Message) error) (open func(remotelog.Message) error, private bool, err error) {
 	k, err := remotelog.LoadKeyring(dir, name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if k != nil {
 		opts.Prepare = remotelog.OpenBodies(k)
 	}
-	return remotelog.Opening(k, deliver), nil
+	return remotelog.Opening(k, deliver), k != nil, nil
 }
 
 // openLocal streams the opened body of a large message of the own log,

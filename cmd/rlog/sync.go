@@ -38,7 +38,8 @@ so messages read there are acknowledged, never delivered twice.
 'rlog sync status' (in the same repo, while it runs) shows its peers and what is still
 owed to each.`,
 		Example: `  rlog id --repo ~/b        # B's peer id, 12D3KooW...
-  rlog sync --listen /ip4/0.0.0.0/tcp/4001 --peer /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... --group-name room
+  rlog sync --listen /ip4/0.0.0.0/tcp/4001 \
+      --peer /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW... --group-name room
   rlog append --group-name room "hi"      # while sync runs: logged and sent
   rlog sync status --wait 30s`,
 		Args: cobra.NoArgs,
@@ -117,7 +118,8 @@ which readers give to fetch, follow, keep and backup. Both name the same Ed25519
 --json prints {"peer_id": ..., "name": ...}.`,
 		Example: `  rlog id
   rlog id --json
-  rlog sync --peer /ip4/10.0.0.2/tcp/4001/p2p/$(rlog id --repo ~/b --json | jq -r .peer_id) ...`,
+  rlog sync --group-name room \
+      --peer /ip4/10.0.0.2/tcp/4001/p2p/$(rlog id --repo ~/b --json | jq -r .peer_id)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.repoDir()
