@@ -212,7 +212,7 @@ func RestoreFile(ctx context.Context, path string, store cas.Store, names interf
 	res.Name, res.Head, res.Messages, res.RecordSeq = name, src.Head, st.Messages, rec.Sequence
 	// Then store exactly those blocks, read again and checked again, and
 	// make them durable before any record.
-	n, err := cas.Load(ctx, store, logBlocks, cas.Verify(src).Get)
+	n, err := storeLog(ctx, store, logBlocks, cas.Verify(src).Get)
 	res.Blocks = n
 	if err != nil {
 		return res, fmt.Errorf("remotelog: restore: store blocks: %w", err)

@@ -199,6 +199,35 @@ func (kb *keepBatch) add(ctx context.Context, blk blocks.Block) error {
 	return nil
 }
 
+// storeLog stores the blocks cids of a log, read with get, in store: a
+// packing store takes its sealed pages into its packs, as a keeper's
+// (cids in the order a reader fetched them, each head before the pages it
+// links); another loads them all (cas.Load). They are durable once the
+// store is synced. It returns how many blocks the store holds of cids.
+func storeLog(ctx context.Context, store cas.Store, cids []cid.Cid, get func(context.Context, cid.Cid) ([]byte, error)) (int, error) {
+	if _, ok := store.(cas.Packer); !ok {
+		return cas.Load(ctx, store, cids, get)
+	}
+	kb := newKeepBatch(store)
+	for i, c := range cids {
+		has, err := store.Has(ctx, c)
+		if err != nil {
+			return i, err
+		}
+		if has {
+			continue
+		}
+		b, err := get(ctx, c)
+		if err != nil {
+			return i, err
+		}
+		if err := kb.add(ctx, cas.NewBlock(c, b)); err != nil {
+			return i, err
+		}
+	}
+	return len(cids), kb.flush(ctx)
+}
+
 // flush hands the blocks gathered to the store; they are durable once
 // the store is synced.
 func (kb *keepBatch) flush(ctx context.Context) error {

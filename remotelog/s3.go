@@ -515,7 +515,7 @@ func (s *spill) storeAll(ctx context.Context, store cas.Store) (int, error) {
 		cids[i] = b.c
 		off += b.n
 	}
-	n, err := cas.Load(ctx, store, cids, func(_ context.Context, c cid.Cid) ([]byte, error) {
+	n, err := storeLog(ctx, store, cids, func(_ context.Context, c cid.Cid) ([]byte, error) {
 		b := at[c]
 		data := make([]byte, b.n)
 		if _, err := s.f.ReadAt(data, int64(b.off)); err != nil {
