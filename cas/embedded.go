@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 
@@ -21,6 +20,8 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"rlog/internal/vfs"
 )
 
 // Embedded is the default store of a repo: a boxo blockstore on a LevelDB
@@ -30,6 +31,7 @@ import (
 // disk; for a million messages' sealed pages, compressed with Snappy, it
 // takes the least disk of LevelDB, Pebble and flatfs.
 type Embedded struct {
+	fs       vfs.FS // the pack files' (see OpenEmbeddedIn)
 	dir      string
 	ds       *leveldb.Datastore
 	bs       blockstore.Blockstore
@@ -55,12 +57,19 @@ type Embedded struct {
 // so any number of readers and one writer use dir at once, and it sees
 // what the writer wrote (see readView).
 func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
+	return OpenEmbeddedIn(vfs.OS{}, dir, readOnly)
+}
+
+// OpenEmbeddedIn is OpenEmbedded with the pack files in fsys (the
+// power-cut test's file system); a read-only store reads them from the
+// real one.
+func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 	if readOnly {
 		v, err := openReadView(dir)
 		if err != nil {
 			return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 		}
-		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{dir: packsDir(dir), files: map[uint64]*os.File{}}}, nil
+		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{fs: vfs.OS{}, dir: packsDir(dir), files: map[uint64]vfs.File{}}}, nil
 	}
 	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
 		// fsyncs on: sealed pages are the only copy of the messages they
@@ -92,7 +101,7 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 	}
-	e := &Embedded{dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}
+	e := &Embedded{fs: fsys, dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}
 	if err := e.openPacks(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("cas: open store %s: packs: %w", dir, err)

@@ -22,6 +22,8 @@ import (
 	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"rlog/internal/vfs"
 )
 
 // packMax is the size at which a pack is full and the next one begins: a
@@ -31,6 +33,7 @@ var packMax int64 = 64 << 20
 
 // packs is the pack side of an Embedded store (see pack.go).
 type packs struct {
+	fs  vfs.FS // the pack files' file system
 	dir string
 
 	// putMu is held by PutPacked and Sync: one call's blocks are written
@@ -42,7 +45,7 @@ type packs struct {
 	// mu is held while a pack is written or the index of packs changes.
 	mu        sync.Mutex
 	flying    map[string][]byte // put, not written yet: their bytes
-	cur       *os.File          // the pack being written; nil before the first write
+	cur       vfs.File          // the pack being written; nil before the first write
 	curNum    uint64
 	curLen    int64              // its bytes, committed or not
 	pending   map[string]packLoc // written to cur, not in the index yet
@@ -56,7 +59,7 @@ type packs struct {
 	// held for writing, so never under a read.
 	readMu  sync.RWMutex
 	filesMu sync.Mutex
-	files   map[uint64]*os.File
+	files   map[uint64]vfs.File
 }
 
 func packsDir(dir string) string { return filepath.Join(dir, "packs") }
@@ -66,10 +69,15 @@ func packsDir(dir string) string { return filepath.Join(dir, "packs") }
 // rewrote) is removed, and bytes past a pack's committed length (a write
 // cut short) are cut off.
 func (e *Embedded) openPacks() error {
-	p := &packs{dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
-		committed: map[uint64]int64{}, files: map[uint64]*os.File{}}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return err
+	p := &packs{fs: e.fs, dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
+		committed: map[uint64]int64{}, files: map[uint64]vfs.File{}}
+	if _, err := p.fs.Stat(p.dir); errors.Is(err, fs.ErrNotExist) {
+		// Made durable before the index names a pack in it: LevelDB
+		// syncs the store's directory when it writes its manifest, not
+		// after this.
+		if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+			return err
+		}
 	}
 	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
 	for it.Next() {
@@ -88,7 +96,7 @@ func (e *Embedded) openPacks() error {
 	} else if !errors.Is(err, goleveldb.ErrNotFound) {
 		return err
 	}
-	ents, err := os.ReadDir(p.dir)
+	ents, err := p.fs.ReadDir(p.dir)
 	if err != nil {
 		return err
 	}
@@ -101,13 +109,13 @@ func (e *Embedded) openPacks() error {
 		path := filepath.Join(p.dir, en.Name())
 		l, ok := p.committed[num]
 		if !ok {
-			if err := os.Remove(path); err != nil {
+			if err := p.fs.Remove(path); err != nil {
 				return err
 			}
 			continue
 		}
 		if info, err := en.Info(); err == nil && info.Size() > l {
-			if err := os.Truncate(path, l); err != nil {
+			if err := truncate(p.fs, path, l); err != nil {
 				return err
 			}
 		}
@@ -308,7 +316,7 @@ func (p *packs) begin(fresh bool) error {
 		}
 	}
 	if have && !fresh && p.committed[newest] < packMax {
-		f, err := os.OpenFile(filepath.Join(p.dir, packName(newest)), os.O_RDWR, 0)
+		f, err := p.fs.OpenFile(filepath.Join(p.dir, packName(newest)), os.O_RDWR, 0)
 		if err == nil {
 			p.cur, p.curNum, p.curLen = f, newest, p.committed[newest]
 			p.keep(newest, f)
@@ -318,7 +326,7 @@ func (p *packs) begin(fresh bool) error {
 	num := p.next
 	p.next++
 	path := filepath.Join(p.dir, packName(num))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := p.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create pack: %w", err)
 	}
@@ -326,7 +334,7 @@ func (p *packs) begin(fresh bool) error {
 		f.Close()
 		return fmt.Errorf("create pack: %w", err)
 	}
-	if err := syncDir(p.dir); err != nil {
+	if err := p.fs.SyncDir(p.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("create pack: %w", err)
 	}
@@ -336,7 +344,7 @@ func (p *packs) begin(fresh bool) error {
 }
 
 // keep makes f the file pack num is read from.
-func (p *packs) keep(num uint64, f *os.File) {
+func (p *packs) keep(num uint64, f vfs.File) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
 	p.filesMu.Lock()
@@ -347,13 +355,13 @@ func (p *packs) keep(num uint64, f *os.File) {
 	p.files[num] = f
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// truncate cuts the file path to size bytes.
+func truncate(fsys vfs.FS, path string, size int64) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	return errors.Join(f.Truncate(size), f.Close())
 }
 
 // commitLocked makes what was written to the current pack durable, then
@@ -487,13 +495,13 @@ func (p *packs) read(mh multihash.Multihash, loc packLoc) ([]byte, error) {
 }
 
 // file is pack num, open for reading.
-func (p *packs) file(num uint64) (*os.File, error) {
+func (p *packs) file(num uint64) (vfs.File, error) {
 	p.filesMu.Lock()
 	defer p.filesMu.Unlock()
 	if f, ok := p.files[num]; ok {
 		return f, nil
 	}
-	f, err := os.Open(filepath.Join(p.dir, packName(num)))
+	f, err := p.fs.OpenFile(filepath.Join(p.dir, packName(num)), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open pack %d: %w", num, err)
 	}
@@ -595,7 +603,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 		freed += p.committed[num]
 		delete(p.committed, num)
 		p.forget(num)
-		if err := os.Remove(filepath.Join(p.dir, packName(num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := p.fs.Remove(filepath.Join(p.dir, packName(num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return freed, err
 		}
 	}
