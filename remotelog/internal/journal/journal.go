@@ -132,6 +132,11 @@ func (j *Journal) recover() error {
 		if err := j.log.Sync(); err != nil {
 			return err
 		}
+		// A new journal's entry is durable before an append is
+		// acknowledged: a power cut would take the whole file.
+		if err := j.fs.SyncDir(j.dir); err != nil {
+			return err
+		}
 		size = int64(len(magic))
 	}
 	head := make([]byte, len(magic))
