@@ -78,6 +78,9 @@ func (e *Embedded) openPacks() error {
 		if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
 			return err
 		}
+		if err := p.fs.SyncDir(e.dir); err != nil {
+			return err
+		}
 	}
 	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
 	for it.Next() {
