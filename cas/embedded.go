@@ -13,8 +13,6 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
-	leveldb "github.com/ipfs/go-ds-leveldb"
-	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
 	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
@@ -33,8 +31,7 @@ import (
 type Embedded struct {
 	fs       vfs.FS // the pack files' (see OpenEmbeddedIn)
 	dir      string
-	ds       *leveldb.Datastore
-	bs       blockstore.Blockstore
+	db       *goleveldb.DB // nil read-only (see view)
 	readOnly bool
 	view     *readView // read-only: no lock, see readView
 	packs    *packs    // sealed pages, out of the tables (pack.go)
@@ -71,12 +68,7 @@ func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 		}
 		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{fs: vfs.OS{}, dir: packsDir(dir), files: map[uint64]vfs.File{}}}, nil
 	}
-	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
-		// fsyncs on: sealed pages are the only copy of the messages they
-		// hold once the writer's journal is compacted. Put syncs once per
-		// batch (a publish puts batches of 4 MiB).
-		ReadOnly:       readOnly,
-		ErrorIfMissing: readOnly,
+	opts := &opt.Options{
 		// Snappy: a sealed page repeats its group id and field tags in
 		// every entry, which takes the store from 1.21x the bodies to
 		// 1.06x for incompressible bodies (docs/STORAGE.md). Tables
@@ -97,11 +89,15 @@ func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 		// payload by a fetch): a 2 MiB cache, not LevelDB's 8 MiB, keeps
 		// the memory of a command on a million messages bounded.
 		BlockCacheCapacity: 2 << 20,
-	})
+	}
+	// fsyncs on: sealed pages are the only copy of the messages they hold
+	// once the writer's journal is compacted. Put syncs once per batch (a
+	// publish puts batches of 4 MiB).
+	d, err := openLevelDB(fsys, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 	}
-	e := &Embedded{fs: fsys, dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}
+	e := &Embedded{fs: fsys, dir: dir, db: d}
 	if err := e.openPacks(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("cas: open store %s: packs: %w", dir, err)
@@ -134,14 +130,17 @@ func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := e.bs.Get(ctx, c)
+	if !c.Defined() {
+		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
+	}
+	b, err := e.db.Get(blockKey(c.Hash()), nil)
+	if errors.Is(err, goleveldb.ErrNotFound) {
+		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
+	}
 	if err != nil {
-		if ipld.IsNotFound(err) {
-			return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
-		}
 		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, err)
 	}
-	return b.RawData(), nil
+	return b, nil
 }
 
 func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
@@ -167,7 +166,10 @@ func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
 		}
 		return true, nil
 	}
-	ok, err := e.bs.Has(ctx, c)
+	if !c.Defined() {
+		return false, nil
+	}
+	ok, err := e.db.Has(blockKey(c.Hash()), nil)
 	if err != nil {
 		return false, fmt.Errorf("cas: store %s: has %s: %w", e.dir, c, err)
 	}
@@ -193,7 +195,7 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 			continue
 		}
 		k := blockKey(b.Cid().Hash())
-		if ok, err := e.ds.DB.Has(k, nil); err != nil {
+		if ok, err := e.db.Has(k, nil); err != nil {
 			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
 		} else if !ok {
 			batch.Put(k, b.RawData())
@@ -202,7 +204,7 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 	if batch.Len() == 0 {
 		return nil
 	}
-	if err := e.ds.DB.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := e.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("cas: store %s: put %d blocks: %w", e.dir, len(blks), err)
 	}
 	return nil
@@ -252,7 +254,7 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 		if batch.Len() == 0 {
 			return nil
 		}
-		err := e.ds.DB.Write(batch, &opt.WriteOptions{NoWriteMerge: true})
+		err := e.db.Write(batch, &opt.WriteOptions{NoWriteMerge: true})
 		batch.Reset()
 		size = 0
 		return err
@@ -295,7 +297,7 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 	if last == nil {
 		return n, nil // nothing written
 	}
-	if err := e.ds.DB.CompactRange(util.Range{Start: last, Limit: last}); err != nil {
+	if err := e.db.CompactRange(util.Range{Start: last, Limit: last}); err != nil {
 		return fail(n, fmt.Errorf("sync: %w", err))
 	}
 	return n, nil
@@ -321,10 +323,10 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	e.packs.mu.Unlock()
 	// Deleted from the index at once; its record stays in its pack until a
 	// collection rewrites the pack.
-	if err := e.ds.DB.Delete(packKey(c.Hash()), nil); err != nil {
+	if err := e.db.Delete(packKey(c.Hash()), nil); err != nil {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
-	if err := e.bs.DeleteBlock(ctx, c); err != nil && !ipld.IsNotFound(err) {
+	if err := e.db.Delete(blockKey(c.Hash()), &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
 	return nil
@@ -362,7 +364,7 @@ func (e *Embedded) walk(ctx context.Context, f func(mh multihash.Multihash, size
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: walk: %w", e.dir, ErrReadOnly)
 	}
-	it := e.ds.DB.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
+	it := e.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
 	for it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -446,7 +448,7 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		if batch.Len() == 0 {
 			return nil
 		}
-		err := e.ds.DB.Write(batch, nil)
+		err := e.db.Write(batch, nil)
 		batch.Reset()
 		return err
 	}
@@ -477,7 +479,7 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
 	}
 	if res.Blocks > 0 {
-		if err := e.ds.DB.CompactRange(util.Range{}); err != nil {
+		if err := e.db.CompactRange(util.Range{}); err != nil {
 			return res, fmt.Errorf("cas: store %s: compact: %w", e.dir, err)
 		}
 	}
@@ -499,9 +501,7 @@ func (e *Embedded) Close() error {
 	}
 	err := e.Sync(context.Background())
 	err = errors.Join(err, e.packs.close())
-	if cerr := e.ds.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
-		err = errors.Join(err, cerr)
-	}
+	err = errors.Join(err, e.db.Close())
 	if err != nil {
 		return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
 	}
@@ -511,7 +511,7 @@ func (e *Embedded) Close() error {
 // Blockstore is the boxo blockstore under the store, for serving it; nil
 // for a read-only store.
 func (e *Embedded) Blockstore() blockstore.Blockstore {
-	if e.bs == nil {
+	if e.db == nil {
 		return nil
 	}
 	return embeddedBlockstore{e}

@@ -82,7 +82,7 @@ func (e *Embedded) openPacks() error {
 			return err
 		}
 	}
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
 	for it.Next() {
 		k := it.Key()[len(packLenKeyPrefix):]
 		n, _ := binary.Uvarint(it.Value())
@@ -94,7 +94,7 @@ func (e *Embedded) openPacks() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
-	if v, err := e.ds.DB.Get([]byte(packNextKey), nil); err == nil {
+	if v, err := e.db.Get([]byte(packNextKey), nil); err == nil {
 		p.next, _ = binary.Uvarint(v)
 	} else if !errors.Is(err, goleveldb.ErrNotFound) {
 		return err
@@ -271,10 +271,10 @@ func (e *Embedded) packWritten(mh multihash.Multihash) (bool, error) {
 
 // holds reports whether the index or the tables hold mh.
 func (e *Embedded) holds(mh multihash.Multihash) (bool, error) {
-	if ok, err := e.ds.DB.Has(packKey(mh), nil); err != nil || ok {
+	if ok, err := e.db.Has(packKey(mh), nil); err != nil || ok {
 		return ok, err
 	}
-	return e.ds.DB.Has(blockKey(mh), nil)
+	return e.db.Has(blockKey(mh), nil)
 }
 
 // appendRecord writes the record rec of block mh (size bytes) to the
@@ -380,7 +380,7 @@ func (e *Embedded) commitLocked() error {
 	}
 	p.batch.Put(packLenKey(p.curNum), binary.AppendUvarint(nil, uint64(p.curLen)))
 	p.batch.Put([]byte(packNextKey), binary.AppendUvarint(nil, p.next))
-	if err := e.ds.DB.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := e.db.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("commit pack %d: %w", p.curNum, err)
 	}
 	p.committed[p.curNum] = p.curLen
@@ -565,7 +565,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	live := map[uint64]int64{}
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
 	for it.Next() {
 		if loc, err := decodePackLoc(it.Value()); err == nil {
 			live[loc.pack] += int64(loc.n)
@@ -617,7 +617,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 // commits them, with the removal of num's committed length.
 func (e *Embedded) rewritePack(num uint64) error {
 	p := e.packs
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
 	defer it.Release()
 	f, err := p.file(num)
 	if err != nil {
@@ -646,7 +646,7 @@ func (e *Embedded) rewritePack(num uint64) error {
 	p.batch.Delete(packLenKey(num))
 	if p.cur == nil || p.committed[p.curNum] == p.curLen {
 		// Nothing was copied: the removal is committed alone.
-		if err := e.ds.DB.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := e.db.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
 			return err
 		}
 		p.batch.Reset()
@@ -689,7 +689,14 @@ func (b embeddedBlockstore) GetSize(ctx context.Context, c cid.Cid) (int, error)
 			return int(loc.size), nil
 		}
 	}
-	return b.e.bs.GetSize(ctx, c)
+	v, err := b.e.db.Get(blockKey(c.Hash()), nil)
+	if errors.Is(err, goleveldb.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, err
+	}
+	return len(v), nil
 }
 
 func (b embeddedBlockstore) Put(ctx context.Context, blk blocks.Block) error {
@@ -731,7 +738,7 @@ func (e *Embedded) packLoc(ctx context.Context, mh multihash.Multihash) (packLoc
 		if ok {
 			return loc, true, nil
 		}
-		v, err = e.ds.DB.Get(packKey(mh), nil)
+		v, err = e.db.Get(packKey(mh), nil)
 	}
 	if errors.Is(err, goleveldb.ErrNotFound) {
 		return packLoc{}, false, nil
