@@ -68,10 +68,11 @@ func (d *Dir) Publish(_ context.Context, name ipns.Name, raw []byte) error {
 		}
 		return fmt.Errorf("namesys: publish %s in %s: %w", name, d.dir, err)
 	}
-	// Atomic, but the rename need not be durable: a writer saves its state
-	// (with the record's sequence) first, so a record lost in a crash is
-	// made again by its next publish, and the older one is still valid.
-	if err := atomicfile.ReplaceIn(d.fs, d.file(name), raw, 0o644); err != nil {
+	// Durable when Publish returns, the directory synced too: a record
+	// lost in a power cut would leave the name resolving to an older
+	// record, whose head the writer may have deleted since, or to none
+	// until the next publish.
+	if err := atomicfile.WriteIn(d.fs, d.file(name), raw, 0o644); err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
 	if held == nil || got.Sequence > held.Sequence {
