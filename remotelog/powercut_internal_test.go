@@ -35,8 +35,8 @@ import (
 // would: every acknowledged message is there with its bytes, the log checks
 // clean (what `rlog check` runs), a publish completes and a reader reads
 // back exactly the local log. A quarter of the cuts fall in the reopening
-// itself (the recovery of a swap, a torn journal). RLOG_LARGE_TESTS=1
-// runs 240 cuts.
+// itself (the recovery of a swap, a torn journal), on top. RLOG_LARGE_TESTS=1
+// runs 240 cuts under the writer.
 func TestPowerCut(t *testing.T) {
 	cuts := 24
 	if testing.Short() {
@@ -150,6 +150,7 @@ func powerCuts(t *testing.T, cuts int) {
 	var ends []uint64      // where each append attempted would end the log
 	var inOpen, rounds int // cuts while reopening; rounds of the writer
 	partial := 0           // reboots that kept part of an unacknowledged append
+	cutIn := map[string]int{}
 	for k := range cuts {
 		// Every 8th cut falls early in a new repo: its first appends,
 		// publish and compaction.
@@ -185,16 +186,19 @@ func powerCuts(t *testing.T, cuts int) {
 				bodies[i] = powerBody(n + uint64(i) + 1)
 			}
 			ends = append(ends, n+uint64(len(bodies)))
+			phase := "append"
 			got, err := r.w.Append(ctx, cfg.DefaultGroup(), bodies)
 			if err == nil {
 				acked = got[len(got)-1].Seq
 				if round%3 == 2 {
+					phase = "publish"
 					if _, err = r.w.Publish(ctx, PublishOptions{}); err == nil {
 						r.published = true
 					}
 				}
 			}
 			if err != nil {
+				cutIn[phase]++
 				if !r.fs.IsCut() {
 					t.Fatalf("cut %d: the writer failed before the cut: %v", k, err)
 				}
@@ -207,7 +211,8 @@ func powerCuts(t *testing.T, cuts int) {
 	if _, err := os.Stat(filepath.Join(r.dir, "blocks")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the block store is on the real file system, not the one the power is cut under (%v)", err)
 	}
-	t.Logf("%d power cuts (%d while reopening), %d rounds, %d messages acknowledged in the last repo; %d reboots kept part of an append not acknowledged", cuts, inOpen, rounds, acked, partial)
+	t.Logf("%d power cuts under the writer (%d in an append, %d in a publish or its compaction) and %d more while reopening; %d rounds, %d messages acknowledged in the last repo; %d reboots kept part of an append not acknowledged",
+		cuts, cutIn["append"], cutIn["publish"], inOpen, rounds, acked, partial)
 }
 
 // checkAfterPowerCut checks the repo reopened after cut k.
