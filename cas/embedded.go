@@ -22,14 +22,15 @@ import (
 	"rlog/internal/vfs"
 )
 
-// Embedded is the default store of a repo: a boxo blockstore on a LevelDB
-// datastore in one directory. LevelDB was chosen by measurement (see
+// Embedded is the default store of a repo: a LevelDB in one directory,
+// blocks under the keys a boxo blockstore gives them, sealed pages in pack
+// files beside it (pack.go). LevelDB was chosen by measurement (see
 // docs/PERFORMANCE.md and docs/STORAGE.md): for many small blocks it writes
 // several times faster than flatfs or pebble and uses a tenth of flatfs's
 // disk; for a million messages' sealed pages, compressed with Snappy, it
 // takes the least disk of LevelDB, Pebble and flatfs.
 type Embedded struct {
-	fs       vfs.FS // the pack files' (see OpenEmbeddedIn)
+	fs       vfs.FS // where its files are (see OpenEmbeddedIn)
 	dir      string
 	db       *goleveldb.DB // nil read-only (see view)
 	readOnly bool
@@ -57,9 +58,9 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 	return OpenEmbeddedIn(vfs.OS{}, dir, readOnly)
 }
 
-// OpenEmbeddedIn is OpenEmbedded with the pack files in fsys (the
-// power-cut test's file system); a read-only store reads them from the
-// real one.
+// OpenEmbeddedIn is OpenEmbedded with the store's files, LevelDB's and
+// the packs, in fsys (the power-cut test's file system); a read-only store
+// reads them from the real one.
 func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 	if readOnly {
 		v, err := openReadView(dir)
@@ -90,9 +91,9 @@ func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 		// the memory of a command on a million messages bounded.
 		BlockCacheCapacity: 2 << 20,
 	}
-	// fsyncs on: sealed pages are the only copy of the messages they hold
-	// once the writer's journal is compacted. Put syncs once per batch (a
-	// publish puts batches of 4 MiB).
+	// Writes are synced (Put once per batch; a publish puts batches of 4
+	// MiB): sealed pages are the only copy of the messages they hold once
+	// the writer's journal is compacted.
 	d, err := openLevelDB(fsys, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
