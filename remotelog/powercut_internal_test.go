@@ -26,7 +26,7 @@ import (
 )
 
 // TestPowerCut cuts the power under a writer that appends in batches,
-// publishes and compacts: at a random operation of its durable files
+// publishes and compacts, and collects the repo's garbage now and then: at a random operation of its durable files
 // (journal, page index, state, the block store's packs and LevelDB, the
 // record)
 // everything not fsynced is lost, but
@@ -101,6 +101,12 @@ func (r *powerRepo) close() error {
 	}
 	r.w, r.store = nil, nil
 	return err
+}
+
+// repo is the Repo over the open store and writer, for its garbage
+// collection (rlog repo gc).
+func (r *powerRepo) repo(cfg Config) *Repo {
+	return &Repo{Dir: r.dir, Config: cfg, key: r.key, name: r.w.Name(), store: r.store, names: r.names}
 }
 
 // Get and Resolve make the repo a reader's source.
@@ -196,6 +202,10 @@ func powerCuts(t *testing.T, cuts int) {
 						r.published = true
 					}
 				}
+				if err == nil && round%7 == 6 {
+					phase = "gc"
+					_, err = r.repo(cfg).GC(ctx, r.w)
+				}
 			}
 			if err != nil {
 				cutIn[phase]++
@@ -211,8 +221,8 @@ func powerCuts(t *testing.T, cuts int) {
 	if _, err := os.Stat(filepath.Join(r.dir, "blocks")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the block store is on the real file system, not the one the power is cut under (%v)", err)
 	}
-	t.Logf("%d power cuts under the writer (%d in an append, %d in a publish or its compaction) and %d more while reopening; %d rounds, %d messages acknowledged in the last repo; %d reboots kept part of an append not acknowledged",
-		cuts, cutIn["append"], cutIn["publish"], inOpen, rounds, acked, partial)
+	t.Logf("%d power cuts under the writer (%d in an append, %d in a publish or its compaction, %d in a repo gc) and %d more while reopening; %d rounds, %d messages acknowledged in the last repo; %d reboots kept part of an append not acknowledged",
+		cuts, cutIn["append"], cutIn["publish"], cutIn["gc"], inOpen, rounds, acked, partial)
 }
 
 // checkAfterPowerCut checks the repo reopened after cut k.
