@@ -26,17 +26,17 @@ import (
 )
 
 // TestPowerCut cuts the power under a writer that appends in batches,
-// publishes and compacts, and collects the repo's garbage now and then: at a random operation of its durable files
-// (journal, page index, state, the block store's packs and LevelDB, the
-// record)
-// everything not fsynced is lost, but
-// for a random prefix of each file's unsynced writes (torn writes). After
-// each cut the repo is reopened on what survived and checked as a user
-// would: every acknowledged message is there with its bytes, the log checks
-// clean (what `rlog check` runs), a publish completes and a reader reads
-// back exactly the local log. A quarter of the cuts fall in the reopening
-// itself (the recovery of a swap, a torn journal), on top. RLOG_LARGE_TESTS=1
-// runs 240 cuts under the writer.
+// publishes and compacts, and now and then collects the repo's garbage:
+// at a random operation of its files (journal, page index, state, the
+// block store's packs and LevelDB, the record) everything not fsynced is
+// lost, but for a random prefix of each file's unsynced writes (torn
+// writes). After each cut the repo is reopened on what survived and
+// checked as a user would: every acknowledged message is there with its
+// bytes, the log checks clean (what `rlog check` runs), a publish
+// completes and a reader reads back exactly the local log. After a
+// quarter of the cuts one more falls in the reopening itself (the recovery
+// of a swap, a torn journal). RLOG_LARGE_TESTS=1 runs 240 cuts under the
+// writer; RLOG_POWERCUT_SEED reruns a seed.
 func TestPowerCut(t *testing.T) {
 	cuts := 24
 	if testing.Short() {
