@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 
@@ -14,25 +13,26 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
-	leveldb "github.com/ipfs/go-ds-leveldb"
-	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
 	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"rlog/internal/vfs"
 )
 
-// Embedded is the default store of a repo: a boxo blockstore on a LevelDB
-// datastore in one directory. LevelDB was chosen by measurement (see
+// Embedded is the default store of a repo: a LevelDB in one directory,
+// blocks under the keys a boxo blockstore gives them, sealed pages in pack
+// files beside it (pack.go). LevelDB was chosen by measurement (see
 // docs/PERFORMANCE.md and docs/STORAGE.md): for many small blocks it writes
 // several times faster than flatfs or pebble and uses a tenth of flatfs's
 // disk; for a million messages' sealed pages, compressed with Snappy, it
 // takes the least disk of LevelDB, Pebble and flatfs.
 type Embedded struct {
+	fs       vfs.FS // where its files are (see OpenEmbeddedIn)
 	dir      string
-	ds       *leveldb.Datastore
-	bs       blockstore.Blockstore
+	db       *goleveldb.DB // nil read-only (see view)
 	readOnly bool
 	view     *readView // read-only: no lock, see readView
 	packs    *packs    // sealed pages, out of the tables (pack.go)
@@ -55,19 +55,21 @@ type Embedded struct {
 // so any number of readers and one writer use dir at once, and it sees
 // what the writer wrote (see readView).
 func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
+	return OpenEmbeddedIn(vfs.OS{}, dir, readOnly)
+}
+
+// OpenEmbeddedIn is OpenEmbedded with the store's files, LevelDB's and
+// the packs, in fsys (the power-cut test's file system); a read-only store
+// reads them from the real one.
+func OpenEmbeddedIn(fsys vfs.FS, dir string, readOnly bool) (*Embedded, error) {
 	if readOnly {
 		v, err := openReadView(dir)
 		if err != nil {
 			return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 		}
-		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{dir: packsDir(dir), files: map[uint64]*os.File{}}}, nil
+		return &Embedded{dir: dir, readOnly: true, view: v, packs: &packs{fs: vfs.OS{}, dir: packsDir(dir), files: map[uint64]vfs.File{}}}, nil
 	}
-	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
-		// fsyncs on: sealed pages are the only copy of the messages they
-		// hold once the writer's journal is compacted. Put syncs once per
-		// batch (a publish puts batches of 4 MiB).
-		ReadOnly:       readOnly,
-		ErrorIfMissing: readOnly,
+	opts := &opt.Options{
 		// Snappy: a sealed page repeats its group id and field tags in
 		// every entry, which takes the store from 1.21x the bodies to
 		// 1.06x for incompressible bodies (docs/STORAGE.md). Tables
@@ -88,11 +90,15 @@ func OpenEmbedded(dir string, readOnly bool) (*Embedded, error) {
 		// payload by a fetch): a 2 MiB cache, not LevelDB's 8 MiB, keeps
 		// the memory of a command on a million messages bounded.
 		BlockCacheCapacity: 2 << 20,
-	})
+	}
+	// Writes are synced (Put once per batch; a publish puts batches of 4
+	// MiB): sealed pages are the only copy of the messages they hold once
+	// the writer's journal is compacted.
+	d, err := openLevelDB(fsys, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open store %s: %w", dir, err)
 	}
-	e := &Embedded{dir: dir, ds: d, bs: blockstore.NewBlockstore(d, blockstore.NoPrefix()), readOnly: readOnly}
+	e := &Embedded{fs: fsys, dir: dir, db: d}
 	if err := e.openPacks(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("cas: open store %s: packs: %w", dir, err)
@@ -125,14 +131,17 @@ func (e *Embedded) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := e.bs.Get(ctx, c)
+	if !c.Defined() {
+		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
+	}
+	b, err := e.db.Get(blockKey(c.Hash()), nil)
+	if errors.Is(err, goleveldb.ErrNotFound) {
+		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
+	}
 	if err != nil {
-		if ipld.IsNotFound(err) {
-			return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, ErrNotFound)
-		}
 		return nil, fmt.Errorf("cas: store %s: get %s: %w", e.dir, c, err)
 	}
-	return b.RawData(), nil
+	return b, nil
 }
 
 func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
@@ -158,7 +167,10 @@ func (e *Embedded) Has(ctx context.Context, c cid.Cid) (bool, error) {
 		}
 		return true, nil
 	}
-	ok, err := e.bs.Has(ctx, c)
+	if !c.Defined() {
+		return false, nil
+	}
+	ok, err := e.db.Has(blockKey(c.Hash()), nil)
 	if err != nil {
 		return false, fmt.Errorf("cas: store %s: has %s: %w", e.dir, c, err)
 	}
@@ -184,7 +196,7 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 			continue
 		}
 		k := blockKey(b.Cid().Hash())
-		if ok, err := e.ds.DB.Has(k, nil); err != nil {
+		if ok, err := e.db.Has(k, nil); err != nil {
 			return fmt.Errorf("cas: store %s: put: %w", e.dir, err)
 		} else if !ok {
 			batch.Put(k, b.RawData())
@@ -193,7 +205,7 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 	if batch.Len() == 0 {
 		return nil
 	}
-	if err := e.ds.DB.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := e.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("cas: store %s: put %d blocks: %w", e.dir, len(blks), err)
 	}
 	return nil
@@ -243,7 +255,7 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 		if batch.Len() == 0 {
 			return nil
 		}
-		err := e.ds.DB.Write(batch, &opt.WriteOptions{NoWriteMerge: true})
+		err := e.db.Write(batch, &opt.WriteOptions{NoWriteMerge: true})
 		batch.Reset()
 		size = 0
 		return err
@@ -286,7 +298,7 @@ func (e *Embedded) Load(ctx context.Context, cids []cid.Cid, get func(context.Co
 	if last == nil {
 		return n, nil // nothing written
 	}
-	if err := e.ds.DB.CompactRange(util.Range{Start: last, Limit: last}); err != nil {
+	if err := e.db.CompactRange(util.Range{Start: last, Limit: last}); err != nil {
 		return fail(n, fmt.Errorf("sync: %w", err))
 	}
 	return n, nil
@@ -312,10 +324,10 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	e.packs.mu.Unlock()
 	// Deleted from the index at once; its record stays in its pack until a
 	// collection rewrites the pack.
-	if err := e.ds.DB.Delete(packKey(c.Hash()), nil); err != nil {
+	if err := e.db.Delete(packKey(c.Hash()), nil); err != nil {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
-	if err := e.bs.DeleteBlock(ctx, c); err != nil && !ipld.IsNotFound(err) {
+	if err := e.db.Delete(blockKey(c.Hash()), &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("cas: store %s: delete %s: %w", e.dir, c, err)
 	}
 	return nil
@@ -353,7 +365,7 @@ func (e *Embedded) walk(ctx context.Context, f func(mh multihash.Multihash, size
 	if e.readOnly {
 		return fmt.Errorf("cas: store %s: walk: %w", e.dir, ErrReadOnly)
 	}
-	it := e.ds.DB.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
+	it := e.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
 	for it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -437,7 +449,7 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		if batch.Len() == 0 {
 			return nil
 		}
-		err := e.ds.DB.Write(batch, nil)
+		err := e.db.Write(batch, nil)
 		batch.Reset()
 		return err
 	}
@@ -468,7 +480,7 @@ func (e *Embedded) Collect(ctx context.Context, mark func(ctx context.Context) (
 		return res, fmt.Errorf("cas: store %s: collect: %w", e.dir, err)
 	}
 	if res.Blocks > 0 {
-		if err := e.ds.DB.CompactRange(util.Range{}); err != nil {
+		if err := e.db.CompactRange(util.Range{}); err != nil {
 			return res, fmt.Errorf("cas: store %s: compact: %w", e.dir, err)
 		}
 	}
@@ -490,9 +502,7 @@ func (e *Embedded) Close() error {
 	}
 	err := e.Sync(context.Background())
 	err = errors.Join(err, e.packs.close())
-	if cerr := e.ds.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
-		err = errors.Join(err, cerr)
-	}
+	err = errors.Join(err, e.db.Close())
 	if err != nil {
 		return fmt.Errorf("cas: store %s: close: %w", e.dir, err)
 	}
@@ -502,7 +512,7 @@ func (e *Embedded) Close() error {
 // Blockstore is the boxo blockstore under the store, for serving it; nil
 // for a read-only store.
 func (e *Embedded) Blockstore() blockstore.Blockstore {
-	if e.bs == nil {
+	if e.db == nil {
 		return nil
 	}
 	return embeddedBlockstore{e}

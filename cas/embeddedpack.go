@@ -22,6 +22,8 @@ import (
 	goleveldb "github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"rlog/internal/vfs"
 )
 
 // packMax is the size at which a pack is full and the next one begins: a
@@ -31,6 +33,7 @@ var packMax int64 = 64 << 20
 
 // packs is the pack side of an Embedded store (see pack.go).
 type packs struct {
+	fs  vfs.FS // the pack files' file system
 	dir string
 
 	// putMu is held by PutPacked and Sync: one call's blocks are written
@@ -42,7 +45,7 @@ type packs struct {
 	// mu is held while a pack is written or the index of packs changes.
 	mu        sync.Mutex
 	flying    map[string][]byte // put, not written yet: their bytes
-	cur       *os.File          // the pack being written; nil before the first write
+	cur       vfs.File          // the pack being written; nil before the first write
 	curNum    uint64
 	curLen    int64              // its bytes, committed or not
 	pending   map[string]packLoc // written to cur, not in the index yet
@@ -56,7 +59,7 @@ type packs struct {
 	// held for writing, so never under a read.
 	readMu  sync.RWMutex
 	filesMu sync.Mutex
-	files   map[uint64]*os.File
+	files   map[uint64]vfs.File
 }
 
 func packsDir(dir string) string { return filepath.Join(dir, "packs") }
@@ -66,12 +69,20 @@ func packsDir(dir string) string { return filepath.Join(dir, "packs") }
 // rewrote) is removed, and bytes past a pack's committed length (a write
 // cut short) are cut off.
 func (e *Embedded) openPacks() error {
-	p := &packs{dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
-		committed: map[uint64]int64{}, files: map[uint64]*os.File{}}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return err
+	p := &packs{fs: e.fs, dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
+		committed: map[uint64]int64{}, files: map[uint64]vfs.File{}}
+	if _, err := p.fs.Stat(p.dir); errors.Is(err, fs.ErrNotExist) {
+		// Made durable before the index names a pack in it: LevelDB
+		// syncs the store's directory when it writes its manifest, not
+		// after this.
+		if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+			return err
+		}
+		if err := p.fs.SyncDir(e.dir); err != nil {
+			return err
+		}
 	}
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packLenKeyPrefix)), nil)
 	for it.Next() {
 		k := it.Key()[len(packLenKeyPrefix):]
 		n, _ := binary.Uvarint(it.Value())
@@ -83,12 +94,12 @@ func (e *Embedded) openPacks() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
-	if v, err := e.ds.DB.Get([]byte(packNextKey), nil); err == nil {
+	if v, err := e.db.Get([]byte(packNextKey), nil); err == nil {
 		p.next, _ = binary.Uvarint(v)
 	} else if !errors.Is(err, goleveldb.ErrNotFound) {
 		return err
 	}
-	ents, err := os.ReadDir(p.dir)
+	ents, err := p.fs.ReadDir(p.dir)
 	if err != nil {
 		return err
 	}
@@ -101,13 +112,13 @@ func (e *Embedded) openPacks() error {
 		path := filepath.Join(p.dir, en.Name())
 		l, ok := p.committed[num]
 		if !ok {
-			if err := os.Remove(path); err != nil {
+			if err := p.fs.Remove(path); err != nil {
 				return err
 			}
 			continue
 		}
 		if info, err := en.Info(); err == nil && info.Size() > l {
-			if err := os.Truncate(path, l); err != nil {
+			if err := truncate(p.fs, path, l); err != nil {
 				return err
 			}
 		}
@@ -261,10 +272,10 @@ func (e *Embedded) packWritten(mh multihash.Multihash) (bool, error) {
 
 // holds reports whether the index or the tables hold mh.
 func (e *Embedded) holds(mh multihash.Multihash) (bool, error) {
-	if ok, err := e.ds.DB.Has(packKey(mh), nil); err != nil || ok {
+	if ok, err := e.db.Has(packKey(mh), nil); err != nil || ok {
 		return ok, err
 	}
-	return e.ds.DB.Has(blockKey(mh), nil)
+	return e.db.Has(blockKey(mh), nil)
 }
 
 // appendRecord writes the record rec of block mh (size bytes) to the
@@ -309,7 +320,7 @@ func (p *packs) begin(fresh bool) error {
 		}
 	}
 	if have && !fresh && p.committed[newest] < packMax {
-		f, err := os.OpenFile(filepath.Join(p.dir, packName(newest)), os.O_RDWR, 0)
+		f, err := p.fs.OpenFile(filepath.Join(p.dir, packName(newest)), os.O_RDWR, 0)
 		if err == nil {
 			p.cur, p.curNum, p.curLen = f, newest, p.committed[newest]
 			p.keep(newest, f)
@@ -319,7 +330,7 @@ func (p *packs) begin(fresh bool) error {
 	num := p.next
 	p.next++
 	path := filepath.Join(p.dir, packName(num))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := p.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create pack: %w", err)
 	}
@@ -327,7 +338,7 @@ func (p *packs) begin(fresh bool) error {
 		f.Close()
 		return fmt.Errorf("create pack: %w", err)
 	}
-	if err := syncDir(p.dir); err != nil {
+	if err := p.fs.SyncDir(p.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("create pack: %w", err)
 	}
@@ -337,7 +348,7 @@ func (p *packs) begin(fresh bool) error {
 }
 
 // keep makes f the file pack num is read from.
-func (p *packs) keep(num uint64, f *os.File) {
+func (p *packs) keep(num uint64, f vfs.File) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
 	p.filesMu.Lock()
@@ -348,13 +359,13 @@ func (p *packs) keep(num uint64, f *os.File) {
 	p.files[num] = f
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// truncate cuts the file path to size bytes.
+func truncate(fsys vfs.FS, path string, size int64) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	return errors.Join(f.Truncate(size), f.Close())
 }
 
 // commitLocked makes what was written to the current pack durable, then
@@ -370,7 +381,7 @@ func (e *Embedded) commitLocked() error {
 	}
 	p.batch.Put(packLenKey(p.curNum), binary.AppendUvarint(nil, uint64(p.curLen)))
 	p.batch.Put([]byte(packNextKey), binary.AppendUvarint(nil, p.next))
-	if err := e.ds.DB.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := e.db.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("commit pack %d: %w", p.curNum, err)
 	}
 	p.committed[p.curNum] = p.curLen
@@ -491,13 +502,13 @@ func (p *packs) read(mh multihash.Multihash, loc packLoc) ([]byte, error) {
 }
 
 // file is pack num, open for reading.
-func (p *packs) file(num uint64) (*os.File, error) {
+func (p *packs) file(num uint64) (vfs.File, error) {
 	p.filesMu.Lock()
 	defer p.filesMu.Unlock()
 	if f, ok := p.files[num]; ok {
 		return f, nil
 	}
-	f, err := os.Open(filepath.Join(p.dir, packName(num)))
+	f, err := p.fs.OpenFile(filepath.Join(p.dir, packName(num)), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open pack %d: %w", num, err)
 	}
@@ -558,7 +569,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	live := map[uint64]int64{}
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
 	for it.Next() {
 		if loc, err := decodePackLoc(it.Value()); err == nil {
 			live[loc.pack] += int64(loc.n)
@@ -599,7 +610,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 		freed += p.committed[num]
 		delete(p.committed, num)
 		p.forget(num)
-		if err := os.Remove(filepath.Join(p.dir, packName(num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := p.fs.Remove(filepath.Join(p.dir, packName(num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return freed, err
 		}
 	}
@@ -610,7 +621,7 @@ func (e *Embedded) rewritePacks(ctx context.Context) (int64, error) {
 // commits them, with the removal of num's committed length.
 func (e *Embedded) rewritePack(num uint64) error {
 	p := e.packs
-	it := e.ds.DB.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
+	it := e.db.NewIterator(util.BytesPrefix([]byte(packKeyPrefix)), nil)
 	defer it.Release()
 	f, err := p.file(num)
 	if err != nil {
@@ -639,7 +650,7 @@ func (e *Embedded) rewritePack(num uint64) error {
 	p.batch.Delete(packLenKey(num))
 	if p.cur == nil || p.committed[p.curNum] == p.curLen {
 		// Nothing was copied: the removal is committed alone.
-		if err := e.ds.DB.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := e.db.Write(p.batch, &opt.WriteOptions{Sync: true}); err != nil {
 			return err
 		}
 		p.batch.Reset()
@@ -682,7 +693,14 @@ func (b embeddedBlockstore) GetSize(ctx context.Context, c cid.Cid) (int, error)
 			return int(loc.size), nil
 		}
 	}
-	return b.e.bs.GetSize(ctx, c)
+	v, err := b.e.db.Get(blockKey(c.Hash()), nil)
+	if errors.Is(err, goleveldb.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, err
+	}
+	return len(v), nil
 }
 
 func (b embeddedBlockstore) Put(ctx context.Context, blk blocks.Block) error {
@@ -724,7 +742,7 @@ func (e *Embedded) packLoc(ctx context.Context, mh multihash.Multihash) (packLoc
 		if ok {
 			return loc, true, nil
 		}
-		v, err = e.ds.DB.Get(packKey(mh), nil)
+		v, err = e.db.Get(packKey(mh), nil)
 	}
 	if errors.Is(err, goleveldb.ErrNotFound) {
 		return packLoc{}, false, nil

@@ -218,7 +218,12 @@ func (roStorage) Close() error                                    { return nil }
 
 // GetMeta reads CURRENT, which the writer replaces by a rename: never torn.
 func (s roStorage) GetMeta() (storage.FileDesc, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, "CURRENT"))
+	return parseCurrent(os.ReadFile(filepath.Join(s.dir, "CURRENT")))
+}
+
+// parseCurrent reads the content of CURRENT, read with error err:
+// os.ErrNotExist when there is none (a new store).
+func parseCurrent(b []byte, err error) (storage.FileDesc, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return storage.FileDesc{}, os.ErrNotExist
 	}
@@ -259,13 +264,18 @@ func (s roStorage) list(ft storage.FileType) ([]storage.FileDesc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fdsOf(ents, ft), nil
+}
+
+// fdsOf are LevelDB's files of types ft among ents.
+func fdsOf(ents []fs.DirEntry, ft storage.FileType) []storage.FileDesc {
 	var fds []storage.FileDesc
 	for _, e := range ents {
 		if fd, ok := parseName(e.Name()); ok && fd.Type&ft != 0 {
 			fds = append(fds, fd)
 		}
 	}
-	return fds, nil
+	return fds
 }
 
 func (s roStorage) Open(fd storage.FileDesc) (storage.Reader, error) {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/ipfs/boxo/ipns"
 
 	"rlog/internal/atomicfile"
+	"rlog/internal/vfs"
 )
 
 // Dir keeps records as files in a directory, one per name: the embedded
@@ -19,12 +19,18 @@ import (
 // with one that forks it (Compare), and keeps the other record of a fork
 // beside its own, as proof, until a newer record supersedes both.
 type Dir struct {
+	fs       vfs.FS
 	dir      string
 	readOnly bool
 }
 
 // NewDir uses the records in dir; a read-only Dir never writes to it.
-func NewDir(dir string, readOnly bool) *Dir { return &Dir{dir: dir, readOnly: readOnly} }
+func NewDir(dir string, readOnly bool) *Dir { return NewDirIn(vfs.OS{}, dir, readOnly) }
+
+// NewDirIn is NewDir in the file system fsys (the power-cut test's).
+func NewDirIn(fsys vfs.FS, dir string, readOnly bool) *Dir {
+	return &Dir{fs: fsys, dir: dir, readOnly: readOnly}
+}
 
 func (d *Dir) file(name ipns.Name) string { return filepath.Join(d.dir, name.String()+".ipns") }
 
@@ -45,32 +51,33 @@ func (d *Dir) Publish(_ context.Context, name ipns.Name, raw []byte) error {
 	if err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := d.fs.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
 	var held *Record
-	if b, err := os.ReadFile(d.file(name)); err == nil {
+	if b, err := vfs.ReadFile(d.fs, d.file(name)); err == nil {
 		held, _ = verify(name, b)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
 	if err := Compare(held, got); err != nil {
 		if errors.Is(err, ErrFork) {
-			if werr := atomicfile.Replace(d.forkFile(name), raw, 0o644); werr != nil {
+			if werr := atomicfile.ReplaceIn(d.fs, d.forkFile(name), raw, 0o644); werr != nil {
 				return fmt.Errorf("namesys: publish %s: keep the fork's proof: %w (%w)", name, werr, err)
 			}
 		}
 		return fmt.Errorf("namesys: publish %s in %s: %w", name, d.dir, err)
 	}
-	// Atomic, but the rename need not be durable: a writer saves its state
-	// (with the record's sequence) first, so a record lost in a crash is
-	// made again by its next publish, and the older one is still valid.
-	if err := atomicfile.Replace(d.file(name), raw, 0o644); err != nil {
+	// Durable when Publish returns, the directory synced too: a record
+	// lost in a power cut would leave the name resolving to an older
+	// record, whose head the writer may have deleted since, or to none
+	// until the next publish.
+	if err := atomicfile.WriteIn(d.fs, d.file(name), raw, 0o644); err != nil {
 		return fmt.Errorf("namesys: publish %s: %w", name, err)
 	}
 	if held == nil || got.Sequence > held.Sequence {
 		// A newer record supersedes a fork of the one it replaced.
-		if err := os.Remove(d.forkFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.fs.Remove(d.forkFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("namesys: publish %s: %w", name, err)
 		}
 	}
@@ -86,7 +93,7 @@ func (d *Dir) ResolveFork(_ context.Context, name ipns.Name) ([]byte, error) {
 }
 
 func (d *Dir) read(name ipns.Name, file string) ([]byte, error) {
-	b, err := os.ReadFile(file)
+	b, err := vfs.ReadFile(d.fs, file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("namesys: resolve %s in %s: %w", name, d.dir, ErrNotFound)
 	}

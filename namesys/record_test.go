@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"rlog/internal/testdata"
+	"rlog/internal/vfs/crashfs"
 	"rlog/namesys"
 	"rlog/pager"
 )
@@ -114,6 +115,29 @@ func TestDirPublishResolve(t *testing.T) {
 	rec, err := namesys.Resolve(ctx, namesys.NewDir(dir, true), name, now)
 	if err != nil || rec.Sequence != 3 {
 		t.Fatalf("resolve: %+v %v", rec, err)
+	}
+}
+
+// A record published survives a power cut that keeps only what was
+// synced, and so does the one that replaces it.
+func TestDirPublishPowerCut(t *testing.T) {
+	sk, name := key(t, 1)
+	ctx := context.Background()
+	fsys := crashfs.New()
+	if err := fsys.MkdirAll("/repo/ipns", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsys.SyncAll()
+	for seq := uint64(1); seq <= 2; seq++ {
+		raw, _ := namesys.NewRecord(sk, head, seq, eol, time.Minute)
+		if err := namesys.NewDirIn(fsys, "/repo/ipns", false).Publish(ctx, name, raw); err != nil {
+			t.Fatal(err)
+		}
+		fsys = fsys.Reboot(nil)
+		rec, err := namesys.Resolve(ctx, namesys.NewDirIn(fsys, "/repo/ipns", true), name, now)
+		if err != nil || rec.Sequence != seq {
+			t.Fatalf("after a power cut: %+v %v, want the record of sequence %d", rec, err, seq)
+		}
 	}
 }
 

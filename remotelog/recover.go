@@ -12,6 +12,7 @@ import (
 
 	"rlog/cas"
 	"rlog/internal/atomicfile"
+	"rlog/internal/vfs"
 	"rlog/mvds"
 	"rlog/namesys"
 	"rlog/remotelog/internal/journal"
@@ -64,13 +65,13 @@ func (s writerSource) Resolve(ctx context.Context, n ipns.Name) ([]byte, error) 
 func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	var res RecoverResult
 	tmp := filepath.Join(w.cfg.Dir, "log.recover")
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := w.cfg.fs.RemoveAll(tmp); err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := w.cfg.fs.MkdirAll(tmp, 0o755); err != nil {
 		return res, err
 	}
-	nj, err := journal.Open(tmp, false)
+	nj, err := journal.OpenIn(w.cfg.fs, tmp, false)
 	if err != nil {
 		return res, err
 	}
@@ -149,12 +150,12 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	// a crash before leaves the old log (perhaps compacted, its sealed
 	// entries on the pages the old state names) with its state, and the
 	// refusal to publish stands.
-	if err := saveState(filepath.Join(tmp, "state.json"), next); err != nil {
+	if err := saveState(w.cfg.fs, filepath.Join(tmp, "state.json"), next); err != nil {
 		return res, err
 	}
 	// From here on the rebuilt log is complete; a crash is finished by the
 	// next open.
-	if err := atomicfile.Write(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
+	if err := atomicfile.WriteIn(w.cfg.fs, filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
 		return res, err
 	}
 	w.st = next
@@ -162,11 +163,11 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 	if err := w.log.Close(); err != nil {
 		return res, err
 	}
-	if err := finishSwap(w.cfg.Dir, "log.recover"); err != nil {
+	if err := finishSwap(w.cfg.fs, w.cfg.Dir, "log.recover"); err != nil {
 		return res, err
 	}
 	w.lastPage = sealedPage{}
-	if w.log, err = journal.Open(filepath.Join(w.cfg.Dir, "log"), false); err != nil {
+	if w.log, err = journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false); err != nil {
 		return res, err
 	}
 	w.runDone, w.run = false, nil
@@ -194,6 +195,6 @@ func (w *Writer) localEntry(ctx context.Context, m Message) (journal.Entry, erro
 
 // finishSwaps finishes or drops what a crash left of a recovery or a
 // compaction (finishSwap).
-func finishSwaps(dir string) error {
-	return errors.Join(finishSwap(dir, "log.recover"), finishSwap(dir, compactDir))
+func finishSwaps(fsys vfs.FS, dir string) error {
+	return errors.Join(finishSwap(fsys, dir, "log.recover"), finishSwap(fsys, dir, compactDir))
 }

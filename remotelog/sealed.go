@@ -13,6 +13,7 @@ import (
 
 	"rlog/cas"
 	"rlog/internal/atomicfile"
+	"rlog/internal/vfs"
 	"rlog/mvds"
 	"rlog/pager"
 	"rlog/remotelog/internal/journal"
@@ -198,28 +199,28 @@ func (w *Writer) compact(ctx context.Context) error {
 		}
 	}
 	tmp := filepath.Join(w.cfg.Dir, compactDir)
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := w.cfg.fs.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
+	if err := w.cfg.fs.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	if err := w.log.CopyFrom(keep, tmp); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	crashAt("compact-copied")
-	if err := atomicfile.Write(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
+	if err := atomicfile.WriteIn(w.cfg.fs, filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	crashAt("compact-complete")
 	if err := w.log.Close(); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	if err := finishSwap(w.cfg.Dir, compactDir); err != nil {
+	if err := finishSwap(w.cfg.fs, w.cfg.Dir, compactDir); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	var err error
-	if w.log, err = journal.Open(filepath.Join(w.cfg.Dir, "log"), false); err != nil {
+	if w.log, err = journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	return nil
@@ -241,44 +242,44 @@ func (w *Writer) getEntrySealed(ctx context.Context, seq uint64) (journal.Entry,
 // is marked complete, and drops one that is not. A state.json in name
 // (a recovery's) replaces the repo's first. Every step is idempotent, so a
 // crash anywhere is finished by the next open.
-func finishSwap(dir, name string) error {
+func finishSwap(fsys vfs.FS, dir, name string) error {
 	tmp := filepath.Join(dir, name)
 	live, old := filepath.Join(dir, "log"), filepath.Join(dir, "log.old")
-	if _, err := os.Stat(filepath.Join(tmp, "complete")); errors.Is(err, os.ErrNotExist) {
-		if err := os.RemoveAll(tmp); err != nil {
+	if _, err := fsys.Stat(filepath.Join(tmp, "complete")); errors.Is(err, os.ErrNotExist) {
+		if err := fsys.RemoveAll(tmp); err != nil {
 			return err
 		}
-		if _, err := os.Stat(live); err == nil {
-			return os.RemoveAll(old) // a swap finished but for this
+		if _, err := fsys.Stat(live); err == nil {
+			return fsys.RemoveAll(old) // a swap finished but for this
 		}
 		return nil
 	}
-	if err := os.Rename(filepath.Join(tmp, "state.json"), filepath.Join(dir, "state.json")); err == nil {
-		if err := atomicfile.SyncDir(dir); err != nil {
+	if err := fsys.Rename(filepath.Join(tmp, "state.json"), filepath.Join(dir, "state.json")); err == nil {
+		if err := atomicfile.SyncDirIn(fsys, dir); err != nil {
 			return err
 		}
 		crashAt("swap-state")
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if _, err := os.Stat(live); err == nil {
-		if err := os.RemoveAll(old); err != nil {
+	if _, err := fsys.Stat(live); err == nil {
+		if err := fsys.RemoveAll(old); err != nil {
 			return err
 		}
-		if err := os.Rename(live, old); err != nil {
+		if err := fsys.Rename(live, old); err != nil {
 			return err
 		}
 		crashAt("swap-old")
 	}
-	if err := os.Rename(tmp, live); err != nil {
+	if err := fsys.Rename(tmp, live); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := atomicfile.SyncDirIn(fsys, dir); err != nil {
 		return err
 	}
 	crashAt("swap-live")
-	os.Remove(filepath.Join(live, "complete"))
-	return os.RemoveAll(old)
+	fsys.Remove(filepath.Join(live, "complete"))
+	return fsys.RemoveAll(old)
 }
 
 // crashPoint, when set (by the kill tests, in their child processes), is

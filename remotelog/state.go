@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"rlog/internal/atomicfile"
+	"rlog/internal/vfs"
 	"rlog/pager"
 )
 
@@ -32,9 +33,9 @@ type state struct {
 	Prev string `json:"prev,omitempty"`
 }
 
-func loadState(path string) (state, error) {
+func loadState(fsys vfs.FS, path string) (state, error) {
 	st := state{OpenStart: 1}
-	b, err := os.ReadFile(path)
+	b, err := vfs.ReadFile(fsys, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -47,9 +48,9 @@ func loadState(path string) (state, error) {
 	return st, nil
 }
 
-func saveState(path string, st state) error {
+func saveState(fsys vfs.FS, path string, st state) error {
 	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := atomicfile.Write(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteIn(fsys, path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
@@ -59,19 +60,19 @@ func saveState(path string, st state) error {
 // (36-byte CID, u64 start), so skip links and the window are read without
 // holding every page in memory.
 type pageIndex struct {
-	f       *os.File
+	f       vfs.File
 	n       uint64 // committed records
 	pending []pager.Link
 }
 
 const pageRec = 36 + 8
 
-func openPageIndex(path string, committed uint64, readOnly bool) (*pageIndex, error) {
+func openPageIndex(fsys vfs.FS, path string, committed uint64, readOnly bool) (*pageIndex, error) {
 	flag := os.O_RDWR | os.O_CREATE
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := fsys.OpenFile(path, flag, 0o644)
 	if err != nil && !(readOnly && errors.Is(err, fs.ErrNotExist)) {
 		return nil, fmt.Errorf("open page index: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"rlog/cas"
+	"rlog/internal/vfs"
 	"rlog/mvds"
 	"rlog/namesys"
 	"rlog/pager"
@@ -43,6 +44,10 @@ type WriterConfig struct {
 	TTL       time.Duration // record cache hint
 	Addrs     []string      // multiaddrs written in the head page's "a"
 	Now       func() time.Time
+
+	// fs holds the journal, the page index and the state: the real file
+	// system but in the power-cut test (nil: vfs.OS).
+	fs vfs.FS
 }
 
 // Defaults for records: a mostly-offline writer must not see its log
@@ -65,6 +70,7 @@ func (c *WriterConfig) validate() error {
 	if c.Local == nil {
 		c.Local = c.Store
 	}
+	c.fs = vfs.Or(c.fs)
 	return c.Policy.Validate()
 }
 
@@ -106,20 +112,20 @@ func OpenWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, name: name}
-	if err := finishSwaps(cfg.Dir); err != nil {
+	if err := finishSwaps(cfg.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
+	if err := cfg.fs.MkdirAll(filepath.Join(cfg.Dir, "log"), 0o755); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
-	if w.log, err = journal.Open(filepath.Join(cfg.Dir, "log"), false); err != nil {
+	if w.log, err = journal.OpenIn(cfg.fs, filepath.Join(cfg.Dir, "log"), false); err != nil {
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
-	if w.st, err = loadState(w.statePath()); err != nil {
+	if w.st, err = loadState(cfg.fs, w.statePath()); err != nil {
 		w.log.Close()
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
-	if w.pages, err = openPageIndex(filepath.Join(cfg.Dir, "pages"), w.st.Sealed, false); err != nil {
+	if w.pages, err = openPageIndex(cfg.fs, filepath.Join(cfg.Dir, "pages"), w.st.Sealed, false); err != nil {
 		w.log.Close()
 		return nil, fmt.Errorf("remotelog: open writer: %w", err)
 	}
@@ -460,7 +466,11 @@ func (w *Writer) OpenBody(ctx context.Context, m Message) (io.ReadCloser, error)
 
 // Close releases the log.
 func (w *Writer) Close() error {
-	return errors.Join(w.log.Close(), w.pages.close())
+	var err error
+	if w.log != nil { // nil after a compaction that could not reopen it
+		err = w.log.Close()
+	}
+	return errors.Join(err, w.pages.close())
 }
 
 // PublishOptions tune one publish.
@@ -720,7 +730,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		Prev:      w.st.Head,
 	}
 	// The sequence number is durable before any record carries it.
-	if err := saveState(w.statePath(), next); err != nil {
+	if err := saveState(w.cfg.fs, w.statePath(), next); err != nil {
 		return res, err
 	}
 	crashAt("publish-state")

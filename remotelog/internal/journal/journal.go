@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	"github.com/ipfs/go-cid"
+
+	"rlog/internal/vfs"
 )
 
 // Entry is one message of the log: its id and either its wire payload or,
@@ -66,8 +68,9 @@ func frameLen(field uint32) (int, bool) {
 // Journal is an open local log. It is not safe for concurrent appends; the
 // repo's lock gives one writer.
 type Journal struct {
+	fs       vfs.FS
 	dir      string
-	log, idx *os.File
+	log, idx vfs.File
 	count    uint64 // records
 	base     uint64 // entries before the first record (compacted)
 	hdr      int64  // header length
@@ -86,29 +89,32 @@ type Journal struct {
 const maxFramesKept = 4 << 20
 
 // Open opens the journal in dir, creating it when writable and missing.
-func Open(dir string, readOnly bool) (*Journal, error) {
-	j, err := open(dir, readOnly)
+func Open(dir string, readOnly bool) (*Journal, error) { return OpenIn(vfs.OS{}, dir, readOnly) }
+
+// OpenIn is Open in the file system fsys.
+func OpenIn(fsys vfs.FS, dir string, readOnly bool) (*Journal, error) {
+	j, err := open(fsys, dir, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 	return j, nil
 }
 
-func open(dir string, readOnly bool) (*Journal, error) {
+func open(fsys vfs.FS, dir string, readOnly bool) (*Journal, error) {
 	flag := os.O_RDWR | os.O_CREATE
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "journal"), flag, 0o644)
+	log, err := fsys.OpenFile(filepath.Join(dir, "journal"), flag, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	idx, err := os.OpenFile(filepath.Join(dir, "index"), flag, 0o644)
+	idx, err := fsys.OpenFile(filepath.Join(dir, "index"), flag, 0o644)
 	if err != nil {
 		log.Close()
 		return nil, err
 	}
-	j := &Journal{dir: dir, log: log, idx: idx, readOnly: readOnly}
+	j := &Journal{fs: fsys, dir: dir, log: log, idx: idx, readOnly: readOnly}
 	if err := j.recover(); err != nil {
 		j.Close()
 		return nil, err
@@ -129,6 +135,11 @@ func (j *Journal) recover() error {
 			return err
 		}
 		if err := j.log.Sync(); err != nil {
+			return err
+		}
+		// A new journal's entry is durable before an append is
+		// acknowledged: a power cut would take the whole file.
+		if err := j.fs.SyncDir(j.dir); err != nil {
 			return err
 		}
 		size = int64(len(magic))
@@ -542,12 +553,12 @@ func (j *Journal) copyFrom(from uint64, dst string) error {
 			return err
 		}
 	}
-	log, err := os.OpenFile(filepath.Join(dst, "journal"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	log, err := j.fs.OpenFile(filepath.Join(dst, "journal"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	idx, err := os.OpenFile(filepath.Join(dst, "index"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	idx, err := j.fs.OpenFile(filepath.Join(dst, "index"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -578,12 +589,7 @@ func (j *Journal) copyFrom(from uint64, dst string) error {
 	if err := errors.Join(log.Sync(), idx.Sync()); err != nil {
 		return err
 	}
-	d, err := os.Open(dst)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return j.fs.SyncDir(dst)
 }
 
 // Close closes the files.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+
+	"rlog/internal/vfs/crashfs"
 )
 
 func entry(i int) Entry {
@@ -409,5 +411,29 @@ func TestCopyFromCompacts(t *testing.T) {
 				c.Close()
 			}
 		})
+	}
+}
+
+// An append acknowledged by a new journal survives a power cut that keeps
+// only what was synced: the journal's directory entry included.
+func TestPowerCutNewJournal(t *testing.T) {
+	fsys := crashfs.New()
+	if err := fsys.MkdirAll("/repo/log", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsys.SyncAll()
+	j, err := OpenIn(fsys, "/repo/log", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 1, 3)
+	fsys = fsys.Reboot(nil)
+	j, err = OpenIn(fsys, "/repo/log", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.Len() != 3 {
+		t.Fatalf("after a power cut the journal has %d entries, 3 were acknowledged", j.Len())
 	}
 }
