@@ -19,7 +19,8 @@ func TestRestartAndAnswers(t *testing.T) {
 	}))
 	defer up.Close()
 	var answers atomic.Int32
-	px := StartTB(t, up.URL, Options{CutEvery: 2, OnAnswer: func(string) { answers.Add(1) }})
+	heard := make(chan struct{}, 16)
+	px := StartTB(t, up.URL, Options{CutEvery: 2, OnAnswer: func(string) { answers.Add(1); heard <- struct{}{} }})
 	get := func() error {
 		resp, err := http.Get(px.URL + "/a")
 		if err != nil {
@@ -45,6 +46,15 @@ func TestRestartAndAnswers(t *testing.T) {
 	}
 	if err := get(); err != nil { // the third to reach the proxy: not cut
 		t.Fatalf("after the restart: %v", err)
+	}
+	// The proxy hears an answer once its handler ends, which may be after
+	// the client read the last byte.
+	for range 2 {
+		select {
+		case <-heard:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d answers heard, want 2", answers.Load())
+		}
 	}
 	if n := answers.Load(); n != 2 {
 		t.Errorf("%d answers heard, want 2", n)
