@@ -212,6 +212,12 @@ func powerCuts(t *testing.T, cuts int) {
 				if !r.fs.IsCut() {
 					t.Fatalf("cut %d: the writer failed before the cut: %v", k, err)
 				}
+				// The writer stays usable: what it is asked fails, and
+				// nothing panics (a compaction cut short may have
+				// closed its journal).
+				if _, err := r.w.Append(ctx, cfg.DefaultGroup(), [][]byte{[]byte("after")}); err == nil {
+					t.Fatalf("cut %d: an append after the cut (in %s) was acknowledged", k, phase)
+				}
 				break
 			}
 		}

@@ -167,9 +167,11 @@ func (w *Writer) recover(ctx context.Context) (RecoverResult, error) {
 		return res, err
 	}
 	w.lastPage = sealedPage{}
-	if w.log, err = journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false); err != nil {
+	lg, err := journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false)
+	if err != nil { // w.log stays closed: what uses the writer fails
 		return res, err
 	}
+	w.log = lg
 	w.runDone, w.run = false, nil
 	return res, w.loadLastTS()
 }

@@ -219,10 +219,12 @@ func (w *Writer) compact(ctx context.Context) error {
 	if err := finishSwap(w.cfg.fs, w.cfg.Dir, compactDir); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	var err error
-	if w.log, err = journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false); err != nil {
-		return fmt.Errorf("compact: %w", err)
+	// Not reopened, w.log stays closed: what uses the writer fails.
+	lg, err := journal.OpenIn(w.cfg.fs, filepath.Join(w.cfg.Dir, "log"), false)
+	if err != nil {
+		return fmt.Errorf("compact: reopen the journal: %w", err)
 	}
+	w.log = lg
 	return nil
 }
 

@@ -466,11 +466,7 @@ func (w *Writer) OpenBody(ctx context.Context, m Message) (io.ReadCloser, error)
 
 // Close releases the log.
 func (w *Writer) Close() error {
-	var err error
-	if w.log != nil { // nil after a compaction that could not reopen it
-		err = w.log.Close()
-	}
-	return errors.Join(err, w.pages.close())
+	return errors.Join(w.log.Close(), w.pages.close())
 }
 
 // PublishOptions tune one publish.

@@ -83,6 +83,7 @@ type Journal struct {
 	tailFrom uint64
 	// frames and offs are Append's buffers, kept for the next one.
 	frames, offs []byte
+	closed       bool // what reads or writes it then fails: its files are closed
 }
 
 // maxFramesKept is the largest frames buffer Append keeps for the next.
@@ -594,5 +595,9 @@ func (j *Journal) copyFrom(from uint64, dst string) error {
 
 // Close closes the files.
 func (j *Journal) Close() error {
+	if j.closed {
+		return nil
+	}
+	j.closed = true
 	return errors.Join(j.log.Close(), j.idx.Close())
 }
