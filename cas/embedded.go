@@ -202,11 +202,17 @@ func (e *Embedded) Put(ctx context.Context, blks []blocks.Block) error {
 			batch.Put(k, b.RawData())
 		}
 	}
-	if batch.Len() == 0 {
-		return nil
+	if batch.Len() > 0 {
+		if err := e.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("cas: store %s: put %d blocks: %w", e.dir, len(blks), err)
+		}
 	}
-	if err := e.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
-		return fmt.Errorf("cas: store %s: put %d blocks: %w", e.dir, len(blks), err)
+	if p := e.packs; p != nil { // stored: no longer lost to a failed pack write
+		p.mu.Lock()
+		for _, b := range blks {
+			p.found(b.Cid().Hash())
+		}
+		p.mu.Unlock()
 	}
 	return nil
 }
@@ -321,6 +327,7 @@ func (e *Embedded) Delete(ctx context.Context, c cid.Cid) error {
 	e.packs.mu.Lock()
 	delete(e.packs.pending, string(c.Hash()))
 	e.packs.batch.Delete(packKey(c.Hash()))
+	e.packs.found(c.Hash()) // not wanted any more
 	e.packs.mu.Unlock()
 	// Deleted from the index at once; its record stays in its pack until a
 	// collection rewrites the pack.

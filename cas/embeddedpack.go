@@ -2,6 +2,7 @@ package cas
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -43,9 +44,15 @@ type packs struct {
 	err   error         // why they could not be
 
 	// mu is held while a pack is written or the index of packs changes.
-	mu        sync.Mutex
-	flying    map[string][]byte // put, not written yet: their bytes
-	cur       vfs.File          // the pack being written; nil before the first write
+	mu     sync.Mutex
+	flying map[string][]byte // put, not written yet: their bytes
+	// lost are blocks put whose write failed, with the first failure:
+	// Sync fails while any is not put again (another caller of PutPacked
+	// may have been told of the failure, not the one whose blocks they
+	// were).
+	lost      map[string]struct{}
+	lostErr   error
+	cur       vfs.File // the pack being written; nil before the first write
 	curNum    uint64
 	curLen    int64              // its bytes, committed or not
 	pending   map[string]packLoc // written to cur, not in the index yet
@@ -69,7 +76,7 @@ func packsDir(dir string) string { return filepath.Join(dir, "packs") }
 // rewrote) is removed, and bytes past a pack's committed length (a write
 // cut short) are cut off.
 func (e *Embedded) openPacks() error {
-	p := &packs{fs: e.fs, dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, batch: new(goleveldb.Batch),
+	p := &packs{fs: e.fs, dir: packsDir(e.dir), pending: map[string]packLoc{}, flying: map[string][]byte{}, lost: map[string]struct{}{}, batch: new(goleveldb.Batch),
 		committed: map[uint64]int64{}, files: map[uint64]vfs.File{}}
 	if _, err := p.fs.Stat(p.dir); errors.Is(err, fs.ErrNotExist) {
 		// Made durable before the index names a pack in it: LevelDB
@@ -169,8 +176,10 @@ func (e *Embedded) PutPacked(ctx context.Context, blks []blocks.Block) error {
 		}
 		if !held {
 			fresh = append(fresh, b)
-			p.flying[string(b.Cid().Hash())] = b.RawData()
 		}
+	}
+	for _, b := range fresh {
+		p.flying[string(b.Cid().Hash())] = b.RawData()
 	}
 	p.mu.Unlock()
 	if len(fresh) == 0 {
@@ -234,6 +243,12 @@ func (e *Embedded) writeRecords(blks []blocks.Block) error {
 		mh := b.Cid().Hash()
 		if err == nil {
 			err = e.appendRecord(mh, *recs[i], uint64(len(b.RawData())))
+		}
+		if err != nil {
+			p.lost[string(mh)] = struct{}{}
+			p.lostErr = cmp.Or(p.lostErr, err)
+		} else {
+			p.found(mh)
 		}
 		delete(p.flying, string(mh))
 		recPool.Put(recs[i])
@@ -406,10 +421,21 @@ func (e *Embedded) Sync(ctx context.Context) error {
 	if err == nil {
 		err = e.commitLocked()
 	}
+	if err == nil && len(e.packs.lost) > 0 {
+		err = fmt.Errorf("%d blocks put were not written (put them again): %w", len(e.packs.lost), e.packs.lostErr)
+	}
 	if err != nil {
 		return fmt.Errorf("cas: store %s: %w", e.dir, err)
 	}
 	return nil
+}
+
+// found takes mh off the blocks lost, once it is stored; p.mu is held.
+func (p *packs) found(mh multihash.Multihash) {
+	delete(p.lost, string(mh))
+	if len(p.lost) == 0 {
+		p.lostErr = nil
+	}
 }
 
 // packGet reads block mh from the packs: ok false when no pack holds it.

@@ -490,3 +490,51 @@ func TestPackPowerCut(t *testing.T) {
 	defer s.Close()
 	mustGetAll(t, s, blks)
 }
+
+// TestPackWriteFailureIsKept: a pack write that fails is not forgotten
+// when another caller is told of it: the store's Sync fails until the
+// blocks lost are put again (a keeper and a publish put to one store; the
+// one whose pages were lost must not save a state that names them).
+func TestPackWriteFailureIsKept(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "blocks")
+	s, err := cas.OpenEmbedded(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	blks := packSet(t, 2)
+	a, b := blks[:1], blks[1:]
+	packs := filepath.Join(dir, "packs")
+	if err := os.Rename(packs, packs+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packs, nil, 0o644); err != nil { // no pack can be made
+		t.Fatal(err)
+	}
+	if err := s.PutPacked(ctx, a); err != nil { // written later: fails then
+		t.Fatal(err)
+	}
+	if err := s.PutPacked(ctx, b); err == nil { // another caller hears of a's failure
+		t.Fatal("the next PutPacked was not told that the write before it failed")
+	}
+	if err := os.Remove(packs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(packs+".away", packs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err == nil {
+		t.Fatal("Sync succeeded with a block put and never written")
+	}
+	if ok, _ := s.Has(ctx, a[0].Cid()); ok {
+		t.Fatal("the store says it holds a block whose write failed")
+	}
+	if err := s.PutPacked(ctx, a); err != nil { // put again: written now
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync after the lost block was put again: %v", err)
+	}
+	mustGetAll(t, s, a)
+}
