@@ -210,7 +210,7 @@ func (w *Writer) AppendMeta(ctx context.Context, group []byte, md *mvds.Metadata
 	defer holdStore(w.cfg.Local)() // a large payload is garbage until its entry is durable
 	out := make([]Appended, 0, len(bodies))
 	es := make([]journal.Entry, 0, len(bodies))
-	w.wireFor(group, md, bodies)
+	defer w.wireFor(group, md, bodies)()
 	for _, body := range bodies {
 		e, a, err := w.entry(ctx, group, md, body, nil, uint64(len(body)))
 		if err != nil {
@@ -241,6 +241,7 @@ func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (App
 	if !st.Mode().IsRegular() {
 		return Appended{}, fmt.Errorf("remotelog: append: %s is not a regular file", path)
 	}
+	defer w.wireFor(nil, nil, nil)()
 	e, a, err := w.entry(ctx, group, nil, nil, f, uint64(st.Size()))
 	if err != nil {
 		return Appended{}, fmt.Errorf("remotelog: append %s: %w", path, err)
@@ -253,25 +254,30 @@ func (w *Writer) AppendFile(ctx context.Context, group []byte, path string) (App
 }
 
 // wireFor makes w.wire ready for the wire payloads of bodies, appended
-// to group with md.
-func (w *Writer) wireFor(group []byte, md *mvds.Metadata, bodies [][]byte) {
+// to group with md: room for those encoded into it (not the large ones,
+// which go to the block store). The function it returns, called once the
+// append is done or failed, lets go of a buffer grown over maxWireKept.
+func (w *Writer) wireFor(group []byte, md *mvds.Metadata, bodies [][]byte) (done func()) {
 	head := mvds.Message{GroupID: group, Timestamp: math.MaxInt64, Metadata: md}
+	headLen := mvds.WireHeadLen(head, 0)
 	need := 0
 	for _, b := range bodies {
-		need += int(mvds.WireHeadLen(head, uint64(len(b)))) + len(b)
+		if n := headLen + 8 + uint64(len(b)); n <= LargeMessage { // 8: the most the body's length adds
+			need += int(n)
+		}
 	}
 	if cap(w.wire) < need {
 		w.wire = make([]byte, 0, need)
 	}
 	w.wire = w.wire[:0]
-}
-
-func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) {
-	defer func() {
+	return func() {
 		if cap(w.wire) > maxWireKept {
 			w.wire = nil
 		}
-	}()
+	}
+}
+
+func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) {
 	first, err := w.log.Append(es)
 	if err != nil {
 		w.run, w.runDone = nil, false // reload from disk next time
@@ -281,6 +287,17 @@ func (w *Writer) commit(es []journal.Entry, out []Appended) ([]Appended, error) 
 		out[i].Seq = first + uint64(i)
 	}
 	return out, nil
+}
+
+// resetRun empties the ids of the newest second: the map is kept for
+// the next second's (a fast writer fills it again), unless a burst made
+// it large.
+func (w *Writer) resetRun() {
+	if len(w.run) > 1<<16 {
+		w.run = nil
+		return
+	}
+	clear(w.run)
 }
 
 // runKey is what the duplicate rule remembers of an id: 8 of its bytes.
@@ -306,7 +323,7 @@ func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, mem
 	m := mvds.Message{GroupID: group, Timestamp: max(w.cfg.Now().Unix(), w.lastTS)}
 	if m.Timestamp > w.lastTS {
 		w.lastTS, w.runDone = m.Timestamp, true
-		clear(w.run) // kept: a fast writer fills it again every second
+		w.resetRun()
 	}
 	if err := w.loadRun(); err != nil {
 		return journal.Entry{}, Appended{}, err
@@ -344,7 +361,7 @@ func (w *Writer) entry(ctx context.Context, group []byte, md *mvds.Metadata, mem
 		}
 		m.Timestamp = w.lastTS + 1
 		w.lastTS = m.Timestamp
-		clear(w.run)
+		w.resetRun()
 	}
 	if w.run == nil {
 		w.run = map[uint64]struct{}{}
@@ -406,10 +423,10 @@ func (w *Writer) loadRun() error {
 	if w.runDone {
 		return nil
 	}
+	w.resetRun()
 	if w.run == nil {
 		w.run = map[uint64]struct{}{}
 	}
-	clear(w.run)
 	for seq := w.log.Len(); seq > 0; seq-- {
 		ts, id, err := w.stamp(seq)
 		if err != nil {

@@ -377,6 +377,9 @@ func (j *Journal) Append(es []Entry) (uint64, error) {
 		if cap(j.frames) > maxFramesKept {
 			j.frames = nil
 		}
+		if cap(j.offs) > maxFramesKept/8 {
+			j.offs = nil
+		}
 	}()
 	refs := false
 	for _, e := range es {
