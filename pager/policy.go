@@ -203,8 +203,15 @@ func (o *Open) Add(p Policy, it Item) {
 }
 
 // Seal returns the final, immutable form of the page.
-func (o *Open) Seal(p Policy) *Page {
-	pg := &Page{Version: o.Version, Number: o.Number, Start: o.Start, Links: o.Links, Entries: make([]Entry, len(o.Items))}
+func (o *Open) Seal(p Policy) *Page { return o.SealInto(p, nil) }
+
+// SealInto is Seal with the page's entries in entries, reused when it
+// has room.
+func (o *Open) SealInto(p Policy, entries []Entry) *Page {
+	if cap(entries) < len(o.Items) {
+		entries = make([]Entry, len(o.Items))
+	}
+	pg := &Page{Version: o.Version, Number: o.Number, Start: o.Start, Links: o.Links, Entries: entries[:len(o.Items)]}
 	for i, it := range o.Items {
 		pg.Entries[i] = Entry{ID: it.ID}
 		if p.InlineSealed(it.PayloadSize()) {

@@ -32,7 +32,7 @@ func TestPublishKeepsEveryPayload(t *testing.T) {
 	defer w.Close()
 	ctx := context.Background()
 	var want [][32]byte
-	for round := range 3 { // a round is over the journal's read buffer (4 MiB)
+	for round := range 3 { // a round is over the journal's read buffer (1 MiB) several times
 		bodies := make([][]byte, 5000+round*1000)
 		for i := range bodies {
 			var n int

@@ -153,7 +153,8 @@ func (s *pageSealer) wait() error {
 // A pageArena holds payloads copied out of the journal's reused read buffer
 // for as long as their page needs them.
 type pageArena struct {
-	chunks [][]byte // the last is being filled
+	chunks  [][]byte      // the last is being filled
+	entries []pager.Entry // the sealed page's entries (pager.Open.SealInto)
 }
 
 // arenaChunk is the size an arena grows by: a page of the paged preset
@@ -174,8 +175,9 @@ func (a *pageArena) copy(p []byte) []byte {
 	return c[at:len(c):len(c)]
 }
 
-// reset empties the arena, keeping its first chunk.
+// reset empties the arena, keeping its first chunk and its entries.
 func (a *pageArena) reset() {
+	clear(a.entries) // no payload outlives its page through them
 	if len(a.chunks) > 0 {
 		clear(a.chunks[1:])
 		a.chunks = a.chunks[:1]

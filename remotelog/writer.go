@@ -632,7 +632,9 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 			}
 		}
 		if !open.Fits(pol, it.PayloadSize()) {
-			if err := sealer.seal(open.Seal(pol), arena); err != nil {
+			pg := open.SealInto(pol, arena.entries)
+			arena.entries = pg.Entries
+			if err := sealer.seal(pg, arena); err != nil {
 				return err
 			}
 			arena = sealer.arena()
