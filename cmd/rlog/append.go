@@ -187,13 +187,20 @@ const (
 )
 
 // appendLines appends one message per line of standard input, streamed in
-// batches. A batch is committed when no more input is buffered (a slow
+// batches. A batch is committed when no more input is at hand (a slow
 // producer, such as a person typing, has each line acknowledged at once) or
 // when it reaches the batch limits (a fast pipe commits thousands of lines
 // with one fsync). When a batch fails, the batches before it stay appended:
 // the error says how many messages landed and from which line to resume.
 func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put func(context.Context, [][]byte) ([]remotelog.Appended, error), asJSON bool) error {
 	in := &lineReader{r: bufio.NewReaderSize(a.stdin, appendBatchBytes), max: maxLine}
+	// More input is at hand when it is buffered, or when a read would
+	// return it now (a pipe a fast producer keeps full): the batch then
+	// grows, and a slow producer's line is committed at once.
+	atHand := func() bool { return in.r.Buffered() > 0 }
+	if f, ok := a.stdin.(*os.File); ok {
+		atHand = func() bool { return in.r.Buffered() > 0 || inputAtHand(f) }
+	}
 	out := bufio.NewWriterSize(a.stdout, 64<<10)
 	var (
 		batch  [][]byte
@@ -242,7 +249,7 @@ func (a *app) appendLines(ctx context.Context, w logWriter, group []byte, put fu
 		arena = append(arena, line...)
 		batch = append(batch, arena[len(arena)-len(line):len(arena):len(arena)])
 		size += len(line)
-		if len(batch) >= appendBatchLines || size >= appendBatchBytes || in.r.Buffered() == 0 {
+		if len(batch) >= appendBatchLines || size >= appendBatchBytes || !atHand() {
 			if err := flush(); err != nil {
 				return err
 			}
