@@ -76,6 +76,7 @@ run "fetch --from DIR (all)" sh -c "'$RLOG' fetch --repo '$R' '$NAME' --from '$W
 # once the reader or the keeper has all of it.
 bg_start() { # bg_start NAME CMD...: runs CMD under time in the background
 	bgname=$1; shift
+	: >"$WORK/out.$bgname" # there before bg_wait reads it
 	/usr/bin/time -f '%e %M' -o "$WORK/time.$bgname" "$@" >"$WORK/out.$bgname" 2>&1 &
 	eval "pid_$bgname=$!"
 }
