@@ -1,9 +1,11 @@
 // Package journal is the writer's durable local log: an append-only file of
 // CRC-framed records and an index of their offsets. Append returns only once
-// both are fsynced. Open repairs what a crash can leave: a torn record at
-// the end of the journal (never acknowledged, so dropped) and an index that
-// lags or runs ahead of the journal (rebuilt from the journal, which is the
-// truth). A damaged record before the end is an error, never dropped.
+// the journal is fsynced (one fsync a batch: the index is written, not
+// synced, since it is derived from the journal). Open repairs what a crash
+// can leave: a torn record at the end of the journal (never acknowledged,
+// so dropped) and an index that lags or runs ahead of the journal (rebuilt
+// from the journal, which is the truth, and synced then). A damaged record
+// before the end is an error, never dropped.
 //
 // Record i (0-based) holds the entry of sequence number base+i+1, where
 // base is 0 but in a compacted journal:
