@@ -609,6 +609,7 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 	// entry is copied into its arena.
 	err = w.log.Each(w.st.OpenStart, n, func(seq uint64, e journal.Entry) error {
 		it := pager.Item{ID: e.ID, Payload: e.Payload, Ref: e.Ref, Size: e.Size}
+		kept := false // it.Payload is a copy of its own, not the read buffer's
 		if e.IsRef() {
 			if seq > w.st.Published && w.cfg.Local != w.cfg.Store {
 				if err := copyPayload(ctx, w.cfg.Store, w.cfg.Local, e.Ref, e.Size); err != nil {
@@ -616,11 +617,12 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 				}
 			}
 		} else if !pol.InlineSealed(len(e.Payload)) {
-			payload := e.Payload
 			if seq > w.st.Published {
-				payload = bytes.Clone(payload) // its blocks are stored after this call
+				// Its blocks are stored after this call: a copy, which
+				// the page keeps too (no arena copy below).
+				it.Payload, kept = bytes.Clone(e.Payload), true
 			}
-			c, blks, err := cas.PayloadBlocks(payload)
+			c, blks, err := cas.PayloadBlocks(it.Payload)
 			if err != nil {
 				return err
 			}
@@ -646,10 +648,10 @@ func (w *Writer) publish(ctx context.Context, opts PublishOptions) (PublishResul
 		}
 		switch n := it.PayloadSize(); {
 		case e.IsRef():
-		case n <= pol.HeadInlineLimit: // inline in a page, or in the head
-			it.Payload = arena.copy(it.Payload)
-		default: // a pointer in every form of the page
+		case n > pol.HeadInlineLimit: // a pointer in every form of the page
 			it.Payload, it.Size = nil, uint64(n)
+		case !kept: // inline in a page, or in the head
+			it.Payload = arena.copy(it.Payload)
 		}
 		open.Add(pol, it)
 		if done := seq - w.st.OpenStart + 1; opts.Progress != nil && (done%1024 == 0 || seq == n) {
